@@ -1,0 +1,327 @@
+"""The firmware payload: the ``device`` package packed as a zip, and the loader
+that runs it from verified memory.
+
+A slot image's payload is a deterministic zip::
+
+    manifest.json        version, hardware id, model, build time, support end,
+                         trusted TUF root, vendor TLS root, SHA-256 of every file
+    device/__init__.py   the firmware runtime, one entry per file
+    device/...
+
+:func:`build_payload` makes it from the ``device`` package on disk (same
+inputs, same bytes). :meth:`FirmwarePayload.parse` checks it strictly (every
+file listed with its hash, nothing outside ``device/``, bounded sizes).
+:func:`load_firmware` imports the runtime from the *verified in-memory bytes*
+through a meta-path importer: the slot is never read again after the
+bootloader verified it, so a byte changed in flash after verification cannot
+reach the running code. Each load gets a fresh module name
+(``refcam_fw_<digest>_<n>``), which is why modules in ``device/`` import each
+other relatively.
+
+Example::
+
+    payload = FirmwarePayload.parse(verified.payload)
+    exit_code = start_firmware(payload, handoff, ["--port", "8443"])
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import io
+import itertools
+import json
+import sys
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any
+
+from bootloader.errors import FirmwarePayloadError
+from bootloader.handoff import ENTRY_MODULE, BootHandoff, FirmwareManifest
+
+PAYLOAD_FORMAT = "refcam-firmware-payload/1"
+MANIFEST_NAME = "manifest.json"
+PACKAGE = "device"
+MAX_PAYLOAD_FILES = 2048
+MAX_UNCOMPRESSED = 64 * 2**20  # bytes, all files together (zip-bomb bound)
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: reproducible builds
+_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+_load_counter = itertools.count(1)
+
+
+def _default_source_dir() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.submodule_search_locations is None:
+        raise FirmwarePayloadError(f"cannot find the '{PACKAGE}' package to pack")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _package_files(source_dir: Path) -> list[tuple[str, bytes]]:
+    files: list[tuple[str, bytes]] = []
+    for path in sorted(source_dir.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        if path.suffix in _EXCLUDED_SUFFIXES or path.name.startswith("."):
+            continue
+        rel = path.relative_to(source_dir).as_posix()
+        files.append((f"{PACKAGE}/{rel}", path.read_bytes()))
+    return files
+
+
+def build_payload(
+    *,
+    version: str,
+    hardware_id: str,
+    model: str,
+    build_time: int,
+    support_end: str,
+    tuf_root: bytes | None = None,
+    vendor_tls_root: bytes | None = None,
+    source_dir: Path | None = None,
+) -> bytes:
+    """Pack the ``device`` package and its manifest into a reproducible zip."""
+    files = _package_files(source_dir or _default_source_dir())
+    if not any(name == f"{PACKAGE}/{ENTRY_MODULE}.py" for name, _ in files):
+        raise FirmwarePayloadError(f"the '{PACKAGE}' package has no {ENTRY_MODULE}.py entry point")
+    manifest = {
+        "format": PAYLOAD_FORMAT,
+        "version": version,
+        "hardware_id": hardware_id,
+        "model": model,
+        "build_time": int(build_time),
+        "support_end": support_end,
+        "tuf_root": base64.b64encode(tuf_root).decode() if tuf_root is not None else None,
+        "vendor_tls_root": vendor_tls_root.decode("ascii") if vendor_tls_root is not None else None,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files},
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        entries = [(MANIFEST_NAME, json.dumps(manifest, sort_keys=True, indent=1).encode()), *files]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return out.getvalue()
+
+
+def _manifest_from_json(doc: Any) -> tuple[FirmwareManifest, dict[str, str]]:
+    if not isinstance(doc, dict) or doc.get("format") != PAYLOAD_FORMAT:
+        raise FirmwarePayloadError(f"payload manifest format is not {PAYLOAD_FORMAT!r}")
+    try:
+        tuf_root = doc["tuf_root"]
+        tls_root = doc["vendor_tls_root"]
+        manifest = FirmwareManifest(
+            version=_str(doc["version"], "version"),
+            hardware_id=_str(doc["hardware_id"], "hardware_id"),
+            model=_str(doc["model"], "model"),
+            build_time=_int(doc["build_time"], "build_time"),
+            support_end=_str(doc["support_end"], "support_end"),
+            tuf_root=base64.b64decode(_str(tuf_root, "tuf_root"), validate=True)
+            if tuf_root is not None
+            else None,
+            vendor_tls_root=_str(tls_root, "vendor_tls_root").encode("ascii")
+            if tls_root is not None
+            else None,
+        )
+        listed = doc["files"]
+    except KeyError as exc:
+        raise FirmwarePayloadError(f"payload manifest lacks the field {exc.args[0]!r}") from exc
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise FirmwarePayloadError(f"payload manifest has a malformed field: {exc}") from exc
+    if not isinstance(listed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in listed.items()
+    ):
+        raise FirmwarePayloadError("payload manifest 'files' must map names to SHA-256 hex digests")
+    return manifest, listed
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise FirmwarePayloadError(f"payload manifest field {field!r} must be a string")
+    return value
+
+
+def _int(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FirmwarePayloadError(f"payload manifest field {field!r} must be a non-negative integer")
+    return value
+
+
+@dataclass(frozen=True)
+class FirmwarePayload:
+    """A parsed, hash-checked payload; ``files`` maps ``device/...`` names to bytes."""
+
+    manifest: FirmwareManifest
+    files: Mapping[str, bytes]
+    digest: str  # hex SHA-256 of the payload zip
+
+    @classmethod
+    def parse(cls, data: bytes | memoryview) -> FirmwarePayload:
+        raw = bytes(data)
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(raw))
+            infos = zf.infolist()
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise FirmwarePayloadError(f"payload is not a valid zip archive: {exc}") from exc
+        if len(infos) > MAX_PAYLOAD_FILES:
+            raise FirmwarePayloadError(f"payload has {len(infos)} entries, at most {MAX_PAYLOAD_FILES} allowed")
+        names = [info.filename for info in infos]
+        if len(set(names)) != len(names):
+            raise FirmwarePayloadError("payload has duplicate zip entries")
+        if sum(info.file_size for info in infos) > MAX_UNCOMPRESSED:
+            raise FirmwarePayloadError(f"payload expands beyond {MAX_UNCOMPRESSED} bytes")
+        contents: dict[str, bytes] = {}
+        try:
+            for info in infos:
+                contents[info.filename] = zf.read(info)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+            raise FirmwarePayloadError(f"payload entry cannot be read: {exc}") from exc
+        if MANIFEST_NAME not in contents:
+            raise FirmwarePayloadError(f"payload has no {MANIFEST_NAME}")
+        try:
+            doc = json.loads(contents.pop(MANIFEST_NAME))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FirmwarePayloadError(f"payload {MANIFEST_NAME} is not JSON: {exc}") from exc
+        manifest, listed = _manifest_from_json(doc)
+        if set(listed) != set(contents):
+            extra = sorted(set(contents) - set(listed))[:3]
+            missing = sorted(set(listed) - set(contents))[:3]
+            raise FirmwarePayloadError(
+                f"payload files do not match the manifest (unlisted: {extra}, missing: {missing})"
+            )
+        for name, data_ in contents.items():
+            parts = name.split("/")
+            if parts[0] != PACKAGE or ".." in parts or name.startswith("/") or "" in parts[1:]:
+                raise FirmwarePayloadError(f"payload entry {name!r} is outside '{PACKAGE}/'")
+            if hashlib.sha256(data_).hexdigest() != listed[name]:
+                raise FirmwarePayloadError(f"payload entry {name!r} does not match its manifest hash")
+        if f"{PACKAGE}/{ENTRY_MODULE}.py" not in contents:
+            raise FirmwarePayloadError(f"payload has no {PACKAGE}/{ENTRY_MODULE}.py entry point")
+        return cls(
+            manifest=manifest,
+            files=MappingProxyType(contents),
+            digest=hashlib.sha256(raw).hexdigest(),
+        )
+
+
+class _PayloadResources(importlib.abc.TraversableResources):
+    """importlib.resources support: ``files(__package__)`` walks the verified zip."""
+
+    def __init__(self, zip_file: zipfile.ZipFile, directory: str) -> None:
+        self._zip = zip_file
+        self._directory = directory
+
+    def files(self) -> Any:
+        return zipfile.Path(self._zip, at=self._directory)
+
+
+class PayloadImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``<alias>`` and its submodules from a verified payload held in memory."""
+
+    def __init__(self, payload: FirmwarePayload, alias: str) -> None:
+        self.payload = payload
+        self.alias = alias
+        self._origin = f"<firmware {payload.manifest.version}>"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:  # resources view of the same verified bytes
+            for name, data in payload.files.items():
+                zf.writestr(name, data)
+        self._zip = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+
+    def _locate(self, fullname: str) -> tuple[str, bool] | None:
+        if fullname != self.alias and not fullname.startswith(self.alias + "."):
+            return None
+        rel = fullname[len(self.alias) :].lstrip(".").replace(".", "/")
+        base = f"{PACKAGE}/{rel}" if rel else PACKAGE
+        if f"{base}/__init__.py" in self.payload.files:
+            return f"{base}/__init__.py", True
+        if f"{base}.py" in self.payload.files:
+            return f"{base}.py", False
+        return None
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        found = self._locate(fullname)
+        if found is None:
+            return None
+        name, is_package = found
+        spec = importlib.machinery.ModuleSpec(
+            fullname, self, origin=f"{self._origin}/{name}", is_package=is_package
+        )
+        if is_package:
+            spec.submodule_search_locations = [f"{self._origin}/{name.rsplit('/', 1)[0]}"]
+        spec.has_location = False
+        return spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None  # default module creation
+
+    def exec_module(self, module: ModuleType) -> None:
+        found = self._locate(module.__name__)
+        if found is None:
+            raise ImportError(f"{module.__name__} is not in the firmware payload")
+        name, _ = found
+        code = compile(self.payload.files[name], f"{self._origin}/{name}", "exec")
+        exec(code, module.__dict__)  # noqa: S102 - the bytes were verified by the boot chain
+
+    def get_source(self, fullname: str) -> str | None:
+        found = self._locate(fullname)
+        return None if found is None else self.payload.files[found[0]].decode("utf-8")
+
+    def get_resource_reader(self, fullname: str) -> _PayloadResources | None:
+        found = self._locate(fullname)
+        if found is None or not found[1]:
+            return None
+        return _PayloadResources(self._zip, found[0].rsplit("/", 1)[0] + "/")
+
+    def modules(self) -> Iterator[str]:
+        return (m for m in list(sys.modules) if m == self.alias or m.startswith(self.alias + "."))
+
+
+_active: list[PayloadImporter] = []
+
+
+def unload_firmware() -> None:
+    """Forget every loaded firmware (a reboot): drop its modules and its importer."""
+    while _active:
+        importer = _active.pop()
+        for name in list(importer.modules()):
+            del sys.modules[name]
+        if importer in sys.meta_path:
+            sys.meta_path.remove(importer)
+
+
+def load_firmware(payload: FirmwarePayload) -> ModuleType:
+    """Import the payload's entry module from memory; returns ``<alias>.main``."""
+    unload_firmware()
+    alias = f"refcam_fw_{payload.digest[:12]}_{next(_load_counter)}"
+    importer = PayloadImporter(payload, alias)
+    sys.meta_path.insert(0, importer)
+    _active.append(importer)
+    try:
+        return importlib.import_module(f"{alias}.{ENTRY_MODULE}")
+    except Exception as exc:
+        unload_firmware()
+        raise FirmwarePayloadError(
+            f"firmware {payload.manifest.version} failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def start_firmware(payload: FirmwarePayload, handoff: BootHandoff, argv: Sequence[str]) -> int:
+    """Hand control to the firmware: ``run(handoff, argv)`` from the verified payload."""
+    entry = load_firmware(payload)
+    run = getattr(entry, "run", None)
+    if not callable(run):
+        raise FirmwarePayloadError(f"firmware {ENTRY_MODULE}.py defines no run(handoff, argv)")
+    result = run(handoff, list(argv))
+    if not isinstance(result, int):
+        raise FirmwarePayloadError(f"firmware run() returned {type(result).__name__}, expected int")
+    return result

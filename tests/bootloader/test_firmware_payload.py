@@ -1,0 +1,171 @@
+"""The firmware payload zip and the in-memory loader (bootloader/firmware.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bootloader.errors import FirmwarePayloadError
+from bootloader.firmware import (
+    FirmwarePayload,
+    build_payload,
+    start_firmware,
+    unload_firmware,
+)
+
+MAIN = '''
+from . import helper
+from importlib import resources
+
+def run(handoff, argv):
+    page = (resources.files(__package__) / "static" / "page.txt").read_text()
+    return helper.answer(argv) + len(page)
+'''
+HELPER = "def answer(argv):\n    return int(argv[0])\n"
+
+
+def _package(tmp_path: Path, main: str = MAIN) -> Path:
+    pkg = tmp_path / "device"
+    (pkg / "static").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""test firmware"""\n')
+    (pkg / "main.py").write_text(main)
+    (pkg / "helper.py").write_text(HELPER)
+    (pkg / "static" / "page.txt").write_text("abc")
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "junk.pyc").write_bytes(b"junk")
+    return pkg
+
+
+def _build(pkg: Path, **overrides: object) -> bytes:
+    fields: dict[str, object] = dict(
+        version="1.0.0",
+        hardware_id="refcam-rc1080-v1",
+        model="RC-1080",
+        build_time=1_790_000_000,
+        support_end="2031-12-31",
+        tuf_root=b'{"signed": {}}',
+        vendor_tls_root=b"-----BEGIN CERTIFICATE-----\n",
+        source_dir=pkg,
+    )
+    fields.update(overrides)
+    return build_payload(**fields)  # type: ignore[arg-type]
+
+
+def _rezip(data: bytes, edit) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    entries = {i.filename: src.read(i) for i in src.infolist()}
+    edit(entries)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, content in entries.items():
+            zf.writestr(name, content)
+    return out.getvalue()
+
+
+def test_payload_build_is_reproducible_and_skips_bytecode(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    first, second = _build(pkg), _build(pkg)
+    assert first == second
+    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
+    assert names[0] == "manifest.json"
+    assert "device/__pycache__/junk.pyc" not in names
+    payload = FirmwarePayload.parse(first)
+    assert payload.manifest.version == "1.0.0"
+    assert payload.manifest.tuf_root == b'{"signed": {}}'
+    assert set(payload.files) == {
+        "device/__init__.py", "device/main.py", "device/helper.py", "device/static/page.txt",
+    }
+
+
+def test_firmware_runs_from_memory_with_relative_imports_and_resources(tmp_path: Path) -> None:
+    payload = FirmwarePayload.parse(_build(_package(tmp_path)))
+    try:
+        assert start_firmware(payload, handoff=None, argv=["39"]) == 42  # type: ignore[arg-type]
+        loaded = [m for m in sys.modules if m.startswith("refcam_fw_")]
+        assert loaded and all(not m.startswith("device") for m in loaded)
+        origin = sys.modules[loaded[0]].__spec__.origin
+        assert origin.startswith("<firmware 1.0.0>/device/")
+    finally:
+        unload_firmware()
+    assert not [m for m in sys.modules if m.startswith("refcam_fw_")]
+
+
+def test_reboot_loads_the_new_payload_not_the_cached_one(tmp_path: Path) -> None:
+    one = FirmwarePayload.parse(_build(_package(tmp_path / "1")))
+    two = FirmwarePayload.parse(
+        _build(_package(tmp_path / "2", main="def run(handoff, argv):\n    return 7\n"), version="2.0.0")
+    )
+    try:
+        assert start_firmware(one, None, ["1"]) == 4  # type: ignore[arg-type]
+        assert start_firmware(two, None, []) == 7  # type: ignore[arg-type]
+    finally:
+        unload_firmware()
+
+
+def test_payload_file_changed_after_packing_is_refused(tmp_path: Path) -> None:
+    data = _build(_package(tmp_path))
+
+    def edit(entries: dict[str, bytes]) -> None:
+        entries["device/helper.py"] = b"def answer(argv):\n    return 0\n"
+
+    with pytest.raises(FirmwarePayloadError, match="'device/helper.py' does not match its manifest hash"):
+        FirmwarePayload.parse(_rezip(data, edit))
+
+
+def test_payload_entry_outside_the_package_is_refused(tmp_path: Path) -> None:
+    data = _build(_package(tmp_path))
+
+    def edit(entries: dict[str, bytes]) -> None:
+        manifest = json.loads(entries["manifest.json"])
+        manifest["files"]["evil/x.py"] = "00"
+        entries["manifest.json"] = json.dumps(manifest).encode()
+        entries["evil/x.py"] = b""
+
+    with pytest.raises(FirmwarePayloadError, match="outside 'device/'"):
+        FirmwarePayload.parse(_rezip(data, edit))
+
+
+def test_unlisted_payload_entry_is_refused(tmp_path: Path) -> None:
+    data = _build(_package(tmp_path))
+
+    def edit(entries: dict[str, bytes]) -> None:
+        entries["device/extra.py"] = b"x = 1\n"
+
+    with pytest.raises(FirmwarePayloadError, match="do not match the manifest"):
+        FirmwarePayload.parse(_rezip(data, edit))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not a valid zip"),
+        (b"PK\x05\x06" + b"\x00" * 18, "no manifest.json"),
+    ],
+)
+def test_malformed_payload_gives_a_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(FirmwarePayloadError, match=message):
+        FirmwarePayload.parse(data)
+
+
+def test_manifest_with_wrong_types_is_refused(tmp_path: Path) -> None:
+    data = _build(_package(tmp_path))
+
+    def edit(entries: dict[str, bytes]) -> None:
+        manifest = json.loads(entries["manifest.json"])
+        manifest["build_time"] = "yesterday"
+        entries["manifest.json"] = json.dumps(manifest).encode()
+
+    with pytest.raises(FirmwarePayloadError, match="'build_time' must be a non-negative integer"):
+        FirmwarePayload.parse(_rezip(data, edit))
+
+
+def test_firmware_that_fails_to_import_is_a_payload_error(tmp_path: Path) -> None:
+    payload = FirmwarePayload.parse(_build(_package(tmp_path, main="import nonexistent_mod_xyz\n")))
+    with pytest.raises(FirmwarePayloadError, match="failed to load: ModuleNotFoundError"):
+        start_firmware(payload, None, [])  # type: ignore[arg-type]
+    assert not [m for m in sys.modules if m.startswith("refcam_fw_")]

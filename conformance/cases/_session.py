@@ -1,0 +1,153 @@
+"""Logging in, the admin session and throw-away test users, shared by the cases.
+
+The probe logs in once as admin at the start (before any case trips the
+device's per-source throttling) and keeps the bearer token. Test users are
+created with random strong passwords and deleted at the end of the run.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ProbeError
+from ..http import Exchange, ProbeHTTP
+from ..probe import ProbeContext
+
+LOGIN = "/api/v1/session"
+CHANGE = "/api/v1/session/password"
+USERS = "/api/v1/users"
+
+
+def login(http: ProbeHTTP, username: str, password: str) -> Exchange:
+    return http.request("POST", LOGIN, json_body={"username": username, "password": password})
+
+
+def token_of(ex: Exchange) -> str | None:
+    doc = ex.json()
+    if ex.status == 200 and isinstance(doc, dict) and isinstance(doc.get("token"), str):
+        return str(doc["token"])
+    return None
+
+
+def must_change(ex: Exchange) -> bool:
+    doc = ex.json()
+    return isinstance(doc, dict) and bool(doc.get("password_change_required"))
+
+
+def strong_password() -> str:
+    return "probe-" + secrets.token_urlsafe(18)
+
+
+def change_password(http: ProbeHTTP, token: str, current: str, new: str) -> Exchange:
+    return http.request("POST", CHANGE, json_body={"current_password": current, "new_password": new}, token=token)
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+    token: str
+
+
+def admin(ctx: ProbeContext) -> Account:
+    """The admin session for the whole run; raises ProbeError (INCONCLUSIVE) without credentials."""
+    cached = ctx.cache.get("admin")
+    if isinstance(cached, Account):
+        return cached
+    if isinstance(cached, ProbeError):
+        raise cached
+    try:
+        account = _admin_login(ctx)
+    except ProbeError as exc:
+        ctx.cache["admin"] = exc
+        raise
+    ctx.cache["admin"] = account
+    return account
+
+
+def _admin_login(ctx: ProbeContext) -> Account:
+    opts = ctx.options
+    if opts.admin is not None:
+        user, password = opts.admin
+        ex = login(ctx.http, user, password)
+        token = token_of(ex)
+        if token is None:
+            raise ProbeError(f"admin login as {user!r} failed: HTTP {ex.status} {ex.text[:200]}")
+        if must_change(ex):
+            raise ProbeError(f"the admin account {user!r} must still change its initial password")
+        return Account(user, password, token)
+    if opts.label_password is not None:
+        ex = login(ctx.http, "admin", opts.label_password)
+        token = token_of(ex)
+        if token is None:
+            raise ProbeError(f"login with the label password failed: HTTP {ex.status}")
+        if not must_change(ex):
+            return Account("admin", opts.label_password, token)
+        # First login: complete the forced change, and keep the new password for the operator.
+        new = strong_password()
+        changed = change_password(ctx.http, token, opts.label_password, new)
+        if changed.status not in (200, 204):
+            raise ProbeError(f"the forced password change failed: HTTP {changed.status} {changed.text[:200]}")
+        ex = login(ctx.http, "admin", new)
+        token = token_of(ex)
+        if token is None:
+            raise ProbeError(f"login with the new admin password failed: HTTP {ex.status}")
+        ctx.cache["new_admin_password"] = new
+        return Account("admin", new, token)
+    raise ProbeError("needs credentials (--admin USER:PASS or --label-password P)")
+
+
+def test_user(ctx: ProbeContext, role: str) -> Account:
+    """A throw-away user with ``role``, created once per run and deleted at the end."""
+    key = f"user:{role}"
+    cached = ctx.cache.get(key)
+    if isinstance(cached, Account):
+        return cached
+    boss = admin(ctx)
+    username = f"probe-{role}-{secrets.token_hex(3)}"
+    password = strong_password()
+    ex = ctx.http.request(
+        "POST", USERS, json_body={"username": username, "password": password, "role": role}, token=boss.token
+    )
+    if ex.status not in (200, 201):
+        raise ProbeError(f"cannot create a {role} test user: HTTP {ex.status} {ex.text[:200]}")
+    ctx.cleanups.append((f"delete test user {username}", lambda: _delete_user(ctx, boss, username)))
+    ex = login(ctx.http, username, password)
+    token = token_of(ex)
+    if token is None:
+        raise ProbeError(f"the new test user cannot log in: HTTP {ex.status}")
+    if must_change(ex):
+        new = strong_password()
+        changed = change_password(ctx.http, token, password, new)
+        if changed.status not in (200, 204):
+            raise ProbeError(f"test user password change failed: HTTP {changed.status}")
+        password = new
+        token = token_of(login(ctx.http, username, password)) or ""
+        if not token:
+            raise ProbeError("the test user cannot log in after its password change")
+    account = Account(username, password, token)
+    ctx.cache[key] = account
+    return account
+
+
+def _delete_user(ctx: ProbeContext, boss: Account, username: str) -> None:
+    ex = ctx.http.request("DELETE", f"{USERS}/{quote(username)}", token=boss.token)
+    if ex.status not in (200, 204, 404):
+        raise ProbeError(f"HTTP {ex.status} {ex.text[:200]}")
+
+
+def write_secret(directory: Path, name: str, value: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return path
+
+
+def json_field(ex: Exchange, name: str) -> Any:
+    doc = ex.json()
+    return doc.get(name) if isinstance(doc, dict) else None

@@ -1,0 +1,128 @@
+"""Secure boot, attestation and security-event cases (KS X 3020 C3; rows 26-29)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from bootloader.attestation import verify_evidence
+from bootloader.errors import AttestationError
+
+from ..model import Evidence, UnitResult
+from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ._session import admin, login
+
+NONCE_BYTES = 32
+
+
+@register("BOOT-01", budget=2, order=10)
+def model_and_support(ctx: ProbeContext) -> list[UnitResult]:
+    ex = ctx.http.request("GET", "/api/v1/info")
+    doc = ex.json() if ex.status == 200 else None
+    doc = doc if isinstance(doc, dict) else {}
+    model, support = doc.get("model"), doc.get("support_end")
+    return [
+        passed("a", f"model {model!r}", ex.evidence()) if model else failed("a", "no model published", ex.evidence()),
+        passed("b", f"support ends {support}", ex.evidence())
+        if support
+        else failed("b", "no support period published", ex.evidence()),
+    ]
+
+
+def _evidence(ctx: ProbeContext) -> tuple[bytes, bytes, Evidence]:
+    """Fresh evidence for a new nonce: (nonce, evidence bytes, the exchange as evidence)."""
+    if "attestation" in ctx.cache:
+        cached: tuple[bytes, bytes, Evidence] = ctx.cache["attestation"]
+        return cached
+    boss = admin(ctx)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    ex = ctx.http.request("POST", "/api/v1/attestation", json_body={"nonce": nonce.hex()}, token=boss.token)
+    doc = ex.json()
+    if ex.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("evidence"), str):
+        raise AttestationError(f"the device returned no evidence: HTTP {ex.status} {ex.text[:200]}")
+    try:
+        evidence = base64.b64decode(doc["evidence"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AttestationError("the evidence is not base64") from exc
+    result = (nonce, evidence, ex.evidence())
+    ctx.cache["attestation"] = result
+    return result
+
+
+def _root(ctx: ProbeContext) -> x509.Certificate:
+    roots = x509.load_pem_x509_certificates(Path(ctx.options.ca_file or "").read_bytes())
+    return roots[-1]
+
+
+@register("BOOT-02", budget=6, order=25)
+def fresh_evidence(ctx: ProbeContext) -> list[UnitResult]:
+    try:
+        nonce, evidence, ev = _evidence(ctx)
+    except AttestationError as exc:
+        return [failed("a", str(exc))]
+    except Exception as exc:  # noqa: BLE001 - no credentials etc.
+        return [inconclusive("a", str(exc))]
+    try:
+        result = verify_evidence(evidence, root_cert=_root(ctx), nonce=nonce, reference_values=None, now=int(time.time()))
+    except AttestationError as exc:
+        text = str(exc)
+        letter = "a" if "nonce" in text else "c" if "replay" in text else "b"
+        return [failed(letter, text, ev)]
+    detail = Evidence("note", "verified evidence", {"serial": result.serial, "register": result.register,
+                                                      "stages": [e.stage for e in result.events]})
+    return [
+        passed("a", "the evidence binds the probe's fresh nonce", ev),
+        passed("b", "the certificate chain leads to the manufacturer root", detail),
+        passed("c", f"{len(result.events)} events replay to register {result.register[:16]}...", detail),
+    ]
+
+
+@register("BOOT-03", budget=6, order=26)
+def reference_values(ctx: ProbeContext) -> list[UnitResult]:
+    if ctx.options.reference_values is None:
+        return [not_applicable("a", "no reference values given (--reference)")]
+    try:
+        references: Any = json.loads(Path(ctx.options.reference_values).read_text())
+        nonce, evidence, ev = _evidence(ctx)
+        result = verify_evidence(
+            evidence, root_cert=_root(ctx), nonce=nonce, reference_values=references, now=int(time.time())
+        )
+    except AttestationError as exc:
+        return [failed("a", str(exc))]
+    except (OSError, ValueError) as exc:
+        return [inconclusive("a", f"cannot read the reference values: {exc}")]
+    except Exception as exc:  # noqa: BLE001 - no credentials etc.
+        return [inconclusive("a", str(exc))]
+    stages = {v.stage: v.verdict for v in result.verdicts}
+    unchecked = [s for s, v in stages.items() if v != "reference value"]
+    detail = Evidence("note", "stage verdicts", {"stages": stages})
+    if unchecked:
+        return [inconclusive("a", f"no reference values published for {unchecked}", ev, detail)]
+    return [passed("a", f"every stage matches a reference value: {sorted(stages)}", ev, detail)]
+
+
+@register("BOOT-04", budget=8, order=60)
+def security_events(ctx: ProbeContext) -> list[UnitResult]:
+    anon = ctx.http.request("GET", "/api/v1/audit")
+    a = passed("a", "anonymous read refused (401)", anon.evidence()) if anon.status == 401 else failed(
+        "a", f"anonymous audit read answered {anon.status}", anon.evidence()
+    )
+    try:
+        boss = admin(ctx)
+    except Exception as exc:  # noqa: BLE001
+        return [a, inconclusive("b", str(exc))]
+    marker = f"probe-audit-{secrets.token_hex(4)}"
+    login(ctx.http, marker, "not-the-password-" + secrets.token_hex(8))
+    ex = ctx.http.request("GET", "/api/v1/audit?limit=200", token=boss.token)
+    found = marker in ex.text
+    b = passed("b", "the probe's failed login is in the audit log", ex.evidence()) if found else failed(
+        "b", "the probe's failed login is not in the audit log", ex.evidence()
+    )
+    return [a, b]

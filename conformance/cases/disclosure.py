@@ -1,0 +1,206 @@
+"""Vulnerability disclosure and SLA cases (KS X 3020 C6, C7; rows 30-35)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from update_server.csaf import validate_advisory, validate_provider_metadata
+from update_server.psirt.errors import SecurityTxtError
+
+from ..http import ProbeHTTP
+from ..model import Evidence, UnitResult
+from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ._session import admin
+
+SECURITY_TXT = "/.well-known/security.txt"
+PROVIDER_METADATA = "/.well-known/csaf/provider-metadata.json"
+SLA_FIGURES = "/api/v1/sla"
+MAX_ADVISORIES = 20  # advisories fetched and validated per run
+_ACK = re.compile(r"acknowledg\w*\D{0,80}?(\d+)\s*(hours?|days?|business days?)", re.I | re.S)
+_STATUS = re.compile(r"(?:status|progress)\s+update\w*\D{0,80}?(\d+)\s*(hours?|days?)", re.I | re.S)
+
+
+def _parse(text: str) -> Any:
+    from update_server.securitytxt import parse_security_txt
+
+    return parse_security_txt(text, now=datetime.now(UTC))
+
+
+def _security_txt(ctx: ProbeContext) -> tuple[Any, Evidence]:
+    ex = ctx.http.request("GET", SECURITY_TXT, headers={"Accept": "text/plain"})
+    if ex.status != 200:
+        raise SecurityTxtError(f"{SECURITY_TXT} answered HTTP {ex.status}")
+    return _parse(ex.text), ex.evidence()
+
+
+@register("DISC-01", budget=3, order=5)
+def security_txt(ctx: ProbeContext) -> list[UnitResult]:
+    try:
+        info, ev = _security_txt(ctx)
+    except SecurityTxtError as exc:
+        text = str(exc)
+        if "answered HTTP" in text:
+            return [failed("a", text)]
+        return [passed("a", "served over HTTPS"), failed("b", text)]
+    ctx.cache["security_txt"] = info
+    c_missing = [name for name, value in (("Policy", info.policy), ("CSAF", info.csaf)) if not value]
+    return [
+        passed("a", "served over HTTPS", ev),
+        passed("b", f"{len(info.contacts)} Contact, Expires {info.expires.isoformat()}", ev),
+        failed("c", f"missing {', '.join(c_missing)}", ev) if c_missing else passed("c", "Policy and CSAF present", ev),
+    ]
+
+
+def _fetch_absolute(ctx: ProbeContext, url: str) -> tuple[int, str, Evidence]:
+    """GET an https URL on the camera or the vendor server (validated TLS, bounded)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise SecurityTxtError(f"{url} is not an https URL")
+    target = ctx.target
+    client: ProbeHTTP = ctx.http
+    if (parts.hostname, parts.port or 443) != (target.host, target.port):
+        vendor = ctx.vendor_http()
+        if vendor is None or (parts.hostname, parts.port or 443) != (vendor.target.host, vendor.target.port):
+            raise SecurityTxtError(f"{url} is on neither the camera nor the --vendor server")
+        client = vendor
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    ex = client.request("GET", path or "/", headers={"Accept": "text/html, text/plain"})
+    return ex.status, ex.text, ex.evidence()
+
+
+@register("DISC-02", budget=4, order=6)
+def disclosure_policy(ctx: ProbeContext) -> list[UnitResult]:
+    info = ctx.cache.get("security_txt")
+    if info is None:
+        try:
+            info, _ = _security_txt(ctx)
+        except SecurityTxtError as exc:
+            return [failed("a", f"no usable security.txt: {exc}")]
+    if not info.policy:
+        return [failed("a", "security.txt names no Policy")]
+    try:
+        status, text, ev = _fetch_absolute(ctx, info.policy[0])
+    except SecurityTxtError as exc:
+        return [inconclusive("a", str(exc))]
+    if status != 200:
+        return [failed("a", f"the policy {info.policy[0]} answered HTTP {status}", ev)]
+    plain = re.sub(r"<[^>]+>", " ", text)
+    ack, upd = _ACK.search(plain), _STATUS.search(plain)
+    return [
+        passed("a", f"acknowledgement within {ack.group(1)} {ack.group(2)}", ev)
+        if ack
+        else failed("a", "the policy states no acknowledgement time", ev),
+        passed("b", f"status updates every {upd.group(1)} {upd.group(2)}", ev)
+        if upd
+        else failed("b", "the policy states no status-update interval", ev),
+    ]
+
+
+@register("DISC-03", budget=MAX_ADVISORIES + 6, order=7)
+def csaf(ctx: ProbeContext) -> list[UnitResult]:
+    vendor = ctx.vendor_http()
+    if vendor is None:
+        return [not_applicable("a", "no vendor server given (--vendor)")]
+    ex = vendor.request("GET", PROVIDER_METADATA)
+    doc = ex.json()
+    try:
+        validate_provider_metadata(doc)
+    except Exception as exc:  # noqa: BLE001 - the schema error is the verdict reason
+        return [failed("a", f"provider metadata invalid: {exc}", ex.evidence())]
+    a = passed("a", "provider-metadata.json validates against the CSAF 2.0 schema", ex.evidence())
+    directories = [d.get("directory_url") for d in doc.get("distributions", []) if isinstance(d, dict)]
+    directory = next((d for d in directories if isinstance(d, str)), None)
+    if directory is None:
+        return [a, failed("b", "provider metadata lists no directory distribution")]
+    base = urlsplit(directory).path.rstrip("/") + "/"
+    index = vendor.request("GET", base + "index.txt")
+    if index.status != 200:
+        return [a, failed("b", f"{base}index.txt answered HTTP {index.status}", index.evidence())]
+    names = [ln.strip() for ln in index.text.splitlines() if ln.strip()][:MAX_ADVISORIES]
+    bad: list[Evidence] = []
+    for name in names:
+        adv = vendor.request("GET", urljoin(base, name))
+        try:
+            validate_advisory(adv.json())
+        except Exception as exc:  # noqa: BLE001 - reported per advisory
+            bad.append(Evidence("http", f"{name}: {exc}", {"status": adv.status}))
+    if bad:
+        return [a, failed("b", f"{len(bad)} of {len(names)} advisories are not valid CSAF 2.0", *bad)]
+    return [a, passed("b", f"{len(names)} advisories validate against the CSAF 2.0 schema", index.evidence())]
+
+
+@register("DISC-04", budget=4, order=27)
+def sbom(ctx: ProbeContext) -> list[UnitResult]:
+    try:
+        boss = admin(ctx)
+    except Exception as exc:  # noqa: BLE001
+        return [inconclusive("a", str(exc))]
+    ex = ctx.http.request("GET", "/api/v1/sbom", token=boss.token)
+    if ex.status != 200:
+        return [failed("a", f"no SBOM served: HTTP {ex.status}", ex.evidence())]
+    doc = ex.json()
+    info = ctx.http.request("GET", "/api/v1/info", token=boss.token).json() or {}
+    version = info.get("firmware_version") if isinstance(info, dict) else None
+    ok = isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX" and isinstance(doc.get("components"), list)
+    described = json.dumps(doc.get("metadata", {})) if isinstance(doc, dict) else ""
+    a = passed("a", "an SBOM is served to admins", ex.evidence())
+    if not ok:
+        return [a, failed("b", "the SBOM is not CycloneDX JSON with components", ex.evidence())]
+    if version and version not in described:
+        return [a, failed("b", f"the SBOM does not describe the running firmware {version}", ex.evidence())]
+    return [a, passed("b", f"CycloneDX {doc.get('specVersion')} with {len(doc['components'])} components for {version}")]
+
+
+def _sla(ctx: ProbeContext) -> tuple[dict[str, Any], Evidence] | None:
+    vendor = ctx.vendor_http()
+    if vendor is None:
+        return None
+    ex = vendor.request("GET", SLA_FIGURES)
+    doc = ex.json()
+    if ex.status != 200 or not isinstance(doc, dict):
+        return {}, ex.evidence()
+    return doc, ex.evidence()
+
+
+def _breaches(doc: dict[str, Any], kinds: tuple[str, ...]) -> list[Any]:
+    breached = doc.get("breached", [])
+    return [b for b in breached if isinstance(b, dict) and b.get("deadline") in kinds] if isinstance(breached, list) else []
+
+
+@register("DISC-05", budget=3, order=8)
+def acknowledged_in_time(ctx: ProbeContext) -> list[UnitResult]:
+    got = _sla(ctx)
+    if got is None:
+        return [not_applicable("a", "no vendor server given (--vendor)")]
+    doc, ev = got
+    if not doc.get("policy"):
+        return [failed("a", f"the vendor publishes no SLA figures at {SLA_FIGURES}", ev)]
+    late = _breaches(doc, ("acknowledge",))
+    return [
+        passed("a", "SLA policy and figures published", ev),
+        failed("b", f"{len(late)} reports were not acknowledged in time", ev) if late else passed(
+            "b", "no acknowledgement deadline breached", ev
+        ),
+    ]
+
+
+@register("DISC-06", budget=3, order=9)
+def fixed_in_time(ctx: ProbeContext) -> list[UnitResult]:
+    got = _sla(ctx)
+    if got is None:
+        return [not_applicable("a", "no vendor server given (--vendor)")]
+    doc, ev = got
+    policy = doc.get("policy") or {}
+    if not isinstance(policy, dict) or not policy.get("fix_days"):
+        return [failed("a", "no fix deadlines per severity are published", ev)]
+    late = _breaches(doc, ("fix", "advisory", "status_update", "cra_early_warning", "cra_notification", "cra_final_report"))
+    return [
+        passed("a", f"fix deadlines published: {policy.get('fix_days')}", ev),
+        failed("b", f"{len(late)} deadlines breached: {[b.get('report') for b in late]}", ev)
+        if late
+        else passed("b", "no fix or advisory deadline breached", ev),
+    ]

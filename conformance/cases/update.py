@@ -1,0 +1,184 @@
+"""Secure-update cases (KS X 3020 C1, C5; rows 18-25).
+
+The probe plays the attacker with the attacker's own tooling: it signs images
+with a fresh key (and a key manifest from a fresh "root of trust"), strips the
+signature off an image, and flips one byte of the vendor's image
+(``--image``), then uploads each through the device's manual update path. A
+secure device rejects every one before touching flash; a flawed one may
+install it, which is why these cases only run with ``--allow-destructive``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import socket
+import ssl
+import struct
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bootloader.image import TLV_INFO_MAGIC, TLV_SHA256, SignedImage, sign_image
+from bootloader.keymanifest import build_key_manifest
+
+from ..http import Exchange
+from ..model import UnitResult
+from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ._session import admin, test_user
+
+UPLOAD = "/api/v1/update/upload"
+STATUS = "/api/v1/update/status"
+ATTACK_PAYLOAD = 64 * 1024  # bytes of random payload in forged images
+
+
+def _device(ctx: ProbeContext) -> dict[str, Any]:
+    boss = admin(ctx)
+    doc = ctx.http.request("GET", "/api/v1/info", token=boss.token).json()
+    if not isinstance(doc, dict) or "firmware_version" not in doc:
+        raise ValueError("device info does not give the firmware version")
+    return doc
+
+
+def attacker_image(hardware_id: str, *, version: str = "99.0.0", security_counter: int = 250) -> bytes:
+    """A well-formed image for this model, signed by a key the vendor never certified."""
+    rot = ed25519.Ed25519PrivateKey.generate()
+    signer = ed25519.Ed25519PrivateKey.generate()
+    manifest = build_key_manifest(rot_key=rot, signing_keys=[signer.public_key()], counter=250)
+    return sign_image(
+        secrets.token_bytes(ATTACK_PAYLOAD), version=version, security_counter=security_counter,
+        hardware_id=hardware_id, signing_key=signer, key_manifest=manifest,
+    )
+
+
+def unsigned_image(signed: bytes) -> bytes:
+    """The same covered bytes with an unprotected area holding only the SHA-256 TLV."""
+    image = SignedImage.parse(signed)
+    covered = bytes(image.covered)
+    tlv = struct.pack("<HH", TLV_SHA256, 32) + hashlib.sha256(covered).digest()
+    return covered + struct.pack("<HH", TLV_INFO_MAGIC, 4 + len(tlv)) + tlv
+
+
+def flipped_image(signed: bytes) -> bytes:
+    image = SignedImage.parse(signed)
+    data = bytearray(signed)
+    data[image.header.hdr_size + image.header.img_size // 2] ^= 0x01
+    return bytes(data)
+
+
+def _upload(ctx: ProbeContext, data: bytes, token: str | None) -> Exchange:
+    return ctx.http.request(
+        "POST", UPLOAD, raw_body=data, headers={"Content-Type": "application/octet-stream"}, token=token
+    )
+
+
+def _rejected(letter: str, what: str, ex: Exchange) -> UnitResult:
+    if 400 <= ex.status < 500:
+        return passed(letter, f"{what} rejected: HTTP {ex.status} {ex.text[:160]}", ex.evidence())
+    return failed(letter, f"{what} not rejected: HTTP {ex.status}", ex.evidence())
+
+
+def _unchanged(ctx: ProbeContext, letter: str, before: str) -> UnitResult:
+    after = _device(ctx).get("firmware_version")
+    status = ctx.http.request("GET", STATUS, token=admin(ctx).token)
+    state = status.json().get("state") if isinstance(status.json(), dict) else None
+    ev = status.evidence()
+    if after != before:
+        return failed(letter, f"the firmware version changed from {before} to {after}", ev)
+    if state not in (None, "idle", "failed", "error"):
+        return failed(letter, f"the update client is in state {state!r} after rejected uploads", ev)
+    return passed(letter, f"still running {before}; update state {state!r}", ev)
+
+
+@register("UPD-01", budget=12, destructive=True, order=45)
+def unsigned_and_tampered(ctx: ProbeContext) -> list[UnitResult]:
+    info = _device(ctx)
+    before = str(info["firmware_version"])
+    token = admin(ctx).token
+    forged = attacker_image(str(info.get("hardware_id", "unknown")))
+    a = _rejected("a", "unsigned image", _upload(ctx, unsigned_image(forged), token))
+    if ctx.options.image is None:
+        b = inconclusive("b", "needs a vendor-signed image of this model (--image) to flip a byte in")
+    else:
+        b = _rejected("b", "image with one flipped byte", _upload(ctx, flipped_image(Path(ctx.options.image).read_bytes()), token))
+    return [a, b, _unchanged(ctx, "c", before)]
+
+
+@register("UPD-02", budget=8, destructive=True, order=46)
+def unknown_key(ctx: ProbeContext) -> list[UnitResult]:
+    info = _device(ctx)
+    before = str(info["firmware_version"])
+    forged = attacker_image(str(info.get("hardware_id", "unknown")))
+    return [
+        _rejected("a", "attacker-signed image", _upload(ctx, forged, admin(ctx).token)),
+        _unchanged(ctx, "b", before),
+    ]
+
+
+@register("UPD-03", budget=8, destructive=True, order=47)
+def older_image(ctx: ProbeContext) -> list[UnitResult]:
+    if ctx.options.older_image is None:
+        return [not_applicable("a", "no older signed image given (--older-image)")]
+    before = str(_device(ctx)["firmware_version"])
+    data = Path(ctx.options.older_image).read_bytes()
+    return [
+        _rejected("a", f"older image {SignedImage.parse(data).version}", _upload(ctx, data, admin(ctx).token)),
+        _unchanged(ctx, "b", before),
+    ]
+
+
+@register("UPD-04", budget=8, order=44)
+def admin_only(ctx: ProbeContext) -> list[UnitResult]:
+    junk = b"not an image"
+    anon = _upload(ctx, junk, None)
+    a = passed("a", "anonymous upload refused (401)", anon.evidence()) if anon.status == 401 else failed(
+        "a", f"anonymous upload answered {anon.status}", anon.evidence()
+    )
+    try:
+        viewer = test_user(ctx, "viewer")
+    except Exception as exc:  # noqa: BLE001
+        return [a, inconclusive("b", str(exc))]
+    v = _upload(ctx, junk, viewer.token)
+    b = passed("b", "viewer upload refused (403)", v.evidence()) if v.status == 403 else failed(
+        "b", f"viewer upload answered {v.status}", v.evidence()
+    )
+    return [a, b]
+
+
+@register("UPD-06", budget=3, order=48)
+def automatic_checks(ctx: ProbeContext) -> list[UnitResult]:
+    ex = ctx.http.request("GET", STATUS, token=admin(ctx).token)
+    doc = ex.json()
+    setting = None
+    if isinstance(doc, dict):
+        setting = doc.get("auto_check") or doc.get("check_interval") or doc.get("automatic_checks")
+    if ex.status == 200 and setting is not None:
+        return [passed("a", f"automatic checks reported: {setting}", ex.evidence())]
+    return [failed("a", "the update status reports no automatic-check setting", ex.evidence())]
+
+
+@register("UPD-07", budget=6, destructive=True, order=49)
+def interrupted_upload(ctx: ProbeContext) -> list[UnitResult]:
+    info = _device(ctx)
+    before = str(info["firmware_version"])
+    token = admin(ctx).token
+    data = attacker_image(str(info.get("hardware_id", "unknown")))
+    head = (
+        f"POST {UPLOAD} HTTP/1.1\r\nHost: {ctx.host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    tls = ssl.create_default_context(cafile=ctx.options.ca_file)
+    try:
+        with socket.create_connection((ctx.host, ctx.port), timeout=10) as raw, tls.wrap_socket(
+            raw, server_hostname=ctx.host
+        ) as conn:
+            conn.sendall(head + data[: len(data) // 2])
+        a = passed("a", f"sent {len(data) // 2} of {len(data)} bytes, then cut the connection")
+    except OSError as exc:
+        a = passed("a", f"the device dropped the truncated upload: {exc}")
+    alive = ctx.http.request("GET", "/api/v1/info", token=token)
+    if alive.status != 200:
+        return [a, failed("b", f"the device stopped answering after the cut (HTTP {alive.status})", alive.evidence())]
+    unchanged = _unchanged(ctx, "b", before)
+    return [a, unchanged if unchanged.verdict.value == "FAIL" else passed("b", unchanged.reason, alive.evidence())]

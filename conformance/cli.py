@@ -1,0 +1,79 @@
+"""``refcam probe``: run the conformance catalogue against a camera over the network."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .errors import ProbeError
+from .probe import ProbeOptions, run_probe
+from .report import render_table, write_reports
+
+
+def _credentials(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise argparse.ArgumentTypeError("expected USER:PASSWORD")
+    return user, password
+
+
+def _ports(value: str) -> tuple[int, ...]:
+    try:
+        ports = tuple(int(p) for p in value.split(",") if p)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of ports") from exc
+    if not all(0 < p < 65536 for p in ports):
+        raise argparse.ArgumentTypeError("ports must be 1..65535")
+    return ports
+
+
+def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    p = groups[""].add_parser("probe", help="black-box conformance probe against a camera")
+    p.add_argument("url", help="https://HOST:PORT of the camera's management interface")
+    p.add_argument("--ca", required=True, help="PEM root(s) the camera's TLS chain must validate to")
+    creds = p.add_mutually_exclusive_group()
+    creds.add_argument("--label-password", help="the unit's initial (label) password; admin user 'admin'")
+    creds.add_argument("--admin", type=_credentials, metavar="USER:PASS", help="an admin account")
+    p.add_argument("--admin-password-env", metavar="VAR", help="read the admin password from VAR (user 'admin')")
+    p.add_argument("--vendor", help="https://HOST:PORT of the vendor server (security.txt, CSAF, SLA)")
+    p.add_argument("--vendor-ca", help="PEM root for the vendor server (default: --ca)")
+    p.add_argument("--peer", help="a second unit, to compare TLS keys")
+    p.add_argument("--reference", type=Path, help="the vendor's reference values for attestation")
+    p.add_argument("--image", type=Path, help="a vendor-signed image of this model, for the bit-flip case")
+    p.add_argument("--older-image", type=Path, help="a validly signed older image for the anti-rollback case")
+    p.add_argument("--plaintext-ports", type=_ports, default=(80, 8080, 8000), help="ports to check for plaintext HTTP")
+    p.add_argument("--allow-destructive", action="store_true", help="run cases that may change the device")
+    p.add_argument("--only", action="append", default=[], metavar="CASE", help="run only this case (repeatable)")
+    p.add_argument("--report", required=True, type=Path, help="directory for report.json, junit.xml, report.html")
+    p.set_defaults(handler=_probe)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    admin = args.admin
+    if args.admin_password_env:
+        if args.admin_password_env not in os.environ:
+            raise ProbeError(f"environment variable {args.admin_password_env} is not set")
+        admin = ("admin", os.environ[args.admin_password_env])
+    if not Path(args.ca).is_file():
+        raise ProbeError(f"--ca {args.ca}: no such file")
+    options = ProbeOptions(
+        target=args.url,
+        ca_file=args.ca,
+        label_password=args.label_password,
+        admin=admin,
+        vendor=args.vendor,
+        vendor_ca_file=args.vendor_ca,
+        peer=args.peer,
+        reference_values=args.reference,
+        image=args.image,
+        older_image=args.older_image,
+        plaintext_ports=args.plaintext_ports,
+        allow_destructive=args.allow_destructive,
+        only=tuple(args.only),
+    )
+    report = run_probe(options)
+    paths = write_reports(report, args.report)
+    print(render_table(report))
+    print(f"\nreports: {paths['html']} (HTML), {paths['json']} (JSON), {paths['junit']} (JUnit)")
+    return 1 if report.failed else 0

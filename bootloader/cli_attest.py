@@ -1,0 +1,191 @@
+"""``refcam attest nonce | evidence | verify | reference``: remote attestation at the bench.
+
+- ``nonce`` prints a fresh random nonce (hex) for one attestation round.
+- ``evidence`` boots a simulated camera (ROM and bootloader, as ``refcam
+  device boot`` does) and writes the evidence its attester signs for a nonce.
+- ``verify`` checks evidence against the manufacturer root, the nonce and the
+  vendor's reference values, and prints one verdict per measured stage; on
+  failure it prints one line and exits 1.
+- ``reference`` writes the reference values (``refcam-reference-values/1``)
+  for a bootloader image and the released firmware images.
+
+Example::
+
+    refcam attest reference --bootloader bl.img --firmware fw-1.0.0.img -o values.json
+    NONCE=$(refcam attest nonce)
+    refcam attest evidence --state cam1 --nonce $NONCE -o evidence.jws
+    refcam attest verify evidence.jws --ca K/manufacturer/root-ca.pem \\
+        --reference values.json --nonce $NONCE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from bootloader.attestation import MAX_NONCE, MIN_NONCE, check_nonce, verify_evidence
+from bootloader.errors import AttestationError
+from bootloader.measured import reference_values_from_images
+
+NONCE_SIZE = 32  # bytes
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise AttestationError(f"{what} {path} does not exist") from e
+    except OSError as e:
+        raise AttestationError(f"cannot read {what} {path}: {e.strerror}") from e
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (no half-written file on failure)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise AttestationError(f"cannot write {path}: {e.strerror}") from e
+
+
+def _nonce(text: str) -> bytes:
+    try:
+        nonce = bytes.fromhex(text)
+    except ValueError as e:
+        raise AttestationError(f"--nonce {text!r} is not hex") from e
+    check_nonce(nonce)
+    return nonce
+
+
+def _root(path: Path) -> x509.Certificate:
+    data = _read(path, "CA certificate")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        raise AttestationError(f"CA certificate {path} is not a PEM certificate") from e
+    if len(certs) != 1:
+        raise AttestationError(f"CA file {path} holds {len(certs)} certificates, expected 1")
+    return certs[0]
+
+
+def _reference(path: Path) -> dict[str, Any]:
+    data = _read(path, "reference values")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise AttestationError(f"reference values {path} are not UTF-8 JSON") from e
+    if not isinstance(document, dict):
+        raise AttestationError(f"reference values {path} are not a JSON object")
+    return document
+
+
+def cmd_nonce(args: argparse.Namespace) -> int:
+    print(secrets.token_hex(args.bytes))
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from bootloader.chain import boot, open_device  # only this command needs the boot chain
+
+    nonce = _nonce(args.nonce)
+    now = int(time.time())
+    outcome = boot(open_device(args.state), now=now)
+    evidence = outcome.handoff.attester.evidence(nonce, now=now)
+    if args.output is None:
+        sys.stdout.write(evidence.decode("ascii") + "\n")
+    else:
+        _write(args.output, evidence + b"\n")
+        print(f"wrote evidence from {outcome.handoff.identity.serial} to {args.output}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    evidence = _read(args.evidence, "evidence file")
+    root = _root(args.ca)
+    references = _reference(args.reference)
+    now = int(time.time()) if args.now is None else args.now
+    result = verify_evidence(
+        evidence,
+        root_cert=root,
+        nonce=_nonce(args.nonce),
+        reference_values=references,
+        now=now,
+        max_age=args.max_age,
+    )
+    print(
+        f"evidence from {result.serial} verified: chain to {root.subject.rfc4514_string()}, "
+        f"fresh nonce, register {result.register[:16]}.."
+    )
+    for v in result.verdicts:
+        print(
+            f"  {v.stage:<12} {v.version:<12} counter {v.security_counter:<4} "
+            f"{v.digest[:16]}..  {v.verdict}"
+        )
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    bootloader = _read(args.bootloader, "bootloader image")
+    firmware = [_read(path, "firmware image") for path in args.firmware]
+    document = reference_values_from_images(bootloader, firmware)
+    _write(args.output, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    stages = document["stages"]
+    print(
+        f"wrote reference values for {len(stages['bootloader'])} bootloader and "
+        f"{len(stages['firmware'])} firmware image(s) to {args.output}"
+    )
+    return 0
+
+
+def _nonce_bytes(text: str) -> int:
+    value = int(text)
+    if not MIN_NONCE <= value <= MAX_NONCE:
+        raise argparse.ArgumentTypeError(f"must be {MIN_NONCE} to {MAX_NONCE}")
+    return value
+
+
+def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    attest = groups["attest"]
+
+    p = attest.add_parser("nonce", help="print a fresh random nonce (hex)")
+    p.add_argument("--bytes", type=_nonce_bytes, default=NONCE_SIZE, help="nonce size in bytes")
+    p.set_defaults(handler=cmd_nonce)
+
+    p = attest.add_parser("evidence", help="boot a simulated camera and write its evidence")
+    p.add_argument("--state", type=Path, required=True, help="device state directory")
+    p.add_argument("--nonce", required=True, help="the verifier's nonce (hex, 16..64 bytes)")
+    p.add_argument("-o", "--output", type=Path, help="evidence file (default: stdout)")
+    p.set_defaults(handler=cmd_evidence)
+
+    p = attest.add_parser("verify", help="verify attestation evidence")
+    p.add_argument("evidence", type=Path, help="evidence file (JWS compact serialization)")
+    p.add_argument("--ca", type=Path, required=True, help="manufacturer root CA (PEM)")
+    p.add_argument("--reference", type=Path, required=True, help="reference values (JSON)")
+    p.add_argument("--nonce", required=True, help="the nonce sent to the device (hex)")
+    p.add_argument("--max-age", type=int, default=300, help="maximum evidence age (seconds)")
+    p.add_argument(
+        "--now", type=int, help="verify as of this time (seconds since the epoch; default: now)"
+    )
+    p.set_defaults(handler=cmd_verify)
+
+    p = attest.add_parser("reference", help="write reference values for released images")
+    p.add_argument("--bootloader", type=Path, required=True, help="signed bootloader image")
+    p.add_argument(
+        "--firmware",
+        type=Path,
+        action="append",
+        required=True,
+        help="signed firmware image (repeat for every released version)",
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file (JSON)")
+    p.set_defaults(handler=cmd_reference)

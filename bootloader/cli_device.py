@@ -1,0 +1,150 @@
+"""``refcam device provision | boot | flash | fuses``: the factory and the bench.
+
+- ``provision`` programs a new simulated camera in a state directory (see
+  :mod:`bootloader.provision`) and prints the serial and the label path.
+- ``boot`` runs ROM and bootloader (not the firmware runtime) and prints the
+  boot log, ending with ``booted slot a, firmware 1.0.0 (security counter 1)``.
+- ``flash`` writes raw bytes into a slot with no verification at all: what an
+  attacker with physical access (or a trainer) can do. The next boot decides.
+- ``fuses`` prints the OTP fuse summary.
+
+Example::
+
+    refcam device provision --state cam1 --keys K --firmware fw-1.0.0.img
+    refcam device boot --state cam1
+    refcam device flash --state cam1 --slot b tampered.img
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bootloader.chain import boot, open_device, write_partition
+from bootloader.errors import FlashError, HardwareError, ProvisioningError
+from bootloader.hardware import FlashGeometry
+from bootloader.provision import provision_state_dir
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ProvisioningError(f"{what} {path} does not exist") from exc
+    except OSError as exc:
+        raise ProvisioningError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _passphrase(var: str | None) -> bytes | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise ProvisioningError(
+            f"--passphrase-env names {var}, but that environment variable is not set"
+        )
+    return value.encode("utf-8")
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    geometry = (
+        FlashGeometry() if args.slot_size is None else FlashGeometry(slot_size=args.slot_size)
+    )
+    result = provision_state_dir(
+        args.state,
+        keys_dir=args.keys,
+        firmware_image=_read_file(args.firmware, "firmware file"),
+        now=dt.datetime.now(dt.UTC),
+        serial=args.serial,
+        lifecycle=args.lifecycle,
+        geometry=geometry,
+        passphrase=_passphrase(args.passphrase_env),
+    )
+    print(f"provisioned {result.serial} in {result.state_dir}")
+    print(
+        f"firmware {result.firmware_version} (security counter {result.security_counter}) in slot a"
+    )
+    print(f"label (initial password): {result.label_path}")
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    device = open_device(args.state)
+    outcome = boot(device, now=int(time.time()))
+    for line in outcome.log_lines:
+        print(line)
+    print(outcome.summary)
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    data = _read_file(args.file, "image file")
+    device = open_device(args.state)
+    try:
+        write_partition(device.flash, args.slot, data)
+    except FlashError as exc:
+        raise HardwareError(f"cannot flash slot {args.slot}: {exc}") from exc
+    print(f"wrote {len(data)} bytes to slot {args.slot} (not verified; the next boot decides)")
+    return 0
+
+
+def cmd_fuses(args: argparse.Namespace) -> int:
+    state = open_device(args.state).fuses.read()
+    print(f"lifecycle: {state.lifecycle}")
+    print(f"debug: {'disabled' if state.debug_disabled else 'enabled'}")
+    for index, (key, revoked) in enumerate(zip(state.rot_keys, state.rot_revoked, strict=True)):
+        if key is None:
+            print(f"root-of-trust slot {index}: empty")
+        else:
+            print(f"root-of-trust slot {index}: {key.hex()}{' (revoked)' if revoked else ''}")
+    print(f"firmware counter: {state.firmware_counter}")
+    print(f"bootloader counter: {state.bootloader_counter}")
+    print(f"key-manifest counter: {state.key_manifest_counter}")
+    print(f"unique device secret: {'programmed' if state.uds is not None else 'blank'}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def register(groups: dict[str, Any]) -> None:
+    device = groups["device"]
+
+    p = device.add_parser("provision", help="program a new simulated camera in a state directory")
+    p.add_argument(
+        "--state", type=Path, required=True, help="device state directory (new or empty)"
+    )
+    p.add_argument(
+        "--keys", type=Path, required=True, help="vendor key directory (refcam keys init)"
+    )
+    p.add_argument("--firmware", type=Path, required=True, help="signed firmware image for slot a")
+    p.add_argument("--serial", help="serial number (default: RC + 10 random base32 characters)")
+    p.add_argument("--lifecycle", choices=("secured", "development"), default="secured")
+    p.add_argument("--slot-size", type=_positive_int, help="bytes per slot (multiple of 4096)")
+    p.add_argument("--passphrase-env", metavar="VAR", help="env var holding the key passphrase")
+    p.set_defaults(handler=cmd_provision)
+
+    p = device.add_parser("boot", help="run ROM and bootloader, print the boot log")
+    p.add_argument("--state", type=Path, required=True)
+    p.set_defaults(handler=cmd_boot)
+
+    p = device.add_parser("flash", help="write raw bytes into a slot (physical access, no checks)")
+    p.add_argument("--state", type=Path, required=True)
+    p.add_argument("--slot", choices=("a", "b"), required=True)
+    p.add_argument("file", type=Path)
+    p.set_defaults(handler=cmd_flash)
+
+    p = device.add_parser("fuses", help="print the OTP fuse summary")
+    p.add_argument("--state", type=Path, required=True)
+    p.set_defaults(handler=cmd_fuses)

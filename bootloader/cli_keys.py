@@ -1,0 +1,364 @@
+"""``refcam keys ...`` and ``refcam firmware ...``: key directories and signed images.
+
+Commands::
+
+    refcam keys init --dir K [--passphrase-env VAR]
+    refcam firmware build --keys K --version 1.2.0 --security-counter 3 -o fw.img
+    refcam firmware verify fw.img --keys K [--hardware-id ID]
+    refcam firmware inspect fw.img
+    refcam firmware sign-bootloader --keys K --version 1.0.0 --security-counter 1 -o bl.img
+
+Handlers are thin: they read files and the environment, call the pure cores
+(:mod:`bootloader.keys`, :mod:`bootloader.image`, :mod:`bootloader.verify`)
+and print. Errors are RefcamError subclasses, which ``refcam.cli`` prints as
+one line with exit status 1. Private key material is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bootloader.errors import BootError, BootloaderError, KeyStoreError
+from bootloader.firmware import FirmwarePayload, build_payload
+from bootloader.image import TLV, TLV_NAMES, SignedImage, iter_tlvs
+from bootloader.keymanifest import KeyManifest
+from bootloader.keys import (
+    KeySet,
+    init_keys,
+    load_public_key,
+    open_keys,
+    rotate_signing_key,
+    spki_sha256,
+)
+from bootloader.verify import (
+    DEFAULT_HARDWARE_ID,
+    TrustState,
+    build_bootloader_image,
+    build_firmware_image,
+    verify_bootloader_image,
+    verify_firmware_image,
+)
+
+DEFAULT_MODEL = "RC-1080"
+SUPPORT_PERIOD = dt.timedelta(days=5 * 365 + 1)  # default published support period
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    name = getattr(args, "passphrase_env", None)
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if value is None:
+        raise KeyStoreError(f"environment variable {name} (--passphrase-env) is not set")
+    if not value:
+        raise KeyStoreError(f"environment variable {name} (--passphrase-env) is empty")
+    return value.encode()
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BootloaderError(f"{what} {path} does not exist") from exc
+    except OSError as exc:
+        raise BootloaderError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _write_output(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so a failure never leaves half an image."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BootloaderError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+# --- keys -------------------------------------------------------------------
+
+
+def _cmd_keys_init(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    keys = init_keys(directory, now=dt.datetime.now(dt.UTC), passphrase=_passphrase(args))
+    inventory = json.loads(keys.inventory.read_text())
+    print(f"created key set in {directory}" + (" (encrypted)" if inventory["encrypted"] else ""))
+    for name, entry in sorted(inventory["keys"].items()):
+        print(f"  {name:<24} {entry['algorithm']:<16} spki-sha256 {entry['spki_sha256']}")
+        print(f"  {'':<24} {entry['private']} (0600), {entry['public']}")
+    for name, entry in sorted(inventory["certificates"].items()):
+        print(f"  {name:<24} {entry['subject']}, until {entry['not_valid_after'][:10]}")
+        print(f"  {'':<24} {entry['certificate']}, {entry['private']} (0600)")
+    print(f"  key-manifest             counter {inventory['key_manifest']['counter']}, "
+          f"{inventory['key_manifest']['path']}")  # fmt: skip
+    return 0
+
+
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    keys = open_keys(Path(args.dir))
+    result = rotate_signing_key(keys, passphrase=_passphrase(args), now=dt.datetime.now(dt.UTC))
+    print(
+        f"new firmware-signing key {result.new_key_hash.hex()}; key manifest counter "
+        f"{result.old_counter} -> {result.new_counter}; previous key kept as "
+        f"{result.archived_key.name}"
+    )
+    print(
+        f"burn the key-manifest counter to {result.new_counter} on devices to revoke "
+        f"{result.old_key_hash.hex()}"
+    )
+    return 0
+
+
+# --- firmware ---------------------------------------------------------------
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    keys = open_keys(Path(args.keys))
+    build_time = int(args.build_time) if args.build_time is not None else int(time.time())
+    support_end = (
+        args.support_end
+        or (dt.datetime.fromtimestamp(build_time, dt.UTC) + SUPPORT_PERIOD).date().isoformat()
+    )
+    tuf_root = _read_file(Path(args.tuf_root), "TUF root") if args.tuf_root else None
+    tls_path = Path(args.vendor_tls_root) if args.vendor_tls_root else keys.vendor_root_ca
+    vendor_tls_root = _read_file(tls_path, "vendor TLS root")
+    payload = build_payload(
+        version=args.version,
+        hardware_id=args.hardware_id,
+        model=args.model,
+        build_time=build_time,
+        support_end=support_end,
+        tuf_root=tuf_root,
+        vendor_tls_root=vendor_tls_root,
+    )
+    image = build_firmware_image(
+        keys=keys,
+        payload=payload,
+        version=args.version,
+        security_counter=args.security_counter,
+        hardware_id=args.hardware_id,
+        algorithm=args.algorithm,
+        passphrase=_passphrase(args),
+        build_time=build_time,
+    )
+    out = Path(args.output)
+    _write_output(out, image)
+    parsed = SignedImage.parse(image)
+    print(
+        f"wrote {out}: version {parsed.version}, security counter {parsed.security_counter}, "
+        f"hardware {parsed.hardware_id}, {len(image)} bytes, signed {args.algorithm} by "
+        f"{parsed.key_hash.hex()}, image hash {parsed.image_hash.hex()}"
+    )
+    return 0
+
+
+def _trust_from_keys(keys: KeySet, hardware_id: str) -> TrustState:
+    rot_keys: list[tuple[bytes, bool]] = []
+    slot = 0
+    while keys.rot_pub(slot).is_file():
+        rot_keys.append((spki_sha256(load_public_key(keys.rot_pub(slot))), False))
+        slot += 1
+    if not rot_keys:
+        raise KeyStoreError(f"key directory {keys.directory} has no rot-0.pub.pem")
+    return TrustState(
+        rot_keys=tuple(rot_keys),
+        min_key_manifest_counter=0,
+        min_security_counter=0,
+        hardware_id=hardware_id,
+    )
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    data = _read_file(Path(args.file), "image")
+    keys = KeySet(Path(args.keys))
+    hardware_id = args.hardware_id or SignedImage.parse(data).hardware_id
+    trust = _trust_from_keys(keys, hardware_id)
+    if args.bootloader:
+        verified = verify_bootloader_image(
+            data, rot_keys=trust.rot_keys, min_security_counter=0, hardware_id=hardware_id
+        )
+        kind = "bootloader"
+    else:
+        verified = verify_firmware_image(data, trust=trust)
+        kind = f"key manifest counter {verified.key_manifest_counter}"
+    print(
+        f"{args.file}: OK: version {verified.version}, security counter "
+        f"{verified.security_counter}, hardware {verified.hardware_id}, signer "
+        f"{verified.signer_key_hash.hex()}, {kind}, digest {verified.digest.hex()}"
+    )
+    return 0
+
+
+def _tlv_summary(tlv: TLV, image: SignedImage) -> str:
+    value = tlv.value
+    if tlv.name == "SEC_CNT":
+        return str(image.security_counter)
+    if tlv.name == "HARDWARE_ID":
+        return image.hardware_id
+    if tlv.name == "BUILD_TIME" and image.build_time is not None:
+        when = dt.datetime.fromtimestamp(image.build_time, dt.UTC).isoformat()
+        return f"{image.build_time} ({when})"
+    if tlv.name == "PUBKEY":
+        return f"DER SPKI, sha256 {image.key_hash.hex()}"
+    if tlv.name == "KEY_MANIFEST":
+        try:
+            manifest = KeyManifest.parse(value)
+        except BootError as exc:
+            return f"malformed: {exc}"
+        keys = ", ".join(k.key_hash.hex()[:16] for k in manifest.keys)
+        return (
+            f"counter {manifest.counter}, issuer {manifest.issuer_hash.hex()}, keys [{keys}] "
+            "(signature not checked)"
+        )
+    if len(value) <= 72:
+        return value.hex()
+    return f"{value[:32].hex()}..."
+
+
+def _payload_summary(image: SignedImage) -> list[str]:
+    try:
+        payload = FirmwarePayload.parse(image.payload)
+    except BootError:
+        pass  # not a firmware zip; maybe a bootloader manifest
+    else:
+        m = payload.manifest
+        when = dt.datetime.fromtimestamp(m.build_time, dt.UTC).isoformat()
+        return [
+            f"payload: firmware {m.model} ({m.hardware_id}) version {m.version}, "
+            f"built {when}, support until {m.support_end}",
+            f"payload: {len(payload.files)} files, TUF root "
+            f"{'present' if m.tuf_root else 'absent'}, vendor TLS root "
+            f"{'present' if m.vendor_tls_root else 'absent'}, sha256 {payload.digest}",
+        ]
+    try:
+        doc: Any = json.loads(bytes(image.payload))
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("stage") == "bootloader":
+        modules = doc.get("modules")
+        count = len(modules) if isinstance(modules, dict) else 0
+        return [f"payload: bootloader stage version {doc.get('version')}, {count} modules hashed"]
+    return ["payload: not a refcam firmware or bootloader payload"]
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    data = _read_file(Path(args.file), "image")
+    image = SignedImage.parse(data)
+    h = image.header
+    lines = [
+        f"image {args.file}: {len(data)} bytes (structure valid; signature NOT verified)",
+        f"header: magic 0x{h.magic:08x}, load_addr 0x{h.load_addr:x}, hdr_size {h.hdr_size}, "
+        f"protect_tlv_size {h.protect_tlv_size}, img_size {h.img_size}, flags 0x{h.flags:x}, "
+        f"version {h.version}",
+    ]
+    for area, tlv in iter_tlvs(image):
+        name = TLV_NAMES.get(tlv.type, "?")
+        lines.append(
+            f"tlv {area:<11} 0x{tlv.type:04x} {name:<12} len {len(tlv.value):>4} "
+            f"@{tlv.offset}: {_tlv_summary(tlv, image)}"
+        )
+    covered = hashlib.sha256(image.covered).hexdigest()
+    match = "matches" if bytes.fromhex(covered) == image.image_hash else "DOES NOT match"
+    lines.append(f"covered bytes: {image.covered_size}, sha256 {covered} ({match} the SHA256 TLV)")
+    lines.extend(_payload_summary(image))
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_sign_bootloader(args: argparse.Namespace) -> int:
+    keys = open_keys(Path(args.keys))
+    kwargs: dict[str, Any] = {}
+    if args.module:
+        kwargs["modules"] = tuple(args.module)
+    image = build_bootloader_image(
+        keys=keys,
+        version=args.version,
+        security_counter=args.security_counter,
+        passphrase=_passphrase(args),
+        rot_slot=args.rot_slot,
+        hardware_id=args.hardware_id,
+        **kwargs,
+    )
+    out = Path(args.output)
+    _write_output(out, image)
+    parsed = SignedImage.parse(image)
+    print(
+        f"wrote {out}: bootloader version {parsed.version}, security counter "
+        f"{parsed.security_counter}, signed by rot-{args.rot_slot} {parsed.key_hash.hex()}"
+    )
+    return 0
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0..4294967295")
+    return value
+
+
+def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    keys = groups["keys"]
+    p = keys.add_parser("init", help="create a complete vendor key set in a new directory")
+    p.add_argument("--dir", required=True, help="key directory to create")
+    p.add_argument("--passphrase-env", metavar="VAR", help="encrypt private keys with $VAR")
+    p.set_defaults(handler=_cmd_keys_init)
+
+    p = keys.add_parser(
+        "rotate-signing",
+        help="new firmware-signing key and a key manifest with the next counter",
+    )
+    p.add_argument("--dir", required=True, help="existing key directory")
+    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.set_defaults(handler=_cmd_keys_rotate)
+
+    fw = groups["firmware"]
+    p = fw.add_parser("build", help="pack the device package and sign it as a slot image")
+    p.add_argument("--keys", required=True, help="key directory")
+    p.add_argument("--version", required=True, help="MAJOR.MINOR.REVISION[+BUILD]")
+    p.add_argument("--security-counter", required=True, type=_non_negative)
+    p.add_argument("-o", "--output", required=True, help="image file to write")
+    p.add_argument("--hardware-id", default=DEFAULT_HARDWARE_ID)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--algorithm", choices=("ed25519", "ecdsa-p256"), default="ed25519")
+    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.add_argument("--tuf-root", help="trusted TUF root.json to embed")
+    p.add_argument(
+        "--vendor-tls-root", help="vendor TLS root PEM to embed (default: KEYS/vendor/root-ca.pem)"
+    )
+    p.add_argument("--build-time", type=_non_negative, help="seconds since the epoch (default now)")
+    p.add_argument("--support-end", help="ISO date (default: build time + 5 years)")
+    p.set_defaults(handler=_cmd_build)
+
+    p = fw.add_parser("verify", help="verify a slot image against a key directory's RoT keys")
+    p.add_argument("file")
+    p.add_argument("--keys", required=True, help="key directory (its rot-*.pub.pem are trusted)")
+    p.add_argument("--hardware-id", help="expected hardware id (default: the image's)")
+    p.add_argument(
+        "--bootloader", action="store_true", help="FILE is a bootloader image signed by a RoT key"
+    )
+    p.set_defaults(handler=_cmd_verify)
+
+    p = fw.add_parser("inspect", help="print the header, TLVs and payload summary of an image")
+    p.add_argument("file")
+    p.set_defaults(handler=_cmd_inspect)
+
+    p = fw.add_parser("sign-bootloader", help="build the bootloader image, signed by a RoT key")
+    p.add_argument("--keys", required=True, help="key directory")
+    p.add_argument("--version", required=True)
+    p.add_argument("--security-counter", required=True, type=_non_negative)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--rot-slot", type=int, choices=(0, 1), default=0)
+    p.add_argument("--hardware-id", default=DEFAULT_HARDWARE_ID)
+    p.add_argument("--module", action="append", help="bootloader stage module to hash (repeatable)")
+    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.set_defaults(handler=_cmd_sign_bootloader)

@@ -1,0 +1,128 @@
+"""BootServices on the simulated hardware: what the running firmware may ask.
+
+The firmware gets a :class:`FlashBootServices` in its handoff. Every call
+goes through the flash and fuse models, so the power-cut injector applies:
+
+- ``write_image(slot, image)``: erase and program the *inactive* slot
+  (the booted slot is refused, as is an image larger than the slot), then
+  verify it exactly as the bootloader will.
+- ``set_pending(slot)``: verify the slot, then mark it for a trial boot
+  (MCUboot ``boot_set_pending``).
+- ``confirm()``: write "confirmed" to boot-control, *then* burn the fused
+  counters up to the running image's counters (MCUboot ``boot_set_confirmed``
+  plus the anti-rollback update). A power cut between the two is completed
+  by the next boot; the counter never advances for an unconfirmed image.
+
+Example::
+
+    services = handoff.services
+    target = services.inactive_slot()
+    services.write_image(target, image_bytes)
+    services.set_pending(target)   # then reboot; the new image runs as a trial
+    ...
+    services.confirm()             # in the trial, once it is healthy
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bootloader.bootctl import BootControl
+from bootloader.chain import (
+    Device,
+    advance_fuses,
+    check_slot,
+    read_control,
+    trust_state,
+    write_control,
+    write_partition,
+)
+from bootloader.decision import other_slot
+from bootloader.errors import BootError, ImageFormatError
+from bootloader.handoff import Slot, SlotStatus
+from bootloader.verify import VerifiedFirmware
+
+
+class FlashBootServices:
+    """``handoff.BootServices`` for one boot of a :class:`Device`."""
+
+    def __init__(
+        self, device: Device, *, booted_slot: Slot, trial: bool, firmware: VerifiedFirmware
+    ) -> None:
+        self._device = device
+        self._booted = booted_slot
+        self._trial = trial
+        self._firmware = firmware
+
+    @property
+    def trial(self) -> bool:
+        """Still running as an unconfirmed trial."""
+        return self._trial
+
+    def inactive_slot(self) -> Slot:
+        return other_slot(self._booted)
+
+    def _check_target(self, slot: Slot, action: str) -> None:
+        if slot not in ("a", "b"):
+            raise BootError(f"cannot {action} slot {slot!r}: slots are 'a' and 'b'")
+        if slot == self._booted:
+            raise BootError(
+                f"cannot {action} slot {slot}: it holds the running firmware; use slot "
+                f"{self.inactive_slot()}"
+            )
+        if self._trial:
+            # The other slot holds the confirmed image the bootloader would revert to.
+            raise BootError(
+                f"cannot {action} slot {slot}: slot {self._booted} runs as an unconfirmed trial "
+                f"and slot {slot} holds the image to revert to; confirm the trial first"
+            )
+
+    def write_image(
+        self, slot: Slot, image: bytes, *, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        self._check_target(slot, "write")
+        size = self._device.flash.geometry.slot_size
+        if len(image) > size:
+            raise ImageFormatError(f"image is {len(image)} bytes, slot {slot} holds at most {size}")
+        if not image:
+            raise ImageFormatError("image is empty")
+        write_partition(self._device.flash, slot, bytes(image), progress=progress)
+        self.verify_slot(slot)
+
+    def verify_slot(self, slot: Slot) -> SlotStatus:
+        """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""
+        trust = trust_state(self._device.fuses.read(), self._device.board)
+        result = check_slot(self._device.flash, slot, trust)
+        if result is None:
+            raise ImageFormatError(f"slot {slot} is empty")
+        firmware = result.firmware
+        return SlotStatus(slot, "valid", firmware.version, firmware.security_counter)
+
+    def set_pending(self, slot: Slot) -> None:
+        self._check_target(slot, "boot as a trial")
+        self.verify_slot(slot)
+        view, _problem = read_control(self._device.flash)
+        current = (
+            view.current
+            if view is not None
+            else BootControl(seq=0, active=self._booted, last_confirmed=self._booted)
+        )
+        if current.active != self._booted:  # running a fallback: make it the base of the trial
+            current = BootControl(seq=current.seq, active=self._booted, last_confirmed=self._booted)
+        write_control(self._device.flash, view, current.with_pending(slot))
+
+    def confirm(self) -> None:
+        view, _problem = read_control(self._device.flash)
+        current = view.current if view is not None else None
+        already = (
+            current is not None
+            and current.active == self._booted
+            and current.trial_state == "confirmed"
+        )
+        if not already:
+            base = current or BootControl(seq=0, active=self._booted)
+            # 1. boot-control first: the confirmation is durable before any fuse moves.
+            write_control(self._device.flash, view, base.confirmed(self._booted))
+        # 2. then the anti-rollback fuses (completed by the next boot if cut here).
+        advance_fuses(self._device.fuses, self._firmware)
+        self._trial = False

@@ -1,15 +1,19 @@
 #!/bin/sh
-# Installs the Debian packages the test-suite needs, when they are missing.
-# Chromium drives the web-UI test through Playwright (no browser download).
+# Installs the Debian packages the test-suite needs, when they are missing:
+# chromium (driven by Playwright for the web-UI test; no browser download) and
+# certutil from libnss3-tools (to trust the test manufacturer root in a
+# throw-away NSS database instead of ignoring certificate errors).
 set -e
-if command -v chromium >/dev/null 2>&1; then
-    exit 0
-fi
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
+command -v certutil >/dev/null 2>&1 || missing="$missing libnss3-tools"
+[ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "system-deps: chromium is missing; install Debian's 'chromium' package (needs root)" >&2
+    echo "system-deps: missing Debian packages:$missing (install them as root)" >&2
     exit 1
 fi
-echo "system-deps: installing chromium from Debian"
+echo "system-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -45,8 +45,10 @@ from bootloader.verify import (
     verify_bootloader_image,
     verify_firmware_image,
 )
+from update_server.sbom import build_sbom
 
 DEFAULT_MODEL = "RC-1080"
+SBOM_PAYLOAD_NAME = "device/sbom.cdx.json"  # served by the device at GET /api/v1/sbom
 SUPPORT_PERIOD = dt.timedelta(days=5 * 365 + 1)  # default published support period
 
 
@@ -129,7 +131,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     tuf_root = _read_file(Path(args.tuf_root), "TUF root") if args.tuf_root else None
     tls_path = Path(args.vendor_tls_root) if args.vendor_tls_root else keys.vendor_root_ca
     vendor_tls_root = _read_file(tls_path, "vendor TLS root")
-    payload = build_payload(
+    fields: dict[str, Any] = dict(
         version=args.version,
         hardware_id=args.hardware_id,
         model=args.model,
@@ -138,6 +140,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
         tuf_root=tuf_root,
         vendor_tls_root=vendor_tls_root,
     )
+    # The SBOM describes the payload's files; it then travels inside the payload
+    # (so the device can serve it) and beside the image (to publish as a TUF target).
+    sbom = build_sbom(
+        build_payload(**fields), version=args.version, hardware_id=args.hardware_id, model=args.model
+    )
+    payload = build_payload(**fields, extra_files={SBOM_PAYLOAD_NAME: sbom.encode()})
     image = build_firmware_image(
         keys=keys,
         payload=payload,
@@ -150,6 +158,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     )
     out = Path(args.output)
     _write_output(out, image)
+    sbom_out = out.with_suffix(".cdx.json")
+    _write_output(sbom_out, sbom.encode())
     parsed = SignedImage.parse(image)
     print(
         f"wrote {out}: version {parsed.version}, security counter {parsed.security_counter}, "

@@ -84,9 +84,19 @@ def build_payload(
     tuf_root: bytes | None = None,
     vendor_tls_root: bytes | None = None,
     source_dir: Path | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> bytes:
-    """Pack the ``device`` package and its manifest into a reproducible zip."""
+    """Pack the ``device`` package and its manifest into a reproducible zip.
+
+    ``extra_files`` adds build products inside the package (such as
+    ``device/sbom.cdx.json``); they are listed and hashed like every other file.
+    """
     files = _package_files(source_dir or _default_source_dir())
+    for name, data in sorted((extra_files or {}).items()):
+        parts = name.split("/")
+        if parts[0] != PACKAGE or len(parts) < 2 or ".." in parts or any(n == name for n, _ in files):
+            raise FirmwarePayloadError(f"extra payload file {name!r} must be a new file under '{PACKAGE}/'")
+        files.append((name, data))
     if not any(name == f"{PACKAGE}/{ENTRY_MODULE}.py" for name, _ in files):
         raise FirmwarePayloadError(f"the '{PACKAGE}' package has no {ENTRY_MODULE}.py entry point")
     manifest = {

@@ -95,7 +95,8 @@ class BootServices(Protocol):
     def write_image(
         self, slot: Slot, image: bytes, *, progress: Callable[[int, int], None] | None = None
     ) -> None:
-        """Erase ``slot`` and write ``image`` to it (never the booted slot)."""
+        """Erase ``slot``, write ``image`` to it (never the booted slot), read it back and
+        verify it exactly as the bootloader will; raises a ``BootError`` if it would not boot."""
         ...
 
     def verify_slot(self, slot: Slot) -> SlotStatus:
@@ -103,7 +104,10 @@ class BootServices(Protocol):
         ...
 
     def set_pending(self, slot: Slot) -> None:
-        """Boot ``slot`` as a trial at the next boot (MCUboot ``boot_set_pending``)."""
+        """Boot ``slot`` as a trial at the next boot (MCUboot ``boot_set_pending``).
+
+        Verifies the slot first and raises a ``BootError`` if it would not boot.
+        """
         ...
 
     def confirm(self) -> None:

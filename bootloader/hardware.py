@@ -445,6 +445,7 @@ class MemoryFlashStorage:
 
 
 _INVERT = bytes(b ^ 0xFF for b in range(256))
+_ERASED = b"\xff"
 
 
 def _invert(data: bytes) -> bytes:
@@ -567,7 +568,9 @@ class Flash:
             )
         start = self._range(partition, offset, len(data))
         current = self._storage.read(start, len(data))
-        dirty = next((i for i, b in enumerate(current) if b != 0xFF), None)
+        # Fast path first (a C-level compare); find the offending cell only on failure.
+        erased = current == _ERASED * len(current)
+        dirty = None if erased else next(i for i, b in enumerate(current) if b != 0xFF)
         if dirty is not None:
             raise FlashError(
                 f"flash write to {partition!r} offset {offset + dirty} hits a cell that is not "

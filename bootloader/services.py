@@ -87,7 +87,7 @@ class FlashBootServices:
         if not image:
             raise ImageFormatError("image is empty")
         write_partition(self._device.flash, slot, bytes(image), progress=progress)
-        self.verify_slot(slot)
+        self.verify_slot(slot)  # read back from flash and verified as the bootloader will
 
     def verify_slot(self, slot: Slot) -> SlotStatus:
         """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""

@@ -72,6 +72,15 @@ def _probe(args: argparse.Namespace) -> int:
         allow_destructive=args.allow_destructive,
         only=tuple(args.only),
     )
+    def keep_admin_password(password: str) -> None:
+        args.report.mkdir(parents=True, exist_ok=True)
+        path = args.report / "admin-password.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+        print(f"probe: completed the first login; the new admin password is in {path}")
+
+    options.on_new_admin_password = keep_admin_password
     report = run_probe(options)
     paths = write_reports(report, args.report)
     print(render_table(report))

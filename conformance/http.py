@@ -172,6 +172,10 @@ class ProbeHTTP:
                 resp.status, dict(resp.getheaders()), data, elapsed,
                 set_cookies=tuple(v for k, v in resp.getheaders() if k.lower() == "set-cookie"),
             )
+        except ssl.SSLCertVerificationError as exc:
+            # No verdict can be earned over a channel that does not authenticate the device;
+            # the TLS cases report the chain itself (TLS-03).
+            raise ProbeError(f"TLS certificate validation failed for {self.target.url}: {exc.verify_message}") from exc
         except (TimeoutError, OSError, http.client.HTTPException, ssl.SSLError) as exc:
             return Exchange(
                 method, path, sent_headers, json_body, 0, {}, b"", time.perf_counter() - start,

@@ -63,6 +63,8 @@ class ProbeOptions:
     plaintext_ports: tuple[int, ...] = (80, 8080, 8000)
     allow_destructive: bool = False
     only: tuple[str, ...] = ()  # case ids; empty = all
+    # called with the admin password the probe set during a first login (never in the report)
+    on_new_admin_password: Callable[[str], None] | None = None
 
 
 @dataclass

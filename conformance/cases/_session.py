@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -96,7 +95,8 @@ def _admin_login(ctx: ProbeContext) -> Account:
         token = token_of(ex)
         if token is None:
             raise ProbeError(f"login with the new admin password failed: HTTP {ex.status}")
-        ctx.cache["new_admin_password"] = new
+        if opts.on_new_admin_password is not None:
+            opts.on_new_admin_password(new)
         return Account("admin", new, token)
     raise ProbeError("needs credentials (--admin USER:PASS or --label-password P)")
 
@@ -138,14 +138,6 @@ def _delete_user(ctx: ProbeContext, boss: Account, username: str) -> None:
     ex = ctx.http.request("DELETE", f"{USERS}/{quote(username)}", token=boss.token)
     if ex.status not in (200, 204, 404):
         raise ProbeError(f"HTTP {ex.status} {ex.text[:200]}")
-
-
-def write_secret(directory: Path, name: str, value: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
-    return path
 
 
 def json_field(ex: Exchange, name: str) -> Any:

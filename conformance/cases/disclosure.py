@@ -195,11 +195,11 @@ def fixed_in_time(ctx: ProbeContext) -> list[UnitResult]:
         return [not_applicable("a", "no vendor server given (--vendor)")]
     doc, ev = got
     policy = doc.get("policy") or {}
-    if not isinstance(policy, dict) or not policy.get("fix_days"):
+    if not isinstance(policy, dict) or not policy.get("fix_hours"):
         return [failed("a", "no fix deadlines per severity are published", ev)]
     late = _breaches(doc, ("fix", "advisory", "status_update", "cra_early_warning", "cra_notification", "cra_final_report"))
     return [
-        passed("a", f"fix deadlines published: {policy.get('fix_days')}", ev),
+        passed("a", f"fix deadlines published (hours): {policy.get('fix_hours')}", ev),
         failed("b", f"{len(late)} deadlines breached: {[b.get('report') for b in late]}", ev)
         if late
         else passed("b", "no fix or advisory deadline breached", ev),

@@ -24,7 +24,7 @@ from bootloader.image import TLV_INFO_MAGIC, TLV_SHA256, SignedImage, sign_image
 from bootloader.keymanifest import build_key_manifest
 
 from ..http import Exchange
-from ..model import UnitResult
+from ..model import Evidence, UnitResult
 from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ._session import admin, test_user
 
@@ -150,10 +150,8 @@ def admin_only(ctx: ProbeContext) -> list[UnitResult]:
 def automatic_checks(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", STATUS, token=admin(ctx).token)
     doc = ex.json()
-    setting = None
-    if isinstance(doc, dict):
-        setting = doc.get("auto_check") or doc.get("check_interval") or doc.get("automatic_checks")
-    if ex.status == 200 and setting is not None:
+    setting = doc.get("automatic_checks") if isinstance(doc, dict) else None
+    if ex.status == 200 and isinstance(setting, dict) and "enabled" in setting:
         return [passed("a", f"automatic checks reported: {setting}", ex.evidence())]
     return [failed("a", "the update status reports no automatic-check setting", ex.evidence())]
 
@@ -182,3 +180,131 @@ def interrupted_upload(ctx: ProbeContext) -> list[UnitResult]:
         return [a, failed("b", f"the device stopped answering after the cut (HTTP {alive.status})", alive.evidence())]
     unchanged = _unchanged(ctx, "b", before)
     return [a, unchanged if unchanged.verdict.value == "FAIL" else passed("b", unchanged.reason, alive.evidence())]
+
+
+class RogueRepository:
+    """A throw-away HTTPS server with a self-signed certificate, counting requests.
+
+    A device that validates the chain never completes a request to it; a device
+    that accepts any certificate sends HTTP requests, and each one is recorded.
+    """
+
+    def __init__(self, bind: str, name: str) -> None:
+        import datetime as dt
+        import http.server
+        import ipaddress
+        import tempfile
+        import threading
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"rogue {name}")])
+        now = dt.datetime.now(dt.UTC)
+        alt: list[x509.GeneralName] = [x509.DNSName("localhost")]
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(bind)))
+        except ValueError:
+            alt.append(x509.DNSName(bind))
+        cert = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        self._dir = tempfile.TemporaryDirectory(prefix="refcam-rogue-")
+        pem = Path(self._dir.name) / "rogue.pem"
+        pem.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        )
+        self.requests: list[str] = []
+        seen = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer((bind, 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.port = int(self._server.server_address[1])
+        host = f"[{bind}]" if ":" in bind else bind
+        self.url = f"https://{'localhost' if bind in ('127.0.0.1', '::1') else host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._dir.cleanup()
+
+
+def _local_address_towards(host: str) -> str:
+    """The probe host's address on the route to the camera (loopback stays loopback)."""
+    import ipaddress
+
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return "127.0.0.1"
+    except ValueError:
+        if host == "localhost":
+            return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, 9))  # no packet is sent for a UDP connect
+        return str(s.getsockname()[0])
+
+
+@register("UPD-05", budget=10, order=50)
+def rogue_repository(ctx: ProbeContext) -> list[UnitResult]:
+    boss = admin(ctx)
+    settings = ctx.http.request("GET", "/api/v1/settings", token=boss.token)
+    doc = settings.json()
+    if settings.status != 200 or not isinstance(doc, dict) or "update_url" not in doc:
+        return [inconclusive("a", "the device exposes no update-source setting", settings.evidence())]
+    original = doc["update_url"]
+    before = str(_device(ctx)["firmware_version"])
+    rogue = RogueRepository(_local_address_towards(ctx.host), ctx.host)
+    try:
+        moved = ctx.http.request("PATCH", "/api/v1/settings", json_body={"update_url": rogue.url}, token=boss.token)
+        if moved.status != 200:
+            return [inconclusive("a", f"cannot set the update source: HTTP {moved.status}", moved.evidence())]
+
+        def restore() -> None:
+            back = ctx.http.request("PATCH", "/api/v1/settings", json_body={"update_url": original}, token=boss.token)
+            if back.status != 200:
+                raise ValueError(f"restoring the update source answered HTTP {back.status}")
+
+        ctx.cleanups.append(("restore the update source", restore))
+        check = ctx.http.request("POST", "/api/v1/update/check", json_body={}, token=boss.token)
+    finally:
+        rogue.close()
+    contacted = Evidence("note", "requests the rogue repository received", {"paths": rogue.requests[:20]})
+    if rogue.requests:
+        a = failed("a", f"the device completed TLS with a self-signed server and sent {len(rogue.requests)} requests",
+                   check.evidence(), contacted)
+    elif 200 <= check.status < 300:
+        a = failed("a", "the update check succeeded against a rogue repository", check.evidence(), contacted)
+    else:
+        a = passed("a", f"the check failed before any request reached the rogue server (HTTP {check.status})",
+                   check.evidence(), contacted)
+    ctx.cleanups.pop()[1]()  # restore now, so later cases see the real source
+    after = ctx.http.request("GET", "/api/v1/settings", token=boss.token)
+    restored = isinstance(after.json(), dict) and after.json().get("update_url") == original
+    unchanged = _unchanged(ctx, "b", before)
+    if not restored:
+        return [a, failed("b", f"the update source was not restored to {original}", after.evidence())]
+    return [a, unchanged if unchanged.verdict.value == "FAIL" else passed(
+        "b", f"update source restored to {original}; still running {before}", after.evidence())]

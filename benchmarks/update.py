@@ -1,0 +1,146 @@
+"""End-to-end TUF update cost vs a plain HTTPS download plus one SHA-256 pass.
+
+A vendor repository publishes a 32 MiB (incompressible payload) firmware
+image; the update server serves it over loopback TLS. Timed (best of N):
+
+* update: ``UpdateClient.install()`` on a freshly booted simulated camera:
+  TUF refresh (timestamp, snapshot, targets, model delegation), target
+  download through the device fetcher, python-tuf length/hash check, image
+  checks, write to the inactive slot, bootloader-equivalent slot
+  verification and ``set_pending``;
+* baseline: ``http.client`` over the same TLS policy downloading the same
+  target file and hashing it once with SHA-256.
+
+Also printed: bytes and requests of a check when nothing changed (the cost
+of the automatic daily check). Target: ratio <= 1.5.
+
+Run: .venv/bin/python benchmarks/update.py [--mib 32] [--runs 3]
+The last line is ``ratio: X.XX``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import http.client
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bootloader.chain import boot
+from bootloader.hardware import Board, FlashGeometry
+from device import tls
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "device"))
+import update_fixtures as uf
+
+
+def best_of(runs: int, func: Callable[[], float]) -> float:
+    """Best of ``runs``; ``func`` sets up untimed and returns its timed seconds."""
+    return min(func() for _ in range(runs))
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    size = args.mib * 2**20
+    uf.GEOMETRY = FlashGeometry(
+        sector_size=4096, write_align=8, bootloader_size=64 * 1024, slot_size=size + 2**20, data_size=4096
+    )
+    uf.BOARD = Board(hardware_id=uf.HARDWARE_ID, model=uf.MODEL, vendor=uf.VENDOR, geometry=uf.GEOMETRY)
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        vendor = uf.make_vendor(tmp)
+        big_source = tmp / "big" / "device"
+        big_source.mkdir(parents=True)
+        for item in vendor.firmware_source.iterdir():
+            (big_source / item.name).write_bytes(item.read_bytes())
+        (big_source / "blob.bin").write_bytes(os.urandom(size))  # incompressible
+        small = vendor.image("1.0.0", 1)
+        vendor.firmware_source = big_source
+        image = vendor.image("2.0.0", 2)
+        vendor.publish(image, "rc-2.0.0.img")
+        target = next((vendor.repo_dir / "targets" / uf.HARDWARE_ID).iterdir())
+        camera = uf.make_camera(tmp, vendor, small)
+        golden = copy.deepcopy(camera.device)
+        context = tls.client_context(vendor.vendor_root_pem)
+        print(f"image: {len(image)} bytes ({len(image) / 2**20:.1f} MiB)", flush=True)
+
+        with uf.update_server(vendor) as url:
+            host, port = url.removeprefix("https://").split(":")
+            path = f"/targets/{uf.HARDWARE_ID}/{target.name}"
+
+            def download_and_hash() -> None:
+                conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                digest = hashlib.sha256()
+                while chunk := response.read1(256 * 1024):
+                    digest.update(chunk)
+                conn.close()
+                assert response.status == 200
+
+            def baseline() -> float:
+                return timed(download_and_hash)
+
+            def fresh_client() -> uf.UpdateClient:
+                """A freshly booted camera (untimed) with an empty TUF cache."""
+                outcome = boot(copy.deepcopy(golden).power_on(), now=uf.NOW)
+                shutil.rmtree(outcome.handoff.data_dir / "update", ignore_errors=True)
+                return uf.update_client(outcome, vendor, url)
+
+            def update() -> float:
+                return timed(fresh_client().install)
+
+            def tuf_only() -> float:
+                return timed(tuf_steps(fresh_client()))
+
+            def tuf_steps(client: uf.UpdateClient) -> Callable[[], None]:
+                return lambda: tuf_half(client)
+
+            def tuf_half(client: uf.UpdateClient) -> None:
+                """The network/TUF half of install(): refresh, select, download, hash check."""
+                updater, result = client._check()
+                assert result.candidate is not None
+                info = updater.get_targetinfo(result.candidate.target_path)
+                assert info is not None
+                destination = client.download_dir / "image.bin"
+                updater.download_target(info, filepath=str(destination))
+                destination.read_bytes()
+
+            t_base = best_of(args.runs, baseline)
+            t_tuf = best_of(args.runs, tuf_only)
+            t_update = best_of(args.runs, update)
+
+            outcome = boot(copy.deepcopy(golden).power_on(), now=uf.NOW)
+            client = uf.update_client(outcome, vendor, url)
+            client.check()
+            before_bytes, before_requests = client.fetcher.bytes_received, client.fetcher.requests
+            client.check()
+            idle_bytes = client.fetcher.bytes_received - before_bytes
+            idle_requests = client.fetcher.requests - before_requests
+
+    print(f"check with nothing new: {idle_bytes} bytes in {idle_requests} requests")
+    print(f"baseline HTTPS download + SHA-256: {t_base * 1000:.0f} ms ({size / t_base / 2**20:.0f} MiB/s)")
+    print(f"TUF refresh + download + hash:    {t_tuf * 1000:.0f} ms (ratio {t_tuf / t_base:.2f})")
+    print(f"TUF update end to end:            {t_update * 1000:.0f} ms (incl. simulated flash write,")
+    print(f"  flash write, 2 bootloader-equivalent slot verifications and set_pending: {(t_update - t_tuf) * 1000:.0f} ms)")
+    print(f"ratio: {t_update / t_base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

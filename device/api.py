@@ -1,0 +1,521 @@
+"""The JSON API under ``/api/v1``: device info and status, sessions, users, audit, attestation.
+
+Every handler declares its access requirement (``access.requires``) and a
+one-line summary (its docstring, used by ``openapi.py``). Bodies are JSON
+objects read by :func:`read_json` (``Content-Type: application/json``, at
+most ``DeviceConfig.api_max_body`` bytes, strict UTF-8, no NaN/Infinity);
+:func:`parse_json_object` is the pure parser the fuzz tests drive. Domain
+errors are raised, and ``server.error_middleware`` turns them into 4xx JSON.
+
+Routes::
+
+    GET    /api/v1/info                 public (more fields when logged in)
+    GET    /api/v1/status               viewer
+    POST   /api/v1/session              public   login -> token, csrf_token, cookie
+    GET    /api/v1/session              password-change   who am I
+    DELETE /api/v1/session              password-change   logout
+    POST   /api/v1/session/password     password-change   change own password
+    GET    /api/v1/users                admin
+    POST   /api/v1/users                admin
+    GET    /api/v1/users/{name}         admin
+    PATCH  /api/v1/users/{name}         admin    {"role": ...}
+    DELETE /api/v1/users/{name}         admin
+    POST   /api/v1/users/{name}/password admin   reset (user must change it)
+    GET    /api/v1/settings             admin
+    PATCH  /api/v1/settings             admin    {"password_policy": ...}
+    GET    /api/v1/audit                admin    ?after=SEQ&limit=N
+    GET    /api/v1/audit/export         admin    JSON lines
+    GET    /api/v1/audit/verify         admin
+    POST   /api/v1/attestation          viewer   {"nonce": hex, 16..64 bytes}
+    GET    /api/v1/openapi.json         public
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from .access import SESSION_COOKIE, current_user, requires, session_token
+from .appkeys import (
+    AUDIT_KEY,
+    CLOCK_KEY,
+    CONFIG_KEY,
+    CREDENTIALS_KEY,
+    HANDOFF_KEY,
+    SESSIONS_KEY,
+    USER_KEY,
+)
+from .config import (
+    PASSWORD_POLICIES,
+    SETTING_NAMES,
+    RuntimeSettings,
+    check_update_url,
+    load_settings,
+    save_settings,
+)
+from .credentials import User
+from .sessions import csrf_token_for
+
+if TYPE_CHECKING:
+    from bootloader.handoff import BootHandoff
+from .errors import AuditChainError, ConfigError, InvalidCredentials, RequestError, UserError
+
+PREFIX = "/api/v1"
+MAX_NAME_CHARS = 64
+MAX_PASSWORD_INPUT = 1024  # characters accepted on input; the policy caps new ones at 128
+NONCE_MIN, NONCE_MAX = 16, 64  # bytes
+
+T = TypeVar("T")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from request bytes; raises :class:`RequestError` for anything else."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError("bad_encoding", f"request body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise RequestError("malformed_json", "request body nests too deeply") from exc
+    except ValueError as exc:
+        raise RequestError("malformed_json", f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise RequestError("bad_type", f"request body must be a JSON object, found {type(value).__name__}")
+    return value
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise RequestError(
+            "unsupported_media_type",
+            f"Content-Type must be application/json, found {request.content_type or 'none'}",
+            status=415,
+        )
+    raw = await request.read()  # aiohttp raises 413 beyond client_max_size
+    return parse_json_object(raw)
+
+
+def field(body: dict[str, Any], name: str, kind: type[T], *, max_len: int | None = None) -> T:
+    """``body[name]`` checked to be a ``kind`` (bool is not an int)."""
+    if name not in body:
+        raise RequestError("missing_field", f"field {name!r} is required")
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RequestError("bad_type", f"field {name!r} must be {kind.__name__}, found {type(value).__name__}")
+    if max_len is not None and isinstance(value, str) and len(value) > max_len:
+        raise RequestError("too_long", f"field {name!r} has {len(value)} characters, at most {max_len} allowed")
+    return value
+
+
+def _now(request: web.Request) -> float:
+    return request.config_dict[CLOCK_KEY]()
+
+
+def _source(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def _off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run slow password hashing off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(func, *args, **kwargs))
+
+
+def _audit(request: web.Request, event: str, actor: str, detail: dict[str, Any], now: float) -> None:
+    request.config_dict[AUDIT_KEY].record(event, actor=actor, source=_source(request), detail=detail, now=now)
+
+
+def _audit_failure(request: web.Request, username: str, exc: InvalidCredentials, route: str, now: float) -> None:
+    _audit(request, "login_failure", username, {"failures": exc.failures, "route": route}, now)
+    if exc.locked_for:
+        _audit(request, "lockout", username, {"seconds": exc.locked_for, "failures": exc.failures}, now)
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {
+        "username": user.name,
+        "role": user.role,
+        "password_change_required": user.must_change,
+        "created": user.created,
+        "password_changed": user.password_changed,
+    }
+
+
+# -- device -----------------------------------------------------------------
+
+
+@requires("public")
+async def get_info(request: web.Request) -> web.Response:
+    """Vendor, model and support period (EN 303 645 5.3-13); serial and firmware when logged in."""
+    handoff = request.config_dict[HANDOFF_KEY]
+    info: dict[str, Any] = {
+        "vendor": handoff.identity.vendor,
+        "model": handoff.identity.model,
+        "support_end": handoff.firmware.support_end,
+        "password_policy": request.config_dict[CREDENTIALS_KEY].policy,
+    }
+    flaws = request.config_dict[CONFIG_KEY].flaws
+    if flaws:  # a deliberately flawed device says so (device.flaws)
+        info["unsafe_flaws"] = list(flaws)
+    if current_user(request) is not None:
+        info.update(
+            serial=handoff.identity.serial,
+            hardware_id=handoff.identity.hardware_id,
+            firmware_version=handoff.firmware.version,
+        )
+    return web.json_response(info)
+
+
+def status_document(h: BootHandoff) -> dict[str, Any]:
+    """The boot facts of this run; the handoff is frozen, so this never changes while running."""
+    return {
+        "booted_slot": h.booted_slot,
+        "firmware_version": h.firmware.version,
+        "security_counter": h.security_counter,
+        "trial": h.trial,
+        "slots": [asdict(s) for s in h.slots],
+        "fuses": {
+            "firmware_counter": h.fuses.firmware_counter,
+            "bootloader_counter": h.fuses.bootloader_counter,
+            "key_manifest_counter": h.fuses.key_manifest_counter,
+            "debug_disabled": h.fuses.debug_disabled,
+            "rot_keys": [{"spki_sha256": k, "revoked": r} for k, r in h.fuses.rot_keys],
+        },
+        "lifecycle": h.fuses.lifecycle,
+        "measurement_register": h.measurement_register,
+        "measurements": [asdict(m) for m in h.measurements],
+    }
+
+
+# password policy -> the encoded status document (boot facts never change while running)
+_STATUS_BODY: web.AppKey[dict[str, bytes]] = web.AppKey("refcam.api.status_body")
+
+
+@requires("viewer")
+async def get_status(request: web.Request) -> web.Response:
+    """Boot state: booted slot, both slots, fused counters, lifecycle, trial flag, measurements."""
+    policy = request.config_dict[CREDENTIALS_KEY].policy
+    cache = request.app[_STATUS_BODY]
+    body = cache.get(policy)
+    if body is None:
+        document = status_document(request.app[HANDOFF_KEY])
+        document["tls_profile"] = request.config_dict[CONFIG_KEY].tls_profile
+        document["password_policy"] = policy
+        body = cache[policy] = json.dumps(document).encode("utf-8")
+    return web.Response(body=body, content_type="application/json")
+
+
+@requires("viewer")
+async def post_attestation(request: web.Request) -> web.Response:
+    """Fresh attestation evidence over this boot's measurements, bound to the caller's nonce."""
+    body = await read_json(request)
+    nonce_hex = field(body, "nonce", str, max_len=2 * NONCE_MAX)
+    try:
+        nonce = bytes.fromhex(nonce_hex)
+    except ValueError as exc:
+        raise RequestError("bad_nonce", "nonce must be hexadecimal") from exc
+    if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
+        raise RequestError("bad_nonce", f"nonce has {len(nonce)} bytes; {NONCE_MIN} to {NONCE_MAX} required")
+    attester = request.config_dict[HANDOFF_KEY].attester
+    evidence = attester.evidence(nonce, now=int(_now(request)))
+    return web.json_response({"nonce": nonce.hex(), "evidence": base64.b64encode(evidence).decode("ascii")})
+
+
+# -- session ----------------------------------------------------------------
+
+
+@requires("public")
+async def post_session(request: web.Request) -> web.Response:
+    """Log in with {username, password}; returns a bearer token, a CSRF token and a cookie."""
+    body = await read_json(request)
+    username = field(body, "username", str, max_len=MAX_NAME_CHARS)
+    password = field(body, "password", str, max_len=MAX_PASSWORD_INPUT)
+    now = _now(request)
+    store = request.config_dict[CREDENTIALS_KEY]
+    try:
+        user = await _off_loop(store.authenticate, username, password, source=_source(request), now=now)
+    except InvalidCredentials as exc:
+        _audit_failure(request, username, exc, "login", now)
+        raise
+    config = request.config_dict[CONFIG_KEY]
+    issued = request.config_dict[SESSIONS_KEY].create(user.name, now=now)
+    _audit(request, "login_success", user.name, {"password_change_required": user.must_change}, now)
+    response = web.json_response(
+        {
+            "token": issued.token,
+            "csrf_token": issued.csrf_token,
+            "username": user.name,
+            "role": user.role,
+            "password_change_required": user.must_change,
+            "password_policy": store.policy,
+            "idle_timeout": config.sessions.idle_timeout,
+            "absolute_timeout": config.sessions.absolute_timeout,
+        }
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.token,
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=int(config.sessions.absolute_timeout),
+    )
+    return response
+
+
+@requires("password-change")
+async def get_session(request: web.Request) -> web.Response:
+    """Who am I: user name, role, whether the password must be changed first."""
+    user = request[USER_KEY]
+    answer: dict[str, Any] = {
+        "username": user.name,
+        "role": user.role,
+        "password_change_required": user.must_change,
+        "password_policy": request.config_dict[CREDENTIALS_KEY].policy,
+        "via": user.via,
+    }
+    presented = session_token(request)
+    if user.via == "cookie" and presented is not None:
+        # a reloaded page lost its CSRF token; the same-origin policy keeps this answer private
+        answer["csrf_token"] = csrf_token_for(presented[0])
+    return web.json_response(answer)
+
+
+@requires("password-change")
+async def delete_session(request: web.Request) -> web.Response:
+    """Log out: end this session and clear the cookie."""
+    user = request[USER_KEY]
+    request.config_dict[SESSIONS_KEY].delete(user.session_id)
+    _audit(request, "logout", user.name, {}, _now(request))
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    return response
+
+
+@requires("password-change")
+async def post_password(request: web.Request) -> web.Response:
+    """Change your own password {current_password, new_password}; ends your other sessions."""
+    body = await read_json(request)
+    current = field(body, "current_password", str, max_len=MAX_PASSWORD_INPUT)
+    new = field(body, "new_password", str, max_len=MAX_PASSWORD_INPUT)
+    user = request[USER_KEY]
+    now = _now(request)
+    store = request.config_dict[CREDENTIALS_KEY]
+    try:
+        await _off_loop(store.change_password, user.name, current, new, source=_source(request), now=now)
+    except InvalidCredentials as exc:  # a wrong current password counts like a failed login
+        _audit_failure(request, user.name, exc, "password_change", now)
+        raise
+    ended = request.config_dict[SESSIONS_KEY].delete_user_sessions(user.name, keep=user.session_id)
+    _audit(request, "password_change", user.name, {"forced": user.must_change, "sessions_ended": ended}, now)
+    return web.Response(status=204)
+
+
+# -- users ------------------------------------------------------------------
+
+
+@requires("admin")
+async def list_users(request: web.Request) -> web.Response:
+    """Every user with role and password state."""
+    users = request.config_dict[CREDENTIALS_KEY].list_users()
+    return web.json_response({"users": [_user_json(u) for u in users]})
+
+
+@requires("admin")
+async def create_user(request: web.Request) -> web.Response:
+    """Create a user {username, role, password}; the password must pass the policy and be changed at first login."""
+    body = await read_json(request)
+    name = field(body, "username", str, max_len=MAX_NAME_CHARS)
+    role = field(body, "role", str, max_len=16)
+    password = field(body, "password", str, max_len=MAX_PASSWORD_INPUT)
+    now = _now(request)
+    user = await _off_loop(request.config_dict[CREDENTIALS_KEY].create_user, name, role, password, now=now)
+    _audit(request, "user_create", request[USER_KEY].name, {"username": name, "role": role}, now)
+    return web.json_response(_user_json(user), status=201)
+
+
+def _target(request: web.Request) -> str:
+    return request.match_info["name"]
+
+
+@requires("admin")
+async def get_user(request: web.Request) -> web.Response:
+    """One user."""
+    user = request.config_dict[CREDENTIALS_KEY].get_user(_target(request))
+    if user is None:
+        raise UserError("no_such_user", f"there is no user {_target(request)!r}", status=404)
+    return web.json_response(_user_json(user))
+
+
+@requires("admin")
+async def patch_user(request: web.Request) -> web.Response:
+    """Change a user's role {role}."""
+    body = await read_json(request)
+    role = field(body, "role", str, max_len=16)
+    user = request.config_dict[CREDENTIALS_KEY].set_role(_target(request), role)
+    _audit(request, "user_role", request[USER_KEY].name, {"username": user.name, "role": role}, _now(request))
+    return web.json_response(_user_json(user))
+
+
+@requires("admin")
+async def delete_user(request: web.Request) -> web.Response:
+    """Delete a user and end their sessions (the last admin cannot be deleted)."""
+    name = _target(request)
+    request.config_dict[CREDENTIALS_KEY].delete_user(name)
+    request.config_dict[SESSIONS_KEY].delete_user_sessions(name)
+    _audit(request, "user_delete", request[USER_KEY].name, {"username": name}, _now(request))
+    return web.Response(status=204)
+
+
+@requires("admin")
+async def reset_user_password(request: web.Request) -> web.Response:
+    """Set a user's password {password}; they must change it at their next login."""
+    body = await read_json(request)
+    password = field(body, "password", str, max_len=MAX_PASSWORD_INPUT)
+    name = _target(request)
+    now = _now(request)
+    await _off_loop(request.config_dict[CREDENTIALS_KEY].reset_password, name, password, now=now)
+    request.config_dict[SESSIONS_KEY].delete_user_sessions(name)
+    _audit(request, "user_password_reset", request[USER_KEY].name, {"username": name}, now)
+    return web.Response(status=204)
+
+
+# -- settings ---------------------------------------------------------------
+
+
+@requires("admin")
+async def get_settings(request: web.Request) -> web.Response:
+    """Run-time settings in force: the password policy profile and the update source."""
+    store = request.config_dict[CREDENTIALS_KEY]
+    return web.json_response({"password_policy": store.policy, "update_url": _update_url(request)})
+
+
+def _update_url(request: web.Request) -> str | None:
+    config = request.config_dict[CONFIG_KEY]
+    return load_settings(config.settings_file).update_url or config.update_url
+
+
+@requires("admin")
+async def patch_settings(request: web.Request) -> web.Response:
+    """Change run-time settings {"password_policy": ..., "update_url": "https://..." | null}; audited.
+
+    A null ``update_url`` returns to the firmware's default update source.
+    """
+    body = await read_json(request)
+    unknown = sorted(set(body) - set(SETTING_NAMES))
+    if unknown or not body:
+        raise RequestError("unknown_setting", f"unknown or no settings {unknown}; known: {list(SETTING_NAMES)}")
+    config = request.config_dict[CONFIG_KEY]
+    store = request.config_dict[CREDENTIALS_KEY]
+    current = load_settings(config.settings_file)
+    changes: dict[str, list[object]] = {}
+    policy = current.password_policy
+    if "password_policy" in body:
+        wanted = field(body, "password_policy", str, max_len=32)
+        if wanted not in PASSWORD_POLICIES:
+            raise RequestError("bad_value", f"password_policy must be one of {list(PASSWORD_POLICIES)}, found {wanted!r}")
+        policy = wanted
+        changes["password_policy"] = [store.policy, policy]
+    update_url = current.update_url
+    if "update_url" in body:
+        try:
+            update_url = None if body["update_url"] is None else check_update_url(body["update_url"])
+        except ConfigError as exc:
+            raise RequestError("bad_value", str(exc)) from exc
+        changes["update_url"] = [_update_url(request), update_url or config.update_url]
+    save_settings(config.settings_file, RuntimeSettings(password_policy=policy, update_url=update_url))
+    if policy is not None:
+        store.policy = policy
+    _audit(request, "config_change", request[USER_KEY].name, changes, _now(request))
+    return web.json_response({"password_policy": store.policy, "update_url": _update_url(request)})
+
+
+# -- audit ------------------------------------------------------------------
+
+
+def _int_query(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise RequestError("bad_query", f"query parameter {name!r} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+@requires("admin")
+async def get_audit(request: web.Request) -> web.Response:
+    """A page of audit entries after ?after=SEQ (default 0), at most ?limit=N."""
+    config = request.config_dict[CONFIG_KEY]
+    after = _int_query(request, "after", 0, low=0, high=2**62)
+    limit = _int_query(request, "limit", 100, low=1, high=config.audit_page_max)
+    audit = request.config_dict[AUDIT_KEY]
+    entries = audit.page(after=after, limit=limit)
+    seq, digest = audit.head()
+    return web.json_response(
+        {
+            "entries": [e.to_json() for e in entries],
+            "next_after": entries[-1].seq if len(entries) == limit else None,
+            "head": {"seq": seq, "hash": digest},
+        }
+    )
+
+
+@requires("admin")
+async def export_audit(request: web.Request) -> web.StreamResponse:
+    """The whole audit log as JSON lines, oldest first."""
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    for entry in request.config_dict[AUDIT_KEY].entries():
+        await response.write((json.dumps(entry.to_json(), sort_keys=True) + "\n").encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
+@requires("admin")
+async def verify_audit(request: web.Request) -> web.Response:
+    """Verify the audit hash chain; 409 naming the first bad entry if it was tampered with."""
+    audit = request.config_dict[AUDIT_KEY]
+    try:
+        count = audit.verify_chain()
+    except AuditChainError as exc:
+        return web.json_response({"error": "audit_chain", "message": str(exc), "seq": exc.seq}, status=409)
+    seq, digest = audit.head()
+    return web.json_response({"entries": count, "head": {"seq": seq, "hash": digest}})
+
+
+def add_api_routes(app: web.Application) -> None:
+    from .openapi import get_openapi
+
+    app[_STATUS_BODY] = {}
+    r = app.router
+    r.add_get(f"{PREFIX}/info", get_info)
+    r.add_get(f"{PREFIX}/status", get_status)
+    r.add_post(f"{PREFIX}/attestation", post_attestation)
+    r.add_post(f"{PREFIX}/session", post_session)
+    r.add_get(f"{PREFIX}/session", get_session)
+    r.add_delete(f"{PREFIX}/session", delete_session)
+    r.add_post(f"{PREFIX}/session/password", post_password)
+    r.add_get(f"{PREFIX}/users", list_users)
+    r.add_post(f"{PREFIX}/users", create_user)
+    r.add_get(f"{PREFIX}/users/{{name}}", get_user)
+    r.add_patch(f"{PREFIX}/users/{{name}}", patch_user)
+    r.add_delete(f"{PREFIX}/users/{{name}}", delete_user)
+    r.add_post(f"{PREFIX}/users/{{name}}/password", reset_user_password)
+    r.add_get(f"{PREFIX}/settings", get_settings)
+    r.add_patch(f"{PREFIX}/settings", patch_settings)
+    r.add_get(f"{PREFIX}/audit", get_audit)
+    r.add_get(f"{PREFIX}/audit/export", export_audit)
+    r.add_get(f"{PREFIX}/audit/verify", verify_audit)
+    r.add_get(f"{PREFIX}/openapi.json", get_openapi)

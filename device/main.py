@@ -1,0 +1,230 @@
+"""The firmware's entry point: ``run(handoff, argv) -> int``, called by the boot chain.
+
+``run`` parses the runtime options, builds :class:`DeviceConfig` from the
+handoff's data partition, and serves the management app over TLS only::
+
+    --host 127.0.0.1  --port 8443  --tls-profile intermediate|modern
+    --password-policy nist-800-63b|kr-terminal  --redirect-port N (plain HTTP, 308 only)
+    --stream-source synthetic:640x360@15|file:P|folder:D|device:N|none
+    --update-url https://repo:port [--update-check-interval SECONDS] (default: the vendor)
+    --vendor-url https://vendor (security.txt points there; default https://localhost:9443)
+    --flaw NAME (repeatable; UNSAFE test-lab flaw profiles, loopback only, see ``flaws``)
+
+The route sets besides the core API are extensions (``server.Extension``):
+the web UI, the signed stream (``stream.web``), the update client
+(``update.web``) and security.txt (``disclosure``); :func:`extensions_for`
+builds them from the options.
+
+When it is listening it prints one line, ``refcam device serving
+https://HOST:PORT (serial ..., firmware ...)``. It returns 0 on SIGINT/SIGTERM
+and ``EXIT_REBOOT`` when a route sets ``appkeys.REBOOT_KEY`` (after an
+update), so the host boots the whole chain again.
+
+Example (what ``bootloader.firmware.start_firmware`` does)::
+
+    exit_code = run(handoff, ["--port", "8443"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from aiohttp import web
+
+from bootloader.handoff import EXIT_REBOOT, BootHandoff
+
+from . import tls
+from .appkeys import REBOOT_KEY
+from .config import PASSWORD_POLICIES, DeviceConfig
+from .errors import ConfigError
+from .flaws import PLAINTEXT_FLAW_PORT_OFFSET, UnsafeFlaws
+from .server import Extension, builtin_extensions, create_app, create_redirect_app
+
+DEFAULT_STREAM_SOURCE = "synthetic:640x360@15"  # a camera streams; "none" turns it off
+# The vendor this firmware belongs to: its update repository and its PSIRT
+# (security.txt points there). `refcam update-server run` listens here by default.
+DEFAULT_VENDOR_URL = "https://localhost:9443"
+
+log = logging.getLogger(__name__)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"device run: {message}")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(prog="refcam device run", add_help=False)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--tls-profile", choices=tls.PROFILES, default="intermediate")
+    parser.add_argument("--password-policy", choices=PASSWORD_POLICIES, default="nist-800-63b")
+    parser.add_argument("--redirect-port", type=int, default=None)
+    parser.add_argument("--stream-source", default=DEFAULT_STREAM_SOURCE)
+    parser.add_argument("--update-url", default=DEFAULT_VENDOR_URL)
+    parser.add_argument("--update-check-interval", type=float, default=None)
+    parser.add_argument("--vendor-url", default=DEFAULT_VENDOR_URL)
+    parser.add_argument("--flaw", action="append", default=[])
+    args = parser.parse_args(list(argv))
+    args.flaws = UnsafeFlaws.parse(args.flaw, host=args.host)  # loopback only, known names only
+    if "sla-breached" in args.flaws:
+        raise ConfigError(
+            "sla-breached is a vendor-side flaw (the PSIRT misses a deadline): "
+            "use refcam update-server run --flaw sla-breached"
+        )
+    for name in ("port", "redirect_port"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 65535:
+            raise ConfigError(f"--{name.replace('_', '-')} {value} is not a TCP port (0..65535)")
+    return args
+
+
+def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Extension]:
+    """The route sets this run serves besides the core API, from the command line."""
+    extensions = builtin_extensions()
+    if args.stream_source != "none":
+        from .stream.pipeline import StreamPipeline
+        from .stream.signing import StreamSigner
+        from .stream.sources import open_source, parse_source_spec
+        from .stream.web import add_stream_routes
+
+        spec = parse_source_spec(args.stream_source)
+        signer = StreamSigner.from_identity_dir(
+            handoff.data_dir / "identity", device=handoff.identity.serial
+        )
+        pipeline = StreamPipeline(lambda: open_source(spec), signer)
+        extensions.append(lambda app: add_stream_routes(app, pipeline))
+    if args.update_url is not None:
+        from .update.client import UpdateClientConfig
+        from .update.web import update_extension
+
+        update_config = UpdateClientConfig(repository_url=args.update_url)
+        if args.update_check_interval is not None:
+            update_config = replace(update_config, check_interval=args.update_check_interval)
+        extensions.append(update_extension(update_config))
+    if args.vendor_url is not None:
+        from .disclosure import add_disclosure_routes
+
+        vendor_url, flaws = args.vendor_url, args.flaws
+        extensions.append(
+            lambda app: add_disclosure_routes(app, vendor_url=vendor_url, flaws=flaws)
+        )
+    from .disclosure import add_sbom_route
+
+    extensions.append(add_sbom_route)
+    return extensions
+
+
+def config_for(handoff: BootHandoff, args: argparse.Namespace) -> DeviceConfig:
+    return DeviceConfig(
+        runtime_dir=handoff.data_dir / "runtime",
+        identity_dir=handoff.data_dir / "identity",
+        tls_profile=args.tls_profile,
+        password_policy=args.password_policy,
+        flaws=args.flaws,
+        update_url=args.update_url,
+    )
+
+
+def tls_context_for(config: DeviceConfig, *, now: float) -> ssl.SSLContext:
+    """The management TLS context; weakened only by an explicit flaw profile."""
+    flaws = config.flaws
+    chain, key = config.tls_chain_file, config.tls_key_file
+    if "self-signed-cert" in flaws:
+        chain, key = tls.unsafe_self_signed(config.runtime_dir / "unsafe", now=now)
+    if "tls-legacy" in flaws or "weak-ciphers" in flaws:
+        return tls.unsafe_server_context(
+            chain,
+            key,
+            profile=config.tls_profile,
+            tls_legacy="tls-legacy" in flaws,
+            weak_ciphers="weak-ciphers" in flaws,
+        )
+    return tls.server_context(chain, key, profile=config.tls_profile)
+
+
+async def serve(
+    handoff: BootHandoff,
+    args: argparse.Namespace,
+    *,
+    clock: Callable[[], float] = time.time,
+    extensions: Sequence[Extension] | None = None,
+    announce: Callable[[str], None] = print,
+) -> int:
+    config = config_for(handoff, args)
+    if config.flaws:
+        announce(config.flaws.banner())
+        log.warning("flaw profiles active: %s", ", ".join(config.flaws))
+    context = tls_context_for(config, now=clock())
+    if extensions is None:
+        extensions = extensions_for(handoff, args)
+    app = create_app(config, handoff=handoff, clock=clock, extensions=extensions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    redirect_runner: web.AppRunner | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        site = web.TCPSite(runner, args.host, args.port, ssl_context=context)
+        await site.start()
+        port = _bound_port(site, args.port)
+        if "plaintext-http" in config.flaws:  # UNSAFE flaw profile: the whole API over HTTP
+            plain_port = port + PLAINTEXT_FLAW_PORT_OFFSET
+            await web.TCPSite(runner, args.host, plain_port).start()
+            announce(f"UNSAFE: management API also on http://{args.host}:{plain_port}")
+        if args.redirect_port is not None:
+            redirect_runner = web.AppRunner(create_redirect_app(port), access_log=None)
+            await redirect_runner.setup()
+            redirect_site = web.TCPSite(redirect_runner, args.host, args.redirect_port)
+            await redirect_site.start()
+            announce(
+                f"refcam device redirecting http://{args.host}:"
+                f"{_bound_port(redirect_site, args.redirect_port)} to https (308 only)"
+            )
+        announce(
+            f"refcam device serving https://{args.host}:{port} "
+            f"(serial {handoff.identity.serial}, firmware {handoff.firmware.version})"
+        )
+        reboot = app[REBOOT_KEY]
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reboot.wait())}
+        _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return EXIT_REBOOT if reboot.is_set() else 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+        if redirect_runner is not None:
+            await redirect_runner.cleanup()
+        await runner.cleanup()
+
+
+def _bound_port(site: web.TCPSite, requested: int) -> int:
+    server = site._server  # the asyncio server: the real port when 0 was asked for
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else requested
+
+
+def run(handoff: BootHandoff, argv: list[str]) -> int:
+    """Serve until stopped; returns 0, or ``EXIT_REBOOT`` to boot the chain again."""
+    args = parse_args(argv)
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    result = asyncio.run(serve(handoff, args, announce=announce))
+    sys.stdout.flush()
+    return result

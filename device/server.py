@@ -1,0 +1,314 @@
+"""The management server: one app factory, its middlewares and the HTTP->HTTPS redirector.
+
+``create_app(config, *, handoff, clock=time.time, extensions=())`` returns the
+``web.Application`` that ``main.run`` serves over TLS only:
+
+* ``error_middleware`` (outermost) maps domain errors (``device.errors``) to
+  JSON ``{"error": code, "message": text}`` with a 4xx status, turns aiohttp's
+  own HTTP errors (404, 405, 413...) into the same JSON shape, and answers an
+  unexpected exception with a generic 500 after logging it;
+* ``access.access_middleware`` enforces each route's declared requirement;
+* every response (errors and files included) gets HSTS, ``Server: refcam``
+  without a version, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
+  no-referrer``, ``X-Frame-Options: DENY``, a strict Content-Security-Policy
+  and ``Cache-Control: no-store`` on the API.
+
+Resources (the user, session and audit databases) are opened by one
+``cleanup_ctx`` each and closed on shutdown. Typed keys live in
+``device.appkeys``. Extensions (web UI, stream, update) are callables
+``f(app)`` that add routes, each handler decorated with ``access.requires``.
+
+``create_redirect_app(https_port)`` is the optional plain-HTTP listener: it
+answers every request with ``308`` to the same path on HTTPS, with an empty
+body, and never reads the request body or its credentials.
+
+Example::
+
+    app = create_app(config, handoff=handoff, clock=time.time)
+    runner = web.AppRunner(app); await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 8443, ssl_context=ctx).start()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from aiohttp import web
+from yarl import URL
+
+from bootloader.handoff import BootHandoff
+from refcam.passwords import PasswordHashFormatError
+
+from .access import access_middleware, requires
+from .appkeys import (
+    AUDIT_KEY,
+    CLOCK_KEY,
+    CONFIG_KEY,
+    CREDENTIALS_KEY,
+    HANDOFF_KEY,
+    REBOOT_KEY,
+    SESSIONS_KEY,
+)
+from .audit import AuditLog
+from .config import DeviceConfig, load_settings
+from .credentials import CredentialStore, PolicyContext
+from .errors import (
+    AuditChainError,
+    DeviceError,
+    InvalidCredentials,
+    PasswordPolicyError,
+    RequestError,
+    SessionError,
+    StorageError,
+    Throttled,
+    UnsafeUnknownUser,
+    UserError,
+)
+
+log = logging.getLogger(__name__)
+
+Extension = Callable[[web.Application], None]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+# aiohttp HTTP errors -> our error codes
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "throttled",
+}
+
+
+def _json_error(status: int, code: str, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+def error_response(exc: DeviceError) -> web.Response:
+    """The HTTP answer for a domain error (the one place this mapping lives)."""
+    if isinstance(exc, RequestError | UserError):
+        return _json_error(exc.status, exc.code, str(exc))
+    if isinstance(exc, UnsafeUnknownUser):  # the user-enumeration flaw profile only
+        return _json_error(404, "unknown_user", "no such user")
+    if isinstance(exc, InvalidCredentials):
+        # one fixed body: unknown user and wrong password look the same (EN 303 645 5.6-2)
+        return _json_error(401, "invalid_credentials", "invalid user name or password")
+    if isinstance(exc, Throttled):
+        response = _json_error(
+            429, "throttled", "too many failed logins; try again later", retry_after=exc.retry_after
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, PasswordPolicyError):
+        return _json_error(400, "password_policy", str(exc), reasons=list(exc.reasons))
+    if isinstance(exc, SessionError):
+        return _json_error(401, "authentication_required", str(exc))
+    if isinstance(exc, StorageError | AuditChainError):
+        log.error("storage failure: %s", exc)
+        return _json_error(503, "storage", "device storage failure; see the device log")
+    return _json_error(400, "bad_request", str(exc))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DeviceError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = _json_error(exc.status, code, exc.reason)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except PasswordHashFormatError:
+        log.exception("stored password hash is corrupt")
+        return _json_error(503, "storage", "device storage failure; see the device log")
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _json_error(500, "internal", "internal error")
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    config = request.config_dict[CONFIG_KEY]
+    headers = response.headers
+    headers["Strict-Transport-Security"] = f"max-age={config.hsts_max_age}"
+    headers["Server"] = config.server_header
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    if request.path.startswith("/api/") and "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+
+
+def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        hash_file = config.initial_password_hash_file
+        try:
+            initial_hash = hash_file.read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StorageError(f"cannot read the initial password hash {hash_file}: {exc}") from exc
+        identity = handoff.identity
+        settings = load_settings(config.settings_file)
+        store = CredentialStore.open(
+            config.users_db,
+            initial_hash=initial_hash,
+            policy=settings.password_policy or config.password_policy,
+            context=PolicyContext(
+                username="", serial=identity.serial, model=identity.model, vendor=identity.vendor
+            ),
+            throttle=config.throttle,
+            now=app[CLOCK_KEY](),
+            flaws=config.flaws,
+        )
+        app[CREDENTIALS_KEY] = store
+        yield
+        store.close()
+
+    return ctx
+
+
+def _sessions_ctx(config: DeviceConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    from .sessions import SessionStore
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = SessionStore.open(config.sessions_db, config=config.sessions)
+        app[SESSIONS_KEY] = store
+        yield
+        store.close()
+
+    return ctx
+
+
+def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        audit = AuditLog.open(config.audit_db)
+        app[AUDIT_KEY] = audit
+        now = app[CLOCK_KEY]()
+        audit.record(
+            "boot",
+            actor="-",
+            source="device",
+            detail={
+                "slot": handoff.booted_slot,
+                "version": handoff.firmware.version,
+                "trial": handoff.trial,
+                "measurement_register": handoff.measurement_register,
+            },
+            now=now,
+        )
+        for notice in handoff.notices:  # fallbacks and tamper met by the boot chain
+            audit.record("boot_notice", actor="-", source="device", detail={"notice": notice}, now=now)
+        yield
+        audit.close()
+
+    return ctx
+
+
+def builtin_extensions() -> list[Extension]:
+    """Route sets shipped in the firmware that exist in this build (web UI for now)."""
+    found: list[Extension] = []
+    try:
+        webui = importlib.import_module(".webui", __package__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.webui":
+            raise
+    else:
+        found.append(webui.add_webui_routes)
+    return found
+
+
+def create_app(
+    config: DeviceConfig,
+    *,
+    handoff: BootHandoff,
+    clock: Callable[[], float] = time.time,
+    extensions: Sequence[Extension] | None = None,
+) -> web.Application:
+    """The management application; ``extensions`` default to :func:`builtin_extensions`."""
+    from . import api
+
+    app = web.Application(
+        middlewares=[error_middleware, access_middleware], client_max_size=config.api_max_body
+    )
+    app[CONFIG_KEY] = config
+    app[HANDOFF_KEY] = handoff
+    app[CLOCK_KEY] = clock
+    app[REBOOT_KEY] = asyncio.Event()
+    app.on_response_prepare.append(_security_headers)
+    # order matters: the audit log first, so the others can log into it
+    app.cleanup_ctx.append(_audit_ctx(config, handoff))
+    app.cleanup_ctx.append(_credentials_ctx(config, handoff))
+    app.cleanup_ctx.append(_sessions_ctx(config))
+    api.add_api_routes(app)
+    for extension in builtin_extensions() if extensions is None else extensions:
+        extension(app)
+    return app
+
+
+def _redirect_handler(https_port: int) -> Handler:
+    @requires("public")
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        host = request.url.host or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not host or not all(c.isalnum() or c in "-." for c in host):
+                host = "localhost"
+        target = URL.build(
+            scheme="https",
+            host=host,
+            port=https_port,
+            path=request.path,
+            query_string=request.query_string,
+        )
+        # 308 keeps the method; empty body; the request body and credentials are never read.
+        # No HSTS header here: RFC 6797 7.2 forbids it over plain HTTP.
+        return web.Response(status=308, headers={"Location": str(target)})
+
+    return redirect
+
+
+def create_redirect_app(https_port: int) -> web.Application:
+    """Plain HTTP that only redirects to HTTPS on ``https_port``."""
+    app = web.Application(client_max_size=1)
+    app.router.add_route("*", "/{tail:.*}", _redirect_handler(https_port))
+    app.on_response_prepare.append(_redirect_headers)
+    return app
+
+
+async def _redirect_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = DeviceConfig.server_header  # no version, as on HTTPS

@@ -1,0 +1,271 @@
+"""The update client's network I/O: a python-tuf ``FetcherInterface`` over ``http.client``.
+
+python-tuf decides *what* to download and verifies it; this module decides
+*how*: TLS with the vendor root as the only trust anchor and the host name
+checked (``device.tls.client_context``), connect and read timeouts, a hard
+size limit on every response, and resumable target downloads.
+
+* Metadata (``download_bytes``) is read into memory, bounded by the length
+  python-tuf allows for that role (endless-data attack: TUF 5.4.1 and
+  :class:`DownloadLengthMismatchError`).
+* Targets (``download_file``) go to a partial file in ``partial_dir``
+  named after the URL (hash-prefixed under consistent snapshots, so one URL
+  is one content). A cut transfer is resumed with ``Range: bytes=N-``; a
+  server that ignores the range restarts the file. The partial file is
+  removed once python-tuf has checked length and hashes, or when they do
+  not match (never resumed from bad bytes).
+
+Plain ``http://`` is refused unless ``allow_plain_http`` is set (only the
+``refcam tuf-client`` conformance command does).
+
+Example::
+
+    fetcher = HTTPSFetcher(ssl_context=tls.client_context(vendor_root),
+                           partial_dir=data_dir / "update" / "partial")
+    updater = build_updater(..., fetcher=fetcher)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from tuf.api import exceptions
+from tuf.ngclient import FetcherInterface  # type: ignore[attr-defined]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+@dataclass(frozen=True)
+class FetcherConfig:
+    connect_timeout: float = 10.0  # seconds
+    read_timeout: float = 30.0  # seconds without a byte
+    max_transfer_seconds: float = 3600.0  # whole-response deadline (slow retrieval)
+    chunk_size: int = 256 * 1024  # bytes per read
+    max_download: int = 256 * 2**20  # bytes; hard cap on any response
+    user_agent: str = "refcam-update/1"
+
+
+class HTTPSFetcher(FetcherInterface):
+    """TLS-only (by default) fetcher with size limits and resumable target downloads."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        partial_dir: Path | None = None,
+        config: FetcherConfig | None = None,
+        allow_plain_http: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        if ssl_context is not None and (
+            ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname
+        ):
+            raise ValueError("the update fetcher needs a context that verifies chain and host name")
+        self._ssl_context = ssl_context
+        self._partial_dir = partial_dir
+        self.config = config or FetcherConfig()
+        self._allow_plain_http = allow_plain_http
+        self.progress = progress
+        self.bytes_received = 0  # every body byte received, for measurement
+        self.requests = 0
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _connect(self, url: str) -> tuple[http.client.HTTPConnection, str]:
+        parts = urlsplit(url)
+        if parts.hostname is None:
+            raise exceptions.DownloadError(f"URL {url!r} has no host")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        if parts.scheme == "https":
+            if self._ssl_context is None:
+                raise exceptions.DownloadError("no TLS context configured for https URLs")
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname,
+                parts.port or 443,
+                timeout=self.config.connect_timeout,
+                context=self._ssl_context,
+            )
+        elif parts.scheme == "http" and self._allow_plain_http:
+            conn = http.client.HTTPConnection(
+                parts.hostname, parts.port or 80, timeout=self.config.connect_timeout
+            )
+        else:
+            raise exceptions.DownloadError(
+                f"refusing {parts.scheme!r} URL {url}: updates are fetched over https only"
+            )
+        return conn, path
+
+    def _request(
+        self, url: str, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        conn, path = self._connect(url)
+        try:
+            conn.connect()
+            if conn.sock is not None:
+                conn.sock.settimeout(self.config.read_timeout)
+            conn.request("GET", path, headers={"User-Agent": self.config.user_agent, **headers})
+            response = conn.getresponse()
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            raise exceptions.DownloadError(
+                f"TLS certificate of {urlsplit(url).hostname} not trusted: {exc.verify_message}"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise exceptions.DownloadError(f"cannot fetch {url}: {exc}") from exc
+        self.requests += 1
+        return conn, response
+
+    def _chunks(
+        self, response: http.client.HTTPResponse, url: str, limit: int
+    ) -> Iterator[bytes]:
+        deadline = time.monotonic() + self.config.max_transfer_seconds
+        received = 0
+        while True:
+            try:
+                chunk = response.read1(self.config.chunk_size)
+            except (OSError, http.client.HTTPException) as exc:
+                raise exceptions.DownloadError(f"transfer of {url} failed: {exc}") from exc
+            if not chunk:
+                missing = response.length  # http.client: bytes still due by Content-Length
+                if missing:
+                    raise exceptions.DownloadError(
+                        f"{url}: connection closed with {missing} announced bytes missing"
+                    )
+                return
+            received += len(chunk)
+            self.bytes_received += len(chunk)
+            if received > limit:
+                raise exceptions.DownloadLengthMismatchError(
+                    f"{url}: received more than the allowed {limit} bytes"
+                )
+            if time.monotonic() > deadline:
+                raise exceptions.SlowRetrievalError(
+                    f"{url}: transfer exceeded {self.config.max_transfer_seconds} s"
+                )
+            yield chunk
+
+    @staticmethod
+    def _check_status(response: http.client.HTTPResponse, url: str, ok: tuple[int, ...]) -> None:
+        if response.status not in ok:
+            raise exceptions.DownloadHTTPError(
+                f"{url}: HTTP {response.status} {response.reason}", response.status
+            )
+
+    def _check_declared_length(self, response: http.client.HTTPResponse, url: str, limit: int) -> None:
+        declared = response.getheader("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise exceptions.DownloadLengthMismatchError(
+                f"{url}: server announces {declared} bytes, at most {limit} allowed"
+            )
+
+    # ------------------------------------------------------------------ FetcherInterface
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        conn, response = self._request(url, {})
+        try:
+            self._check_status(response, url, (200,))
+        except exceptions.DownloadHTTPError:
+            conn.close()
+            raise
+        return self._closing(conn, self._chunks(response, url, self.config.max_download))
+
+    @staticmethod
+    def _closing(conn: http.client.HTTPConnection, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            yield from chunks
+        finally:
+            conn.close()
+
+    def download_bytes(self, url: str, max_length: int) -> bytes:
+        """Metadata: into memory, never more than ``max_length`` bytes."""
+        limit = min(max_length, self.config.max_download)
+        conn, response = self._request(url, {})
+        try:
+            self._check_status(response, url, (200,))
+            self._check_declared_length(response, url, limit)
+            return b"".join(self._chunks(response, url, limit))
+        finally:
+            conn.close()
+
+    @contextmanager
+    def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
+        """Targets: resumable into a partial file; removed after python-tuf's checks."""
+        if self._partial_dir is None:
+            with super().download_file(url, max_length) as handle:
+                yield handle
+            return
+        limit = min(max_length, self.config.max_download)
+        self._partial_dir.mkdir(parents=True, exist_ok=True)
+        partial = self._partial_dir / (hashlib.sha256(url.encode()).hexdigest() + ".part")
+        try:
+            self._download_resumable(url, partial, limit)
+        except exceptions.DownloadLengthMismatchError:
+            partial.unlink(missing_ok=True)  # more than the signed length: never resume it
+            raise
+        try:
+            with partial.open("rb") as handle:
+                yield handle
+        finally:
+            # Verified (and copied by the Updater) or rejected: either way never resume it.
+            partial.unlink(missing_ok=True)
+
+    def _download_resumable(self, url: str, partial: Path, limit: int) -> None:
+        offset = partial.stat().st_size if partial.exists() else 0
+        if offset > limit:
+            partial.unlink()
+            offset = 0
+        if offset == limit:
+            return  # complete already; python-tuf verifies it next
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        conn, response = self._request(url, headers)
+        try:
+            if offset and response.status == 206:
+                match = _CONTENT_RANGE.match(response.getheader("Content-Range") or "")
+                if match is None or int(match.group(1)) != offset:
+                    raise exceptions.DownloadError(
+                        f"{url}: server answered range {response.getheader('Content-Range')!r}, "
+                        f"asked for bytes={offset}-"
+                    )
+                mode = "ab"
+                log.info("resuming %s at byte %d", url, offset)
+            else:
+                if offset and response.status == 416:
+                    partial.unlink()  # our partial is longer than the file: start over
+                    conn.close()
+                    self._download_resumable(url, partial, limit)
+                    return
+                self._check_status(response, url, (200,))
+                mode, offset = "wb", 0
+            self._check_declared_length(response, url, limit - offset)
+            with partial.open(mode) as out:
+                self._copy(response, url, out, offset, limit)
+        finally:
+            conn.close()
+
+    def _copy(
+        self, response: http.client.HTTPResponse, url: str, out: IO[bytes], offset: int, limit: int
+    ) -> None:
+        done = offset
+        for chunk in self._chunks(response, url, limit - offset):
+            out.write(chunk)
+            done += len(chunk)
+            if self.progress is not None:
+                self.progress(done, limit)
+        out.flush()

@@ -1,0 +1,207 @@
+"""Update routes of the management server (admin only), and automatic checks.
+
+::
+
+    POST /api/v1/update/check     refresh TUF metadata; the newest acceptable image, if any
+    POST /api/v1/update/install   check, download, verify, write the inactive slot, reboot
+    POST /api/v1/update/upload    a signed image in the body (no TUF); same image checks
+    GET  /api/v1/update/status    state, slots, counters, TUF versions/expiries, last error
+
+Install and upload answer once the image is verified in the inactive slot
+and marked pending; the device then reboots (``REBOOT_KEY``) into a trial of
+the new image. Refusals are JSON ``{"error": code, "message": text}`` with a
+4xx status (``device.update.errors``); a transport failure is 502.
+
+Example::
+
+    app = create_app(config, handoff=handoff,
+                     extensions=[update_extension(UpdateClientConfig(repository_url=url))])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .. import tls
+from ..access import requires
+from ..appkeys import CLOCK_KEY, CONFIG_KEY, HANDOFF_KEY, REBOOT_KEY
+from ..config import load_settings
+from .client import UpdateClient, UpdateClientConfig, next_check_delay
+from .errors import ImageTooLarge, UpdateError
+from .fetcher import HTTPSFetcher
+
+log = logging.getLogger(__name__)
+
+UPDATE_CLIENT_KEY = web.AppKey[UpdateClient]("refcam.update.client")
+REBOOT_DELAY = 0.5  # seconds: let the install response reach the client first
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(exc: UpdateError) -> web.Response:
+    return web.json_response({"error": exc.code, "message": exc.message}, status=exc.status)
+
+
+def _typed(handler: Handler) -> Handler:
+    """Map update errors to their JSON answer (kept next to the errors they map)."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except UpdateError as exc:
+            return _error(exc)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def _candidate(client: UpdateClient) -> dict[str, Any] | None:
+    return client.status_document()["available"]  # type: ignore[no-any-return]
+
+
+@requires("admin")
+@_typed
+async def check(request: web.Request) -> web.StreamResponse:
+    client = request.config_dict[UPDATE_CLIENT_KEY]
+    result = await asyncio.to_thread(client.check)
+    return web.json_response(
+        {"current_version": result.current_version, "available": _candidate(client)}
+    )
+
+
+def _schedule_reboot(app: web.Application) -> None:
+    event = app[REBOOT_KEY]
+    asyncio.get_running_loop().call_later(REBOOT_DELAY, event.set)
+
+
+@requires("admin")
+@_typed
+async def install(request: web.Request) -> web.StreamResponse:
+    client = request.config_dict[UPDATE_CLIENT_KEY]
+    candidate = await asyncio.to_thread(client.install)
+    _schedule_reboot(request.app)
+    return web.json_response(
+        {
+            "installed": asdict(candidate),
+            "slot": client.status.installed_slot,
+            "rebooting": True,
+        },
+        status=202,
+    )
+
+
+@requires("admin")
+@_typed
+async def upload(request: web.Request) -> web.StreamResponse:
+    client = request.config_dict[UPDATE_CLIENT_KEY]
+    limit = client.config.max_image_size
+    if request.content_type != "application/octet-stream":
+        return web.json_response(
+            {"error": "unsupported_media_type", "message": "send the image as application/octet-stream"},
+            status=415,
+        )
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ImageTooLarge(f"image of {declared} bytes exceeds the limit of {limit}")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise ImageTooLarge(f"image exceeds the limit of {limit} bytes")
+    facts = await asyncio.to_thread(client.install_upload, bytes(body))
+    _schedule_reboot(request.app)
+    return web.json_response(
+        {"installed": asdict(facts), "slot": client.status.installed_slot, "rebooting": True},
+        status=202,
+    )
+
+
+@requires("admin")
+@_typed
+async def status(request: web.Request) -> web.StreamResponse:
+    client = request.config_dict[UPDATE_CLIENT_KEY]
+    return web.json_response(await asyncio.to_thread(client.status_document))
+
+
+def add_update_routes(app: web.Application, client: UpdateClient) -> None:
+    """Mount the routes for ``client`` (tests pass a client they built)."""
+    app[UPDATE_CLIENT_KEY] = client
+    app.router.add_post("/api/v1/update/check", check)
+    app.router.add_post("/api/v1/update/install", install)
+    app.router.add_post("/api/v1/update/upload", upload)
+    app.router.add_get("/api/v1/update/status", status)
+
+
+def _vendor_root_file(data_dir: Path, pem: bytes) -> Path:
+    path = data_dir / "update" / "vendor-root.pem"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_bytes() != pem:
+        path.write_bytes(pem)
+    return path
+
+
+def build_client(app: web.Application, config: UpdateClientConfig) -> UpdateClient:
+    """The device's client: vendor TLS root and TUF root from the verified firmware."""
+    handoff = app[HANDOFF_KEY]
+    pem = handoff.firmware.vendor_tls_root
+    # Without a vendor root there is no trusted https: network updates fail closed
+    # ("no TLS context configured"), signed uploads still work.
+    context = tls.client_context(_vendor_root_file(handoff.data_dir, pem)) if pem else None
+    fetcher = HTTPSFetcher(
+        ssl_context=context,
+        partial_dir=handoff.data_dir / "update" / "partial",
+        config=config.fetcher,
+    )
+    settings_file = app[CONFIG_KEY].settings_file
+
+    def repository_url() -> str:  # read per check: PATCH /api/v1/settings takes effect at once
+        return load_settings(settings_file).update_url or config.repository_url
+
+    return UpdateClient(handoff, config, fetcher=fetcher, clock=app[CLOCK_KEY], repository_url=repository_url)
+
+
+async def _periodic_checks(client: UpdateClient, rng: random.Random) -> None:
+    """EN 303 645 5.3-4/-5: automatic, configurable checks (interval +/- jitter)."""
+    while True:
+        await asyncio.sleep(next_check_delay(client.config.check_interval, client.config.check_jitter, rng))
+        try:
+            result = await asyncio.to_thread(client.check)
+            if result.candidate is not None:
+                log.info("update %s is available", result.candidate.version)
+        except UpdateError as exc:  # recorded in the status; try again next period
+            log.warning("automatic update check failed: %s", exc)
+
+
+def update_extension(config: UpdateClientConfig) -> Callable[[web.Application], None]:
+    """A management-server extension: build the client at start-up, mount routes, schedule checks."""
+
+    def extend(app: web.Application) -> None:
+        async def ctx(app: web.Application) -> AsyncIterator[None]:
+            client = build_client(app, config)
+            app[UPDATE_CLIENT_KEY] = client
+            task = None
+            if config.check_interval > 0:
+                task = asyncio.create_task(_periodic_checks(client, random.Random()))
+            yield
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        app.router.add_post("/api/v1/update/check", check)
+        app.router.add_post("/api/v1/update/install", install)
+        app.router.add_post("/api/v1/update/upload", upload)
+        app.router.add_get("/api/v1/update/status", status)
+        app.cleanup_ctx.append(ctx)
+
+    return extend

@@ -1,0 +1,190 @@
+"""``refcam device run|ca|label|factory-reset|renew-cert``: operate a provisioned camera.
+
+``device run`` powers the camera on through the whole chain: the ROM and
+bootloader verify a slot (``bootloader.chain.boot``), and the firmware runtime
+is started from the *verified* payload (``bootloader.firmware.start_firmware``),
+which serves the management API over TLS only. When the firmware asks for a
+reboot (``EXIT_REBOOT``, after an update) the chain runs again.
+
+Examples::
+
+    refcam device run --state S --port 8443 [--tls-profile modern] [--redirect-port 8080]
+    refcam device ca --state S > root.pem        # the manufacturer root to trust
+    refcam device label --state S                 # serial, model, initial password
+    refcam device factory-reset --state S         # users, sessions, settings wiped
+    refcam device renew-cert --state S --keys K   # new TLS leaf for the same key
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from refcam.errors import RefcamError
+
+IDENTITY = Path("data") / "identity"
+RUNTIME = Path("data") / "runtime"
+
+
+class DeviceRuntimeError(RefcamError):
+    """A device runtime command cannot be done as asked."""
+
+
+def _state(args: argparse.Namespace) -> Path:
+    state = Path(args.state)
+    if not (state / IDENTITY).is_dir():
+        raise DeviceRuntimeError(
+            f"{state} is not a provisioned device state directory (no {IDENTITY}); "
+            "run 'refcam device provision' first"
+        )
+    return state
+
+
+def _print_file(path: Path, what: str) -> int:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeviceRuntimeError(f"cannot read the {what} {path}: {exc}") from exc
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+# Options the firmware's main.run parses; listed here for --help and passed through as argv.
+RUNTIME_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--host", {"help": "address to listen on (default 127.0.0.1)"}),
+    ("--port", {"help": "HTTPS port (default 8443; 0 picks a free one)"}),
+    ("--tls-profile", {"help": "Mozilla TLS profile: intermediate (default) or modern"}),
+    ("--password-policy", {"help": "nist-800-63b (default) or kr-terminal"}),
+    ("--redirect-port", {"help": "also listen for plain HTTP here, answering only 308 to HTTPS"}),
+    ("--stream-source", {"help": "synthetic:WxH@FPS (default synthetic:640x360@15), file:P, "
+                                 "folder:D, device:N or none"}),
+    ("--update-url", {"help": "TUF repository https://host:port (enables the update client)"}),
+    ("--update-check-interval", {"help": "seconds between automatic update checks; 0 = off"}),
+    ("--vendor-url", {"help": "vendor PSIRT base URL, published in /.well-known/security.txt"}),
+    ("--flaw", {"action": "append", "metavar": "NAME",
+                "help": "UNSAFE: switch on a flaw profile (repeatable; loopback only)"}),
+)
+
+
+def runtime_argv(args: argparse.Namespace) -> list[str]:
+    argv: list[str] = []
+    for flag, _ in RUNTIME_OPTIONS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                argv += [flag, str(item)]
+    return argv
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bootloader.chain import boot, open_device
+    from bootloader.firmware import start_firmware, unload_firmware
+    from bootloader.handoff import EXIT_REBOOT
+
+    state = _state(args)
+    while True:
+        device = open_device(state)
+        outcome = boot(device, now=int(time.time()))
+        for line in outcome.log_lines:
+            print(line, flush=True)
+        print(outcome.summary, flush=True)
+        try:
+            code = start_firmware(outcome.payload, outcome.handoff, runtime_argv(args))
+        finally:
+            unload_firmware()
+        if code != EXIT_REBOOT:
+            return code
+        print("firmware asked for a reboot; booting the chain again", flush=True)
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    return _print_file(_state(args) / IDENTITY / "manufacturer-root.pem", "manufacturer root")
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    return _print_file(_state(args) / "label.txt", "device label")
+
+
+def cmd_factory_reset(args: argparse.Namespace) -> int:
+    """Wipe firmware-owned state: the label password and the forced change come back."""
+    state = _state(args)
+    runtime = state / RUNTIME
+    if runtime.is_symlink():
+        raise DeviceRuntimeError(f"{runtime} is a symbolic link; refusing to follow it")
+    if runtime.exists():
+        shutil.rmtree(runtime)
+    print(f"factory reset: {runtime} wiped; log in with the label password and change it")
+    return 0
+
+
+def _passphrase(var: str | None) -> bytes | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise DeviceRuntimeError(f"--passphrase-env names {var}, but that variable is not set or empty")
+    return value.encode("utf-8")
+
+
+def cmd_renew_cert(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from bootloader.keys import load_certificate, load_private_key, open_keys
+    from bootloader.pki import renew_tls_certificate
+
+    state = _state(args)
+    keys = open_keys(Path(args.keys))
+    ca_key = load_private_key(keys.device_ca_key, _passphrase(args.passphrase_env))
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise DeviceRuntimeError(f"{keys.device_ca_key} is not an ECDSA device CA key")
+    leaf = renew_tls_certificate(
+        state / IDENTITY,
+        device_ca_key=ca_key,
+        device_ca_cert=load_certificate(keys.device_ca),
+        now=dt.datetime.now(dt.UTC),
+        days=args.days,
+    )
+    print(
+        f"renewed TLS certificate: serial {leaf.serial_number:x}, valid until "
+        f"{leaf.not_valid_after_utc.isoformat()}; restart 'refcam device run' to serve it"
+    )
+    return 0
+
+
+def register(groups: dict[str, Any]) -> None:
+    device = groups["device"]
+    p = device.add_parser(
+        "run",
+        help="boot through the chain and serve the management API over TLS",
+        description="Boot the camera and start its firmware; the options other than --state "
+        "are passed to the firmware, which parses them itself.",
+    )
+    p.add_argument("--state", required=True, type=Path, help="device state directory")
+    for flag, kwargs in RUNTIME_OPTIONS:
+        p.add_argument(flag, default=None, **kwargs)
+    p.set_defaults(handler=cmd_run)
+
+    p = device.add_parser("ca", help="print the manufacturer root certificate (PEM) to trust")
+    p.add_argument("--state", required=True, type=Path)
+    p.set_defaults(handler=cmd_ca)
+
+    p = device.add_parser("label", help="print the device label (serial, model, initial password)")
+    p.add_argument("--state", required=True, type=Path)
+    p.set_defaults(handler=cmd_label)
+
+    p = device.add_parser("factory-reset", help="wipe users, sessions and settings")
+    p.add_argument("--state", required=True, type=Path)
+    p.set_defaults(handler=cmd_factory_reset)
+
+    p = device.add_parser("renew-cert", help="issue a new TLS leaf for the device's key")
+    p.add_argument("--state", required=True, type=Path)
+    p.add_argument("--keys", required=True, type=Path, help="vendor key directory (device CA)")
+    p.add_argument("--days", type=int, default=365, help="validity in days (at most 366)")
+    p.add_argument("--passphrase-env", metavar="VAR", help="the device CA key's passphrase is in $VAR")
+    p.set_defaults(handler=cmd_renew_cert)

@@ -1,0 +1,326 @@
+"""``refcam stream record|verify``: record a camera's signed stream, check it offline.
+
+``record`` connects over TLS (trusting ``--ca``, host name checked), logs in
+(``--token``/``--token-env``, or ``--user`` with the password read from the
+environment variable ``--password-env`` names: never from the URL or the
+command line), reads the ``multipart/x-mixed-replace`` stream and writes
+frames and signed manifests to a recording (the container documented in
+:mod:`device.stream.verify`). With ``--frames``/``--seconds`` it stops taking
+frames at the limit but waits for the manifest that signs the last one, so a
+complete recording verifies. A URL ending in ``/snapshot.jpg`` records one
+signed snapshot instead.
+
+``verify`` checks a recording against the manufacturer root and prints a
+verdict per session and for every frame that is not authentic; it exits 0
+for "authentic" and "authentic with missing frames", 1 otherwise::
+
+    refcam stream record https://cam.local:8443 --ca root.pem --user admin \\
+        --password-env CAM_PW --frames 300 --out cam.rcs
+    refcam stream verify cam.rcs --ca root.pem
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+from cryptography import x509
+from yarl import URL
+
+from device import tls
+from device.stream.errors import FormatError, NotAuthentic, StreamError, TransportError
+from device.stream.multipart import MANIFEST_CONTENT_TYPE, PartParser
+from device.stream.signing import Envelope
+from device.stream.verify import (
+    MAGIC,
+    FrameRecord,
+    ManifestRecord,
+    SnapshotRecord,
+    StreamReport,
+    encode_record,
+    parse_container,
+    verify_records,
+)
+from device.stream.web import SIGNATURE_HEADER
+
+STREAM_PATH = "/api/v1/stream.mjpeg"
+SNAPSHOT_PATH = "/api/v1/snapshot.jpg"
+TAIL_TIMEOUT = 10.0  # seconds to wait for the manifest of the last recorded frame
+
+
+def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    rec = groups["stream"].add_parser("record", help="record a signed stream (or snapshot) to a file")
+    rec.add_argument("url", help="https://HOST:PORT, or the stream.mjpeg / snapshot.jpg URL")
+    rec.add_argument("--out", required=True, type=Path, help="recording file to write")
+    rec.add_argument("--ca", type=Path, help="PEM trust anchor for the camera's TLS (manufacturer root)")
+    auth = rec.add_mutually_exclusive_group(required=True)
+    auth.add_argument("--token", help="session token (prefer --token-env: argv is visible to other users)")
+    auth.add_argument("--token-env", metavar="VAR", help="environment variable holding a session token")
+    auth.add_argument("--user", help="log in as this user (password from --password-env)")
+    rec.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    limit = rec.add_mutually_exclusive_group()
+    limit.add_argument("--seconds", type=float, help="stop taking frames after this many seconds")
+    limit.add_argument("--frames", type=int, help="stop after this many frames")
+    rec.add_argument("--fps", type=float, help="ask the camera for at most this frame rate")
+    rec.set_defaults(handler=cmd_record)
+
+    ver = groups["stream"].add_parser("verify", help="verify a recording against the manufacturer root")
+    ver.add_argument("file", type=Path, help="recording written by `refcam stream record`")
+    ver.add_argument("--ca", required=True, type=Path, help="PEM manufacturer root certificate")
+    ver.add_argument("--all-frames", action="store_true", help="print a line for every frame")
+    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.set_defaults(handler=cmd_verify)
+
+
+# -- record --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    frames: int
+    manifests: int
+    complete: bool  # the last recorded frame is covered by a recorded manifest
+    snapshot: bool
+
+
+def _target(url: str) -> tuple[URL, bool]:
+    parsed = URL(url)
+    if parsed.scheme != "https":
+        raise StreamError(f"URL {url!r} is not https://; the camera serves its stream over TLS only")
+    if parsed.user or parsed.password or parsed.query:
+        raise StreamError("credentials and query strings do not go in the URL; use --token-env or --user")
+    if not parsed.host:
+        raise StreamError(f"URL {url!r} has no host")
+    if parsed.path in ("", "/"):
+        return parsed.with_path(STREAM_PATH), False
+    if parsed.path not in (STREAM_PATH, SNAPSHOT_PATH):
+        raise StreamError(f"URL path {parsed.path!r} is neither {STREAM_PATH} nor {SNAPSHOT_PATH}")
+    return parsed, parsed.path == SNAPSHOT_PATH
+
+
+def _covered_up_to(envelope: bytes) -> int | None:
+    """Last seq a manifest lists (unverified: only to know when to stop recording)."""
+    try:
+        payload = json.loads(Envelope.parse(envelope).payload)
+        return int(payload["first_seq"]) + len(payload["frames"]) - 1
+    except (FormatError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def _login(session: aiohttp.ClientSession, base: URL, user: str, password: str) -> str:
+    async with session.post(base.with_path("/api/v1/session"), json={"username": user, "password": password}) as r:
+        if r.status != 200:
+            raise TransportError(f"login as {user!r} refused: HTTP {r.status} {await _error_text(r)}")
+        body = await r.json()
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str):
+        raise TransportError("login answer has no session token")
+    return token
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        return ""
+    if isinstance(body, dict):
+        return f"({body.get('error')}: {body.get('message')})"
+    return ""
+
+
+async def record_stream(
+    url: str,
+    out: BinaryIO,
+    *,
+    ssl_context: Any,
+    token: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    frames: int | None = None,
+    seconds: float | None = None,
+    fps: float | None = None,
+) -> RecordResult:
+    """Record ``url`` into ``out`` (container magic included); the adapter behind ``record``."""
+    target, snapshot = _target(url)
+    connector = aiohttp.TCPConnector(ssl=ssl_context)
+    timeout = aiohttp.ClientTimeout(total=None, connect=15, sock_read=TAIL_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            if token is None:
+                assert user is not None and password is not None
+                token = await _login(session, target.with_path("/"), user, password)
+            headers = {"Authorization": f"Bearer {token}"}
+            if fps is not None:
+                target = target.with_query(fps=str(fps))
+            async with session.get(target, headers=headers) as response:
+                if response.status != 200:
+                    raise TransportError(f"GET {target.path} refused: HTTP {response.status} {await _error_text(response)}")
+                out.write(MAGIC)
+                if snapshot:
+                    return await _record_snapshot(response, out)
+                return await _record_parts(response, out, frames=frames, seconds=seconds)
+    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        raise TransportError(f"cannot record {target}: {e or type(e).__name__}") from e
+
+
+async def _record_snapshot(response: aiohttp.ClientResponse, out: BinaryIO) -> RecordResult:
+    jpeg = await response.read()
+    signature = response.headers.get(SIGNATURE_HEADER)
+    try:
+        frame = FrameRecord(int(response.headers["X-Frame-Seq"]), int(response.headers["X-Capture-Timestamp"]), jpeg)
+    except (KeyError, ValueError) as e:
+        raise TransportError(f"snapshot answer lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}") from e
+    out.write(encode_record(frame))
+    if signature is not None:
+        out.write(encode_record(SnapshotRecord(signature.encode("ascii", "replace"))))
+    return RecordResult(1, int(signature is not None), signature is not None, True)
+
+
+async def _record_parts(
+    response: aiohttp.ClientResponse, out: BinaryIO, *, frames: int | None, seconds: float | None
+) -> RecordResult:
+    parser = PartParser()
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    recorded = manifests = 0
+    last_seq: int | None = None
+    covered = -1
+    taking = True
+    async for chunk in response.content.iter_any():
+        for part in parser.feed(chunk):
+            bodies = list(part.manifests)
+            if part.headers.get("content-type") == MANIFEST_CONTENT_TYPE:
+                bodies.append(part.body)
+            for body in bodies:
+                out.write(encode_record(ManifestRecord(body)))
+                manifests += 1
+                covered = max(covered, _covered_up_to(body) or -1)
+            if not taking:
+                if last_seq is None or covered >= last_seq:
+                    return RecordResult(recorded, manifests, True, False)
+                continue
+            if part.headers.get("content-type") != "image/jpeg":
+                continue
+            try:
+                seq, ts = int(part.headers["x-frame-seq"]), int(part.headers["x-capture-timestamp"])
+            except (KeyError, ValueError) as e:
+                raise FormatError(f"frame part lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}") from e
+            out.write(encode_record(FrameRecord(seq, ts, part.body)))
+            recorded += 1
+            last_seq = seq
+            if (frames is not None and recorded >= frames) or (deadline is not None and time.monotonic() >= deadline):
+                taking = False  # from now on only wait for the manifest of the last frame
+    return RecordResult(recorded, manifests, last_seq is None or covered >= last_seq, False)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    if args.frames is not None and args.frames < 1:
+        raise StreamError(f"--frames {args.frames} must be at least 1")
+    if args.seconds is not None and not args.seconds > 0:
+        raise StreamError(f"--seconds {args.seconds} must be positive")
+    token, user, password = args.token, args.user, None
+    if args.token_env:
+        token = _env(args.token_env, "--token-env")
+    if user is not None:
+        if not args.password_env:
+            raise StreamError("--user needs --password-env VAR (the password is never taken from argv)")
+        password = _env(args.password_env, "--password-env")
+    ssl_context = tls.client_context(args.ca) if args.ca else ssl.create_default_context()
+    partial = args.out.with_name(args.out.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            result = asyncio.run(
+                record_stream(
+                    args.url, out, ssl_context=ssl_context, token=token, user=user, password=password,
+                    frames=args.frames, seconds=args.seconds, fps=args.fps,
+                )
+            )
+    except KeyboardInterrupt:
+        result = RecordResult(-1, -1, False, False)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(args.out)
+    what = "snapshot" if result.snapshot else f"{result.frames} frames, {result.manifests} manifests"
+    if result.frames < 0:
+        what = "interrupted"
+    print(f"recorded {what} to {args.out}")
+    if not result.complete:
+        print("refcam: warning: the stream ended before the last frames were signed", file=sys.stderr)
+    return 0
+
+
+def _env(name: str, option: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise StreamError(f"{option} {name}: that environment variable is not set or empty")
+    return value
+
+
+# -- verify --------------------------------------------------------------------
+
+VERDICT_TEXT = {
+    "authentic": "authentic",
+    "authentic_missing_frames": "authentic with missing frames (normal for a slow viewer)",
+    "not_authentic": "NOT AUTHENTIC",
+    "not_signed": "not signed",
+}
+
+
+def _load_root(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise StreamError(f"cannot read root certificate {path}: {e}") from e
+
+
+def format_report(report: StreamReport, *, all_frames: bool = False) -> list[str]:
+    counts = {s: sum(f.status == s for f in report.frames) for s in ("authentic", "not_authentic", "not_signed")}
+    lines = [
+        f"{report.kind}: {len(report.frames)} frames: {counts['authentic']} authentic, "
+        f"{counts['not_authentic']} not authentic, {counts['not_signed']} not signed"
+    ]
+    for s in report.sessions:
+        lines.append(
+            f"session {s.session[:16]} device {s.device} key {s.key_id[:16]}: {VERDICT_TEXT[s.verdict]} "
+            f"(segments {s.segments} from #{s.first_segment}, frames {s.frames_authentic}/{s.frames_listed}, "
+            f"{s.frames_missing} missing)"
+        )
+    for f in report.frames:
+        if all_frames or f.status != "authentic":
+            detail = f": {f.reason}" if f.reason else ""
+            lines.append(f"  frame seq {f.seq} (record {f.record}): {f.status.replace('_', ' ')}{detail}")
+    lines.extend(f"  problem: {p}" for p in report.problems if not p.startswith("frame seq"))
+    lines.append(f"verdict: {VERDICT_TEXT[report.verdict]}")
+    return lines
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    root = _load_root(args.ca)
+    try:
+        data = args.file.read_bytes()
+    except OSError as e:
+        raise StreamError(f"cannot read recording {args.file}: {e.strerror}") from e
+    report = verify_records(parse_container(data), trust_root=root, now=datetime.now(UTC))
+    if args.json:
+        print(json.dumps(_jsonable(report), indent=2))
+    else:
+        print("\n".join(format_report(report, all_frames=args.all_frames)))
+    try:
+        report.check()
+    except NotAuthentic:
+        return 1
+    return 0
+
+
+def _jsonable(report: StreamReport) -> dict[str, Any]:
+    return asdict(report)

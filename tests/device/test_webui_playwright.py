@@ -1,0 +1,542 @@
+"""The web UI in a real browser against a real device.
+
+A camera is provisioned into ``tmp_path`` (``refcam keys init``, ``refcam
+firmware build``, ``refcam device provision``, in-process), then booted through
+the whole chain by ``refcam device run`` in a subprocess, and driven by
+Debian's chromium through Playwright (no browser download).
+
+The browser trusts the device the way a user would: the manufacturer root
+(``S/data/identity/manufacturer-root.pem``, what ``refcam device ca`` prints)
+is imported into an NSS database in a private ``HOME``, which chromium on
+Linux reads for locally trusted roots. Certificate errors are never ignored
+(``ignore_https_errors=False``), so a device whose chain does not validate
+for ``localhost`` fails this test.
+
+The screenshot of the dashboard is saved to ``test-artifacts/webui-dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from refcam import cli
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FIRMWARE_VERSION = "1.4.2"
+STRONG_PASSWORD = "violet tractor measures the quiet harbour"
+WEAK_PASSWORD = "password"
+MARKUP_NAME = '<img src=x onerror="window.__pwned=1">'
+START_TIMEOUT = 60.0  # seconds for `refcam device run` to boot and listen
+UI_TIMEOUT = 15_000  # milliseconds for a view to appear
+
+
+@dataclass
+class RunningDevice:
+    url: str  # https://localhost:PORT/
+    root_pem: Path  # manufacturer root the device's TLS chain ends at
+    serial: str
+    model: str
+    label_password: str
+    admin_password: str  # current admin password (changes in the first test)
+    password_changed: bool = False
+    output: list[str] = field(default_factory=list)  # the device's log lines
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.root_pem))
+
+
+def _run_cli(*argv: str) -> str:
+    """``refcam ARGV`` in-process; its stdout, or a failure with its stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(argv))
+    assert code == 0, f"refcam {' '.join(argv)} exited {code}: {err.getvalue().strip()}"
+    return out.getvalue()
+
+
+def _read_lines(stream: io.TextIOBase, lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
+    base = tmp_path_factory.mktemp("webui-device")
+    keys, state, image = base / "keys", base / "state", base / "firmware.img"
+    _run_cli("keys", "init", "--dir", str(keys))
+    _run_cli(
+        "firmware", "build", "--keys", str(keys), "--version", FIRMWARE_VERSION,
+        "--security-counter", "1", "-o", str(image),
+    )  # fmt: skip
+    _run_cli(
+        "device", "provision", "--state", str(state), "--keys", str(keys), "--firmware", str(image)
+    )
+    label = _run_cli("device", "label", "--state", str(state))
+    password = re.search(r"initial password:\s*(\S+)", label)
+    serial = re.search(r"serial:\s*(\S+)", label)
+    assert password and serial, f"unexpected label: {label!r}"
+    identity = json.loads((state / "data" / "identity" / "device.json").read_text())
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "refcam.cli", "device", "run", "--state", str(state), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    output: list[str] = []
+    port = None
+    deadline = time.monotonic() + START_TIMEOUT
+    while port is None:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            pytest.fail(f"device did not print its serving line in {START_TIMEOUT} s: {output}")
+        if line is None:
+            proc.wait()
+            pytest.fail(f"device exited with {proc.returncode} before serving: {output}")
+        output.append(line)
+        found = re.search(r"serving https://[^\s:]+:(\d+)", line)
+        port = int(found.group(1)) if found else None
+    running = RunningDevice(
+        url=f"https://localhost:{port}/",
+        root_pem=state / "data" / "identity" / "manufacturer-root.pem",
+        serial=serial.group(1),
+        model=identity["model"],
+        label_password=password.group(1),
+        admin_password=password.group(1),
+        output=output,
+    )
+    try:
+        yield running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _api(
+    device: RunningDevice,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str = "",
+) -> tuple[int, Any]:
+    """A JSON API call over verified TLS (bearer token: no CSRF header needed)."""
+    request = urllib.request.Request(device.url.rstrip("/") + path, method=method)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(
+            request, data=data, context=device.tls_context(), timeout=30
+        ) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None
+
+
+@pytest.fixture
+def admin_password(device: RunningDevice) -> str:
+    """The admin's own password; sets it through the API if the browser test did not."""
+    if not device.password_changed:
+        status, session = _api(
+            device,
+            "POST",
+            "/api/v1/session",
+            {"username": "admin", "password": device.admin_password},
+        )
+        assert status == 200, session
+        status, body = _api(
+            device, "POST", "/api/v1/session/password",
+            {"current_password": device.admin_password, "new_password": STRONG_PASSWORD},
+            token=session["token"],
+        )  # fmt: skip
+        assert status == 204, body
+        device.admin_password, device.password_changed = STRONG_PASSWORD, True
+    return device.admin_password
+
+
+@pytest.fixture(scope="module")
+def browser(device: RunningDevice, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the web UI test drives Debian's chromium; "
+            "install it with `make sysdeps` (apt-get install chromium libnss3-tools)"
+        )
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        pytest.fail("certutil is missing: install Debian's libnss3-tools (make sysdeps)")
+    from playwright.sync_api import sync_playwright
+
+    # A private HOME whose NSS database trusts the manufacturer root as a CA
+    # for TLS servers ("C,,"): what a user does after `refcam device ca`.
+    home = tmp_path_factory.mktemp("chromium-home")
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run([certutil, "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    subprocess.run(
+        [certutil, "-A", "-d", f"sql:{nssdb}", "-t", "C,,", "-n", "refcam manufacturer root",
+         "-i", str(device.root_pem)],
+        check=True,
+    )  # fmt: skip
+    env: dict[str, str | float | bool] = {
+        k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CONFIG_HOME")
+    }
+    env["HOME"] = str(home)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=env)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Watched:
+    page: Any
+    console: list[str]
+    errors: list[str]
+
+    def csp_violations(self) -> list[str]:
+        reported = self.page.evaluate("window.__cspViolations")
+        logged = [m for m in self.console if "Content Security Policy" in m]
+        return [*reported, *logged]
+
+
+# Runs before any page script (injected by the browser, outside the page's CSP):
+# records every CSP violation the page meets.
+_CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"}`);
+});
+"""
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Watched]:
+    context = browser.new_context(
+        ignore_https_errors=False, viewport={"width": 1200, "height": 900}
+    )
+    context.set_default_timeout(UI_TIMEOUT)
+    context.add_init_script(_CSP_RECORDER)
+    page = context.new_page()
+    watched = Watched(page, [], [])
+    page.on("console", lambda m: watched.console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: watched.errors.append(str(e)))
+    try:
+        yield watched
+    finally:
+        context.close()
+
+
+def _login(page: Any, username: str, password: str) -> None:
+    page.fill("#login-username", username)
+    page.fill("#login-password", password)
+    page.click("#login-form button[type=submit]")
+
+
+def _open_as_admin(watched: Watched, device: RunningDevice, password: str) -> Any:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    page.goto(device.url)
+    expect(page.locator("#view-login")).to_be_visible()
+    _login(page, "admin", password)
+    expect(page.locator("#view-dashboard")).to_be_visible()
+    return page
+
+
+def test_first_login_forces_a_password_change_then_shows_the_dashboard(
+    device: RunningDevice, page: Watched
+) -> None:
+    from playwright.sync_api import expect
+
+    if device.password_changed:
+        pytest.fail("this test must run first, on a device with its label password")
+    p = page.page
+    response = p.goto(device.url)
+    assert response is not None and response.ok
+    assert response.url.startswith("https://localhost:")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    expect(p.locator("#view-login")).to_be_visible()
+
+    _login(p, "admin", device.label_password)
+    expect(p.locator("#view-change-password")).to_be_visible()
+    expect(p.locator("#nav")).to_be_hidden()  # nothing else until the password is changed
+    expect(p.locator("#policy-rules li").first).to_be_visible()
+
+    # A weak password: the device's reasons are shown verbatim.
+    p.fill("#pw-current", device.label_password)
+    p.fill("#pw-new", WEAK_PASSWORD)
+    p.fill("#pw-confirm", WEAK_PASSWORD)
+    with p.expect_response("**/api/v1/session/password") as answer:
+        p.click("#password-form button[type=submit]")
+    assert answer.value.status == 400
+    reasons = answer.value.json()["reasons"]
+    assert any("at least 15" in r for r in reasons), reasons
+    expect(p.locator("#password-reasons li")).to_have_text(reasons)
+    expect(p.locator("#view-change-password")).to_be_visible()
+
+    # A strong one: the dashboard with this device's model, firmware and slot.
+    p.fill("#pw-new", STRONG_PASSWORD)
+    p.fill("#pw-confirm", STRONG_PASSWORD)
+    with p.expect_response("**/api/v1/session/password") as answer:
+        p.click("#password-form button[type=submit]")
+    assert answer.value.status == 204
+    device.admin_password, device.password_changed = STRONG_PASSWORD, True
+    expect(p.locator("#view-dashboard")).to_be_visible()
+    expect(p.locator("#banner")).to_have_text(re.compile("Password changed"))
+    device_card = p.locator("#dash-device")
+    expect(device_card).to_contain_text(device.model)
+    expect(device_card).to_contain_text(device.serial)
+    expect(p.locator("#dash-firmware")).to_contain_text(FIRMWARE_VERSION)
+    booted = p.locator("#dash-slots tbody tr", has_text="(booted)")
+    expect(booted).to_have_count(1)
+    expect(booted).to_contain_text("a (booted)")
+    expect(booted).to_contain_text("valid")
+    expect(p.locator("#dash-security")).to_contain_text("secured")
+    expect(p.locator("#dash-fuses")).to_contain_text("Firmware")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    p.screenshot(path=str(ARTIFACTS / "webui-dashboard.png"), full_page=True)
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+def test_csp_blocks_inline_script_so_the_recorder_would_see_a_violation(
+    device: RunningDevice, page: Watched
+) -> None:
+    p = page.page
+    p.goto(device.url)
+    p.locator("#view-login").wait_for()
+    # Control for the CSP assertions above: an inline script is refused and reported.
+    p.evaluate(
+        """() => { const s = document.createElement("script");
+                   s.textContent = "window.__inline = 1"; document.body.append(s); }"""
+    )
+    p.wait_for_function("window.__cspViolations.length > 0")
+    assert p.evaluate("window.__inline") is None
+    assert any(v.startswith("script-src") for v in page.csp_violations())
+
+
+def test_session_cookie_is_httponly_secure_strict_and_nothing_is_stored(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    p = _open_as_admin(page, device, admin_password)
+    cookies = p.context.cookies()
+    assert [c["name"] for c in cookies] == ["refcam_session"]
+    assert cookies[0]["httpOnly"] and cookies[0]["secure"] and cookies[0]["sameSite"] == "Strict"
+    assert p.evaluate("document.cookie") == ""
+    assert p.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert "csrf" not in p.url.lower() and cookies[0]["value"] not in p.url
+    assert page.csp_violations() == []
+
+
+def test_markup_in_audit_data_is_shown_as_text(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    p = page.page
+    p.goto(device.url)
+    _login(p, MARKUP_NAME, "not the password")
+    expect(p.locator("#login-error")).to_have_text("Wrong user name or password.")
+    _login(p, "admin", admin_password)
+    expect(p.locator("#view-dashboard")).to_be_visible()
+    p.click("#nav a[data-view=audit]")
+    row = p.locator("#audit-table tbody tr", has_text="login_failure").first
+    expect(row).to_be_visible()
+    expect(row.locator("td").nth(3)).to_have_text(MARKUP_NAME)
+    assert p.locator("#audit-table img").count() == 0
+    assert p.evaluate("window.__pwned") is None
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+def test_admin_adds_and_deletes_a_user(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    p = _open_as_admin(page, device, admin_password)
+    p.click("#nav a[data-view=users]")
+    expect(p.locator("#users-table tbody tr", has_text="admin")).to_have_count(1)
+    # A weak password for the new user: the policy reasons are shown.
+    p.fill("#user-name", "operator1")
+    p.fill("#user-password", "short")
+    p.select_option("#user-role", "operator")
+    p.click("#user-add-form button[type=submit]")
+    expect(p.locator("#users-error-reasons li").first).to_contain_text("at least 15")
+    p.fill("#user-password", "an operator passphrase of some length")
+    p.click("#user-add-form button[type=submit]")
+    new_row = p.locator('#users-table tbody tr[data-username="operator1"]')
+    expect(new_row).to_contain_text("operator")
+    expect(p.locator("#users-error")).to_be_hidden()
+
+    p.once("dialog", lambda dialog: dialog.accept())
+    new_row.get_by_role("button", name="Delete").click()
+    expect(new_row).to_have_count(0)
+    status, session = _api(
+        device, "POST", "/api/v1/session", {"username": "admin", "password": admin_password}
+    )
+    assert status == 200
+    status, users = _api(device, "GET", "/api/v1/users", token=session["token"])
+    assert status == 200 and [u["username"] for u in users["users"]] == ["admin"]
+    assert page.csp_violations() == []
+
+
+def test_logout_ends_the_session_on_the_device(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    p = _open_as_admin(page, device, admin_password)
+    cookie = p.context.cookies()[0]["value"]
+    p.click("#logout")
+    expect(p.locator("#view-login")).to_be_visible()
+    expect(p.locator("#nav")).to_be_hidden()
+    # The old token is dead on the device, not just forgotten by the page.
+    status, body = _api(device, "GET", "/api/v1/session", token=cookie)
+    assert (status, body["error"]) == (401, "authentication_required")
+    p.reload()
+    expect(p.locator("#view-login")).to_be_visible()
+    assert page.csp_violations() == []
+
+
+def _route_exists(device: RunningDevice, path: str, token: str) -> bool:
+    """Whether this firmware build serves ``path`` (404 = not built in); reads only the head."""
+    request = urllib.request.Request(device.url.rstrip("/") + path)
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, context=device.tls_context(), timeout=30) as r:
+            return bool(r.status == 200)
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, f"{path}: unexpected {e.code} {e.read()!r}"
+        return False
+
+
+def test_live_view_and_update_panel_follow_the_device_routes(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    status, session = _api(
+        device, "POST", "/api/v1/session", {"username": "admin", "password": admin_password}
+    )
+    assert status == 200
+    p = _open_as_admin(page, device, admin_password)
+
+    p.click("#nav a[data-view=live]")
+    image = p.locator("#live-image")
+    if _route_exists(device, "/api/v1/stream.mjpeg", session["token"]):
+        expect(image).to_be_visible()
+        p.wait_for_function("document.getElementById('live-image').naturalWidth > 0")
+    else:
+        expect(p.locator("#live-status")).to_have_text(
+            "The live view is not available on this firmware."
+        )
+        expect(image).to_be_hidden()
+
+    p.click("#nav a[data-view=update]")
+    if _route_exists(device, "/api/v1/update/status", session["token"]):
+        expect(p.locator("#update-root")).to_be_visible()
+        expect(p.locator("#update-status")).not_to_be_empty()
+    else:
+        expect(p.locator("#update-status")).to_have_text(
+            "Updates are not available on this firmware."
+        )
+        expect(p.locator("#update-root")).to_be_hidden()
+    # Leaving the live view closes the stream.
+    assert p.evaluate("document.getElementById('live-image').hasAttribute('src')") is False
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+def test_viewer_changes_the_admin_set_password_and_sees_no_admin_views(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    status, session = _api(
+        device, "POST", "/api/v1/session", {"username": "admin", "password": admin_password}
+    )
+    assert status == 200
+    first = "a viewer password set by the admin"
+    status, body = _api(
+        device, "POST", "/api/v1/users",
+        {"username": "viewer1", "role": "viewer", "password": first},
+        token=session["token"],
+    )  # fmt: skip
+    assert status == 201, body
+    try:
+        p = page.page
+        p.goto(device.url)
+        _login(p, "viewer1", first)
+        # A password set by an admin is also only temporary (EN 303 645 5.1-1).
+        expect(p.locator("#view-change-password")).to_be_visible()
+        p.fill("#pw-current", first)
+        p.fill("#pw-new", "the viewer's very own passphrase")
+        p.fill("#pw-confirm", "the viewer's very own passphrase")
+        p.click("#password-form button[type=submit]")
+        expect(p.locator("#view-dashboard")).to_be_visible()
+        expect(p.locator("#whoami")).to_have_text("viewer1 (viewer)")
+        for view in ("users", "audit", "update"):
+            expect(p.locator(f"#nav a[data-view={view}]")).to_be_hidden()
+        expect(p.locator("#nav a[data-view=live]")).to_be_visible()
+        p.goto(device.url + "#/users")  # typed by hand: still only the dashboard
+        expect(p.locator("#view-dashboard")).to_be_visible()
+        expect(p.locator("#view-users")).to_be_hidden()
+        assert page.csp_violations() == []
+        assert page.errors == []
+    finally:
+        status, _ = _api(device, "DELETE", "/api/v1/users/viewer1", token=session["token"])
+        assert status == 204

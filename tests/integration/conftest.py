@@ -1,0 +1,188 @@
+"""Whole devices on loopback: keys, signed images, provisioned state, `refcam device run`.
+
+Devices run as subprocesses exactly as a user starts them (``refcam device
+run``), so these tests cover the boot chain, the firmware loaded from the
+verified image, TLS and the real command line.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bootloader.provision import BOOTLOADER_SECURITY_COUNTER, BOOTLOADER_VERSION
+from refcam.cli import main as refcam_main
+
+READY = re.compile(r"refcam device serving (https://\S+)")
+VENDOR_READY = re.compile(r"refcam update-server serving (https://\S+)")
+START_TIMEOUT = 90.0  # seconds, boot + scrypt + TLS setup on a loaded 2-core machine
+
+
+def refcam(*args: str) -> None:
+    """Run a refcam command in-process; fail the test with its output if it fails."""
+    code = refcam_main(list(args))
+    assert code == 0, f"refcam {' '.join(args)} exited {code}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Firmware:
+    keys: Path
+    images: dict[str, Path]  # version -> image file
+    reference_values: Path
+
+
+@pytest.fixture(scope="session")
+def firmware(tmp_path_factory: pytest.TempPathFactory) -> Firmware:
+    root = tmp_path_factory.mktemp("vendor")
+    keys = root / "keys"
+    refcam("keys", "init", "--dir", str(keys))
+    images = {}
+    for version, counter in (("0.9.0", "0"), ("1.0.0", "1"), ("2.0.0", "2")):
+        out = root / f"fw-{version}.img"
+        refcam("firmware", "build", "--keys", str(keys), "--version", version, "--security-counter", counter, "-o", str(out))
+        images[version] = out
+    bootloader = root / "bootloader.img"
+    refcam("firmware", "sign-bootloader", "--keys", str(keys), "--version", BOOTLOADER_VERSION,
+           "--security-counter", str(BOOTLOADER_SECURITY_COUNTER), "-o", str(bootloader))
+    reference = root / "reference-values.json"
+    refcam("attest", "reference", "--bootloader", str(bootloader),
+           *[arg for image in images.values() for arg in ("--firmware", str(image))], "-o", str(reference))
+    return Firmware(keys=keys, images=images, reference_values=reference)
+
+
+@dataclass
+class RunningDevice:
+    state: Path
+    url: str
+    port: int
+    root_pem: Path
+    label_password: str
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def label_password(state: Path) -> str:
+    text = (state / "label.txt").read_text()
+    match = re.search(r"(?im)^\s*(?:initial )?password\s*[:=]\s*(\S+)", text)
+    assert match, f"no password on the label:\n{text}"
+    return match.group(1)
+
+
+def _start(args: list[str], ready: re.Pattern[str], cwd: Path | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start a refcam server; return once it prints its ready line."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "refcam.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=env, cwd=cwd,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line.rstrip())
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"refcam {args[0]} did not start:\n" + "\n".join(output))
+        if ready.search(line):
+            return proc, output
+
+
+def start_device(
+    state: Path,
+    *,
+    flaws: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    port: int | None = None,
+    vendor_url: str | None = None,
+) -> RunningDevice:
+    port = port or free_port()
+    args = ["device", "run", "--state", str(state), "--port", str(port)]
+    for flaw in flaws:
+        args += ["--flaw", flaw]
+    if vendor_url:
+        args += ["--vendor-url", vendor_url, "--update-url", vendor_url]
+    args += list(extra)
+    proc, output = _start(args, READY)
+    root = state / "root.pem"
+    root.write_bytes((state / "data" / "identity" / "manufacturer-root.pem").read_bytes())
+    return RunningDevice(state, f"https://localhost:{port}", port, root, label_password(state), proc, output)
+
+
+@pytest.fixture
+def provisioned(tmp_path: Path, firmware: Firmware) -> Iterator[Path]:
+    state = tmp_path / "state"
+    refcam("device", "provision", "--state", str(state), "--keys", str(firmware.keys),
+           "--firmware", str(firmware.images["1.0.0"]))
+    yield state
+
+
+@dataclass
+class RunningVendor:
+    url: str
+    root_pem: Path
+    repo: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    def stop(self) -> None:
+        RunningDevice.stop(self)  # type: ignore[arg-type]
+
+
+def start_vendor(directory: Path, keys: Path, *, flaws: Sequence[str] = ()) -> RunningVendor:
+    """`refcam repo init` + `refcam update-server run`: TUF repository, PSIRT, security.txt, CSAF."""
+    directory.mkdir(parents=True, exist_ok=True)
+    repo = directory / "repo"
+    if not repo.exists():
+        refcam("repo", "init", "--dir", str(repo), "--keys", str(keys))
+    port = free_port()
+    args = ["update-server", "run", "--repo", str(repo), "--keys", str(keys), "--port", str(port),
+            "--psirt-db", str(directory / "psirt.db")]
+    for flaw in flaws:
+        args += ["--flaw", flaw]
+    proc, output = _start(args, VENDOR_READY, cwd=directory)
+    return RunningVendor(f"https://localhost:{port}", keys / "vendor" / "root-ca.pem", repo, proc, output)
+
+
+@pytest.fixture(scope="session")
+def vendor(tmp_path_factory: pytest.TempPathFactory, firmware: Firmware) -> Iterator[RunningVendor]:
+    server = start_vendor(tmp_path_factory.mktemp("vendor-server"), firmware.keys)
+    yield server
+    server.stop()

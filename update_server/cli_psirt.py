@@ -1,0 +1,264 @@
+"""``refcam psirt ...``: work the vulnerability reports in the vendor PSIRT database.
+
+The database is ``--db PATH``, else ``$REFCAM_PSIRT_DB``, else
+``./vendor-data/psirt.db``. Every command acts at ``--at DATE`` (ISO 8601;
+UTC if no offset is given), default the current time, so SLA scenarios can
+be replayed on a simulated clock.
+
+Example::
+
+    refcam psirt ack R-2026-0001
+    refcam psirt triage R-2026-0001 --cvss CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H
+    refcam psirt start-fix R-2026-0001
+    refcam psirt fixed R-2026-0001 --release refcam-rc1080-v1:1.0.1
+    refcam psirt publish R-2026-0001 --base-url https://vendor.example
+    refcam psirt sla --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from update_server import csaf
+from update_server.psirt import model
+from update_server.psirt.cvss import score_vector
+from update_server.psirt.errors import PSIRTInputError
+from update_server.psirt.policy import SLAPolicy, load_policy
+from update_server.psirt.sla import evaluate
+from update_server.psirt.store import PSIRTStore
+
+DEFAULT_DB = Path("vendor-data/psirt.db")
+DB_ENV = "REFCAM_PSIRT_DB"
+VENDOR_URL_ENV = "REFCAM_VENDOR_URL"
+DEFAULT_VENDOR_URL = "https://vendor.refcam.example"
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    if args.db is not None:
+        return Path(args.db)
+    return Path(os.environ.get(DB_ENV) or DEFAULT_DB)
+
+
+def parse_at(text: str | None) -> datetime:
+    """``--at`` value: an ISO 8601 date or date-time, UTC when it has no offset."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise PSIRTInputError(
+            f"--at {text!r} is not an ISO 8601 date such as 2026-03-01T12:00:00Z"
+        ) from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _policy(args: argparse.Namespace) -> SLAPolicy:
+    path = getattr(args, "policy", None)
+    if path is None:
+        return load_policy()
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PSIRTInputError(f"cannot read the SLA policy {path}: {exc}") from exc
+    return load_policy(text, where=str(path))
+
+
+def _open(args: argparse.Namespace) -> PSIRTStore:
+    path = _db_path(args)
+    if not path.is_file():
+        raise PSIRTInputError(
+            f"no PSIRT database at {path}; pass --db PATH or set ${DB_ENV} "
+            "(the vendor server creates it on the first report)"
+        )
+    return PSIRTStore.open(path, create=False)
+
+
+def _summary(report: model.Report) -> str:
+    severity = report.severity or "-"
+    return f"{report.report_id}  {report.state.value:<18} {severity:<8} {report.submission.title}"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        for report in store.all():
+            print(_summary(report))
+    finally:
+        store.close()
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        print(json.dumps(model.report_to_json(store.get(args.report_id)), indent=1))
+    finally:
+        store.close()
+    return 0
+
+
+def _change(
+    make: Callable[[argparse.Namespace, datetime], Callable[[model.Report], model.Report]],
+) -> Callable[[argparse.Namespace], int]:
+    """A command that applies one pure model step to one stored report."""
+
+    def handler(args: argparse.Namespace) -> int:
+        now = parse_at(args.at)
+        step = make(args, now)
+        store = _open(args)
+        try:
+            report = store.update(args.report_id, step)
+        finally:
+            store.close()
+        print(_summary(report))
+        return 0
+
+    return handler
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    now = parse_at(args.at)
+    base_url = args.base_url or os.environ.get(VENDOR_URL_ENV) or DEFAULT_VENDOR_URL
+    store = _open(args)
+    try:
+        report, doc = store.publish(
+            args.report_id,
+            publisher=csaf.Publisher.default(base_url),
+            vendor=args.vendor,
+            model_name=args.model,
+            now=now,
+            cve=args.cve,
+        )
+    finally:
+        store.close()
+    print(f"{_summary(report)}\n{report.advisory_id} -> {csaf.advisory_path(doc)}")
+    return 0
+
+
+def _format_hours(delta: timedelta | None) -> str:
+    return "n/a" if delta is None else f"{delta / timedelta(hours=1):.1f} h"
+
+
+def _cmd_sla(args: argparse.Namespace) -> int:
+    now = parse_at(args.at)
+    policy = _policy(args)
+    store = _open(args)
+    try:
+        status = evaluate(store.all(), policy, now=now)
+        new = store.record_breaches(list(status.breached), now=now)
+    finally:
+        store.close()
+    if args.format == "json":
+        doc: dict[str, Any] = status.to_json()
+        doc["newly_audited_breaches"] = len(new)
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(
+        f"SLA status at {now.isoformat()}: {status.open_reports} open, "
+        f"{len(status.at_risk)} at risk, {status.breach_count} breached"
+    )
+    print(f"median time to acknowledge: {_format_hours(status.median_time_to_acknowledge)}")
+    for severity, median in status.median_time_to_fix.items():
+        print(f"median time to fix ({severity}): {_format_hours(median)}")
+    print(f"{'report':<13} {'deadline':<18} {'due':<26} status")
+    for d in status.deadlines:
+        print(f"{d.report_id:<13} {d.kind:<18} {d.due.isoformat():<26} {d.status}")
+    return 0
+
+
+def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    psirt = groups["psirt"]
+
+    def add(
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace], int],
+        *,
+        report: bool = True,
+    ) -> argparse.ArgumentParser:
+        p = psirt.add_parser(name, help=help_text)
+        p.add_argument(
+            "--db", default=None, help=f"PSIRT database (default ${DB_ENV} or {DEFAULT_DB})"
+        )
+        p.add_argument("--at", default=None, help="act at this ISO 8601 time (default: now)")
+        if report:
+            p.add_argument("report_id", metavar="REPORT", help="tracking id, e.g. R-2026-0001")
+        p.set_defaults(handler=handler)
+        return p
+
+    add("list", "list reports", _cmd_list, report=False)
+    add("show", "show one report as JSON", _cmd_show)
+    add(
+        "ack",
+        "acknowledge a report",
+        _change(lambda a, now: lambda r: model.acknowledge(r, now=now)),
+    )
+    p = add(
+        "triage",
+        "score a report with a CVSS v3.1/v4.0 vector",
+        _change(lambda a, now: lambda r: model.triage(r, score_vector(a.cvss), now=now)),
+    )
+    p.add_argument("--cvss", required=True, metavar="VECTOR")
+    add(
+        "start-fix",
+        "start working on a fix",
+        _change(lambda a, now: lambda r: model.start_fix(r, now=now)),
+    )
+    p = add(
+        "fixed",
+        "link the report to the firmware release that fixes it",
+        _change(
+            lambda a, now: (
+                lambda r: model.mark_fixed(r, model.FirmwareRelease.parse(a.release), now=now)
+            )
+        ),
+    )
+    p.add_argument("--release", required=True, metavar="HWID:VERSION")
+    p = add("publish", "publish the CSAF 2.0 advisory of a fixed report", _cmd_publish)
+    p.add_argument(
+        "--base-url",
+        default=None,
+        help=f"vendor https origin (default ${VENDOR_URL_ENV} or {DEFAULT_VENDOR_URL})",
+    )
+    p.add_argument("--cve", default=None)
+    p.add_argument("--vendor", default="refcam")
+    p.add_argument("--model", default="RC-1080")
+    add("close", "close a report", _change(lambda a, now: lambda r: model.close(r, now=now)))
+    p = add(
+        "reject",
+        "reject a report",
+        _change(lambda a, now: lambda r: model.reject(r, a.reason, now=now)),
+    )
+    p.add_argument("--reason", required=True)
+    p = add(
+        "duplicate",
+        "mark a report a duplicate of another",
+        _change(lambda a, now: lambda r: model.mark_duplicate(r, a.of, now=now)),
+    )
+    p.add_argument("--of", required=True, metavar="REPORT")
+    add(
+        "exploited",
+        "flag as actively exploited (starts the EU CRA clocks)",
+        _change(lambda a, now: lambda r: model.mark_exploited(r, now=now)),
+    )
+    p = add(
+        "cra-report",
+        "record an EU CRA submission to the CSIRT/ENISA",
+        _change(lambda a, now: lambda r: model.record_cra_submission(r, a.kind, now=now)),
+    )
+    p.add_argument("--kind", required=True, choices=model.CRA_KINDS)
+    p = add(
+        "message",
+        "send the reporter a status update",
+        _change(lambda a, now: lambda r: model.add_message(r, "psirt", a.body, now=now)),
+    )
+    p.add_argument("--body", required=True)
+    p = add("sla", "SLA deadlines, at-risk and breached lists, figures", _cmd_sla, report=False)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--policy", default=None, help="vendor SLA policy TOML (overrides defaults)")

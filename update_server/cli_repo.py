@@ -1,0 +1,344 @@
+"""Commands of the vendor TUF repository, the update server and the TUF test client.
+
+::
+
+    refcam repo init --dir REPO --keys K [--passphrase-env VAR]
+    refcam repo publish REPO FILE [--keys K]
+    refcam repo refresh REPO [--force]
+    refcam repo rotate ROLE REPO [--keys K] [--keyid ID]
+    refcam repo revoke-key REPO --role ROLE --keyid ID
+    refcam repo status REPO
+    refcam update-server run --repo REPO --keys K [--host 127.0.0.1] [--port 9443]
+    refcam tuf-client --metadata-dir D init ROOT
+    refcam tuf-client --metadata-url U --metadata-dir D refresh
+    refcam tuf-client --metadata-url U --metadata-dir D --target-name P \\
+        --target-dir T --target-base-url U download
+
+``tuf-client`` implements the tuf-conformance client CLI (exit 0 on success,
+1 on any failure) with the device's own ``Updater`` construction and fetcher
+(:func:`device.update.client.build_updater`); ``--ca-file`` gives the TLS
+trust anchor, ``--allow-plain-http`` (this command only) permits ``http://``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tuf.ngclient import Updater  # type: ignore[attr-defined]
+
+from device import tls as device_tls
+from device.flaws import UnsafeFlaws
+from device.update.client import build_updater, translate
+from device.update.errors import UpdateError, UpdateTransportError
+from device.update.fetcher import HTTPSFetcher
+
+from .errors import RepositoryInputError, RepositoryStateError
+from .repo import TUFRepository, facts_from_image
+from .server import UpdateServerConfig, run
+from .vendor import DEFAULT_PSIRT_DB, utc_now, vendor_extensions
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _passphrase(var: str | None) -> bytes | None:
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise RepositoryInputError(f"environment variable {var} (the key passphrase) is not set")
+    return value.encode()
+
+
+def _open(args: argparse.Namespace) -> TUFRepository:
+    repo_dir = Path(args.repo)
+    var = getattr(args, "passphrase_env", None)
+    keys_dir = Path(args.keys) if getattr(args, "keys", None) else None
+    if var is None:
+        # the variable named at init time, if any
+        probe = TUFRepository.open_dir(repo_dir, now=_now(), keys_dir=keys_dir)
+        var = probe.passphrase_env
+    return TUFRepository.open_dir(
+        repo_dir, now=_now(), passphrase=_passphrase(var), keys_dir=keys_dir
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    repo = TUFRepository.initialise(
+        Path(args.dir),
+        Path(args.keys),
+        now=_now(),
+        passphrase=_passphrase(args.passphrase_env),
+        passphrase_env=args.passphrase_env,
+    )
+    repo.commit()
+    root = repo.root()
+    print(
+        f"repository {args.dir}: root v{root.version} (threshold "
+        f"{root.roles['root'].threshold} of {len(root.roles['root'].keyids)}), "
+        "targets, snapshot, timestamp v1"
+    )
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RepositoryInputError(f"cannot read {path}: {exc.strerror}") from exc
+    repo = _open(args)
+    keys_dir = repo.keyring.keys_dir
+    facts = facts_from_image(
+        data,
+        signing_keys=(
+            keys_dir / "firmware-signing.pub.pem",
+            keys_dir / "firmware-signing-p256.pub.pem",
+        ),
+    )
+    target = repo.publish(path.name, data, facts)
+    repo.commit()
+    print(
+        f"published {target.path} (version {facts.version}, security counter "
+        f"{facts.security_counter}, {target.length} bytes); timestamp v{repo.timestamp().version}"
+    )
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    result = repo.refresh(force=args.force)
+    if repo.has_changes:
+        repo.commit()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    done = ", ".join(result.resigned) or "nothing (not close to expiry; --force to re-sign)"
+    print(f"re-signed {done}; snapshot v{result.snapshot_version}, timestamp v{result.timestamp_version}")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    key = repo.rotate(args.role, replace_keyid=args.keyid)
+    repo.commit()
+    print(f"{args.role}: new key {key.keyid[:16]}; root v{repo.root().version}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    repo.revoke_key(args.role, args.keyid)
+    repo.commit()
+    print(f"{args.role}: key {args.keyid} revoked; root v{repo.root().version}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    for role in repo.status():
+        keyids = ",".join(k[:8] for k in role.keyids)
+        print(
+            f"{role.role:<32} v{role.version:<5} expires {role.expires:%Y-%m-%dT%H:%M:%SZ}  "
+            f"threshold {role.threshold} keys {keyids}"
+        )
+    return 0
+
+
+def cmd_server_run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise RepositoryInputError(f"--port {args.port} is not a TCP port")
+    repo_dir = Path(args.repo)
+    probe = TUFRepository.open_dir(repo_dir, now=_now(), keys_dir=Path(args.keys))
+    var = args.passphrase_env or probe.passphrase_env
+    names = ("localhost", "127.0.0.1", "::1", *args.name)
+    config = UpdateServerConfig(
+        repo_dir=repo_dir,
+        keys_dir=Path(args.keys),
+        host=args.host,
+        port=args.port,
+        tls_profile=args.tls_profile,
+        names=tuple(dict.fromkeys(names)),
+        refresh_interval=args.refresh_interval,
+        passphrase=_passphrase(var),
+    )
+    flaws = UnsafeFlaws.parse(args.flaw, host=args.host)
+    if flaws:
+        print(flaws.banner(), flush=True)
+    host = "localhost" if args.host in ("127.0.0.1", "::1", "localhost") else args.host
+    extensions, token_at = vendor_extensions(
+        base_url=f"https://{host}:{args.port}",
+        psirt_db=Path(args.psirt_db),
+        clock=utc_now,
+        policy_file=Path(args.sla_policy) if args.sla_policy else None,
+        flaws=flaws,
+    )
+    print(f"PSIRT operator token: {token_at}", flush=True)
+    run(config, extensions=extensions)
+    return 0
+
+
+# --------------------------------------------------------------------------- tuf-client
+
+
+def _tuf_fetcher(args: argparse.Namespace) -> HTTPSFetcher:
+    context = device_tls.client_context(Path(args.ca_file)) if args.ca_file else None
+    return HTTPSFetcher(ssl_context=context, allow_plain_http=args.allow_plain_http)
+
+
+def _trusted_root(metadata_dir: Path) -> bytes:
+    try:
+        return (metadata_dir / "root.json").read_bytes()
+    except OSError as exc:
+        raise RepositoryStateError(
+            f"no trusted root in {metadata_dir} ({exc.strerror}); run 'refcam tuf-client init' first"
+        ) from exc
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        if not getattr(args, name):
+            raise RepositoryInputError(f"--{name.replace('_', '-')} is required for this command")
+
+
+def cmd_tuf_init(args: argparse.Namespace) -> int:
+    metadata_dir = Path(args.metadata_dir)
+    try:
+        data = Path(args.trusted_root).read_bytes()
+        metadata_dir.mkdir(parents=True, exist_ok=True)
+        tmp = metadata_dir / ".root.json.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(metadata_dir / "root.json")
+    except OSError as exc:
+        raise RepositoryInputError(f"cannot initialise {metadata_dir}: {exc}") from exc
+    print(f"refcam tuf-client: trusted root installed in {metadata_dir}")
+    return 0
+
+
+def _updater_for(args: argparse.Namespace, *, with_targets: bool) -> Updater:
+    metadata_dir = Path(args.metadata_dir)
+    return build_updater(
+        metadata_dir=metadata_dir,
+        metadata_base_url=args.metadata_url,
+        target_base_url=args.target_base_url if with_targets else None,
+        target_dir=Path(args.target_dir) if with_targets else None,
+        bootstrap_root=_trusted_root(metadata_dir),
+        fetcher=_tuf_fetcher(args),
+    )
+
+
+def cmd_tuf_refresh(args: argparse.Namespace) -> int:
+    _require(args, "metadata_url")
+    updater = _updater_for(args, with_targets=False)
+    try:
+        updater.refresh()
+    except UpdateError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from exc
+    print(f"refcam tuf-client: metadata in {args.metadata_dir} is up to date")
+    return 0
+
+
+def cmd_tuf_download(args: argparse.Namespace) -> int:
+    _require(args, "metadata_url", "target_name", "target_dir", "target_base_url")
+    updater = _updater_for(args, with_targets=True)
+    for name in args.target_name:
+        try:
+            info = updater.get_targetinfo(name)
+            if info is None:
+                raise UpdateTransportError(f"target {name!r} is not in the repository")
+            cached = updater.find_cached_target(info)
+            path = cached or updater.download_target(info)
+        except UpdateError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+        print(f"refcam tuf-client: {name} -> {path}{' (cached)' if cached else ''}")
+    return 0
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    repo = groups["repo"]
+    p = repo.add_parser("init", help="create a TUF repository (root 2-of-3, offline targets)")
+    p.add_argument("--dir", required=True, help="repository directory to create")
+    p.add_argument("--keys", required=True, help="key directory made by 'refcam keys init'")
+    p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
+    p.set_defaults(handler=cmd_init)
+
+    p = repo.add_parser("publish", help="add a signed firmware image as a target")
+    p.add_argument("repo", help="repository directory")
+    p.add_argument("file", help="signed image ('refcam firmware build')")
+    p.add_argument("--keys", help="key directory (default: the one recorded at init)")
+    p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
+    p.set_defaults(handler=cmd_publish)
+
+    p = repo.add_parser("refresh", help="re-sign snapshot and timestamp before they expire")
+    p.add_argument("repo")
+    p.add_argument("--keys")
+    p.add_argument("--passphrase-env")
+    p.add_argument("--force", action="store_true", help="re-sign even if not close to expiry")
+    p.set_defaults(handler=cmd_refresh)
+
+    p = repo.add_parser("rotate", help="replace a key of a top-level role (new root version)")
+    p.add_argument("role", choices=("root", "targets", "snapshot", "timestamp"))
+    p.add_argument("repo")
+    p.add_argument("--keys")
+    p.add_argument("--passphrase-env")
+    p.add_argument("--keyid", help="key to replace (prefix, >= 8 hex digits); default: the first")
+    p.set_defaults(handler=cmd_rotate)
+
+    p = repo.add_parser("revoke-key", help="remove a key from a top-level role")
+    p.add_argument("repo")
+    p.add_argument("--role", required=True, choices=("root", "targets", "snapshot", "timestamp"))
+    p.add_argument("--keyid", required=True, help="key id (prefix, >= 8 hex digits)")
+    p.add_argument("--keys")
+    p.add_argument("--passphrase-env")
+    p.set_defaults(handler=cmd_revoke)
+
+    p = repo.add_parser("status", help="versions, expiries and keys of every role")
+    p.add_argument("repo")
+    p.add_argument("--keys")
+    p.set_defaults(handler=cmd_status, passphrase_env="")
+
+    server = groups["update-server"]
+    p = server.add_parser("run", help="serve REPO over TLS and keep its online roles fresh")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--keys", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9443)
+    p.add_argument("--tls-profile", choices=device_tls.PROFILES, default="intermediate")
+    p.add_argument("--name", action="append", default=[], help="extra host name for the TLS leaf")
+    p.add_argument("--refresh-interval", type=float, default=3600.0, help="seconds; 0 disables")
+    p.add_argument("--passphrase-env")
+    p.add_argument("--psirt-db", default=str(DEFAULT_PSIRT_DB), help="PSIRT database (SQLite)")
+    p.add_argument("--sla-policy", help="TOML overriding the default SLA policy")
+    p.add_argument("--flaw", action="append", default=[], help="UNSAFE vendor flaw (sla-breached)")
+    p.set_defaults(handler=cmd_server_run)
+
+    p = groups[""].add_parser("tuf-client", help="TUF client (tuf-conformance CLI protocol)")
+    p.add_argument("--metadata-dir", required=True)
+    p.add_argument("--metadata-url")
+    p.add_argument("--target-name", action="append")
+    p.add_argument("--target-dir")
+    p.add_argument("--target-base-url")
+    p.add_argument("--ca-file", help="PEM trust anchor for https (the vendor root)")
+    p.add_argument(
+        "--allow-plain-http", action="store_true", help="permit http:// (testing only)"
+    )
+    sub = p.add_subparsers(dest="tuf_command", metavar="SUBCOMMAND")
+    sub.required = True
+    q = sub.add_parser("init", help="install the trusted root")
+    q.add_argument("trusted_root")
+    q.set_defaults(handler=cmd_tuf_init)
+    q = sub.add_parser("refresh", help="update top-level metadata")
+    q.set_defaults(handler=cmd_tuf_refresh)
+    q = sub.add_parser("download", help="download and verify targets")
+    q.set_defaults(handler=cmd_tuf_download)

@@ -1,0 +1,652 @@
+"""aiohttp routes for vulnerability disclosure: intake, PSIRT API, security.txt, CSAF.
+
+Three route adders, usable on any ``web.Application`` (the vendor update
+server, or this module's standalone app):
+
+* :func:`add_disclosure_routes` -- ``/.well-known/security.txt`` (RFC 9116,
+  Expires renewed on every request) and ``/security/policy`` (the disclosure
+  policy, timelines taken from the SLA policy data). Public.
+* :func:`add_psirt_routes` -- ``POST /api/v1/reports`` (anonymous, rate
+  limited per source, size limited, every field validated) returning a
+  tracking id and a reporter token; the reporter reads status and exchanges
+  messages with ``Authorization: Bearer <reporter_token>``. PSIRT-side routes
+  under ``/api/v1/psirt/`` (list, show, messages to the reporter, workflow
+  ``actions``, SLA figures) and the HTML views under ``/psirt/`` need the
+  operator token from configuration.
+* :func:`add_csaf_routes` -- ``/.well-known/csaf/provider-metadata.json`` and
+  the TLP:WHITE directory (``index.txt``, ``changes.csv``, advisories).
+
+:func:`disclosure_extension` bundles all three for
+``update_server.server.create_app(config, extensions=[...])``.
+
+Domain errors map to JSON ``{"error": ...}`` with 400/401/404/409/413/429;
+never a 500 for bad input.
+
+Example::
+
+    app = create_vendor_psirt_app(store=PSIRTStore.open(db), policy=load_policy(),
+                                  clock=lambda: datetime.now(UTC), psirt_token=token,
+                                  base_url="https://vendor.example")
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import html
+import json
+import logging
+import os
+import ssl
+import sys
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from update_server import csaf
+from update_server.securitytxt import security_txt_for
+
+from .errors import (
+    CSAFError,
+    PSIRTError,
+    PSIRTInputError,
+    PSIRTStoreError,
+    ReporterAuthError,
+    ReportNotFoundError,
+    TransitionError,
+)
+from .model import (
+    IntakeLimits,
+    Report,
+    add_message,
+    apply_action,
+    check_report_id,
+    parse_message,
+    parse_submission,
+    report_to_json,
+)
+from .policy import SLAPolicy, disclosure_policy_html, disclosure_policy_text
+from .sla import evaluate
+from .store import PSIRTStore
+
+_log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS = {
+    PSIRTInputError: 400,
+    ReporterAuthError: 401,
+    ReportNotFoundError: 404,
+    TransitionError: 409,
+    PSIRTStoreError: 503,
+    CSAFError: 503,
+}
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    """Bounds of the public intake endpoint."""
+
+    max_body: int = 2 * 2**20  # bytes of one request body (4 attachments of 256 KiB in base64)
+    reports_per_window: int = 5  # new reports per source address ...
+    messages_per_window: int = 30  # ... and reporter messages per source ...
+    window: timedelta = timedelta(hours=1)  # ... in this sliding window
+    max_tracked_sources: int = 10_000  # memory bound of the limiter
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` events per ``window`` per source, with an injected ``now``."""
+
+    def __init__(self, limit: int, window: timedelta, max_sources: int) -> None:
+        self._limit, self._window, self._max_sources = limit, window, max_sources
+        self._events: OrderedDict[str, deque[datetime]] = OrderedDict()
+
+    def hit(self, source: str, now: datetime) -> None:
+        """Count one event; raise _RateLimited if the source is over its limit."""
+        events = self._events.pop(source, deque())
+        while events and events[0] <= now - self._window:
+            events.popleft()
+        self._events[source] = events  # most recently used last
+        while len(self._events) > self._max_sources:
+            self._events.popitem(last=False)
+        if len(events) >= self._limit:
+            wait = events[0] + self._window - now
+            raise _RateLimited(max(1, int(wait.total_seconds()) + 1))
+        events.append(now)
+
+
+_DEFAULT_INTAKE = IntakeLimits()
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _json_errors(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _TooLarge as exc:
+            return _error(413, str(exc))
+        except _RateLimited as exc:
+            return _error(
+                429,
+                f"too many requests; retry after {exc.retry_after} s",
+                **{"Retry-After": str(exc.retry_after)},
+            )
+        except PSIRTStoreError as exc:
+            # Storage detail (paths, SQLite messages) goes to the log, not to the public.
+            _log.error("PSIRT storage failed: %s", exc)
+            return _error(503, "the vulnerability database is unavailable; try again later")
+        except PSIRTError as exc:
+            status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+            return _error(status, str(exc), **headers)
+
+    return wrapped
+
+
+async def _read_json(request: web.Request, max_body: int) -> Any:
+    if request.content_type != "application/json":
+        raise PSIRTInputError(
+            f"Content-Type is {request.content_type!r}; expected 'application/json'"
+        )
+    if request.content_length is not None and request.content_length > max_body:
+        raise _TooLarge(f"request body is {request.content_length} bytes, at most {max_body}")
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(64 * 2**10)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_body:
+            raise _TooLarge(f"request body is larger than {max_body} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PSIRTInputError(f"request body is not valid UTF-8 JSON: {str(exc)[:120]}") from exc
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ReporterAuthError("missing 'Authorization: Bearer <token>' header")
+    return token.strip()
+
+
+def _report_id(request: web.Request) -> str:
+    return check_report_id(request.match_info["report_id"])
+
+
+def _reporter_view(report: Report, policy: SLAPolicy) -> dict[str, Any]:
+    """What the reporter may see: status, timeline and messages, not PSIRT internals."""
+    return {
+        "tracking_id": report.report_id,
+        "state": report.state.value,
+        "received_at": report.received_at.isoformat(),
+        "acknowledge_by": (report.received_at + policy.acknowledge).isoformat(),
+        "severity": report.severity,
+        "fixed_in": str(report.fixed_in) if report.fixed_in else None,
+        "advisory_id": report.advisory_id,
+        "history": [
+            {"at": e.at.isoformat(), "state": e.kind, "detail": e.detail}
+            for e in report.history
+            if e.kind
+            in {
+                "received",
+                "acknowledged",
+                "triaged",
+                "fix_in_progress",
+                "fixed",
+                "advisory_published",
+                "closed",
+                "rejected",
+                "duplicate",
+            }
+        ],
+        "messages": [
+            {"at": m.at.isoformat(), "author": m.author, "body": m.body} for m in report.messages
+        ],
+    }
+
+
+def _page(title: str, body: str) -> web.Response:
+    text = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n<body><h1>{html.escape(title)}</h1>\n"
+        f"{body}\n</body></html>\n"
+    )
+    return web.Response(
+        text=text,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def add_psirt_routes(
+    app: web.Application,
+    *,
+    store: PSIRTStore,
+    policy: SLAPolicy,
+    clock: Clock,
+    psirt_token: str,
+    intake_limits: IntakeLimits = _DEFAULT_INTAKE,
+    web_limits: WebLimits | None = None,
+    publisher: csaf.Publisher | None = None,
+    product: csaf.ProductInfo | None = None,
+) -> None:
+    """Register report intake, reporter and PSIRT routes on ``app``.
+
+    ``publisher`` enables the ``publish`` action (CSAF advisory); ``product``
+    names the vendor and camera model in advisories (default refcam RC-1080).
+    """
+    product = product or csaf.ProductInfo.default()
+    web_limits = web_limits or WebLimits()
+    if len(psirt_token) < 16:
+        raise PSIRTInputError("the PSIRT operator token must be at least 16 characters")
+    report_limiter = SlidingWindowLimiter(
+        web_limits.reports_per_window, web_limits.window, web_limits.max_tracked_sources
+    )
+    message_limiter = SlidingWindowLimiter(
+        web_limits.messages_per_window, web_limits.window, web_limits.max_tracked_sources
+    )
+
+    def operator(request: web.Request) -> None:
+        if not hmac.compare_digest(_bearer(request).encode(), psirt_token.encode()):
+            raise ReporterAuthError("operator token is not valid")
+
+    @_json_errors
+    async def submit(request: web.Request) -> web.StreamResponse:
+        now = clock()
+        report_limiter.hit(request.remote or "unknown", now)
+        submission = parse_submission(await _read_json(request, web_limits.max_body), intake_limits)
+        report, token = store.create_report(submission, now=now)
+        return web.json_response(
+            {
+                "tracking_id": report.report_id,
+                "reporter_token": token,
+                "status_url": f"/api/v1/reports/{report.report_id}",
+                "acknowledge_by": (report.received_at + policy.acknowledge).isoformat(),
+            },
+            status=201,
+        )
+
+    @_json_errors
+    async def reporter_status(request: web.Request) -> web.StreamResponse:
+        report_id = _report_id(request)
+        store.verify_reporter_token(report_id, _bearer(request))
+        return web.json_response(_reporter_view(store.get(report_id), policy))
+
+    @_json_errors
+    async def reporter_message(request: web.Request) -> web.StreamResponse:
+        report_id = _report_id(request)
+        store.verify_reporter_token(report_id, _bearer(request))
+        now = clock()
+        message_limiter.hit(request.remote or "unknown", now)
+        body = parse_message(await _read_json(request, web_limits.max_body), intake_limits)
+        report = store.update(report_id, lambda r: add_message(r, "reporter", body, now=now))
+        return web.json_response(_reporter_view(report, policy), status=201)
+
+    @_json_errors
+    async def psirt_list(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        return web.json_response(
+            [
+                {
+                    "report_id": r.report_id,
+                    "state": r.state.value,
+                    "title": r.submission.title,
+                    "severity": r.severity,
+                    "received_at": r.received_at.isoformat(),
+                }
+                for r in store.all()
+            ]
+        )
+
+    @_json_errors
+    async def psirt_show(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        return web.json_response(report_to_json(store.get(_report_id(request))))
+
+    @_json_errors
+    async def psirt_message(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        report_id = _report_id(request)
+        now = clock()
+        body = parse_message(await _read_json(request, web_limits.max_body), intake_limits)
+        report = store.update(report_id, lambda r: add_message(r, "psirt", body, now=now))
+        return web.json_response(report_to_json(report), status=201)
+
+    @_json_errors
+    async def psirt_action(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        report_id = _report_id(request)
+        now = clock()
+        body = await _read_json(request, web_limits.max_body)
+        if isinstance(body, dict) and body.get("action") == "publish":
+            if publisher is None:
+                raise PSIRTInputError("publishing advisories is not configured on this server")
+            cve = body.get("cve")
+            if set(body) - {"action", "cve"} or not (cve is None or isinstance(cve, str)):
+                raise PSIRTInputError("action 'publish' takes one optional parameter: cve")
+            report, _ = store.publish(
+                report_id,
+                publisher=publisher,
+                vendor=product.vendor,
+                model_name=product.model,
+                now=now,
+                cve=cve,
+            )
+        else:
+            report = store.update(report_id, lambda r: apply_action(r, body, now=now))
+        return web.json_response(report_to_json(report))
+
+    def sla_now() -> Any:
+        now = clock()
+        status = evaluate(store.all(), policy, now=now)
+        store.record_breaches(list(status.breached), now=now)
+        return status
+
+    @_json_errors
+    async def psirt_sla(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        return web.json_response(sla_now().to_json())
+
+    @_json_errors
+    async def public_sla(request: web.Request) -> web.StreamResponse:
+        """The published SLA (KS X 3020 C7): policy, figures and breached deadlines.
+
+        Public and without report contents: only tracking ids, deadline kinds and dates.
+        """
+        status = sla_now()
+        figures = status.to_json()
+        return web.json_response(
+            {
+                "policy": policy.to_json(),
+                "figures": {
+                    k: figures[k]
+                    for k in (
+                        "now",
+                        "open_reports",
+                        "breach_count",
+                        "median_time_to_acknowledge_hours",
+                        "median_time_to_fix_hours",
+                    )
+                },
+                "breached": [
+                    {"report": d.report_id, "deadline": d.kind, "due": d.due.isoformat()}
+                    for d in status.breached
+                ],
+            }
+        )
+
+    @_json_errors
+    async def status_page(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        status = sla_now()
+        e = html.escape
+        titles = {r.report_id: r.submission.title for r in store.all()}
+        rows = "\n".join(
+            f"<tr><td>{e(d.report_id)}</td><td>{e(titles.get(d.report_id, ''))}</td>"
+            f"<td>{e(d.kind)}</td><td>{e(d.due.isoformat())}</td><td>{e(d.status)}</td></tr>"
+            for d in status.deadlines
+        )
+        ack = status.median_time_to_acknowledge
+        figures = (
+            f"<p>Open reports: {status.open_reports}. Breaches: {status.breach_count}. "
+            f"At risk: {len(status.at_risk)}. Median time to acknowledge: "
+            f"{e(str(ack)) if ack is not None else 'n/a'}.</p>"
+        )
+        table = (
+            "<table><tr><th>report</th><th>title</th><th>deadline</th><th>due</th>"
+            f"<th>status</th></tr>\n{rows}</table>"
+        )
+        return _page("PSIRT SLA status", figures + table)
+
+    @_json_errors
+    async def report_page(request: web.Request) -> web.StreamResponse:
+        operator(request)
+        report = store.get(_report_id(request))
+        e = html.escape
+        sub = report.submission
+        items = [
+            ("State", report.state.value),
+            ("Product", f"{sub.product} {sub.version}"),
+            ("Reporter contact", sub.reporter_contact or "anonymous"),
+            ("Severity", report.severity or "not triaged"),
+        ]
+        body = "".join(f"<p><b>{e(k)}:</b> {e(v)}</p>" for k, v in items)
+        body += f"<pre>{e(sub.description)}</pre>"
+        body += "".join(
+            f"<p><i>{e(m.author)} {e(m.at.isoformat())}</i>: {e(m.body)}</p>"
+            for m in report.messages
+        )
+        return _page(f"{report.report_id}: {sub.title}", body)
+
+    app.router.add_post("/api/v1/reports", submit)
+    app.router.add_get("/api/v1/reports/{report_id}", reporter_status)
+    app.router.add_post("/api/v1/reports/{report_id}/messages", reporter_message)
+    app.router.add_get("/api/v1/psirt/reports", psirt_list)
+    app.router.add_get("/api/v1/psirt/reports/{report_id}", psirt_show)
+    app.router.add_post("/api/v1/psirt/reports/{report_id}/messages", psirt_message)
+    app.router.add_post("/api/v1/psirt/reports/{report_id}/actions", psirt_action)
+    app.router.add_get("/api/v1/psirt/sla", psirt_sla)
+    app.router.add_get("/api/v1/sla", public_sla)
+    app.router.add_get("/psirt/status", status_page)
+    app.router.add_get("/psirt/reports/{report_id}", report_page)
+
+
+def add_disclosure_routes(
+    app: web.Application,
+    *,
+    policy: SLAPolicy,
+    base_url: str,
+    clock: Clock,
+    contacts: Sequence[str] | None = None,
+) -> None:
+    """Register ``/.well-known/security.txt`` and ``/security/policy`` (public)."""
+    base = base_url.rstrip("/")
+    report_url = f"{base}/api/v1/reports"
+    contact_list = list(contacts) if contacts else [f"{base}/security/policy"]
+
+    async def security_txt(request: web.Request) -> web.StreamResponse:
+        text = security_txt_for(clock(), base_url=base, contacts=contact_list)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    async def policy_page(request: web.Request) -> web.StreamResponse:
+        if "text/plain" in request.headers.get("Accept", "") and "html" not in request.headers.get(
+            "Accept", ""
+        ):
+            text = disclosure_policy_text(policy, contacts=contact_list, report_url=report_url)
+            return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        page = disclosure_policy_html(policy, contacts=contact_list, report_url=report_url)
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    app.router.add_get("/.well-known/security.txt", security_txt)
+    app.router.add_get("/security/policy", policy_page)
+
+
+def add_csaf_routes(
+    app: web.Application,
+    *,
+    store: PSIRTStore,
+    publisher: csaf.Publisher,
+    base_url: str,
+    clock: Clock,
+) -> None:
+    """Register the CSAF provider metadata and TLP:WHITE directory distribution."""
+
+    async def metadata(request: web.Request) -> web.StreamResponse:
+        docs = store.advisories()
+        dates = [d["document"]["tracking"]["current_release_date"] for d in docs]
+        last = datetime.fromisoformat(max(dates).replace("Z", "+00:00")) if dates else clock()
+        return web.json_response(
+            csaf.provider_metadata(base_url=base_url, publisher=publisher, last_updated=last)
+        )
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=csaf.index_txt(store.advisories()), content_type="text/plain")
+
+    async def changes(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=csaf.changes_csv(store.advisories()), content_type="text/csv")
+
+    async def advisory(request: web.Request) -> web.StreamResponse:
+        wanted = f"{request.match_info['year']}/{request.match_info['name']}"
+        for doc in store.advisories():
+            if csaf.advisory_path(doc) == wanted:
+                return web.json_response(doc)
+        return _error(404, f"no advisory {wanted}")
+
+    app.router.add_get(csaf.PROVIDER_METADATA, metadata)
+    app.router.add_get(f"{csaf.DIRECTORY}/index.txt", index)
+    app.router.add_get(f"{csaf.DIRECTORY}/changes.csv", changes)
+    app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}/{{name}}", advisory)
+
+
+def create_vendor_psirt_app(
+    *,
+    store: PSIRTStore,
+    policy: SLAPolicy,
+    clock: Clock,
+    psirt_token: str,
+    base_url: str,
+    publisher: csaf.Publisher | None = None,
+    web_limits: WebLimits | None = None,
+    intake_limits: IntakeLimits = _DEFAULT_INTAKE,
+) -> web.Application:
+    """A standalone app with every disclosure route (tests, small vendors)."""
+    web_limits = web_limits or WebLimits()
+    app = web.Application(client_max_size=web_limits.max_body)
+    add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
+    publisher = publisher or csaf.Publisher.default(base_url)
+    add_psirt_routes(
+        app,
+        publisher=publisher,
+        store=store,
+        policy=policy,
+        clock=clock,
+        psirt_token=psirt_token,
+        intake_limits=intake_limits,
+        web_limits=web_limits,
+    )
+    add_csaf_routes(
+        app,
+        store=store,
+        publisher=publisher,
+        base_url=base_url,
+        clock=clock,
+    )
+    return app
+
+
+def disclosure_extension(
+    *,
+    store: PSIRTStore,
+    policy: SLAPolicy,
+    clock: Clock,
+    psirt_token: str,
+    base_url: str,
+    publisher: csaf.Publisher | None = None,
+) -> Callable[[web.Application], None]:
+    """All disclosure routes as one ``extensions=[...]`` entry for
+    :func:`update_server.server.create_app` (the vendor server over TLS)."""
+    chosen = publisher or csaf.Publisher.default(base_url)
+
+    def extend(app: web.Application) -> None:
+        add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
+        add_psirt_routes(
+            app, store=store, policy=policy, clock=clock, psirt_token=psirt_token, publisher=chosen
+        )
+        add_csaf_routes(app, store=store, publisher=chosen, base_url=base_url, clock=clock)
+
+    return extend
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+async def _serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
+) -> None:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(f"listening {host} {bound}", flush=True)  # the first line tells callers the port
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m update_server.psirt.web --db PATH --token-env VAR [--tls-cert C --tls-key K]``.
+
+    Plain HTTP is refused on anything but loopback.
+    """
+    from datetime import UTC
+
+    from .policy import load_policy
+
+    parser = argparse.ArgumentParser(prog="refcam-psirt-serve")
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token-env", default="REFCAM_PSIRT_TOKEN")
+    parser.add_argument("--base-url", default=None)
+    parser.add_argument("--tls-cert", type=Path)
+    parser.add_argument("--tls-key", type=Path)
+    args = parser.parse_args(argv)
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        print(f"refcam: error: set the operator token in ${args.token_env}", file=sys.stderr)
+        return 1
+    context = None
+    if args.tls_cert and args.tls_key:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    elif args.host not in _LOOPBACK:
+        print(
+            "refcam: error: plain HTTP is only allowed on loopback; pass --tls-cert/--tls-key",
+            file=sys.stderr,
+        )
+        return 1
+    store = PSIRTStore.open(args.db)
+    app = create_vendor_psirt_app(
+        store=store,
+        policy=load_policy(),
+        clock=lambda: datetime.now(UTC),
+        psirt_token=token,
+        base_url=args.base_url or f"https://{args.host}",
+    )
+    asyncio.run(_serve(app, args.host, args.port, context))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_main())

@@ -32,6 +32,9 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/boot_verify.py
+	$(BIN)/python benchmarks/mgmt_api.py
+	$(BIN)/python benchmarks/update.py
+	$(BIN)/python benchmarks/pipeline.py
 
 clean:
 	rm -rf $(VENV) demo-out test-artifacts .pytest_cache .mypy_cache .ruff_cache

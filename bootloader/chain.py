@@ -86,6 +86,7 @@ from bootloader.verify import (
     BOOTLOADER_MANIFEST_FORMAT,
     TrustState,
     VerifiedFirmware,
+    unsafe_verify_hash_only,
     verify_bootloader_image,
     verify_firmware_image,
 )
@@ -277,12 +278,19 @@ class VerifiedSlot:
     payload: FirmwarePayload
 
 
-def check_slot(flash: Flash, slot: Slot, trust: TrustState) -> VerifiedSlot | None:
-    """Verify ``slot`` exactly as the bootloader does; None when erased, raises BootError."""
+def check_slot(
+    flash: Flash, slot: Slot, trust: TrustState, *, unsafe_hash_only: bool = False
+) -> VerifiedSlot | None:
+    """Verify ``slot`` exactly as the bootloader does; None when erased, raises BootError.
+
+    ``unsafe_hash_only`` is the ``boot-skips-signature`` flaw profile: a flawed
+    bootloader that checks integrity but not the signature.
+    """
     image = read_image(flash, slot)
     if image is None:
         return None
-    verified = verify_firmware_image(image, trust=trust)
+    verify = unsafe_verify_hash_only if unsafe_hash_only else verify_firmware_image
+    verified = verify(image, trust=trust)
     payload = FirmwarePayload.parse(verified.payload)
     try:
         same_version = ImageVersion.parse(payload.manifest.version) == verified.image.version
@@ -302,11 +310,11 @@ def check_slot(flash: Flash, slot: Slot, trust: TrustState) -> VerifiedSlot | No
 
 
 def verify_slot_image(
-    flash: Flash, slot: Slot, trust: TrustState
+    flash: Flash, slot: Slot, trust: TrustState, *, unsafe_hash_only: bool = False
 ) -> tuple[SlotStatus, VerifiedSlot | None]:
     """The slot's status for the boot log and the handoff (never raises a BootError)."""
     try:
-        result = check_slot(flash, slot, trust)
+        result = check_slot(flash, slot, trust, unsafe_hash_only=unsafe_hash_only)
     except BootError as exc:
         return SlotStatus(slot, "invalid", reason=str(exc)), None
     if result is None:
@@ -474,8 +482,11 @@ def rom_stage(
     return fuses, bootloader
 
 
-def boot(device: Device, *, now: int) -> BootOutcome:
+def boot(device: Device, *, now: int, unsafe_hash_only: bool = False) -> BootOutcome:
     """Run ROM and bootloader; return the handoff for the verified firmware.
+
+    ``unsafe_hash_only`` switches on the ``boot-skips-signature`` flaw profile
+    (slot images checked for integrity only); never set it on a real device.
 
     Raises :class:`BootloaderRejected` (no boot at all) or
     :class:`NoBootableSlot` (recovery); :class:`PowerCut` when the injector
@@ -507,7 +518,7 @@ def boot(device: Device, *, now: int) -> BootOutcome:
     superseded: list[Slot] = []
     for slot in SLOTS:
         try:
-            result = check_slot(device.flash, slot, trust)
+            result = check_slot(device.flash, slot, trust, unsafe_hash_only=unsafe_hash_only)
         except BootError as exc:
             result = None
             status = SlotStatus(slot, "invalid", reason=str(exc))
@@ -583,7 +594,11 @@ def boot(device: Device, *, now: int) -> BootOutcome:
         f"measured {_short(firmware.digest)}"
     )
     services = FlashBootServices(
-        device, booted_slot=decision.slot, trial=decision.trial, firmware=firmware
+        device,
+        booted_slot=decision.slot,
+        trial=decision.trial,
+        firmware=firmware,
+        unsafe_hash_only=unsafe_hash_only,
     )
     handoff = BootHandoff(
         state_dir=device.state_dir,

@@ -90,7 +90,16 @@ class Attester(Protocol):
 class BootServices(Protocol):
     """Operations the running firmware may ask of the boot side."""
 
+    @property
+    def trial(self) -> bool:
+        """Running as an unconfirmed trial now (``BootHandoff.trial`` is how it booted)."""
+        ...
+
     def inactive_slot(self) -> Slot: ...
+
+    def fuses(self) -> FuseSummary:
+        """The fuses now (``BootHandoff.fuses`` is what the bootloader read at boot)."""
+        ...
 
     def write_image(
         self, slot: Slot, image: bytes, *, progress: Callable[[int, int], None] | None = None
@@ -112,6 +121,10 @@ class BootServices(Protocol):
 
     def confirm(self) -> None:
         """Confirm the running trial image; only now may the fused counter advance."""
+        ...
+
+    def unsafe_write_unverified(self, slot: Slot, image: bytes) -> None:
+        """UNSAFE, flaw profiles only: write ``slot`` and mark it pending without any check."""
         ...
 
 

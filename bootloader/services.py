@@ -32,6 +32,7 @@ from bootloader.chain import (
     Device,
     advance_fuses,
     check_slot,
+    fuse_summary,
     read_control,
     trust_state,
     write_control,
@@ -39,7 +40,7 @@ from bootloader.chain import (
 )
 from bootloader.decision import other_slot
 from bootloader.errors import BootError, ImageFormatError
-from bootloader.handoff import Slot, SlotStatus
+from bootloader.handoff import FuseSummary, Slot, SlotStatus
 from bootloader.verify import VerifiedFirmware
 
 
@@ -47,9 +48,16 @@ class FlashBootServices:
     """``handoff.BootServices`` for one boot of a :class:`Device`."""
 
     def __init__(
-        self, device: Device, *, booted_slot: Slot, trial: bool, firmware: VerifiedFirmware
+        self,
+        device: Device,
+        *,
+        booted_slot: Slot,
+        trial: bool,
+        firmware: VerifiedFirmware,
+        unsafe_hash_only: bool = False,
     ) -> None:
         self._device = device
+        self._unsafe_hash_only = unsafe_hash_only  # flaw boot-skips-signature: same check as boot
         self._booted = booted_slot
         self._trial = trial
         self._firmware = firmware
@@ -58,6 +66,9 @@ class FlashBootServices:
     def trial(self) -> bool:
         """Still running as an unconfirmed trial."""
         return self._trial
+
+    def fuses(self) -> FuseSummary:
+        return fuse_summary(self._device.fuses.read())
 
     def inactive_slot(self) -> Slot:
         return other_slot(self._booted)
@@ -92,7 +103,7 @@ class FlashBootServices:
     def verify_slot(self, slot: Slot) -> SlotStatus:
         """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""
         trust = trust_state(self._device.fuses.read(), self._device.board)
-        result = check_slot(self._device.flash, slot, trust)
+        result = check_slot(self._device.flash, slot, trust, unsafe_hash_only=self._unsafe_hash_only)
         if result is None:
             raise ImageFormatError(f"slot {slot} is empty")
         firmware = result.firmware
@@ -101,6 +112,21 @@ class FlashBootServices:
     def set_pending(self, slot: Slot) -> None:
         self._check_target(slot, "boot as a trial")
         self.verify_slot(slot)
+        self._mark_pending(slot)
+
+    def unsafe_write_unverified(self, slot: Slot, image: bytes) -> None:
+        """UNSAFE (update flaw profiles): write a slot and mark it pending, verifying nothing.
+
+        What a firmware that skips its own checks does. The (secure) bootloader
+        still verifies the slot at the next boot and falls back if it fails.
+        """
+        self._check_target(slot, "write")
+        if not image or len(image) > self._device.flash.geometry.slot_size:
+            raise ImageFormatError(f"image of {len(image)} bytes does not fit slot {slot}")
+        write_partition(self._device.flash, slot, bytes(image))
+        self._mark_pending(slot)
+
+    def _mark_pending(self, slot: Slot) -> None:
         view, _problem = read_control(self._device.flash)
         current = (
             view.current

@@ -43,6 +43,7 @@ from pathlib import Path
 from bootloader.errors import (
     HardwareIdMismatch,
     ImageFormatError,
+    ImageVerificationError,
     KeyStoreError,
     RevokedKey,
     SecurityCounterRollback,
@@ -147,6 +148,33 @@ def verify_firmware_image(data: bytes | memoryview, *, trust: TrustState) -> Ver
         image, hardware_id=trust.hardware_id, min_security_counter=trust.min_security_counter
     )
     return _finish(verified, manifest.counter)
+
+
+def unsafe_verify_hash_only(data: bytes | memoryview, *, trust: TrustState) -> VerifiedFirmware:
+    """UNSAFE (flaw profile ``boot-skips-signature``): integrity without authenticity.
+
+    Checks the image hash, hardware id and security counter but not who signed
+    it: any attacker who can write a slot gets code execution. Exists only so
+    test labs and workshops can see what secure boot prevents.
+    """
+    image = SignedImage.parse(data)
+    digest = hashlib.sha256(image.covered).digest()
+    if not hmac.compare_digest(digest, image.image_hash):
+        raise ImageVerificationError(
+            f"image hash mismatch: covered bytes hash to {digest.hex()}, "
+            f"the SHA256 TLV says {image.image_hash.hex()}"
+        )
+    _check_policy(image, hardware_id=trust.hardware_id, min_security_counter=trust.min_security_counter)
+    return VerifiedFirmware(
+        image=image,
+        digest=digest,
+        version=str(image.version),
+        security_counter=image.security_counter,
+        hardware_id=image.hardware_id,
+        signer_key_hash=image.key_hash,  # claimed, never checked
+        key_manifest_counter=None,
+        payload=image.payload,
+    )
 
 
 def verify_bootloader_image(

@@ -178,41 +178,45 @@ async def get_info(request: web.Request) -> web.Response:
 
 
 def status_document(h: BootHandoff) -> dict[str, Any]:
-    """The boot facts of this run; the handoff is frozen, so this never changes while running."""
+    """The boot facts of this run, with the live trial flag and fuses (they change once, at confirm)."""
+    fuses = h.services.fuses()
     return {
         "booted_slot": h.booted_slot,
         "firmware_version": h.firmware.version,
         "security_counter": h.security_counter,
-        "trial": h.trial,
+        "trial": h.services.trial,  # live: false once confirmed
         "slots": [asdict(s) for s in h.slots],
         "fuses": {
-            "firmware_counter": h.fuses.firmware_counter,
-            "bootloader_counter": h.fuses.bootloader_counter,
-            "key_manifest_counter": h.fuses.key_manifest_counter,
-            "debug_disabled": h.fuses.debug_disabled,
-            "rot_keys": [{"spki_sha256": k, "revoked": r} for k, r in h.fuses.rot_keys],
+            "firmware_counter": fuses.firmware_counter,
+            "bootloader_counter": fuses.bootloader_counter,
+            "key_manifest_counter": fuses.key_manifest_counter,
+            "debug_disabled": fuses.debug_disabled,
+            "rot_keys": [{"spki_sha256": k, "revoked": r} for k, r in fuses.rot_keys],
         },
-        "lifecycle": h.fuses.lifecycle,
+        "lifecycle": fuses.lifecycle,
         "measurement_register": h.measurement_register,
         "measurements": [asdict(m) for m in h.measurements],
     }
 
 
 # password policy -> the encoded status document (boot facts never change while running)
-_STATUS_BODY: web.AppKey[dict[str, bytes]] = web.AppKey("refcam.api.status_body")
+_STATUS_BODY: web.AppKey[dict[tuple[str, bool], bytes]] = web.AppKey("refcam.api.status_body")
 
 
 @requires("viewer")
 async def get_status(request: web.Request) -> web.Response:
     """Boot state: booted slot, both slots, fused counters, lifecycle, trial flag, measurements."""
     policy = request.config_dict[CREDENTIALS_KEY].policy
+    handoff = request.app[HANDOFF_KEY]
+    # Only the policy and a confirm (trial flag, fuses) change the document while running.
+    key = (policy, handoff.services.trial)
     cache = request.app[_STATUS_BODY]
-    body = cache.get(policy)
+    body = cache.get(key)
     if body is None:
-        document = status_document(request.app[HANDOFF_KEY])
+        document = status_document(handoff)
         document["tls_profile"] = request.config_dict[CONFIG_KEY].tls_profile
         document["password_policy"] = policy
-        body = cache[policy] = json.dumps(document).encode("utf-8")
+        body = cache[key] = json.dumps(document).encode("utf-8")
     return web.Response(body=body, content_type="application/json")
 
 

@@ -5,7 +5,8 @@ handoff's data partition, and serves the management app over TLS only::
 
     --host 127.0.0.1  --port 8443  --tls-profile intermediate|modern
     --password-policy nist-800-63b|kr-terminal  --redirect-port N (plain HTTP, 308 only)
-    --stream-source synthetic:640x360@15|file:P|folder:D|device:N|none
+    --source synthetic:640x360@15|file:P|folder:D|device:N|none  (alias --stream-source)
+    --stream-mask X,Y,W,H[:black|:pixelate[=N]] (repeatable)  --stream-signing ed25519|ecdsa-p256-sha256
     --update-url https://repo:port [--update-check-interval SECONDS] (default: the vendor)
     --vendor-url https://vendor (security.txt points there; default https://localhost:9443)
     --flaw NAME (repeatable; UNSAFE test-lab flaw profiles, loopback only, see ``flaws``)
@@ -43,13 +44,14 @@ from aiohttp import web
 from bootloader.handoff import EXIT_REBOOT, BootHandoff
 
 from . import tls
-from .appkeys import REBOOT_KEY
+from .appkeys import AUDIT_KEY, CLOCK_KEY, REBOOT_KEY
 from .config import PASSWORD_POLICIES, DeviceConfig
 from .errors import ConfigError
 from .flaws import PLAINTEXT_FLAW_PORT_OFFSET, UnsafeFlaws
 from .server import Extension, builtin_extensions, create_app, create_redirect_app
+from .stream import build_pipeline, stream_options
+from .stream.web import add_stream_routes
 
-DEFAULT_STREAM_SOURCE = "synthetic:640x360@15"  # a camera streams; "none" turns it off
 # The vendor this firmware belongs to: its update repository and its PSIRT
 # (security.txt points there). `refcam update-server run` listens here by default.
 DEFAULT_VENDOR_URL = "https://localhost:9443"
@@ -69,7 +71,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--tls-profile", choices=tls.PROFILES, default="intermediate")
     parser.add_argument("--password-policy", choices=PASSWORD_POLICIES, default="nist-800-63b")
     parser.add_argument("--redirect-port", type=int, default=None)
-    parser.add_argument("--stream-source", default=DEFAULT_STREAM_SOURCE)
+    stream_options(parser)  # --source/--stream-source, --stream-mask, --stream-signing, ...
     parser.add_argument("--update-url", default=DEFAULT_VENDOR_URL)
     parser.add_argument("--update-check-interval", type=float, default=None)
     parser.add_argument("--vendor-url", default=DEFAULT_VENDOR_URL)
@@ -91,17 +93,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Extension]:
     """The route sets this run serves besides the core API, from the command line."""
     extensions = builtin_extensions()
-    if args.stream_source != "none":
-        from .stream.pipeline import StreamPipeline
-        from .stream.signing import StreamSigner
-        from .stream.sources import open_source, parse_source_spec
-        from .stream.web import add_stream_routes
-
-        spec = parse_source_spec(args.stream_source)
-        signer = StreamSigner.from_identity_dir(
-            handoff.data_dir / "identity", device=handoff.identity.serial
-        )
-        pipeline = StreamPipeline(lambda: open_source(spec), signer)
+    pipeline = build_pipeline(args, handoff)  # None for --source none
+    if pipeline is not None:
         extensions.append(lambda app: add_stream_routes(app, pipeline))
     if args.update_url is not None:
         from .update.client import UpdateClientConfig
@@ -178,17 +171,17 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     try:
         site = web.TCPSite(runner, args.host, args.port, ssl_context=context)
-        await site.start()
+        await _listen(site, args.host, args.port)
         port = _bound_port(site, args.port)
         if "plaintext-http" in config.flaws:  # UNSAFE flaw profile: the whole API over HTTP
             plain_port = port + PLAINTEXT_FLAW_PORT_OFFSET
-            await web.TCPSite(runner, args.host, plain_port).start()
+            await _listen(web.TCPSite(runner, args.host, plain_port), args.host, plain_port)
             announce(f"UNSAFE: management API also on http://{args.host}:{plain_port}")
         if args.redirect_port is not None:
             redirect_runner = web.AppRunner(create_redirect_app(port), access_log=None)
             await redirect_runner.setup()
             redirect_site = web.TCPSite(redirect_runner, args.host, args.redirect_port)
-            await redirect_site.start()
+            await _listen(redirect_site, args.host, args.redirect_port)
             announce(
                 f"refcam device redirecting http://{args.host}:"
                 f"{_bound_port(redirect_site, args.redirect_port)} to https (308 only)"
@@ -198,6 +191,8 @@ async def serve(
             f"(serial {handoff.identity.serial}, firmware {handoff.firmware.version})"
         )
         reboot = app[REBOOT_KEY]
+        if handoff.trial:
+            await confirm_trial(app, handoff, config, host=args.host, port=port, announce=announce)
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reboot.wait())}
         _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
@@ -210,6 +205,61 @@ async def serve(
         if redirect_runner is not None:
             await redirect_runner.cleanup()
         await runner.cleanup()
+
+
+async def _listen(site: web.TCPSite, host: str, port: int) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+async def health_check(config: DeviceConfig, app: web.Application, *, host: str, port: int) -> None:
+    """The trial firmware's self-test: a real HTTPS request to itself, validated to the
+    manufacturer root, and an intact audit chain. Raises on any failure."""
+    import aiohttp
+
+    ctx = ssl.create_default_context(cafile=str(config.identity_dir / "manufacturer-root.pem"))
+    name = "localhost" if host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::") else host  # noqa: S104
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+        f"https://{name}:{port}/api/v1/info", ssl=ctx
+    ) as response:
+        if response.status != 200:
+            raise RuntimeError(f"GET /api/v1/info answered {response.status}")
+        info = await response.json()
+    if info.get("model") is None:
+        raise RuntimeError("device info has no model")
+    app[AUDIT_KEY].verify_chain()
+
+
+async def confirm_trial(
+    app: web.Application,
+    handoff: BootHandoff,
+    config: DeviceConfig,
+    *,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+) -> None:
+    """MCUboot's trial semantics, firmware side: confirm only a healthy image.
+
+    A failed health check asks for a reboot at once, and the bootloader reverts
+    to the previous slot (as it would after a crash or a power cut).
+    """
+    now = app[CLOCK_KEY]()
+    audit = app[AUDIT_KEY]
+    try:
+        await health_check(config, app, host=host, port=port)
+    except Exception as exc:  # noqa: BLE001 - any failure means "do not confirm"
+        announce(f"trial firmware {handoff.firmware.version} failed its health check: {exc}; rebooting to revert")
+        audit.record("update_trial_failed", "firmware", "device", {"version": handoff.firmware.version, "error": str(exc)}, now)
+        app[REBOOT_KEY].set()
+        return
+    await asyncio.to_thread(handoff.services.confirm)
+    audit.record("update_confirmed", "firmware", "device", {"version": handoff.firmware.version,
+                                                              "security_counter": handoff.security_counter}, now)
+    announce(f"trial firmware {handoff.firmware.version} passed its health check and is confirmed")
 
 
 def _bound_port(site: web.TCPSite, requested: int) -> int:

@@ -63,7 +63,12 @@ RUNTIME_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--password-policy", {"help": "nist-800-63b (default) or kr-terminal"}),
     ("--redirect-port", {"help": "also listen for plain HTTP here, answering only 308 to HTTPS"}),
     ("--stream-source", {"help": "synthetic:WxH@FPS (default synthetic:640x360@15), file:P, "
-                                 "folder:D, device:N or none"}),
+                                 "folder:D, device:N or none (alias --source)"}),
+    ("--stream-mask", {"action": "append", "metavar": "X,Y,W,H[:black|:pixelate[=N]]",
+                       "help": "privacy mask, applied before encoding (repeatable)"}),
+    ("--stream-signing", {"help": "stream manifest signatures: ed25519 (default) or ecdsa-p256-sha256"}),
+    ("--stream-jpeg-quality", {"help": "JPEG quality 1..100 (default 80)"}),
+    ("--stream-segment-frames", {"help": "frames per signed segment (default 30)"}),
     ("--update-url", {"help": "TUF repository https://host:port (enables the update client)"}),
     ("--update-check-interval", {"help": "seconds between automatic update checks; 0 = off"}),
     ("--vendor-url", {"help": "vendor PSIRT base URL, published in /.well-known/security.txt"}),
@@ -86,11 +91,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bootloader.chain import boot, open_device
     from bootloader.firmware import start_firmware, unload_firmware
     from bootloader.handoff import EXIT_REBOOT
+    from device.flaws import UnsafeFlaws
 
     state = _state(args)
+    # The bootloader's own flaw is known before the firmware runs; the loopback rule first.
+    flaws = UnsafeFlaws.parse(args.flaw or [], host=args.host or "127.0.0.1")
+    hash_only = "boot-skips-signature" in flaws
+    if hash_only:
+        print("bootloader: UNSAFE flaw boot-skips-signature: slot signatures are NOT checked", flush=True)
     while True:
         device = open_device(state)
-        outcome = boot(device, now=int(time.time()))
+        outcome = boot(device, now=int(time.time()), unsafe_hash_only=hash_only)
         for line in outcome.log_lines:
             print(line, flush=True)
         print(outcome.summary, flush=True)
@@ -167,7 +178,8 @@ def register(groups: dict[str, Any]) -> None:
     )
     p.add_argument("--state", required=True, type=Path, help="device state directory")
     for flag, kwargs in RUNTIME_OPTIONS:
-        p.add_argument(flag, default=None, **kwargs)
+        aliases = ("--source",) if flag == "--stream-source" else ()
+        p.add_argument(flag, *aliases, default=None, **kwargs)
     p.set_defaults(handler=cmd_run)
 
     p = device.add_parser("ca", help="print the manufacturer root certificate (PEM) to trust")

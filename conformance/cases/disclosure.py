@@ -72,22 +72,24 @@ def _fetch_absolute(ctx: ProbeContext, url: str) -> tuple[int, str, Evidence]:
     return ex.status, ex.text, ex.evidence()
 
 
+_POLICY_LINE = re.compile(r"(?im)^\s*policy\s*:\s*(\S+)\s*$")
+
+
 @register("DISC-02", budget=4, order=6)
 def disclosure_policy(ctx: ProbeContext) -> list[UnitResult]:
-    info = ctx.cache.get("security_txt")
-    if info is None:
-        try:
-            info, _ = _security_txt(ctx)
-        except SecurityTxtError as exc:
-            return [failed("a", f"no usable security.txt: {exc}")]
-    if not info.policy:
-        return [failed("a", "security.txt names no Policy")]
+    # Judged apart from DISC-01: the policy link is read even from a file DISC-01 rejects.
+    ex = ctx.http.request("GET", SECURITY_TXT, headers={"Accept": "text/plain"})
+    if ex.status != 200:
+        return [failed("a", f"no security.txt to find the policy in (HTTP {ex.status})", ex.evidence())]
+    links = _POLICY_LINE.findall(ex.text)
+    if not links:
+        return [failed("a", "security.txt names no Policy", ex.evidence())]
     try:
-        status, text, ev = _fetch_absolute(ctx, info.policy[0])
+        status, text, ev = _fetch_absolute(ctx, links[0])
     except SecurityTxtError as exc:
         return [inconclusive("a", str(exc))]
     if status != 200:
-        return [failed("a", f"the policy {info.policy[0]} answered HTTP {status}", ev)]
+        return [failed("a", f"the policy {links[0]} answered HTTP {status}", ev)]
     plain = re.sub(r"<[^>]+>", " ", text)
     ack, upd = _ACK.search(plain), _STATUS.search(plain)
     return [

@@ -15,6 +15,7 @@ import secrets
 import socket
 import ssl
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from bootloader.image import TLV_INFO_MAGIC, TLV_SHA256, SignedImage, sign_image
 from bootloader.keymanifest import build_key_manifest
 
+from ..errors import ProbeError
 from ..http import Exchange
 from ..model import Evidence, UnitResult
 from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
@@ -67,10 +69,38 @@ def flipped_image(signed: bytes) -> bytes:
     return bytes(data)
 
 
+REBOOT_DOWN_WAIT = 10.0  # seconds for an accepting device to go down for its reboot
+REBOOT_UP_WAIT = 90.0  # seconds for it to boot through the chain and answer again
+REBOOT_POLL = 1.0  # seconds between polls
+
+
 def _upload(ctx: ProbeContext, data: bytes, token: str | None) -> Exchange:
-    return ctx.http.request(
+    ex = ctx.http.request(
         "POST", UPLOAD, raw_body=data, headers={"Content-Type": "application/octet-stream"}, token=token
     )
+    if 200 <= ex.status < 300:
+        _await_reboot(ctx)  # an accepting device installs and reboots; wait before judging more
+    return ex
+
+
+def _await_reboot(ctx: ProbeContext) -> None:
+    """Poll device info (bounded): first until it stops answering, then until it answers."""
+    ctx.http.budget += int((REBOOT_DOWN_WAIT + REBOOT_UP_WAIT) / REBOOT_POLL) + 2
+    deadline = time.monotonic() + REBOOT_DOWN_WAIT
+    went_down = False
+    while time.monotonic() < deadline:
+        if ctx.http.request("GET", "/api/v1/info").status == 0:
+            went_down = True
+            break
+        time.sleep(REBOOT_POLL)
+    if not went_down:
+        return
+    deadline = time.monotonic() + REBOOT_UP_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(REBOOT_POLL)
+        if ctx.http.request("GET", "/api/v1/info").status == 200:
+            return
+    raise ProbeError(f"the device did not come back within {REBOOT_UP_WAIT:.0f} s after accepting an upload")
 
 
 def _rejected(letter: str, what: str, ex: Exchange) -> UnitResult:

@@ -36,7 +36,9 @@ def stream_options(parser: argparse.ArgumentParser) -> None:
     """Add the stream options to the device's command line (``refcam device run``)."""
     group = parser.add_argument_group("video stream")
     group.add_argument(
+        "--source",
         "--stream-source",
+        dest="stream_source",
         default=DEFAULT_SOURCE,
         help="frame source: synthetic:WxH@FPS, file:PATH, device:INDEX, folder:DIR or none "
         f"(default {DEFAULT_SOURCE})",

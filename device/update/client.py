@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import struct
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -54,8 +55,22 @@ from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
 
 from bootloader.errors import BootError, ImageFormatError, PowerCut
 from bootloader.handoff import BootHandoff, Slot
-from bootloader.image import ImageVersion, SignedImage
+from bootloader.image import (
+    HEADER_FMT,
+    IMAGE_MAGIC,
+    TLV_FMT,
+    TLV_HARDWARE_ID,
+    TLV_INFO_FMT,
+    TLV_INFO_SIZE,
+    TLV_PROT_INFO_MAGIC,
+    TLV_SEC_CNT,
+    TLV_SIZE,
+    ImageVersion,
+    SignedImage,
+)
+from bootloader.verify import TrustState, verify_firmware_image
 
+from ..flaws import UnsafeFlaws
 from .errors import (
     ExpiredMetadata,
     ImageRejected,
@@ -211,6 +226,39 @@ def image_facts(data: bytes) -> ImageFacts:
         version=str(image.version),
         security_counter=image.security_counter,
     )
+
+
+def unsafe_image_facts(data: bytes) -> ImageFacts:
+    """UNSAFE (flaw ``unsigned-update-accepted``): header and protected TLVs only.
+
+    A flawed client that trusts whatever the image says about itself, signed
+    or not. Still bounds-checked: junk gives ImageRejected, never a crash.
+    """
+    try:
+        return image_facts(data)
+    except ImageRejected:
+        pass
+    try:
+        magic, _load, hdr_size, prot_size, img_size, _flags, major, minor, rev, _build, _pad = (
+            struct.unpack_from(HEADER_FMT, data)
+        )
+        if magic != IMAGE_MAGIC or prot_size < TLV_INFO_SIZE:
+            raise ValueError("no MCUboot header or no protected TLV area")
+        start = hdr_size + img_size
+        info_magic, total = struct.unpack_from(TLV_INFO_FMT, data, start)
+        if info_magic != TLV_PROT_INFO_MAGIC or total != prot_size or start + total > len(data):
+            raise ValueError("bad protected TLV area")
+        values: dict[int, bytes] = {}
+        offset = start + TLV_INFO_SIZE
+        while offset + TLV_SIZE <= start + total:
+            kind, length = struct.unpack_from(TLV_FMT, data, offset)
+            values[kind] = data[offset + TLV_SIZE : offset + TLV_SIZE + length]
+            offset += TLV_SIZE + length
+        counter = struct.unpack("<I", values[TLV_SEC_CNT])[0]
+        hardware_id = values[TLV_HARDWARE_ID].decode("ascii")
+    except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise ImageRejected(f"not a firmware image: {exc}") from exc
+    return ImageFacts(hardware_id=hardware_id, version=f"{major}.{minor}.{rev}", security_counter=counter)
 
 
 def check_image(facts: ImageFacts, *, hardware_id: str, fused_counter: int) -> None:
@@ -397,8 +445,10 @@ class UpdateClient:
         clock: Callable[[], float],
         on_reboot: Callable[[], None] = lambda: None,
         repository_url: Callable[[], str] | None = None,
+        flaws: UnsafeFlaws | None = None,
     ) -> None:
         self.handoff = handoff
+        self.flaws = flaws or UnsafeFlaws()
         self.config = config
         # The update source in force: an admin may change it at run time (settings).
         self.repository_url = repository_url or (lambda: config.repository_url)
@@ -478,7 +528,7 @@ class UpdateClient:
             offered,
             hardware_id=self.handoff.identity.hardware_id,
             current_version=self.handoff.firmware.version,
-            fused_counter=self.handoff.fuses.firmware_counter,
+            fused_counter=self.handoff.services.fuses().firmware_counter,
             max_image_size=self.config.max_image_size,
         )
         self.status.last_check = self.clock()
@@ -538,11 +588,14 @@ class UpdateClient:
                 f"image is {len(data)} bytes, at most {self.config.max_image_size} accepted"
             )
         self.status.state = "installing"
-        facts = image_facts(data)
+        # Flaw profiles weaken exactly these checks (and the write below).
+        skip_signature = "unsigned-update-accepted" in self.flaws
+        skip_rollback = "rollback-accepted" in self.flaws
+        facts = unsafe_image_facts(data) if skip_signature else image_facts(data)
         check_image(
             facts,
             hardware_id=self.handoff.identity.hardware_id,
-            fused_counter=self.handoff.fuses.firmware_counter,
+            fused_counter=0 if skip_rollback else self.handoff.services.fuses().firmware_counter,
         )
         if expected is not None and (
             facts.version != expected.version or facts.security_counter != expected.security_counter
@@ -551,12 +604,12 @@ class UpdateClient:
                 f"image is version {facts.version} counter {facts.security_counter}, TUF metadata "
                 f"announced {expected.version} counter {expected.security_counter}"
             )
-        if parse_version(facts.version) <= parse_version(self.handoff.firmware.version):
+        if not skip_rollback and parse_version(facts.version) <= parse_version(self.handoff.firmware.version):
             raise ImageRejected(
                 f"image version {facts.version} is not newer than the running {self.handoff.firmware.version}"
             )
         services = self.handoff.services
-        if getattr(services, "trial", self.handoff.trial):
+        if services.trial:
             # the inactive slot holds the last confirmed image: our only fallback
             raise TrialNotConfirmed(
                 "the running firmware is an unconfirmed trial; it must confirm itself "
@@ -564,10 +617,17 @@ class UpdateClient:
             )
         slot = services.inactive_slot()
         try:
-            # write_image reads the slot back and verifies it exactly as the bootloader will
-            # (BootServices contract); set_pending verifies again at the commit point.
-            services.write_image(slot, data, progress=self._progress)
-            services.set_pending(slot)
+            if skip_rollback and not skip_signature:
+                # The flawed client still checks the signature, just not the counters.
+                verify_firmware_image(data, trust=self._trust_ignoring_counters())
+            if skip_signature or skip_rollback:
+                log.warning("UNSAFE flaw profile: writing slot %s without the bootloader's checks", slot)
+                services.unsafe_write_unverified(slot, data)
+            else:
+                # write_image reads the slot back and verifies it exactly as the bootloader
+                # will (BootServices contract); set_pending verifies again at the commit point.
+                services.write_image(slot, data, progress=self._progress)
+                services.set_pending(slot)
         except BootError as exc:
             raise ImageRejected(f"slot {slot} does not verify: {exc}") from exc
         log.info("image %s written to slot %s and verified; trial boot pending", facts.version, slot)
@@ -575,6 +635,16 @@ class UpdateClient:
         self.status.state = "pending-reboot"
         self.on_reboot()
         return facts
+
+    def _trust_ignoring_counters(self) -> TrustState:
+        """UNSAFE (flaw rollback-accepted): the fused keys, but no anti-rollback minimum."""
+        fuses = self.handoff.services.fuses()
+        return TrustState(
+            rot_keys=tuple((bytes.fromhex(key), revoked) for key, revoked in fuses.rot_keys),
+            min_key_manifest_counter=0,
+            min_security_counter=0,
+            hardware_id=self.handoff.identity.hardware_id,
+        )
 
     def status_document(self) -> dict[str, Any]:
         """The ``GET /api/v1/update/status`` body."""
@@ -586,7 +656,7 @@ class UpdateClient:
             "running": {
                 "version": h.firmware.version,
                 "slot": h.booted_slot,
-                "trial": h.trial,
+                "trial": h.services.trial,  # live: false once confirmed
                 "security_counter": h.security_counter,
             },
             "slots": [
@@ -598,7 +668,7 @@ class UpdateClient:
                 }
                 for s in h.slots
             ],
-            "fused_counter": h.fuses.firmware_counter,
+            "fused_counter": h.services.fuses().firmware_counter,
             "available": None
             if st.available is None
             else {

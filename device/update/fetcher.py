@@ -70,8 +70,14 @@ class HTTPSFetcher(FetcherInterface):
         config: FetcherConfig | None = None,
         allow_plain_http: bool = False,
         progress: Progress | None = None,
+        unsafe_no_tls_validation: bool = False,
     ) -> None:
-        if ssl_context is not None and (
+        if unsafe_no_tls_validation:
+            # Flaw profile update-client-no-tls-validation: any certificate, any host.
+            ssl_context = ssl.create_default_context()
+            ssl_context.check_hostname = False
+            ssl_context.verify_mode = ssl.CERT_NONE
+        elif ssl_context is not None and (
             ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname
         ):
             raise ValueError("the update fetcher needs a context that verifies chain and host name")

@@ -157,17 +157,21 @@ def build_client(app: web.Application, config: UpdateClientConfig) -> UpdateClie
     # Without a vendor root there is no trusted https: network updates fail closed
     # ("no TLS context configured"), signed uploads still work.
     context = tls.client_context(_vendor_root_file(handoff.data_dir, pem)) if pem else None
+    flaws = app[CONFIG_KEY].flaws
     fetcher = HTTPSFetcher(
         ssl_context=context,
         partial_dir=handoff.data_dir / "update" / "partial",
         config=config.fetcher,
+        unsafe_no_tls_validation="update-client-no-tls-validation" in flaws,
     )
     settings_file = app[CONFIG_KEY].settings_file
 
     def repository_url() -> str:  # read per check: PATCH /api/v1/settings takes effect at once
         return load_settings(settings_file).update_url or config.repository_url
 
-    return UpdateClient(handoff, config, fetcher=fetcher, clock=app[CLOCK_KEY], repository_url=repository_url)
+    return UpdateClient(
+        handoff, config, fetcher=fetcher, clock=app[CLOCK_KEY], repository_url=repository_url, flaws=flaws
+    )
 
 
 async def _periodic_checks(client: UpdateClient, rng: random.Random) -> None:

@@ -6,11 +6,11 @@ import re
 
 import pytest
 from aiohttp import web
+from device_fixtures import RunningDevice, StartDevice
 
 from bootloader.handoff import BootHandoff
 from device.access import REQUIREMENTS, requirement_of, requires
 from device.server import builtin_extensions
-from tests.device.conftest import RunningDevice, StartDevice
 
 PASSWORD_CHANGE_ROUTES = {
     ("POST", "/api/v1/session/password"),

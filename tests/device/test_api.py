@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from device_fixtures import INITIAL_PASSWORD, NEW_PASSWORD, RunningDevice, StartDevice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from device import tls
 from device.api import parse_json_object
 from device.errors import RequestError
 from refcam.cli import main
-from tests.device.conftest import INITIAL_PASSWORD, NEW_PASSWORD, RunningDevice, StartDevice
 
 
 def bearer(token: str) -> dict[str, str]:

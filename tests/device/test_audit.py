@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from device_fixtures import NOTICE, NOW, RunningDevice
 
 from device.audit import GENESIS_HASH, AuditLog, entry_hash
 from device.errors import AuditChainError
-from tests.device.conftest import NOTICE, NOW, RunningDevice
 
 
 def filled(path: Path, n: int = 5) -> AuditLog:

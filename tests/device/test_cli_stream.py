@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import NEW_PASSWORD, PKI, RunningDevice, StartDevice
+from device_fixtures import NEW_PASSWORD, PKI, RunningDevice, StartDevice
 from stream_fixtures import device_stream_signer
 
 from device.stream.pipeline import PipelineConfig, StreamPipeline

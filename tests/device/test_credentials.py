@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from device_fixtures import INITIAL_PASSWORD, NEW_PASSWORD, RunningDevice, StartDevice
 
 from device.blocklist import MIRAI_PAIRS, common_passwords
 from device.config import ThrottleConfig
@@ -18,7 +19,6 @@ from device.credentials import (
     source_retry_after,
 )
 from device.errors import PasswordPolicyError
-from tests.device.conftest import INITIAL_PASSWORD, NEW_PASSWORD, RunningDevice, StartDevice
 
 CTX = PolicyContext(username="admin", serial="RCTEST000001", model="RC-1080", vendor="refcam")
 

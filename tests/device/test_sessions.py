@@ -6,11 +6,11 @@ import hashlib
 import sqlite3
 
 import pytest
+from device_fixtures import NOW, RunningDevice
 
 from device.config import SessionConfig
 from device.errors import SessionError
 from device.sessions import SessionStore, check_session_times
-from tests.device.conftest import NOW, RunningDevice
 
 
 def auth(token: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
+from device_fixtures import PKI, StartDevice
 from sslyze import (
     ScanCommandsExtraArguments,
     Scanner,
@@ -30,8 +31,6 @@ from sslyze.mozilla_tls_profile.tls_config_checker import (
     check_server_against_tls_configuration,
 )
 from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
-
-from tests.device.conftest import PKI, StartDevice
 
 pytestmark = pytest.mark.slow
 

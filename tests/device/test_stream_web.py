@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import INITIAL_PASSWORD, PKI, RunningDevice, StartDevice
 from cryptography import x509
+from device_fixtures import INITIAL_PASSWORD, PKI, RunningDevice, StartDevice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_fixtures import device_stream_signer

@@ -11,11 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from device_fixtures import PKI, RunningDevice, StartDevice
 
 from device import tls
 from device.errors import TLSConfigError
 from device.server import create_redirect_app
-from tests.device.conftest import PKI, RunningDevice, StartDevice
 
 
 def handshake(port: int, ctx: ssl.SSLContext) -> tuple[str | None, tuple[str, str, int] | None]:

@@ -36,9 +36,23 @@ def refcam(*args: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port whose neighbour is free too (the plaintext-http flaw listens on port + 1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        if port + 1 not in _handed_out and port not in _handed_out:
+            _handed_out.update({port, port + 1})
+            return port
+    raise AssertionError("no free port pair")
+
+
+_handed_out: set[int] = set()
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Firmware:
     keys: Path
     images: dict[str, Path]  # version -> image file
     reference_values: Path
+    repo: Path  # the vendor's TUF repository; every image embeds its root
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +68,14 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> Firmware:
     root = tmp_path_factory.mktemp("vendor")
     keys = root / "keys"
     refcam("keys", "init", "--dir", str(keys))
+    repo = root / "repo"
+    refcam("repo", "init", "--dir", str(repo), "--keys", str(keys))
+    tuf_root = repo / "metadata" / "1.root.json"
     images = {}
     for version, counter in (("0.9.0", "0"), ("1.0.0", "1"), ("2.0.0", "2")):
         out = root / f"fw-{version}.img"
-        refcam("firmware", "build", "--keys", str(keys), "--version", version, "--security-counter", counter, "-o", str(out))
+        refcam("firmware", "build", "--keys", str(keys), "--version", version, "--security-counter", counter,
+               "--tuf-root", str(tuf_root), "-o", str(out))
         images[version] = out
     bootloader = root / "bootloader.img"
     refcam("firmware", "sign-bootloader", "--keys", str(keys), "--version", BOOTLOADER_VERSION,
@@ -64,7 +83,7 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> Firmware:
     reference = root / "reference-values.json"
     refcam("attest", "reference", "--bootloader", str(bootloader),
            *[arg for image in images.values() for arg in ("--firmware", str(image))], "-o", str(reference))
-    return Firmware(keys=keys, images=images, reference_values=reference)
+    return Firmware(keys=keys, images=images, reference_values=reference, repo=repo)
 
 
 @dataclass
@@ -166,11 +185,14 @@ class RunningVendor:
         RunningDevice.stop(self)  # type: ignore[arg-type]
 
 
-def start_vendor(directory: Path, keys: Path, *, flaws: Sequence[str] = ()) -> RunningVendor:
-    """`refcam repo init` + `refcam update-server run`: TUF repository, PSIRT, security.txt, CSAF."""
+def start_vendor(
+    directory: Path, keys: Path, *, flaws: Sequence[str] = (), repo: Path | None = None
+) -> RunningVendor:
+    """`refcam update-server run` (after `refcam repo init` unless ``repo`` is given):
+    TUF repository, PSIRT, security.txt and CSAF on one origin."""
     directory.mkdir(parents=True, exist_ok=True)
-    repo = directory / "repo"
-    if not repo.exists():
+    if repo is None:
+        repo = directory / "repo"
         refcam("repo", "init", "--dir", str(repo), "--keys", str(keys))
     port = free_port()
     args = ["update-server", "run", "--repo", str(repo), "--keys", str(keys), "--port", str(port),
@@ -183,6 +205,6 @@ def start_vendor(directory: Path, keys: Path, *, flaws: Sequence[str] = ()) -> R
 
 @pytest.fixture(scope="session")
 def vendor(tmp_path_factory: pytest.TempPathFactory, firmware: Firmware) -> Iterator[RunningVendor]:
-    server = start_vendor(tmp_path_factory.mktemp("vendor-server"), firmware.keys)
+    server = start_vendor(tmp_path_factory.mktemp("vendor-server"), firmware.keys, repo=firmware.repo)
     yield server
     server.stop()

@@ -203,11 +203,23 @@ def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
     Raises :class:`ImageFormatError` when the header is not an image header or
     the lengths it declares run past the partition.
     """
-    data = flash.read(partition)
-    if is_erased(data[:64]):
+    size = flash.geometry.size(partition)
+    head = flash.read(partition, 0, min(64, size))
+    if is_erased(head):
         return None
-    length = image_extent(data)
-    return data[:length]
+    # Read only what the header and TLV info declare (a slot may be much larger than
+    # its image); the lengths are checked against the partition, not trusted.
+    if len(head) >= IMAGE_HEADER_SIZE:
+        magic, _load, hdr_size, prot_size, img_size = struct.unpack_from(HEADER_FMT, head, 0)[:5]
+        info_at = hdr_size + img_size + prot_size
+        if magic == IMAGE_MAGIC and info_at + TLV_INFO_SIZE <= size:
+            info = flash.read(partition, info_at, TLV_INFO_SIZE)
+            declared = info_at + struct.unpack_from(TLV_INFO_FMT, info)[1]
+            if declared <= size:
+                data = flash.read(partition, 0, declared)
+                return data[: image_extent(data)]
+    data = flash.read(partition)  # malformed: image_extent says exactly what is wrong
+    return data[: image_extent(data)]
 
 
 def write_partition(

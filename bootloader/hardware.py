@@ -502,6 +502,7 @@ class Flash:
         self.geometry = geometry
         self._storage = storage
         self.injector = injector
+        self.mutations = 0  # erases and writes started through this object (never decreases)
 
     @classmethod
     def in_memory(
@@ -549,6 +550,7 @@ class Flash:
             raise FlashError(f"partition {partition!r} has no sector {sector}")
         start = self._range(partition, sector * sector_size, sector_size)
         what = f"erase {partition} sector {sector}"
+        self.mutations += 1
         mode = self.injector.begin(what) if self.injector is not None else "full"
         if mode == "full":
             self._storage.program(start, b"\xff" * sector_size)
@@ -577,6 +579,7 @@ class Flash:
                 f"erased (0x{current[dirty]:02x}); erase the sector first"
             )
         what = f"write {partition} offset {offset} ({len(data)} bytes)"
+        self.mutations += 1
         mode = self.injector.begin(what) if self.injector is not None else "full"
         if mode == "full":
             self._storage.program(start, bytes(data))

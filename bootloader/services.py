@@ -58,6 +58,9 @@ class FlashBootServices:
     ) -> None:
         self._device = device
         self._unsafe_hash_only = unsafe_hash_only  # flaw boot-skips-signature: same check as boot
+        # slot -> flash.mutations when this object last verified it: set_pending need not
+        # verify again a slot nothing has written since (the bootloader verifies at boot anyway).
+        self._verified_at: dict[Slot, int] = {}
         self._booted = booted_slot
         self._trial = trial
         self._firmware = firmware
@@ -103,15 +106,18 @@ class FlashBootServices:
     def verify_slot(self, slot: Slot) -> SlotStatus:
         """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""
         trust = trust_state(self._device.fuses.read(), self._device.board)
+        mutations = self._device.flash.mutations
         result = check_slot(self._device.flash, slot, trust, unsafe_hash_only=self._unsafe_hash_only)
         if result is None:
             raise ImageFormatError(f"slot {slot} is empty")
+        self._verified_at[slot] = mutations
         firmware = result.firmware
         return SlotStatus(slot, "valid", firmware.version, firmware.security_counter)
 
     def set_pending(self, slot: Slot) -> None:
         self._check_target(slot, "boot as a trial")
-        self.verify_slot(slot)
+        if self._verified_at.get(slot) != self._device.flash.mutations:
+            self.verify_slot(slot)
         self._mark_pending(slot)
 
     def unsafe_write_unverified(self, slot: Slot, image: bytes) -> None:

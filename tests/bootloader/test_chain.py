@@ -23,6 +23,7 @@ from bootloader.errors import (
     BootError,
     BootloaderRejected,
     ImageFormatError,
+    ImageVerificationError,
     NoBootableSlot,
     SecurityCounterRollback,
     UnknownSigningKey,
@@ -362,3 +363,17 @@ def test_revoking_rot0_refuses_firmware_whose_key_manifest_it_signed(
         boot(device, now=NOW)
     assert "revoked" in info.value.reasons["a"]
     assert info.value.reasons["b"] == "empty"
+
+
+def test_set_pending_verifies_again_a_slot_written_after_its_verification(
+    device: Device, image_v2: bytes
+) -> None:
+    """The verification set_pending may skip is only one no write has happened since."""
+    services = boot(device, now=NOW).handoff.services
+    services.write_image("b", image_v2)  # verified here
+    tampered = bytearray(image_v2)
+    tampered[len(tampered) // 2] ^= 0x01
+    write_partition(device.flash, "b", bytes(tampered))  # written after the verification
+    with pytest.raises(ImageVerificationError, match="hash mismatch"):
+        services.set_pending("b")
+    assert read_control(device.flash)[0].current.pending is None  # nothing marked

@@ -9,8 +9,8 @@ probe reports. Servers listen on loopback only and are stopped at the end.
 3. first login with the label password: everything refused until the change
 4. attestation evidence, verified against the vendor's reference values
 5. a signed video stream, recorded and verified
-6. an update 1.0.0 -> 2.0.0 through TUF with trial boot and confirm; a rollback refused
-7. a vulnerability report through triage and fix to a CSAF advisory; SLA figures
+6. a vulnerability report against 1.0.0, triaged, fixed in 2.0.0, published through TUF
+7. the update 1.0.0 -> 2.0.0 with trial boot and confirm; a rollback refused; the advisory
 8. the conformance probe: the secure camera passes, a flawed one fails where expected
 """
 
@@ -238,9 +238,25 @@ def story() -> None:
         "--frames", "45", "--out", "stream.rec", env=env)
     run("refcam", "stream", "verify", "stream.rec", "--ca", "root.pem")
 
-    banner("6. update 1.0.0 -> 2.0.0 through TUF, trial boot, confirm; rollback refused")
-    run("refcam", "repo", "publish", "repo", "fw-2.0.0.img", "--keys", "keys")
+    banner("6. a vulnerability report against 1.0.0, triaged and fixed in 2.0.0")
+    vendor("GET", "/.well-known/security.txt")
+    _, doc = vendor("POST", "/api/v1/reports", body={
+        "title": "Stored XSS in the camera's user list",
+        "description": "A user name with a script tag ran in the admin's browser.",
+        "product": "RC-1080", "version": "1.0.0", "reporter_contact": "mailto:researcher@example.org"})
+    report = doc["tracking_id"]
+    advisory = "REFCAM-SA-" + report.removeprefix("R-")
+    run("refcam", "psirt", "ack", report)
+    run("refcam", "psirt", "triage", report, "--cvss", "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:H/I:H/A:H")
+    run("refcam", "psirt", "start-fix", report)
+    run("refcam", "psirt", "fixed", report, "--release", "refcam-rc1080-v1:2.0.0")
+    say(f"the release is published through TUF with its SBOM, and names the advisory it fixes ({advisory})")
+    run("refcam", "repo", "publish", "repo", "fw-2.0.0.img", "--keys", "keys", "--fixes", advisory)
+
+    banner("7. update 1.0.0 -> 2.0.0 through TUF, trial boot, confirm; rollback refused")
     camera("POST", "/api/v1/update/check", token=token, body={})
+    _, doc = camera("GET", "/api/v1/update/status", token=token, quiet=True)
+    print(f"  advisories affecting the running firmware: {doc['advisories']}")
     camera("POST", "/api/v1/update/install", token=token, body={})
     say("the camera reboots through ROM and bootloader, boots 2.0.0 as a trial, checks itself, confirms")
 
@@ -256,18 +272,7 @@ def story() -> None:
     print(f"  running {status_doc['running']}, fused counter {status_doc['fused_counter']}")
     say("a genuinely signed but older image is refused by the anti-rollback counter")
     camera("POST", "/api/v1/update/upload", token=token, raw=(OUT / "fw-1.0.0.img").read_bytes())
-
-    banner("7. a vulnerability report through to a CSAF advisory; SLA figures")
-    vendor("GET", "/.well-known/security.txt")
-    _, doc = vendor("POST", "/api/v1/reports", body={
-        "title": "Stored XSS in the camera's user list",
-        "description": "A user name with a script tag ran in the admin's browser.",
-        "product": "RC-1080", "version": "1.0.0", "reporter_contact": "mailto:researcher@example.org"})
-    report = doc["tracking_id"]
-    run("refcam", "psirt", "ack", report)
-    run("refcam", "psirt", "triage", report, "--cvss", "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:H/I:H/A:H")
-    run("refcam", "psirt", "start-fix", report)
-    run("refcam", "psirt", "fixed", report, "--release", "refcam-rc1080-v1:2.0.0")
+    say("the advisory is published (CSAF 2.0), and the SLA report shows the deadlines met")
     run("refcam", "psirt", "publish", report, "--base-url", vendor_url, show=8)
     vendor("GET", "/.well-known/csaf/white/index.txt")
     run("refcam", "psirt", "sla", "--format", "table")

@@ -23,6 +23,7 @@ trust anchor, ``--allow-plain-http`` (this command only) permits ``http://``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -37,7 +38,9 @@ from device.update.errors import UpdateError, UpdateTransportError
 from device.update.fetcher import HTTPSFetcher
 
 from .errors import RepositoryInputError, RepositoryStateError
+from .psirt.errors import SBOMError
 from .repo import TUFRepository, facts_from_image
+from .sbom import validate_sbom
 from .server import UpdateServerConfig, run
 from .vendor import DEFAULT_PSIRT_DB, utc_now, vendor_extensions
 
@@ -101,13 +104,37 @@ def cmd_publish(args: argparse.Namespace) -> int:
             keys_dir / "firmware-signing-p256.pub.pem",
         ),
     )
-    target = repo.publish(path.name, data, facts)
+    sbom = _release_sbom(path, args.sbom, facts.version)
+    target = repo.publish(path.name, data, facts, sbom=sbom, advisories=args.fixes)
     repo.commit()
+    custom = target.custom if isinstance(target.custom, dict) else {}
     print(
         f"published {target.path} (version {facts.version}, security counter "
         f"{facts.security_counter}, {target.length} bytes); timestamp v{repo.timestamp().version}"
     )
+    if custom.get("sbom"):
+        print(f"published {custom['sbom']} (CycloneDX SBOM of {target.path})")
+    if args.fixes:
+        print(f"release fixes {', '.join(args.fixes)}")
     return 0
+
+
+def _release_sbom(image: Path, explicit: str | None, version: str) -> bytes | None:
+    """The SBOM `refcam firmware build` wrote beside the image (or --sbom), checked."""
+    path = Path(explicit) if explicit else image.with_suffix(".cdx.json")
+    if not path.exists():
+        if explicit:
+            raise RepositoryInputError(f"--sbom {path}: no such file")
+        return None
+    try:
+        text = path.read_text("utf-8")
+        validate_sbom(text)
+        described = json.loads(text)["metadata"]["component"]["version"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, SBOMError) as exc:
+        raise RepositoryInputError(f"{path} is not a valid CycloneDX SBOM: {exc}") from exc
+    if described != version:
+        raise RepositoryInputError(f"{path} describes firmware {described}, the image is {version}")
+    return text.encode("utf-8")
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -278,6 +305,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("file", help="signed image ('refcam firmware build')")
     p.add_argument("--keys", help="key directory (default: the one recorded at init)")
     p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
+    p.add_argument("--sbom", help="CycloneDX SBOM of the image (default: FILE with .cdx.json, if present)")
+    p.add_argument("--fixes", action="append", default=[], metavar="ADVISORY",
+                   help="a CSAF advisory id this release fixes (repeatable)")
     p.set_defaults(handler=cmd_publish)
 
     p = repo.add_parser("refresh", help="re-sign snapshot and timestamp before they expire")

@@ -47,7 +47,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,14 +184,25 @@ def check_hardware_id(hardware_id: str) -> None:
         )
 
 
-def target_custom(facts: ImageFacts) -> dict[str, Any]:
-    """The ``custom`` object of a firmware target (read by the device before downloading)."""
+_ADVISORY_ID = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+){1,5}")
+
+
+def target_custom(
+    facts: ImageFacts, *, sbom: str | None = None, advisories: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``custom`` object of a firmware target (read by the device before downloading).
+
+    ``sbom`` is the target path of the release's CycloneDX SBOM (itself a signed
+    target); ``advisories`` are the CSAF advisory ids this release fixes, so a
+    device running an older version learns it is affected, and by what.
+    """
     return {
+        "kind": "firmware",
         "hardware_id": facts.hardware_id,
         "version": facts.version,
         "security_counter": facts.security_counter,
-        "sbom": None,  # filled by the disclosure workflow (PSIRT)
-        "advisories": [],
+        "sbom": sbom,
+        "advisories": list(advisories),
     }
 
 
@@ -520,17 +531,36 @@ class TUFRepository(Repository):
 
     # ---------------------------------------------------------------- operations
 
-    def publish(self, file_name: str, data: bytes, facts: ImageFacts) -> TargetFile:
-        """Add a firmware image as target ``<hardware_id>/<file_name>`` of its model role."""
+    def publish(
+        self,
+        file_name: str,
+        data: bytes,
+        facts: ImageFacts,
+        *,
+        sbom: bytes | None = None,
+        advisories: Sequence[str] = (),
+    ) -> TargetFile:
+        """Add a firmware image as target ``<hardware_id>/<file_name>`` of its model role,
+        with its SBOM (if given) as a second signed target beside it."""
         if not _FILE_NAME.fullmatch(file_name):
             raise RepositoryInputError(
                 f"file name {file_name!r} is not usable as a target name; "
                 "expected letters, digits, '.', '_', '+' or '-' (max 128)"
             )
+        for advisory in advisories:
+            if not _ADVISORY_ID.fullmatch(advisory):
+                raise RepositoryInputError(f"advisory id {advisory!r} is malformed (e.g. REFCAM-SA-2026-0001)")
         role = model_role_name(facts.hardware_id)
         target_path = f"{facts.hardware_id}/{file_name}"
+        sbom_target = None
+        if sbom is not None:
+            sbom_path = f"{facts.hardware_id}/{file_name.rsplit('.', 1)[0]}.cdx.json"
+            sbom_target = TargetFile.from_data(sbom_path, sbom, [HASH_ALGORITHM])
+            sbom_target.unrecognized_fields["custom"] = {"kind": "sbom", "describes": target_path}
         target = TargetFile.from_data(target_path, data, [HASH_ALGORITHM])
-        target.unrecognized_fields["custom"] = target_custom(facts)
+        target.unrecognized_fields["custom"] = target_custom(
+            facts, sbom=sbom_target.path if sbom_target else None, advisories=advisories
+        )
 
         top = self.targets()
         delegated = top.delegations is not None and top.delegations.roles is not None and (
@@ -564,10 +594,16 @@ class TUFRepository(Repository):
                 )
         with self.edit_targets(role) as model:
             model.targets[target_path] = target
+            if sbom_target is not None:
+                model.targets[sbom_target.path] = sbom_target
         self.do_snapshot()
         self.do_timestamp()
         digest = target.hashes[HASH_ALGORITHM]
         self._staged_targets[f"{facts.hardware_id}/{digest}.{file_name}"] = data
+        if sbom_target is not None and sbom is not None:
+            sbom_digest = sbom_target.hashes[HASH_ALGORITHM]
+            sbom_name = sbom_target.path.split("/", 1)[1]
+            self._staged_targets[f"{facts.hardware_id}/{sbom_digest}.{sbom_name}"] = sbom
         return target
 
     def refresh(self, *, force: bool = False) -> RefreshResult:

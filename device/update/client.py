@@ -121,6 +121,7 @@ class Candidate:
     hardware_id: str
     length: int
     sha256: str
+    advisories: tuple[str, ...] = ()  # CSAF advisory ids this release fixes
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,9 @@ def candidate_from_target(target: TargetFile) -> Candidate:
     if not isinstance(counter, int) or isinstance(counter, bool) or counter < 0:
         raise UntrustedMetadata(f"target {target.path} has a bad security_counter {counter!r}")
     parse_version(version)
+    advisories = custom.get("advisories", [])
+    if not isinstance(advisories, list) or not all(isinstance(a, str) for a in advisories):
+        raise UntrustedMetadata(f"target {target.path} has a malformed advisories list")
     return Candidate(
         target_path=target.path,
         version=version,
@@ -179,7 +183,25 @@ def candidate_from_target(target: TargetFile) -> Candidate:
         hardware_id=hardware_id,
         length=target.length,
         sha256=str(target.hashes.get("sha256", "")),
+        advisories=tuple(advisories),
     )
+
+
+def is_firmware_target(target: TargetFile) -> bool:
+    """Firmware images, not the SBOMs published beside them (``custom.kind``)."""
+    custom = target.custom
+    return not isinstance(custom, dict) or custom.get("kind", "firmware") == "firmware"
+
+
+def advisories_affecting(offered: Iterable[Candidate], running: str) -> list[dict[str, str]]:
+    """Advisories fixed by a newer release affect the running firmware (CSAF known_affected)."""
+    current = parse_version(running)
+    found: dict[str, str] = {}
+    for candidate in sorted(offered, key=lambda c: parse_version(c.version)):
+        if parse_version(candidate.version) > current:
+            for advisory in candidate.advisories:
+                found.setdefault(advisory, candidate.version)  # the first release that fixes it
+    return [{"id": a, "status": "affected", "fixed_in": v} for a, v in sorted(found.items())]
 
 
 def select_candidate(
@@ -364,7 +386,7 @@ def list_offered(updater: Updater, metadata_dir: Path, hardware_id: str) -> list
     offered = []
     for name in sorted(names):
         info = updater.get_targetinfo(name)
-        if info is not None:
+        if info is not None and is_firmware_target(info):
             offered.append(candidate_from_target(info))
     return offered
 
@@ -427,6 +449,7 @@ class UpdateStatus:
     last_error: tuple[str, str] | None = None  # (error class code, message)
     progress: tuple[int, int] | None = None  # (bytes, total)
     installed_slot: Slot | None = None
+    advisories: tuple[dict[str, str], ...] = ()  # advisories affecting the running firmware
 
 
 class UpdateClient:
@@ -532,6 +555,7 @@ class UpdateClient:
             max_image_size=self.config.max_image_size,
         )
         self.status.last_check = self.clock()
+        self.status.advisories = tuple(advisories_affecting(offered, self.handoff.firmware.version))
         self.status.available = candidate
         self.status.state = "available" if candidate else "idle"
         return updater, CheckResult(self.handoff.firmware.version, candidate)
@@ -669,6 +693,8 @@ class UpdateClient:
                 for s in h.slots
             ],
             "fused_counter": h.services.fuses().firmware_counter,
+            # from the signed TUF metadata of newer releases, as of the last check
+            "advisories": list(st.advisories),
             "available": None
             if st.available is None
             else {

@@ -210,3 +210,18 @@ def test_cut_transfer_resumes_with_a_range_request(vendor: Vendor, tmp_path: Pat
     assert calls == [None, "bytes=5000-"]
     assert seen[-1] == (len(BODY), len(BODY)) and min(d for d, _ in seen[1:]) > 5000
     assert list(partial_dir.iterdir()) == []  # removed after use
+
+
+def test_newer_releases_name_the_advisories_affecting_the_running_firmware() -> None:
+    from device.update.client import Candidate, advisories_affecting
+
+    def release(version: str, *ids: str) -> Candidate:
+        return Candidate(f"hw/{version}.img", version, 1, "hw", 1, "00", ids)
+
+    offered = [release("1.0.0", "SA-1"), release("2.0.0", "SA-2", "SA-3"), release("3.0.0", "SA-3", "SA-4")]
+    assert advisories_affecting(offered, "2.0.0") == [
+        {"id": "SA-3", "status": "affected", "fixed_in": "3.0.0"},
+        {"id": "SA-4", "status": "affected", "fixed_in": "3.0.0"},
+    ]
+    assert advisories_affecting(offered, "1.0.0")[0] == {"id": "SA-2", "status": "affected", "fixed_in": "2.0.0"}
+    assert advisories_affecting(offered, "3.0.0") == []

@@ -81,6 +81,7 @@ def test_publish_adds_hash_prefixed_target_to_the_model_delegation(vendor: Vendo
     assert isinstance(model, Targets)
     target = model.targets[f"{HW}/rc-2.0.0.img"]
     assert target.custom == {
+        "kind": "firmware",
         "hardware_id": HW,
         "version": "2.0.0",
         "security_counter": 2,
@@ -259,3 +260,30 @@ def test_cli_with_encrypted_keys_rotates_and_revokes(
     assert "does not name exactly one root key" in err
     new_key = next((keys_dir / "tuf").glob("timestamp-*.key.pem")).read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in new_key
+
+
+def test_release_sbom_is_a_signed_target_and_advisories_are_in_the_custom_fields(vendor: Vendor) -> None:
+    image = vendor.image("2.0.0", 2)
+    sbom = b'{"bomFormat": "CycloneDX"}'
+    repo = vendor.repo(now=NOW_DT)
+    repo.publish("rc-2.0.0.img", image, facts_from_image(image), sbom=sbom,
+                 advisories=["REFCAM-SA-2026-0001"])
+    repo.commit()
+    model = load(vendor, f"1.models-{HW}.json").signed
+    assert isinstance(model, Targets)
+    firmware = model.targets[f"{HW}/rc-2.0.0.img"]
+    assert firmware.custom["sbom"] == f"{HW}/rc-2.0.0.cdx.json"
+    assert firmware.custom["advisories"] == ["REFCAM-SA-2026-0001"]
+    sbom_target = model.targets[f"{HW}/rc-2.0.0.cdx.json"]
+    assert sbom_target.custom == {"kind": "sbom", "describes": f"{HW}/rc-2.0.0.img"}
+    served = vendor.repo_dir / "targets" / HW / f"{sbom_target.hashes['sha256']}.rc-2.0.0.cdx.json"
+    assert served.read_bytes() == sbom
+
+
+def test_malformed_advisory_id_is_refused_and_nothing_is_written(vendor: Vendor) -> None:
+    image = vendor.image("2.0.0", 2)
+    before = tree(vendor.repo_dir)
+    repo = vendor.repo(now=NOW_DT)
+    with pytest.raises(RepositoryInputError, match="advisory id"):
+        repo.publish("rc-2.0.0.img", image, facts_from_image(image), advisories=["<script>"])
+    assert tree(vendor.repo_dir) == before

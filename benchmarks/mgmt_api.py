@@ -61,8 +61,17 @@ class _Attester:
 
 
 class _NoFlash:
+    trial = False
+    FUSES = FuseSummary(1, 1, 1, "secured", True, (("00" * 32, False),))
+
+    def fuses(self) -> FuseSummary:
+        return self.FUSES
+
     def inactive_slot(self) -> str:
         return "b"
+
+    def unsafe_write_unverified(self, slot: str, image: bytes) -> None:
+        raise PermissionError("benchmark device has no flash")
 
     def write_image(self, slot: str, image: bytes, *, progress: Any = None) -> None:
         raise PermissionError("benchmark device has no flash")
@@ -111,6 +120,9 @@ def make_state(state: Path) -> tuple[BootHandoff, Path]:
     return handoff, identity / "manufacturer-root.pem"
 
 
+LOAD_TIMEOUT = 300.0  # seconds a measurement may take before the benchmark gives up
+
+
 def load_generator(port: int, path: str, token: str | None, root: str, connections: int,
                    requests: int, out: Any) -> None:
     """Child process: ``requests`` GETs over ``connections`` keep-alive TLS connections."""
@@ -142,7 +154,10 @@ def load_generator(port: int, path: str, token: str | None, root: str, connectio
             await asyncio.gather(*(worker() for _ in range(connections)))
             return requests / (time.perf_counter() - start)
 
-    out.put(asyncio.run(main()))
+    try:
+        out.put(asyncio.run(main()))
+    except Exception as exc:
+        out.put(f"{type(exc).__name__}: {exc}")
 
 
 async def measure(port: int, path: str, token: str | None, root: Path, args: argparse.Namespace) -> float:
@@ -152,9 +167,11 @@ async def measure(port: int, path: str, token: str | None, root: Path, args: arg
                        args=(port, path, token, str(root), args.connections, args.requests, queue))
     proc.start()
     loop = asyncio.get_running_loop()
-    rate: float = await loop.run_in_executor(None, queue.get)
+    result = await loop.run_in_executor(None, lambda: queue.get(timeout=LOAD_TIMEOUT))
     await loop.run_in_executor(None, proc.join)
-    return rate
+    if not isinstance(result, float):
+        raise SystemExit(f"load generator failed on {path}: {result}")
+    return result
 
 
 async def serve(app: web.Application, context: ssl.SSLContext) -> tuple[web.AppRunner, int]:

@@ -8,6 +8,7 @@ self-signed-cert, cases that need a validated channel may be INCONCLUSIVE).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -73,9 +74,11 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
         refcam("device", "flash", "--state", str(state), "--slot", "a", str(attacker_image))
     vendor_server = sla_breached_vendor if flaw == "sla-breached" else vendor
     device_flaws = [] if flaw == "sla-breached" else [flaw]
-    device = start_device(state, flaws=device_flaws, vendor_url=vendor_server.url)
-    peer = start_device(peer_state, vendor_url=vendor_server.url)
-    try:
+    with contextlib.ExitStack() as running:  # whatever started is stopped, even if a start fails
+        device = start_device(state, flaws=device_flaws, vendor_url=vendor_server.url)
+        running.callback(device.stop)
+        peer = start_device(peer_state, vendor_url=vendor_server.url)
+        running.callback(peer.stop)
         label = "admin" if flaw == "shared-default-password" else device.label_password
         report = run_probe(
             ProbeOptions(
@@ -92,9 +95,6 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
                 plaintext_ports=(device.port + 1,),
             )
         )
-    finally:
-        device.stop()
-        peer.stop()
     verdicts = {r.case_id: r.verdict for r in report.results}
     details = {
         r.case_id: [(u.unit, u.verdict.value, u.reason[:300]) for u in r.units]

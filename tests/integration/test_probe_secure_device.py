@@ -7,6 +7,7 @@ case would mean a wrong case or a wrong device.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -27,9 +28,11 @@ def test_secure_device_passes_every_case(
     peer_state = tmp_path / "peer"
     refcam("device", "provision", "--state", str(peer_state), "--keys", str(firmware.keys),
            "--firmware", str(firmware.images["1.0.0"]))
-    device = start_device(provisioned, vendor_url=vendor.url)
-    peer = start_device(peer_state, vendor_url=vendor.url)
-    try:
+    with contextlib.ExitStack() as running:  # whatever started is stopped, even if a start fails
+        device = start_device(provisioned, vendor_url=vendor.url)
+        running.callback(device.stop)
+        peer = start_device(peer_state, vendor_url=vendor.url)
+        running.callback(peer.stop)
         report = run_probe(
             ProbeOptions(
                 target=device.url,
@@ -45,9 +48,6 @@ def test_secure_device_passes_every_case(
                 plaintext_ports=(device.port + 1,),
             )
         )
-    finally:
-        device.stop()
-        peer.stop()
     paths = write_reports(report, tmp_path / "report")
     verdicts = {r.case_id: r.verdict for r in report.results}
     details = {

@@ -49,6 +49,7 @@ from cryptography.x509.oid import NameOID
 from bootloader.errors import AttestationError
 from bootloader.handoff import MeasurementEvent
 from bootloader.measured import MeasurementLog
+from bootloader.x509profile import key_usage
 
 CDI_SIZE = 32  # bytes
 INFO_CDI_L0 = b"refcam DICE CDI_L0"
@@ -297,17 +298,7 @@ def issue_alias_certificate(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(digital_signature=True),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(alias_public_key), critical=False)

@@ -52,6 +52,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from bootloader.dice import derive_device_id
 from bootloader.errors import BootloaderError, ProvisioningError
+from bootloader.x509profile import key_usage
 
 REFCAM_OID_ARC: Final = "2.25.251625529071161775109625699256453891448"
 STREAM_SIGNING_EKU: Final = x509.ObjectIdentifier(REFCAM_OID_ARC + ".1")
@@ -85,20 +86,6 @@ def _check_serial(serial: str) -> None:
             f"device serial {serial!r} is not 1..59 letters, digits or '-' "
             "starting with a letter or digit"
         )
-
-
-def _key_usage(*, digital_signature: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=key_cert_sign,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def _subject(serial: str, common_name: str) -> x509.Name:
@@ -180,7 +167,7 @@ def issue_tls_certificate(
             not_after=now + dt.timedelta(days=days),
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(key_usage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.SubjectAlternativeName(
@@ -217,7 +204,7 @@ def issue_device_id_certificate(
             not_after=device_ca_cert.not_valid_after_utc,  # lives as long as the device CA
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True), critical=True)
+        .add_extension(key_usage(key_cert_sign=True), critical=True)
     )
     return builder.sign(device_ca_key, hashes.SHA256())
 
@@ -246,7 +233,7 @@ def issue_stream_certificate(
             not_after=device_ca_cert.not_valid_after_utc,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(key_usage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([STREAM_SIGNING_EKU]), critical=False)
     )
     return builder.sign(device_ca_key, hashes.SHA256())

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from .. import tls
 from ..access import requires
-from ..appkeys import CLOCK_KEY, CONFIG_KEY, HANDOFF_KEY, REBOOT_KEY
+from ..appkeys import AUDIT_KEY, CLOCK_KEY, CONFIG_KEY, HANDOFF_KEY, REBOOT_KEY, USER_KEY
 from ..config import load_settings
 from .client import UpdateClient, UpdateClientConfig, next_check_delay
 from .errors import ImageTooLarge, UpdateError
@@ -51,13 +51,24 @@ def _error(exc: UpdateError) -> web.Response:
     return web.json_response({"error": exc.code, "message": exc.message}, status=exc.status)
 
 
+def _audit(request: web.Request, event: str, detail: dict[str, Any]) -> None:
+    """Update events go to the device's hash-chained audit log (who, from where, what)."""
+    audit = request.config_dict.get(AUDIT_KEY)
+    if audit is None:  # an app built without the audit log (unit tests of these routes)
+        return
+    user = request.get(USER_KEY)
+    audit.record(event, user.name if user else "-", request.remote or "-", detail, request.config_dict[CLOCK_KEY]())
+
+
 def _typed(handler: Handler) -> Handler:
-    """Map update errors to their JSON answer (kept next to the errors they map)."""
+    """Map update errors to their JSON answer (kept next to the errors they map);
+    every refusal is audited as ``update_<route>_refused`` with its error class."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except UpdateError as exc:
+            _audit(request, f"update_{handler.__name__}_refused", {"error": exc.code, "message": exc.message})
             return _error(exc)
 
     wrapped.__name__ = handler.__name__
@@ -74,9 +85,9 @@ def _candidate(client: UpdateClient) -> dict[str, Any] | None:
 async def check(request: web.Request) -> web.StreamResponse:
     client = request.config_dict[UPDATE_CLIENT_KEY]
     result = await asyncio.to_thread(client.check)
-    return web.json_response(
-        {"current_version": result.current_version, "available": _candidate(client)}
-    )
+    available = _candidate(client)
+    _audit(request, "update_check", {"available": available["version"] if available else None})
+    return web.json_response({"current_version": result.current_version, "available": available})
 
 
 def _schedule_reboot(app: web.Application) -> None:
@@ -89,6 +100,7 @@ def _schedule_reboot(app: web.Application) -> None:
 async def install(request: web.Request) -> web.StreamResponse:
     client = request.config_dict[UPDATE_CLIENT_KEY]
     candidate = await asyncio.to_thread(client.install)
+    _audit(request, "update_install", {"version": candidate.version, "slot": client.status.installed_slot})
     _schedule_reboot(request.app)
     return web.json_response(
         {
@@ -119,6 +131,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         if len(body) > limit:
             raise ImageTooLarge(f"image exceeds the limit of {limit} bytes")
     facts = await asyncio.to_thread(client.install_upload, bytes(body))
+    _audit(request, "update_upload", {"version": facts.version, "slot": client.status.installed_slot})
     _schedule_reboot(request.app)
     return web.json_response(
         {"installed": asdict(facts), "slot": client.status.installed_slot, "rebooting": True},

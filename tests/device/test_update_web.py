@@ -6,6 +6,7 @@ Uses the ``start_device`` fixture of ``tests/device/conftest.py`` (a TLS managem
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,12 @@ async def test_upload_refusals_are_typed_4xx_and_install_nothing(
             assert r.status == 415
         async with s.get(running.url("/api/v1/update/status"), headers=auth) as r:
             status = await r.json()
+        async with s.get(running.url("/api/v1/audit?limit=50"), headers=auth) as r:
+            audit = json.dumps(await r.json())
     assert status["state"] == "error"
     assert status["last_error"]["error"] == "wrong_hardware_id"
+    # every refusal is a security event in the hash-chained audit log
+    assert "update_upload_refused" in audit and "wrong_hardware_id" in audit and "image_too_large" in audit
     assert status["fused_counter"] == 1 and status["running"]["version"] == "1.0.0"
     assert camera.boot().handoff.slots[1].state == "empty"
 

@@ -28,6 +28,7 @@ ENUMERATION_SAMPLES = 3
 ENUMERATION_TIME_BOUND = 0.5  # the medians may differ by at most half the larger one...
 ENUMERATION_TIME_FLOOR = 0.05  # ...or 50 ms, whichever is larger
 BRUTE_FORCE_ATTEMPTS = 8
+TARPIT_DELAY = 3.0  # seconds of added delay, relative to the first attempt, that count as throttling
 
 
 def _routes(ctx: ProbeContext) -> list[tuple[str, str]]:
@@ -195,10 +196,14 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer")
     attempts = []
     throttled_at = None
+    first: float | None = None
     for i in range(BRUTE_FORCE_ATTEMPTS):
         ex = login(ctx.http, user.username, f"wrong-{i}-" + strong_password())
         attempts.append({"attempt": i + 1, "status": ex.status, "elapsed_ms": round(ex.elapsed * 1000)})
-        if ex.status == 429 or ex.elapsed > 2.0:
+        first = ex.elapsed if first is None else first
+        # Throttled: an explicit 429, or (a tarpit) answers slowing down well beyond the first
+        # one. Never an absolute time: a loaded machine must not look like a throttling device.
+        if ex.status == 429 or ex.elapsed - first >= TARPIT_DELAY:
             throttled_at = i + 1
             break
     ev = Evidence("note", "wrong-password attempts", {"attempts": attempts})

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import sys
 import time
@@ -32,30 +31,15 @@ from typing import Any
 from cryptography import x509
 
 from bootloader.attestation import MAX_NONCE, MIN_NONCE, check_nonce, verify_evidence
+from bootloader.cli_files import read_input, write_output
 from bootloader.errors import AttestationError
 from bootloader.measured import reference_values_from_images
 
 NONCE_SIZE = 32  # bytes
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as e:
-        raise AttestationError(f"{what} {path} does not exist") from e
-    except OSError as e:
-        raise AttestationError(f"cannot read {what} {path}: {e.strerror}") from e
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (no half-written file on failure)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise AttestationError(f"cannot write {path}: {e.strerror}") from e
 
 
 def _nonce(text: str) -> bytes:
@@ -68,7 +52,7 @@ def _nonce(text: str) -> bytes:
 
 
 def _root(path: Path) -> x509.Certificate:
-    data = _read(path, "CA certificate")
+    data = read_input(path, "CA certificate")
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as e:
@@ -79,7 +63,7 @@ def _root(path: Path) -> x509.Certificate:
 
 
 def _reference(path: Path) -> dict[str, Any]:
-    data = _read(path, "reference values")
+    data = read_input(path, "reference values")
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -104,13 +88,13 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(evidence.decode("ascii") + "\n")
     else:
-        _write(args.output, evidence + b"\n")
+        write_output(args.output, evidence + b"\n")
         print(f"wrote evidence from {outcome.handoff.identity.serial} to {args.output}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    evidence = _read(args.evidence, "evidence file")
+    evidence = read_input(args.evidence, "evidence file")
     root = _root(args.ca)
     references = _reference(args.reference)
     now = int(time.time()) if args.now is None else args.now
@@ -135,10 +119,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    bootloader = _read(args.bootloader, "bootloader image")
-    firmware = [_read(path, "firmware image") for path in args.firmware]
+    bootloader = read_input(args.bootloader, "bootloader image")
+    firmware = [read_input(path, "firmware image") for path in args.firmware]
     document = reference_values_from_images(bootloader, firmware)
-    _write(args.output, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    write_output(args.output, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
     stages = document["stages"]
     print(
         f"wrote reference values for {len(stages['bootloader'])} bootloader and "

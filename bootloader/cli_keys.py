@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootloader.errors import BootError, BootloaderError, KeyStoreError
+from bootloader.cli_files import read_input, write_output
+from bootloader.errors import BootError, KeyStoreError
 from bootloader.firmware import FirmwarePayload, build_payload
 from bootloader.image import TLV, TLV_NAMES, SignedImage, iter_tlvs
 from bootloader.keymanifest import KeyManifest
@@ -64,24 +65,8 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
     return value.encode()
 
 
-def _read_file(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BootloaderError(f"{what} {path} does not exist") from exc
-    except OSError as exc:
-        raise BootloaderError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
-def _write_output(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a failure never leaves half an image."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BootloaderError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 # --- keys -------------------------------------------------------------------
@@ -128,9 +113,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         args.support_end
         or (dt.datetime.fromtimestamp(build_time, dt.UTC) + SUPPORT_PERIOD).date().isoformat()
     )
-    tuf_root = _read_file(Path(args.tuf_root), "TUF root") if args.tuf_root else None
+    tuf_root = read_input(Path(args.tuf_root), "TUF root") if args.tuf_root else None
     tls_path = Path(args.vendor_tls_root) if args.vendor_tls_root else keys.vendor_root_ca
-    vendor_tls_root = _read_file(tls_path, "vendor TLS root")
+    vendor_tls_root = read_input(tls_path, "vendor TLS root")
     fields: dict[str, Any] = dict(
         version=args.version,
         hardware_id=args.hardware_id,
@@ -157,9 +142,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         build_time=build_time,
     )
     out = Path(args.output)
-    _write_output(out, image)
+    write_output(out, image)
     sbom_out = out.with_suffix(".cdx.json")
-    _write_output(sbom_out, sbom.encode())
+    write_output(sbom_out, sbom.encode())
     parsed = SignedImage.parse(image)
     print(
         f"wrote {out}: version {parsed.version}, security counter {parsed.security_counter}, "
@@ -186,7 +171,7 @@ def _trust_from_keys(keys: KeySet, hardware_id: str) -> TrustState:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    data = _read_file(Path(args.file), "image")
+    data = read_input(Path(args.file), "image")
     keys = KeySet(Path(args.keys))
     hardware_id = args.hardware_id or SignedImage.parse(data).hardware_id
     trust = _trust_from_keys(keys, hardware_id)
@@ -259,7 +244,7 @@ def _payload_summary(image: SignedImage) -> list[str]:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    data = _read_file(Path(args.file), "image")
+    data = read_input(Path(args.file), "image")
     image = SignedImage.parse(data)
     h = image.header
     lines = [
@@ -297,7 +282,7 @@ def _cmd_sign_bootloader(args: argparse.Namespace) -> int:
         **kwargs,
     )
     out = Path(args.output)
-    _write_output(out, image)
+    write_output(out, image)
     parsed = SignedImage.parse(image)
     print(
         f"wrote {out}: bootloader version {parsed.version}, security counter "

@@ -37,7 +37,7 @@ import json
 import sys
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -171,6 +171,7 @@ class FirmwarePayload:
     manifest: FirmwareManifest
     files: Mapping[str, bytes]
     digest: str  # hex SHA-256 of the payload zip
+    archive: bytes = field(repr=False)  # the verified zip the files came from
 
     @classmethod
     def parse(cls, data: bytes | memoryview) -> FirmwarePayload:
@@ -218,6 +219,7 @@ class FirmwarePayload:
             manifest=manifest,
             files=MappingProxyType(contents),
             digest=hashlib.sha256(raw).hexdigest(),
+            archive=raw,
         )
 
 
@@ -239,11 +241,8 @@ class PayloadImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.payload = payload
         self.alias = alias
         self._origin = f"<firmware {payload.manifest.version}>"
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as zf:  # resources view of the same verified bytes
-            for name, data in payload.files.items():
-                zf.writestr(name, data)
-        self._zip = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+        # importlib.resources reads the same verified archive (every entry was hash-checked)
+        self._zip = zipfile.ZipFile(io.BytesIO(payload.archive))
 
     def _locate(self, fullname: str) -> tuple[str, bool] | None:
         if fullname != self.alias and not fullname.startswith(self.alias + "."):

@@ -203,7 +203,11 @@ def run(config: UpdateServerConfig, *, extensions: Iterable[Extension] = ()) -> 
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ServerConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
         port = runner.addresses[0][1]
         host = "localhost" if config.host in ("127.0.0.1", "::1", "localhost") else config.host
         print(f"refcam update-server serving https://{host}:{port}", flush=True)

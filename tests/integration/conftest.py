@@ -86,6 +86,16 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> Firmware:
     return Firmware(keys=keys, images=images, reference_values=reference, repo=repo)
 
 
+def stop_process(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class RunningDevice:
     state: Path
@@ -97,13 +107,7 @@ class RunningDevice:
     output: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def label_password(state: Path) -> str:
@@ -182,7 +186,7 @@ class RunningVendor:
     output: list[str]
 
     def stop(self) -> None:
-        RunningDevice.stop(self)  # type: ignore[arg-type]
+        stop_process(self.process)
 
 
 def start_vendor(

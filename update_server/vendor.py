@@ -46,11 +46,19 @@ def psirt_token(data_dir: Path) -> tuple[str, str]:
         return from_env, f"${PSIRT_TOKEN_ENV}"
     path = data_dir / "psirt-token"
     if not path.exists():
+        # written whole under a temporary name, then renamed: a crash never leaves a short token
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = data_dir / f".psirt-token.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32) + "\n")
-    return path.read_text().strip(), str(path)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    token = path.read_text().strip()
+    if not token:
+        raise ServerConfigError(f"{path} holds no usable operator token; delete it to generate a new one")
+    return token, str(path)
 
 
 def seed_late_report(store: PSIRTStore, *, now: datetime, acknowledge_window: timedelta) -> str:

@@ -79,6 +79,15 @@ class _NoFlash:
     def verify_slot(self, slot: str) -> SlotStatus:
         raise PermissionError("benchmark device has no flash")
 
+    def open_slot_writer(self, slot: str, **_: Any) -> Any:
+        raise PermissionError("benchmark device has no flash")
+
+    def read_slot(self, slot: str, length: int) -> bytes:
+        raise PermissionError("benchmark device has no flash")
+
+    def erase_slot(self, slot: str) -> None:
+        raise PermissionError("benchmark device has no flash")
+
     def set_pending(self, slot: str) -> None:
         raise PermissionError("benchmark device has no flash")
 

@@ -222,6 +222,106 @@ def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
     return data[: image_extent(data)]
 
 
+class SlotWriter:
+    """Streams an image into a partition, sector by sector: the download area of an update.
+
+    MCUboot devices download straight into the secondary slot (there is no room
+    for a second copy); this is that writer. Each sector is erased just before
+    it is programmed, and bytes are programmed a whole sector at a time, so
+    ``durable`` (the bytes on flash) is a multiple of the sector size until
+    :meth:`finish`. A writer opened at ``offset`` (an earlier writer's
+    ``durable``) resumes an interrupted download and keeps the sectors before it.
+
+    Nothing here verifies: the caller verifies the finished slot (TUF hashes,
+    then the bootloader's own checks) before it may be marked pending.
+    """
+
+    def __init__(
+        self,
+        flash: Flash,
+        partition: PartitionName,
+        *,
+        offset: int = 0,
+        total: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        on_durable: Callable[[int], None] | None = None,
+    ) -> None:
+        geometry: FlashGeometry = flash.geometry
+        self._flash = flash
+        self._partition = partition
+        self._sector = geometry.sector_size
+        self._size = geometry.size(partition)
+        if offset < 0 or offset % self._sector or offset > self._size:
+            raise FlashError(
+                f"a slot write resumes at a sector boundary inside the partition, not at {offset}"
+            )
+        self.durable = offset  # bytes programmed so far (sector-aligned until finish)
+        self._buffer = bytearray()
+        self._total = total
+        self._progress = progress
+        self._on_durable = on_durable  # told each new resume point, once its sector is on flash
+        self._finished = False
+
+    @property
+    def received(self) -> int:
+        """Bytes accepted so far (programmed or buffered)."""
+        return self.durable + len(self._buffer)
+
+    def write(self, data: bytes) -> None:
+        if self._finished:
+            raise FlashError("slot write already finished")
+        if self.received + len(data) > self._size:
+            raise FlashError(
+                f"{self.received + len(data)} bytes do not fit partition {self._partition!r} "
+                f"({self._size} bytes)"
+            )
+        if self._buffer:  # complete the buffered sector first
+            self._buffer += data
+            data, self._buffer = bytes(self._buffer), bytearray()
+        whole = len(data) - len(data) % self._sector
+        view = memoryview(data)
+        try:
+            for start in range(0, whole, self._sector):
+                self._program(view[start : start + self._sector])
+            self._buffer += view[whole:]
+        finally:
+            view.release()
+        self._report()
+
+    def _program(self, chunk: memoryview | bytes) -> None:
+        self._flash.erase(self._partition, self.durable // self._sector)
+        self._flash.write(self._partition, self.durable, bytes(chunk))
+        self.durable += self._sector
+        if self._on_durable is not None:
+            self._on_durable(self.durable)
+
+    def finish(self) -> int:
+        """Program the tail (padded with 0xFF to the write alignment) and erase whatever
+        older data follows it; returns the image length."""
+        if self._finished:
+            raise FlashError("slot write already finished")
+        length = self.received
+        if self._buffer:
+            align = self._flash.geometry.write_align
+            tail = bytes(self._buffer) + b"\xff" * (-len(self._buffer) % align)
+            self._flash.erase(self._partition, self.durable // self._sector)
+            self._flash.write(self._partition, self.durable, tail)
+            self._buffer.clear()
+        self._finished = True
+        first_free = -(-length // self._sector)
+        for sector in range(first_free, self._size // self._sector):
+            if not is_erased(self._flash.read(self._partition, sector * self._sector, self._sector)):
+                self._flash.erase(self._partition, sector)
+        self.durable = length
+        self._report()
+        return length
+
+    def _report(self) -> None:
+        if self._progress is not None:
+            total = self._total if self._total is not None else self.received
+            self._progress(min(self.durable, total), total)
+
+
 def write_partition(
     flash: Flash,
     partition: PartitionName,
@@ -233,22 +333,12 @@ def write_partition(
 
     Sectors past the data are erased only when not already blank.
     """
-    geometry: FlashGeometry = flash.geometry
-    size = geometry.size(partition)
+    size = flash.geometry.size(partition)
     if len(data) > size:
         raise FlashError(f"{len(data)} bytes do not fit partition {partition!r} ({size} bytes)")
-    sector_size = geometry.sector_size
-    padded = data + b"\xff" * (-len(data) % geometry.write_align)
-    total = len(data)
-    for sector in range(flash.sectors(partition)):
-        start = sector * sector_size
-        chunk = padded[start : start + sector_size]
-        if chunk or not is_erased(flash.read(partition, start, sector_size)):
-            flash.erase(partition, sector)
-        if chunk:
-            flash.write(partition, start, chunk)
-            if progress is not None:
-                progress(min(start + len(chunk), total), total)
+    writer = SlotWriter(flash, partition, total=len(data), progress=progress)
+    writer.write(data)
+    writer.finish()
 
 
 def read_control(flash: Flash) -> tuple[BootControlView | None, str | None]:

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -36,10 +37,11 @@ import itertools
 import json
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import ModuleType
 from typing import Any
 
 from bootloader.errors import FirmwarePayloadError
@@ -72,6 +74,15 @@ def _package_files(source_dir: Path) -> list[tuple[str, bytes]]:
         rel = path.relative_to(source_dir).as_posix()
         files.append((f"{PACKAGE}/{rel}", path.read_bytes()))
     return files
+
+
+def _compression_for(data: bytes) -> int:
+    """Deflate what deflate shrinks; store the rest (media, already-compressed blobs),
+    so the device does not inflate incompressible bytes at every check."""
+    sample = data[: 1 << 20]
+    if sample and len(zlib.compress(sample, 1)) >= len(sample) * 0.95:
+        return zipfile.ZIP_STORED
+    return zipfile.ZIP_DEFLATED
 
 
 def build_payload(
@@ -115,7 +126,7 @@ def build_payload(
         entries = [(MANIFEST_NAME, json.dumps(manifest, sort_keys=True, indent=1).encode()), *files]
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = _compression_for(data)
             info.external_attr = 0o644 << 16
             zf.writestr(info, data)
     return out.getvalue()
@@ -164,22 +175,106 @@ def _int(value: Any, field: str) -> int:
     return value
 
 
+class _ArchiveReader(io.BufferedIOBase):
+    """A read-only, seekable file over immutable bytes, without copying them (for zipfile)."""
+
+    def __init__(self, data: memoryview) -> None:
+        super().__init__()
+        self._data = data
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
+        if base + offset < 0:
+            raise OSError(f"negative seek position {base + offset}")  # as a file does (EINVAL)
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else min(self._pos + size, len(self._data))
+        chunk = bytes(self._data[self._pos : end]) if end > self._pos else b""
+        self._pos = max(self._pos, end)
+        return chunk
+
+    read1 = read
+
+
+def _immutable_view(data: bytes | memoryview) -> memoryview:
+    """A byte view that nobody can change after it is verified (copies only if needed)."""
+    if isinstance(data, memoryview):
+        if isinstance(data.obj, bytes) and data.c_contiguous and data.format == "B":
+            return data.toreadonly()
+        return memoryview(data.tobytes())
+    return memoryview(bytes(data))
+
+
+_HASH_CHUNK = 1 << 20  # bytes: entries are hashed in pieces, never held twice
+
+
+class _PayloadFiles(Mapping[str, bytes]):
+    """The payload's files, read from the verified archive when asked.
+
+    Every entry was hash-checked against the manifest by ``parse``; each read
+    checks it again (the archive is immutable, so this is belt and braces).
+    """
+
+    def __init__(self, archive: memoryview, listed: Mapping[str, str]) -> None:
+        self._zip = zipfile.ZipFile(_ArchiveReader(archive))
+        self._listed = dict(listed)
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._listed:
+            raise KeyError(name)
+        data = self._zip.read(name)
+        if hashlib.sha256(data).hexdigest() != self._listed[name]:
+            raise FirmwarePayloadError(f"payload entry {name!r} does not match its manifest hash")
+        return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._listed)
+
+    def __len__(self) -> int:
+        return len(self._listed)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._listed
+
+
 @dataclass(frozen=True)
 class FirmwarePayload:
     """A parsed, hash-checked payload; ``files`` maps ``device/...`` names to bytes."""
 
     manifest: FirmwareManifest
     files: Mapping[str, bytes]
-    digest: str  # hex SHA-256 of the payload zip
-    archive: bytes = field(repr=False)  # the verified zip the files came from
+    archive: memoryview = field(repr=False)  # the verified zip (immutable bytes underneath)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Hex SHA-256 of the payload zip (computed when first asked: an update's
+        install-time check has no use for it)."""
+        return hashlib.sha256(self.archive).hexdigest()
+
+    def open_archive(self) -> zipfile.ZipFile:
+        """The verified zip, read in place."""
+        return zipfile.ZipFile(_ArchiveReader(self.archive))
 
     @classmethod
     def parse(cls, data: bytes | memoryview) -> FirmwarePayload:
-        raw = bytes(data)
+        """Check the zip and hash every entry against the manifest (streamed, in pieces)."""
+        raw = _immutable_view(data)
         try:
-            zf = zipfile.ZipFile(io.BytesIO(raw))
+            zf = zipfile.ZipFile(_ArchiveReader(raw))
             infos = zf.infolist()
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
             raise FirmwarePayloadError(f"payload is not a valid zip archive: {exc}") from exc
         if len(infos) > MAX_PAYLOAD_FILES:
             raise FirmwarePayloadError(f"payload has {len(infos)} entries, at most {MAX_PAYLOAD_FILES} allowed")
@@ -188,39 +283,42 @@ class FirmwarePayload:
             raise FirmwarePayloadError("payload has duplicate zip entries")
         if sum(info.file_size for info in infos) > MAX_UNCOMPRESSED:
             raise FirmwarePayloadError(f"payload expands beyond {MAX_UNCOMPRESSED} bytes")
-        contents: dict[str, bytes] = {}
+        if MANIFEST_NAME not in names:
+            raise FirmwarePayloadError(f"payload has no {MANIFEST_NAME}")
+        digests: dict[str, str] = {}
+        manifest_bytes = b""
         try:
             for info in infos:
-                contents[info.filename] = zf.read(info)
+                digest = hashlib.sha256()
+                with zf.open(info) as entry:  # zipfile checks each entry's CRC-32 at its end
+                    while chunk := entry.read(_HASH_CHUNK):
+                        digest.update(chunk)
+                        if info.filename == MANIFEST_NAME:
+                            manifest_bytes += chunk
+                digests[info.filename] = digest.hexdigest()
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
             raise FirmwarePayloadError(f"payload entry cannot be read: {exc}") from exc
-        if MANIFEST_NAME not in contents:
-            raise FirmwarePayloadError(f"payload has no {MANIFEST_NAME}")
         try:
-            doc = json.loads(contents.pop(MANIFEST_NAME))
+            doc = json.loads(manifest_bytes)
         except (ValueError, UnicodeDecodeError) as exc:
             raise FirmwarePayloadError(f"payload {MANIFEST_NAME} is not JSON: {exc}") from exc
+        del digests[MANIFEST_NAME]
         manifest, listed = _manifest_from_json(doc)
-        if set(listed) != set(contents):
-            extra = sorted(set(contents) - set(listed))[:3]
-            missing = sorted(set(listed) - set(contents))[:3]
+        if set(listed) != set(digests):
+            extra = sorted(set(digests) - set(listed))[:3]
+            missing = sorted(set(listed) - set(digests))[:3]
             raise FirmwarePayloadError(
                 f"payload files do not match the manifest (unlisted: {extra}, missing: {missing})"
             )
-        for name, data_ in contents.items():
+        for name, found in digests.items():
             parts = name.split("/")
             if parts[0] != PACKAGE or ".." in parts or name.startswith("/") or "" in parts[1:]:
                 raise FirmwarePayloadError(f"payload entry {name!r} is outside '{PACKAGE}/'")
-            if hashlib.sha256(data_).hexdigest() != listed[name]:
+            if found != listed[name]:
                 raise FirmwarePayloadError(f"payload entry {name!r} does not match its manifest hash")
-        if f"{PACKAGE}/{ENTRY_MODULE}.py" not in contents:
+        if f"{PACKAGE}/{ENTRY_MODULE}.py" not in digests:
             raise FirmwarePayloadError(f"payload has no {PACKAGE}/{ENTRY_MODULE}.py entry point")
-        return cls(
-            manifest=manifest,
-            files=MappingProxyType(contents),
-            digest=hashlib.sha256(raw).hexdigest(),
-            archive=raw,
-        )
+        return cls(manifest=manifest, files=_PayloadFiles(raw, listed), archive=raw)
 
 
 class _PayloadResources(importlib.abc.TraversableResources):
@@ -242,7 +340,7 @@ class PayloadImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.alias = alias
         self._origin = f"<firmware {payload.manifest.version}>"
         # importlib.resources reads the same verified archive (every entry was hash-checked)
-        self._zip = zipfile.ZipFile(io.BytesIO(payload.archive))
+        self._zip = payload.open_archive()
 
     def _locate(self, fullname: str) -> tuple[str, bool] | None:
         if fullname != self.alias and not fullname.startswith(self.alias + "."):

@@ -87,6 +87,18 @@ class Attester(Protocol):
         ...
 
 
+class SlotImageWriter(Protocol):
+    """An image being streamed into a slot (``BootServices.open_slot_writer``)."""
+
+    durable: int  # bytes on flash: a resume point (a multiple of the sector size until finish)
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> int:
+        """Program what is buffered and erase the rest of the slot; returns the image length."""
+        ...
+
+
 class BootServices(Protocol):
     """Operations the running firmware may ask of the boot side."""
 
@@ -106,6 +118,28 @@ class BootServices(Protocol):
     ) -> None:
         """Erase ``slot``, write ``image`` to it (never the booted slot), read it back and
         verify it exactly as the bootloader will; raises a ``BootError`` if it would not boot."""
+        ...
+
+    def open_slot_writer(
+        self,
+        slot: Slot,
+        *,
+        offset: int = 0,
+        total: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        on_durable: Callable[[int], None] | None = None,
+    ) -> SlotImageWriter:
+        """Stream an image into ``slot`` (never the booted slot; not during a trial),
+        resuming at ``offset``; ``on_durable(n)`` hears each new resume point once it is
+        on flash. Verifies nothing: call ``set_pending``, which does."""
+        ...
+
+    def read_slot(self, slot: Slot, length: int) -> bytes:
+        """The first ``length`` bytes of ``slot`` as they are on flash."""
+        ...
+
+    def erase_slot(self, slot: Slot) -> None:
+        """Erase ``slot`` (never the booted slot; not during a trial)."""
         ...
 
     def verify_slot(self, slot: Slot) -> SlotStatus:

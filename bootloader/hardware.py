@@ -39,6 +39,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -383,22 +384,34 @@ class FlashGeometry:
         if self.boot_control_sectors != 2:
             raise FlashError("flash geometry: boot-control needs exactly 2 sectors (two copies)")
 
-    def size(self, partition: PartitionName) -> int:
-        return {
+    @functools.cached_property
+    def _layout(self) -> dict[str, tuple[int, int]]:
+        """partition -> (offset, size); computed once (the flash hot path asks per sector)."""
+        sizes = {
             "bootloader": self.bootloader_size,
             "a": self.slot_size,
             "b": self.slot_size,
             "boot-control": self.boot_control_sectors * self.sector_size,
             "data": self.data_size,
-        }[partition]
-
-    def offset(self, partition: PartitionName) -> int:
+        }
+        layout: dict[str, tuple[int, int]] = {}
         offset = 0
         for name in PARTITIONS:
-            if name == partition:
-                return offset
-            offset += self.size(name)
-        raise FlashError(f"no flash partition named {partition!r}")
+            layout[name] = (offset, sizes[name])
+            offset += sizes[name]
+        return layout
+
+    def size(self, partition: PartitionName) -> int:
+        try:
+            return self._layout[partition][1]
+        except KeyError:
+            raise FlashError(f"no flash partition named {partition!r}") from None
+
+    def offset(self, partition: PartitionName) -> int:
+        try:
+            return self._layout[partition][0]
+        except KeyError:
+            raise FlashError(f"no flash partition named {partition!r}") from None
 
     @property
     def total_size(self) -> int:
@@ -438,7 +451,8 @@ class MemoryFlashStorage:
         self._cells = bytearray(b"\xff" * size)  # a new part comes erased
 
     def read(self, offset: int, length: int) -> bytes:
-        return bytes(self._cells[offset : offset + length])
+        with memoryview(self._cells) as cells:  # one copy, not two (slices are copies)
+            return bytes(cells[offset : offset + length])
 
     def program(self, offset: int, data: bytes) -> None:
         self._cells[offset : offset + len(data)] = data
@@ -526,14 +540,15 @@ class Flash:
         return Flash(self.geometry, self._storage, injector=injector)
 
     def _range(self, partition: PartitionName, offset: int, length: int) -> int:
-        if partition not in PARTITIONS:
-            raise FlashError(f"no flash partition named {partition!r}")
-        size = self.geometry.size(partition)
+        try:
+            base, size = self.geometry._layout[partition]
+        except KeyError:
+            raise FlashError(f"no flash partition named {partition!r}") from None
         if offset < 0 or length < 0 or offset + length > size:
             raise FlashError(
                 f"flash access {offset}+{length} is outside partition {partition!r} ({size} bytes)"
             )
-        return self.geometry.offset(partition) + offset
+        return base + offset
 
     def read(self, partition: PartitionName, offset: int = 0, length: int | None = None) -> bytes:
         if length is None:

@@ -6,6 +6,10 @@ goes through the flash and fuse models, so the power-cut injector applies:
 - ``write_image(slot, image)``: erase and program the *inactive* slot
   (the booted slot is refused, as is an image larger than the slot), then
   verify it exactly as the bootloader will.
+- ``open_slot_writer(slot)``: stream an image into the inactive slot, the
+  update's download area (MCUboot's secondary slot), resumable at a sector
+  boundary; ``read_slot`` and ``erase_slot`` go with it. Nothing is verified
+  until ``verify_slot``/``set_pending``.
 - ``set_pending(slot)``: verify the slot, then mark it for a trial boot
   (MCUboot ``boot_set_pending``).
 - ``confirm()``: write "confirmed" to boot-control, *then* burn the fused
@@ -30,9 +34,11 @@ from collections.abc import Callable
 from bootloader.bootctl import BootControl
 from bootloader.chain import (
     Device,
+    SlotWriter,
     advance_fuses,
     check_slot,
     fuse_summary,
+    is_erased,
     read_control,
     trust_state,
     write_control,
@@ -100,8 +106,40 @@ class FlashBootServices:
             raise ImageFormatError(f"image is {len(image)} bytes, slot {slot} holds at most {size}")
         if not image:
             raise ImageFormatError("image is empty")
-        write_partition(self._device.flash, slot, bytes(image), progress=progress)
+        writer = self.open_slot_writer(slot, total=len(image), progress=progress)
+        writer.write(image)
+        writer.finish()
         self.verify_slot(slot)  # read back from flash and verified as the bootloader will
+
+    def open_slot_writer(
+        self,
+        slot: Slot,
+        *,
+        offset: int = 0,
+        total: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        on_durable: Callable[[int], None] | None = None,
+    ) -> SlotWriter:
+        """Stream an image into the inactive slot (resuming at ``offset``); verifies nothing."""
+        self._check_target(slot, "write")
+        return SlotWriter(
+            self._device.flash, slot, offset=offset, total=total, progress=progress, on_durable=on_durable
+        )
+
+    def read_slot(self, slot: Slot, length: int) -> bytes:
+        """The first ``length`` bytes of ``slot`` as they are on flash."""
+        if slot not in ("a", "b"):
+            raise BootError(f"cannot read slot {slot!r}: slots are 'a' and 'b'")
+        return self._device.flash.read(slot, 0, length)
+
+    def erase_slot(self, slot: Slot) -> None:
+        """Erase the inactive slot (a refused download leaves it empty, not half-written)."""
+        self._check_target(slot, "erase")
+        flash = self._device.flash
+        sector = flash.geometry.sector_size
+        for index in range(flash.sectors(slot)):
+            if not is_erased(flash.read(slot, index * sector, sector)):
+                flash.erase(slot, index)
 
     def verify_slot(self, slot: Slot) -> SlotStatus:
         """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""

@@ -42,7 +42,8 @@ import logging
 import random
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ from tuf.api.metadata import Metadata, TargetFile, Targets  # type: ignore[attr-
 from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
 
 from bootloader.errors import BootError, ImageFormatError, PowerCut
-from bootloader.handoff import BootHandoff, Slot
+from bootloader.handoff import BootHandoff, Slot, SlotImageWriter
 from bootloader.image import (
     HEADER_FMT,
     IMAGE_MAGIC,
@@ -438,6 +439,43 @@ class ClockFloor:
         tmp.replace(self.path)
 
 
+class SlotDownload:
+    """Where an interrupted download into the inactive slot may resume (a small file).
+
+    Written only after the flash holds the bytes it counts (every
+    ``SAVE_EVERY`` bytes and when a transfer fails), so it never claims more
+    than the slot has; a stale, lower value only re-downloads a little. The
+    URL is content-addressed (hash-prefixed target names), and anything else
+    that writes the slot clears the record first. Whatever is resumed, the
+    whole slot is checked against the signed length and hashes at the end.
+    """
+
+    SAVE_EVERY = 4 * 2**20  # bytes
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def resume_point(self, url: str, slot: Slot, length: int) -> int:
+        try:
+            doc = json.loads(self.path.read_text())
+            offset = doc["durable"]
+            same = doc["url"] == url and doc["slot"] == slot
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        if not same or not isinstance(offset, int) or not 0 <= offset <= length:
+            return 0
+        return offset
+
+    def save(self, url: str, slot: Slot, durable: int) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"url": url, "slot": slot, "durable": durable}))
+        tmp.replace(self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- the flow
 
 
@@ -570,32 +608,91 @@ class UpdateClient:
         return result
 
     def install(self) -> Candidate:
-        """Check, download, verify and install the newest image; then ask for a reboot."""
+        """Check, download into the inactive slot, verify, mark pending; then ask for a reboot."""
 
         def action() -> Candidate:
             updater, result = self._check()
             if result.candidate is None:
                 raise NoUpdate(f"firmware {result.current_version} is the newest for this device")
             candidate = result.candidate
-            self.status.state = "downloading"
             info = updater.get_targetinfo(candidate.target_path)
             if info is None:
                 raise UntrustedMetadata(f"target {candidate.target_path} vanished from metadata")
-            destination = self.download_dir / "image.bin"
-            try:
-                updater.download_target(info, filepath=str(destination))
-                data = destination.read_bytes()
-            except UpdateError:
-                raise
-            except Exception as exc:
-                raise translate(exc) from exc
-            finally:
-                destination.unlink(missing_ok=True)
-            self._install_bytes(data, expected=candidate)
+            self._refuse_during_trial()
+            slot = self.handoff.services.inactive_slot()
+            self.status.state = "downloading"
+            data = self._download_to_slot(info, slot)
+            self._install_bytes(data, expected=candidate, written_to=slot)
             return candidate
 
         result: Candidate = self._run("checking", action)
         return result
+
+    def _target_url(self, info: TargetFile) -> str:
+        """The URL python-tuf's ``download_target`` would use (TUF 5.7.3: hash-prefixed
+        names under consistent snapshots)."""
+        root = Metadata.from_bytes((self.metadata_dir / "root.json").read_bytes()).signed
+        path = info.path
+        if getattr(root, "consistent_snapshot", False):
+            dirname, sep, basename = path.rpartition("/")
+            path = f"{dirname}{sep}{next(iter(info.hashes.values()))}.{basename}"
+        base = replace(self.config, repository_url=self.repository_url()).target_base_url
+        return base + path
+
+    def _download_to_slot(self, info: TargetFile, slot: Slot) -> bytes:
+        """Stream the target into ``slot`` (resuming a cut download), then verify its length
+        and hashes with python-tuf over what is on flash; returns those bytes.
+
+        A target that does not match its signed length and hashes is erased: a
+        refused download leaves the slot empty and is never resumed.
+        """
+        url = self._target_url(info)
+        services = self.handoff.services
+        record = SlotDownload(self.root_dir / "slot-download.json")
+        offset = record.resume_point(url, slot, info.length)
+
+        @contextmanager
+        def into_slot(start: int) -> Iterator[SlotImageWriter]:
+            saved = start
+
+            def checkpoint(durable: int) -> None:  # called once the sector is on flash
+                nonlocal saved
+                if durable - saved >= SlotDownload.SAVE_EVERY:
+                    record.save(url, slot, durable)
+                    saved = durable
+
+            writer = services.open_slot_writer(
+                slot, offset=start, total=info.length, on_durable=checkpoint
+            )
+            try:
+                yield writer
+            except PowerCut:
+                raise  # no code runs in a power cut: the last checkpoint stands
+            except Exception:
+                record.save(url, slot, writer.durable)  # a cut transfer resumes from here
+                raise
+            writer.finish()
+
+        try:
+            self.fetcher.download_into(url, info.length, offset=offset, open_sink=into_slot)
+            data = services.read_slot(slot, info.length)
+            info.verify_length_and_hashes(data)
+        except (exceptions.DownloadLengthMismatchError, exceptions.LengthOrHashMismatchError) as exc:
+            record.clear()
+            services.erase_slot(slot)
+            raise translate(exc) from exc
+        except BootError as exc:
+            raise UpdateError(f"cannot write slot {slot}: {exc}") from exc
+        record.clear()
+        return data
+
+    def _refuse_during_trial(self) -> None:
+        if self.handoff.services.trial:
+            # the inactive slot holds the last confirmed image: our only fallback
+            raise TrialNotConfirmed(
+                "the running firmware is an unconfirmed trial; it must confirm itself "
+                "before another image may replace the fallback slot"
+            )
 
     def install_upload(self, data: bytes) -> ImageFacts:
         """Install a signed image given directly (no TUF); same image checks."""
@@ -606,7 +703,10 @@ class UpdateClient:
         result: ImageFacts = self._run("installing", action)
         return result
 
-    def _install_bytes(self, data: bytes, *, expected: Candidate | None) -> ImageFacts:
+    def _install_bytes(
+        self, data: bytes, *, expected: Candidate | None, written_to: Slot | None = None
+    ) -> ImageFacts:
+        """Check ``data`` and install it; ``written_to``: the slot already holds exactly it."""
         if len(data) > self.config.max_image_size:
             raise ImageTooLarge(
                 f"image is {len(data)} bytes, at most {self.config.max_image_size} accepted"
@@ -615,31 +715,36 @@ class UpdateClient:
         # Flaw profiles weaken exactly these checks (and the write below).
         skip_signature = "unsigned-update-accepted" in self.flaws
         skip_rollback = "rollback-accepted" in self.flaws
-        facts = unsafe_image_facts(data) if skip_signature else image_facts(data)
-        check_image(
-            facts,
-            hardware_id=self.handoff.identity.hardware_id,
-            fused_counter=0 if skip_rollback else self.handoff.services.fuses().firmware_counter,
-        )
-        if expected is not None and (
-            facts.version != expected.version or facts.security_counter != expected.security_counter
-        ):
-            raise ImageRejected(
-                f"image is version {facts.version} counter {facts.security_counter}, TUF metadata "
-                f"announced {expected.version} counter {expected.security_counter}"
-            )
-        if not skip_rollback and parse_version(facts.version) <= parse_version(self.handoff.firmware.version):
-            raise ImageRejected(
-                f"image version {facts.version} is not newer than the running {self.handoff.firmware.version}"
-            )
         services = self.handoff.services
-        if services.trial:
-            # the inactive slot holds the last confirmed image: our only fallback
-            raise TrialNotConfirmed(
-                "the running firmware is an unconfirmed trial; it must confirm itself "
-                "before another image may replace the fallback slot"
-            )
         slot = services.inactive_slot()
+        try:
+            facts = unsafe_image_facts(data) if skip_signature else image_facts(data)
+            check_image(
+                facts,
+                hardware_id=self.handoff.identity.hardware_id,
+                fused_counter=0 if skip_rollback else services.fuses().firmware_counter,
+            )
+            if expected is not None and (
+                facts.version != expected.version
+                or facts.security_counter != expected.security_counter
+            ):
+                raise ImageRejected(
+                    f"image is version {facts.version} counter {facts.security_counter}, TUF "
+                    f"metadata announced {expected.version} counter {expected.security_counter}"
+                )
+            if not skip_rollback and parse_version(facts.version) <= parse_version(
+                self.handoff.firmware.version
+            ):
+                raise ImageRejected(
+                    f"image version {facts.version} is not newer than the running "
+                    f"{self.handoff.firmware.version}"
+                )
+        except UpdateError:
+            if written_to is not None:
+                services.erase_slot(written_to)  # refused: the slot is left empty
+            raise
+        self._refuse_during_trial()
+        SlotDownload(self.root_dir / "slot-download.json").clear()  # the slot gets other bytes
         try:
             if skip_rollback and not skip_signature:
                 # The flawed client still checks the signature, just not the counters.
@@ -648,11 +753,13 @@ class UpdateClient:
                 log.warning("UNSAFE flaw profile: writing slot %s without the bootloader's checks", slot)
                 services.unsafe_write_unverified(slot, data)
             else:
-                # write_image reads the slot back and verifies it exactly as the bootloader
-                # will (BootServices contract); set_pending verifies again at the commit point.
-                services.write_image(slot, data, progress=self._progress)
+                if written_to != slot:
+                    services.write_image(slot, data, progress=self._progress)
+                # set_pending reads the slot back and verifies it exactly as the bootloader
+                # will (BootServices contract) before it marks the trial.
                 services.set_pending(slot)
         except BootError as exc:
+            services.erase_slot(slot)  # a refused image leaves the slot empty
             raise ImageRejected(f"slot {slot} does not verify: {exc}") from exc
         log.info("image %s written to slot %s and verified; trial boot pending", facts.version, slot)
         self.status.installed_slot = slot

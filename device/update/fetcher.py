@@ -14,6 +14,9 @@ size limit on every response, and resumable target downloads.
   server that ignores the range restarts the file. The partial file is
   removed once python-tuf has checked length and hashes, or when they do
   not match (never resumed from bad bytes).
+* ``download_into`` is the same resumable transfer into any sink; the device
+  streams firmware straight into its inactive slot with it
+  (``device.update.client``), as MCUboot cameras do.
 
 Plain ``http://`` is refused unless ``allow_plain_http`` is set (only the
 ``refcam tuf-client`` conformance command does).
@@ -34,10 +37,10 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 from tuf.api import exceptions
@@ -46,6 +49,13 @@ from tuf.ngclient import FetcherInterface  # type: ignore[attr-defined]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
+
+
+class Sink(Protocol):
+    """Where a target download goes: a partial file, or the device's inactive slot."""
+
+    def write(self, data: bytes, /) -> object: ...
+
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -217,11 +227,17 @@ class HTTPSFetcher(FetcherInterface):
             with super().download_file(url, max_length) as handle:
                 yield handle
             return
-        limit = min(max_length, self.config.max_download)
         self._partial_dir.mkdir(parents=True, exist_ok=True)
         partial = self._partial_dir / (hashlib.sha256(url.encode()).hexdigest() + ".part")
+        offset = partial.stat().st_size if partial.exists() else 0
+
+        @contextmanager
+        def into_partial(start: int) -> Iterator[IO[bytes]]:
+            with partial.open("ab" if start else "wb") as out:
+                yield out
+
         try:
-            self._download_resumable(url, partial, limit)
+            self.download_into(url, max_length, offset=offset, open_sink=into_partial)
         except exceptions.DownloadLengthMismatchError:
             partial.unlink(missing_ok=True)  # more than the signed length: never resume it
             raise
@@ -232,13 +248,28 @@ class HTTPSFetcher(FetcherInterface):
             # Verified (and copied by the Updater) or rejected: either way never resume it.
             partial.unlink(missing_ok=True)
 
-    def _download_resumable(self, url: str, partial: Path, limit: int) -> None:
-        offset = partial.stat().st_size if partial.exists() else 0
+    def download_into(
+        self,
+        url: str,
+        max_length: int,
+        *,
+        offset: int,
+        open_sink: Callable[[int], AbstractContextManager[Sink]],
+    ) -> None:
+        """A resumable target download into ``open_sink(start)``.
+
+        ``offset`` bytes are already held (a cut transfer): ask for the rest with
+        ``Range: bytes=offset-``. ``start`` is ``offset`` when the server honours
+        the range and 0 when the sink must start over (a server that ignores
+        ranges, or a partial longer than the file). At most ``max_length`` bytes
+        in all; the caller verifies length and hashes afterwards (python-tuf's
+        ``TargetFile.verify_length_and_hashes``).
+        """
+        limit = min(max_length, self.config.max_download)
         if offset > limit:
-            partial.unlink()
             offset = 0
         if offset == limit:
-            return  # complete already; python-tuf verifies it next
+            return  # complete already; verified next
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         conn, response = self._request(url, headers)
         try:
@@ -249,24 +280,22 @@ class HTTPSFetcher(FetcherInterface):
                         f"{url}: server answered range {response.getheader('Content-Range')!r}, "
                         f"asked for bytes={offset}-"
                     )
-                mode = "ab"
                 log.info("resuming %s at byte %d", url, offset)
             else:
                 if offset and response.status == 416:
-                    partial.unlink()  # our partial is longer than the file: start over
-                    conn.close()
-                    self._download_resumable(url, partial, limit)
+                    conn.close()  # what we hold is longer than the file: start over
+                    self.download_into(url, max_length, offset=0, open_sink=open_sink)
                     return
                 self._check_status(response, url, (200,))
-                mode, offset = "wb", 0
+                offset = 0
             self._check_declared_length(response, url, limit - offset)
-            with partial.open(mode) as out:
-                self._copy(response, url, out, offset, limit)
+            with open_sink(offset) as sink:
+                self._copy(response, url, sink, offset, limit)
         finally:
             conn.close()
 
     def _copy(
-        self, response: http.client.HTTPResponse, url: str, out: IO[bytes], offset: int, limit: int
+        self, response: http.client.HTTPResponse, url: str, out: Sink, offset: int, limit: int
     ) -> None:
         done = offset
         for chunk in self._chunks(response, url, limit - offset):
@@ -274,4 +303,3 @@ class HTTPSFetcher(FetcherInterface):
             done += len(chunk)
             if self.progress is not None:
                 self.progress(done, limit)
-        out.flush()

@@ -150,6 +150,15 @@ class NoFlashServices:
     def verify_slot(self, slot: str) -> SlotStatus:
         raise PermissionError("the device tests have no flash")
 
+    def open_slot_writer(self, slot: str, **_: Any) -> Any:
+        raise PermissionError("the device tests have no flash")
+
+    def read_slot(self, slot: str, length: int) -> bytes:
+        raise PermissionError("the device tests have no flash")
+
+    def erase_slot(self, slot: str) -> None:
+        raise PermissionError("the device tests have no flash")
+
     def set_pending(self, slot: str) -> None:
         raise PermissionError("the device tests have no flash")
 

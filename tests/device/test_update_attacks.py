@@ -9,7 +9,6 @@ boots 1.0.0 from slot a, with no trial pending.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -31,9 +30,6 @@ from update_fixtures import (
     update_server,
 )
 
-from bootloader.chain import boot
-from bootloader.errors import PowerCut
-from bootloader.hardware import PowerCutInjector
 from device.update.client import ImageFacts, candidate_from_target
 from device.update.errors import (
     ExpiredMetadata,
@@ -242,7 +238,7 @@ def test_arbitrary_target_bytes_are_refused(vendor: Vendor, camera: Camera, tmp_
         pytest.raises(UntrustedMetadata, match="LengthOrHashMismatchError"),
     ):
         update_client(outcome, vendor, url).install()
-    assert not list((outcome.handoff.data_dir / "update" / "partial").iterdir())  # never resumed
+    assert not (outcome.handoff.data_dir / "update" / "slot-download.json").exists()  # never resumed
     assert_nothing_installed(camera)
 
 
@@ -346,32 +342,6 @@ def test_device_follows_root_and_online_key_rotation(vendor: Vendor, camera: Cam
         client.install()
     assert client.status_document()["metadata"]["root"]["version"] == 4
     assert camera.boot().handoff.firmware.version == "2.0.0"
-
-
-def test_power_cut_at_any_point_of_the_install_leaves_the_camera_bootable(
-    vendor: Vendor, camera: Camera
-) -> None:
-    vendor.publish(vendor.image("2.0.0", 2), "rc-2.0.0.img")
-    golden = copy.deepcopy(camera.device)
-    with update_server(vendor) as url:
-        counter = PowerCutInjector()
-        outcome = boot(copy.deepcopy(golden).power_on(injector=counter), now=NOW)
-        base = counter.operations
-        update_client(outcome, vendor, url).install()
-        total = counter.operations - base  # flash/fuse operations of one install
-        assert total > 3
-        for cut_at in sorted({1, 2, total // 2, total - 1, total}):
-            device = copy.deepcopy(golden)
-            injector = PowerCutInjector()
-            outcome = boot(device.power_on(injector=injector), now=NOW)
-            injector.at_operation = injector.operations + cut_at
-            with pytest.raises(PowerCut):
-                update_client(outcome, vendor, url).install()
-            after = boot(device.power_on(), now=NOW).handoff  # power back on
-            assert after.firmware.version == "1.0.0" or (
-                after.firmware.version == "2.0.0" and after.trial
-            ), f"cut at operation {cut_at}/{total}"
-            assert after.fuses.firmware_counter == 1
 
 
 def test_an_unconfirmed_trial_cannot_overwrite_its_fallback(vendor: Vendor, camera: Camera) -> None:

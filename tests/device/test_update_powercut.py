@@ -11,6 +11,10 @@ cleanly and once torn (half the sector lands). After every cut:
 * the fused counter is consistent: it reads 2 only once 2.0.0 is confirmed;
 * the update then completes from there (install again, which starts over or
   resumes; or just confirm the trial) and ends in 2.0.0 confirmed, counter 2.
+
+Resumption is pinned separately: after a power loss mid-download, and after a
+connection that drops mid-target, the next install asks the server only for
+the bytes the flash does not hold yet.
 """
 
 from __future__ import annotations
@@ -21,12 +25,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from update_fixtures import NOW, Vendor, make_camera, make_vendor, update_client, update_server
+from aiohttp import web
+from update_fixtures import (
+    NOW,
+    Vendor,
+    app_server,
+    make_camera,
+    make_vendor,
+    server_context,
+    update_client,
+    update_server,
+)
 
 from bootloader.chain import Device, boot
 from bootloader.errors import PowerCut
 from bootloader.hardware import PowerCutInjector
 from device.update import client as client_module
+from device.update.errors import UpdateTransportError
 
 GOOD_STATES = {("1.0.0", False, 1), ("2.0.0", True, 1), ("2.0.0", False, 2)}
 
@@ -121,5 +136,42 @@ def test_a_download_cut_by_a_power_loss_resumes_where_the_flash_says(
     monkeypatch.setattr(client.fetcher, "download_into", spy)
     client.install()
     assert offsets == [6 * 512]  # asked the server only for what the flash lacked
+    handoff = boot(device.power_on(), now=NOW).handoff
+    assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)
+
+
+def test_a_transfer_cut_by_the_network_resumes_at_the_next_install(
+    world: tuple[Vendor, Device, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops mid-target: the next install asks only for the rest."""
+    vendor, golden, _url = world
+    monkeypatch.setattr(client_module.SlotDownload, "SAVE_EVERY", 512)
+    ranges: list[str | None] = []
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = vendor.repo_dir / request.match_info["path"]
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        if request.match_info["path"].startswith("targets/"):
+            ranges.append(request.headers.get("Range"))
+            if len(ranges) == 1:  # the first attempt dies after 5000 bytes
+                body = path.read_bytes()
+                response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+                await response.prepare(request)
+                await response.write(body[:5000])
+                assert request.transport is not None
+                request.transport.close()
+                return response
+        return web.FileResponse(path)
+
+    app = web.Application()
+    app.router.add_get("/{path:.+}", serve)
+    device = copy.deepcopy(golden)
+    with app_server(app, server_context(vendor)) as url:
+        with pytest.raises(UpdateTransportError, match="missing|5000"):
+            update_client(boot(device.power_on(), now=NOW), vendor, url).install()
+        assert state_after_power_on(device) == ("1.0.0", False, 1)
+        update_client(boot(device.power_on(), now=NOW), vendor, url).install()
+    assert ranges == [None, f"bytes={5000 // 512 * 512}-"]  # whole sectors on flash are kept
     handoff = boot(device.power_on(), now=NOW).handoff
     assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)

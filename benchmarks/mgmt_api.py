@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import ssl
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ from device.config import DeviceConfig
 from device.server import create_app
 from refcam import passwords
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "device"))
+from device_fixtures import NoFlashServices  # the test suite's no-flash BootServices
+
 INITIAL = "k7QmZ-2xR9p-Abcde-Fgh23"
 NEW = "violet tractor measures the quiet harbour"
 
@@ -58,41 +62,6 @@ class _Attester:
 
     def evidence(self, nonce: bytes, *, now: int) -> bytes:
         return self._key.sign(hashlib.sha256(nonce + now.to_bytes(8, "big")).digest())
-
-
-class _NoFlash:
-    trial = False
-    FUSES = FuseSummary(1, 1, 1, "secured", True, (("00" * 32, False),))
-
-    def fuses(self) -> FuseSummary:
-        return self.FUSES
-
-    def inactive_slot(self) -> str:
-        return "b"
-
-    def unsafe_write_unverified(self, slot: str, image: bytes) -> None:
-        raise PermissionError("benchmark device has no flash")
-
-    def write_image(self, slot: str, image: bytes, *, progress: Any = None) -> None:
-        raise PermissionError("benchmark device has no flash")
-
-    def verify_slot(self, slot: str) -> SlotStatus:
-        raise PermissionError("benchmark device has no flash")
-
-    def open_slot_writer(self, slot: str, **_: Any) -> Any:
-        raise PermissionError("benchmark device has no flash")
-
-    def read_slot(self, slot: str, length: int) -> bytes:
-        raise PermissionError("benchmark device has no flash")
-
-    def erase_slot(self, slot: str) -> None:
-        raise PermissionError("benchmark device has no flash")
-
-    def set_pending(self, slot: str) -> None:
-        raise PermissionError("benchmark device has no flash")
-
-    def confirm(self) -> None:
-        raise PermissionError("benchmark device has no flash")
 
 
 def make_state(state: Path) -> tuple[BootHandoff, Path]:
@@ -115,16 +84,17 @@ def make_state(state: Path) -> tuple[BootHandoff, Path]:
     os.chmod(key_path, 0o600)
     (identity / "manufacturer-root.pem").write_bytes(root.public_bytes(pem))
     (identity / "initial-password.hash").write_text(passwords.hash_password(INITIAL))
+    fuses = FuseSummary(1, 1, 1, "secured", True, (("00" * 32, False),))
     handoff = BootHandoff(
         state_dir=state,
         identity=DeviceIdentity("RCBENCH0001", "RC-1080", "refcam-rc1080-v1", "refcam"),
         firmware=FirmwareManifest("1.0.0", "refcam-rc1080-v1", "RC-1080", int(time.time()), "2031-12-31"),
         booted_slot="a", security_counter=1, trial=False,
         slots=(SlotStatus("a", "valid", "1.0.0", 1), SlotStatus("b", "empty")),
-        fuses=FuseSummary(1, 1, 1, "secured", True, (("00" * 32, False),)),
+        fuses=fuses,
         measurements=(MeasurementEvent("firmware", "00" * 32, "1.0.0", "00" * 32, 1),),
         measurement_register="00" * 32, notices=(), attester=_Attester(),
-        services=_NoFlash(),  # type: ignore[arg-type]
+        services=NoFlashServices(fuses),
     )
     return handoff, identity / "manufacturer-root.pem"
 

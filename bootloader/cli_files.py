@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from bootloader.atomicfile import write_atomic
 from bootloader.errors import BootloaderError
 
 
@@ -18,11 +18,8 @@ def read_input(path: Path, what: str) -> bytes:
 
 
 def write_output(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a failure never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write all or nothing (``atomicfile.write_atomic``): a failure never leaves half a file."""
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BootloaderError(f"cannot write {path}: {exc.strerror}") from exc

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from bootloader.atomicfile import fsync_dir, write_atomic
 from bootloader.errors import FlashError, FuseError, HardwareError, PowerCut
 from bootloader.handoff import Lifecycle
 
@@ -162,13 +163,6 @@ class MemoryFuseStorage:
         self._bitmap = bytes(bitmap)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 class FileFuseStorage:
     """``<path>``: magic, bitmap, SHA-256 of both; replaced atomically on every burn."""
@@ -198,13 +192,7 @@ class FileFuseStorage:
 
     def store(self, bitmap: bytes) -> None:
         body = _OTP_MAGIC + bitmap
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(body + hashlib.sha256(body).digest())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        write_atomic(self.path, body + hashlib.sha256(body).digest())
 
 
 class OTPFuses:
@@ -486,7 +474,7 @@ class FileFlashStorage:
         with open(path, "xb") as fh:
             fh.truncate(size)
             os.fsync(fh.fileno())
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return cls(path, size)
 
     def read(self, offset: int, length: int) -> bytes:

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from bootloader.atomicfile import write_atomic
 from bootloader.dice import derive_device_id
 from bootloader.errors import BootloaderError, ProvisioningError
 from bootloader.x509profile import key_usage
@@ -263,13 +264,6 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     os.chmod(path, mode)  # not subject to the umask
 
 
-def _replace(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    _write_new(tmp, data, mode)
-    os.replace(tmp, path)
-
-
 def provision_identity(
     identity_dir: Path,
     *,
@@ -339,11 +333,11 @@ def provision_identity(
     _write_new(identity_dir / TLS_KEY, _private_pem(tls_key), 0o600)
     _write_new(identity_dir / STREAM_KEY, _private_pem(stream_key), 0o600)
     _write_new(identity_dir / STREAM_P256_KEY, _private_pem(stream_p256_key), 0o600)
-    _replace(identity_dir / TLS_CHAIN, _pem(tls_leaf, device_ca_cert))
-    _replace(identity_dir / ROOT, _pem(root_cert))
-    _replace(identity_dir / DEVICE_ID, _pem(device_id_cert))
-    _replace(identity_dir / STREAM_CERT, _pem(stream_cert, device_ca_cert))
-    _replace(identity_dir / STREAM_P256_CERT, _pem(stream_p256_cert, device_ca_cert))
+    write_atomic(identity_dir / TLS_CHAIN, _pem(tls_leaf, device_ca_cert))
+    write_atomic(identity_dir / ROOT, _pem(root_cert))
+    write_atomic(identity_dir / DEVICE_ID, _pem(device_id_cert))
+    write_atomic(identity_dir / STREAM_CERT, _pem(stream_cert, device_ca_cert))
+    write_atomic(identity_dir / STREAM_P256_CERT, _pem(stream_p256_cert, device_ca_cert))
 
 
 def _load_leaf(identity_dir: Path) -> x509.Certificate:
@@ -389,7 +383,7 @@ def renew_tls_certificate(
         now=now,
         days=days,
     )
-    _replace(identity_dir / TLS_CHAIN, _pem(leaf, device_ca_cert))
+    write_atomic(identity_dir / TLS_CHAIN, _pem(leaf, device_ca_cert))
     return leaf
 
 

@@ -13,11 +13,12 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+
+from bootloader.atomicfile import write_atomic
 
 from .errors import ConfigError
 from .flaws import UnsafeFlaws
@@ -163,14 +164,4 @@ def load_settings(path: Path) -> RuntimeSettings:
 def save_settings(path: Path, settings: RuntimeSettings) -> None:
     """Write atomically: a power cut leaves the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(settings.to_json(), f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, json.dumps(settings.to_json(), sort_keys=True).encode())

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bootloader import keys
+from bootloader.atomicfile import write_atomic
 from bootloader.x509profile import key_usage
 
 from .errors import ServerConfigError
@@ -115,17 +114,6 @@ def _leaf_is_current(
     )
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def ensure_server_certificate(
     keys_dir: Path,
@@ -153,6 +141,6 @@ def ensure_server_certificate(
     chain = leaf.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
         serialization.Encoding.PEM
     )
-    _write_atomic(key_path, pem_key, 0o600)
-    _write_atomic(chain_path, chain, 0o644)
+    write_atomic(key_path, pem_key, mode=0o600)
+    write_atomic(chain_path, chain)
     return chain_path, key_path

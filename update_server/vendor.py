@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bootloader.atomicfile import write_atomic
 from device.flaws import UnsafeFlaws
 
 from .errors import ServerConfigError
@@ -46,15 +47,9 @@ def psirt_token(data_dir: Path) -> tuple[str, str]:
         return from_env, f"${PSIRT_TOKEN_ENV}"
     path = data_dir / "psirt-token"
     if not path.exists():
-        # written whole under a temporary name, then renamed: a crash never leaves a short token
+        # written whole or not at all: a crash never leaves a short token
         data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = data_dir / f".psirt-token.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, (secrets.token_urlsafe(32) + "\n").encode(), mode=0o600)
     token = path.read_text().strip()
     if not token:
         raise ServerConfigError(f"{path} holds no usable operator token; delete it to generate a new one")

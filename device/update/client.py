@@ -54,6 +54,7 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, TargetFile, Targets  # type: ignore[attr-defined]
 from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
 
+from bootloader.atomicfile import write_atomic
 from bootloader.errors import BootError, ImageFormatError, PowerCut
 from bootloader.handoff import BootHandoff, Slot, SlotImageWriter
 from bootloader.image import (
@@ -433,10 +434,8 @@ class ClockFloor:
     def raise_to(self, when: datetime) -> None:
         if when <= self.read():
             return
-        tmp = self.path.with_suffix(".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"floor": when.timestamp()}))
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps({"floor": when.timestamp()}).encode())
 
 
 class SlotDownload:
@@ -467,10 +466,8 @@ class SlotDownload:
         return offset
 
     def save(self, url: str, slot: Slot, durable: int) -> None:
-        tmp = self.path.with_suffix(".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"url": url, "slot": slot, "durable": durable}))
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps({"url": url, "slot": slot, "durable": durable}).encode())
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

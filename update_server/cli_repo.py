@@ -5,8 +5,8 @@
     refcam repo init --dir REPO --keys K [--passphrase-env VAR]
     refcam repo publish REPO FILE [--keys K]
     refcam repo refresh REPO [--force]
-    refcam repo rotate ROLE REPO [--keys K] [--keyid ID]
-    refcam repo revoke-key REPO --role ROLE --keyid ID
+    refcam repo rotate ROLE REPO [--keys K] [--keyid ID]     ROLE: root, targets, snapshot,
+    refcam repo revoke-key REPO --role ROLE --keyid ID           timestamp or models-<hw>
     refcam repo status REPO
     refcam update-server run --repo REPO --keys K [--host 127.0.0.1] [--port 9443]
     refcam tuf-client --metadata-dir D init ROOT
@@ -149,11 +149,19 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _changed_versions(repo: TUFRepository, role: str) -> str:
+    """``root v2`` for a top-level role; ``targets v3, models-<hw> v2`` for a delegated one."""
+    if repo.delegator_of(role) == "root":
+        return f"root v{repo.root().version}"
+    return f"targets v{repo.targets().version}, {role} v{repo.targets(role).version}"
+
+
 def cmd_rotate(args: argparse.Namespace) -> int:
     repo = _open(args)
     key = repo.rotate(args.role, replace_keyid=args.keyid)
     repo.commit()
-    print(f"{args.role}: new key {key.keyid[:16]}; root v{repo.root().version}")
+    key_file = repo.keyring.describe(key.keyid)
+    print(f"{args.role}: new key {key.keyid[:16]} ({key_file}); {_changed_versions(repo, args.role)}")
     return 0
 
 
@@ -161,18 +169,21 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     repo = _open(args)
     repo.revoke_key(args.role, args.keyid)
     repo.commit()
-    print(f"{args.role}: key {args.keyid} revoked; root v{repo.root().version}")
+    print(f"{args.role}: key {args.keyid} revoked; {_changed_versions(repo, args.role)}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     repo = _open(args)
     for role in repo.status():
-        keyids = ",".join(k[:8] for k in role.keyids)
-        print(
+        keys = ",".join(f"{k[:8]} ({repo.keyring.describe(k)})" for k in role.keyids)
+        line = (
             f"{role.role:<32} v{role.version:<5} expires {role.expires:%Y-%m-%dT%H:%M:%SZ}  "
-            f"threshold {role.threshold} keys {keyids}"
+            f"threshold {role.threshold} keys {keys}"
         )
+        if role.delegated_by != "root":
+            line += f"  delegated by {role.delegated_by} for {','.join(role.paths)}"
+        print(line)
     return 0
 
 
@@ -291,6 +302,8 @@ def cmd_tuf_download(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- registration
 
+ROLE_HELP = "root, targets, snapshot, timestamp, or a delegated models-<hw> role ('repo status' lists them)"
+
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     repo = groups["repo"]
@@ -317,17 +330,19 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--force", action="store_true", help="re-sign even if not close to expiry")
     p.set_defaults(handler=cmd_refresh)
 
-    p = repo.add_parser("rotate", help="replace a key of a top-level role (new root version)")
-    p.add_argument("role", choices=("root", "targets", "snapshot", "timestamp"))
+    p = repo.add_parser(
+        "rotate", help="replace a key of a role (top-level: new root; models-<hw>: new targets)"
+    )
+    p.add_argument("role", help=ROLE_HELP)
     p.add_argument("repo")
     p.add_argument("--keys")
     p.add_argument("--passphrase-env")
     p.add_argument("--keyid", help="key to replace (prefix, >= 8 hex digits); default: the first")
     p.set_defaults(handler=cmd_rotate)
 
-    p = repo.add_parser("revoke-key", help="remove a key from a top-level role")
+    p = repo.add_parser("revoke-key", help="remove a key from a role (refused below its threshold)")
     p.add_argument("repo")
-    p.add_argument("--role", required=True, choices=("root", "targets", "snapshot", "timestamp"))
+    p.add_argument("--role", required=True, help=ROLE_HELP)
     p.add_argument("--keyid", required=True, help="key id (prefix, >= 8 hex digits)")
     p.add_argument("--keys")
     p.add_argument("--passphrase-env")

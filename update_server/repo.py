@@ -17,8 +17,10 @@ Roles (TUF 6.1 "key management"):
 * root: threshold 2 of 3 offline keys (``tuf/root-1..3``), expires in 1 year;
   losing or leaking one root key does not lose the repository.
 * targets: one offline key, expires in 3 months; it delegates ``<hw>/*`` to
-  ``models-<hw>`` (signed with the targets key), so a per-model key can be
-  introduced later without touching other models.
+  ``models-<hw>`` (signed with the targets key at first). A delegated role's
+  keys are listed in targets, not in root, so ``rotate("models-<hw>")`` gives
+  one model its own offline key (new targets version, new role version)
+  without touching root or other models.
 * snapshot (7 days) and timestamp (1 day): online keys, re-signed by
   :meth:`TUFRepository.refresh` (``refcam repo refresh`` or the update
   server's periodic task). A short timestamp expiry bounds how long an
@@ -145,6 +147,8 @@ class RoleStatus:
     expires: datetime
     keyids: tuple[str, ...]
     threshold: int
+    delegated_by: str = Root.type  # the role whose metadata lists the keys
+    paths: tuple[str, ...] = ()  # path patterns of a delegated role
 
 
 def facts_from_image(data: bytes, *, signing_keys: Iterable[Path] = ()) -> ImageFacts:
@@ -204,6 +208,30 @@ def target_custom(
         "sbom": sbom,
         "advisories": list(advisories),
     }
+
+
+def replace_delegation_key(targets: Targets, old: str, new: Key | None) -> list[str]:
+    """In every role ``targets`` delegates to with key ``old``: put ``new`` in its place
+    (or only remove ``old`` when ``new`` is None). Returns the roles changed."""
+    if targets.delegations is None or targets.delegations.roles is None:
+        return []
+    changed = [name for name, role in targets.delegations.roles.items() if old in role.keyids]
+    for name in changed:
+        targets.revoke_key(old, name)
+        if new is not None:
+            targets.add_key(new, name)
+    return changed
+
+
+def _check_removal(role: str, info: Role, keyid: str, *, revoked_from: str | None = None) -> None:
+    """Refuse to take ``keyid`` from ``role`` if fewer keys than its threshold would remain."""
+    left = len(info.keyids) - 1
+    if left < info.threshold:
+        where = f" from {revoked_from}" if revoked_from else ""
+        raise RepositoryInputError(
+            f"revoking {keyid[:12]}{where} would leave {role} with {left} key(s), below its "
+            f"threshold {info.threshold}; use 'refcam repo rotate {role} REPO' to replace the key"
+        )
 
 
 def utc_seconds(now: datetime) -> datetime:
@@ -633,49 +661,92 @@ class TUFRepository(Repository):
             warnings=tuple(warnings),
         )
 
-    def rotate(self, role: str, *, replace_keyid: str | None = None) -> SSlibKey:
-        """Replace one key of a top-level role with a new key written to the key directory.
+    def delegated_roles(self) -> list[str]:
+        """The roles the top-level targets role delegates to (``models-<hw>``)."""
+        return self.targets_roles()[1:]
 
-        A new root version lists the new key; for root it is signed by a
-        threshold of the old root keys AND of the new ones (TUF 5.3.4), so a
-        client that trusts the old root follows the rotation. The rotated
-        role then gets a new version signed by the new key.
+    def role_keys(self, role: str) -> Role:
+        """Key ids and threshold of ``role`` as its delegator lists them: root for the
+        top-level roles, the DELEGATIONS of the top-level targets role (TUF 4.5).
+
+        Raises :class:`RepositoryInputError` for a role that is neither.
         """
-        if role not in TOP_LEVEL_ROLES:
-            raise RepositoryInputError(f"role {role!r} is unknown; expected one of {TOP_LEVEL_ROLES}")
-        keyids = self.root().roles[role].keyids
-        old = replace_keyid or keyids[0]
-        old = self._resolve_keyid(role, old)
+        if role in TOP_LEVEL_ROLES:
+            return self.root().roles[role]
+        delegated = self.delegated_roles()
+        if role not in delegated:
+            known = ", ".join(delegated) or "none yet: 'refcam repo publish' creates models-<hw>"
+            raise RepositoryInputError(
+                f"role {role!r} is unknown; expected root, targets, snapshot, timestamp "
+                f"or a role delegated by targets ({known})"
+            )
+        return self.targets().get_delegated_role(role)
+
+    def delegator_of(self, role: str) -> str:
+        """``root`` for a top-level role, ``targets`` for a delegated one."""
+        self.role_keys(role)
+        return Root.type if role in TOP_LEVEL_ROLES else Targets.type
+
+    def rotate(self, role: str, *, replace_keyid: str | None = None) -> SSlibKey:
+        """Replace one key of ``role`` with a new key written to the key directory.
+
+        Top-level role: a new root version lists the new key; for root it is
+        signed by a threshold of the old root keys AND of the new ones (TUF
+        5.3.4), so a client that trusts the old root follows the rotation.
+        Rotating the targets key also moves every ``models-<hw>`` delegation
+        that listed the old targets key to the new one, so the retired key
+        signs nothing a client would still accept.
+
+        Delegated role (``models-<hw>``): its keys are listed in the top-level
+        targets metadata, so a new targets version (signed with the targets
+        key) lists the new key instead of the old one.
+
+        Either way the rotated role then gets a new version signed by the new
+        key, and snapshot and timestamp follow, so a client walks to it.
+        """
+        info = self.role_keys(role)
+        old = self._resolve_keyid(role, replace_keyid or info.keyids[0])
         stamp = self.now.strftime("%Y%m%dT%H%M%SZ")
         rel = f"tuf/{role}-{stamp}.key.pem"
         if (self.keyring.keys_dir / rel).exists():
             raise RepositoryInputError(f"{rel} already exists; rotate at most once per second")
         private = ed25519.Ed25519PrivateKey.generate()
         new_key = self.keyring.add(rel, private)
-        with self.edit_root() as root:
-            root.revoke_key(old, role)
-            root.add_key(new_key, role)
-        self._resign_after_root_change(role)
+        if role in TOP_LEVEL_ROLES:
+            with self.edit_root() as root:
+                root.revoke_key(old, role)
+                root.add_key(new_key, role)
+            self._resign_after_root_change(role, old, new_key)
+        else:
+            with self.edit_targets() as targets:
+                targets.revoke_key(old, role)
+                targets.add_key(new_key, role)
+            self._resign_delegated([role])
         write_key_pair(self.keyring.keys_dir / rel, private, self.keyring.passphrase)
         return new_key
 
     def revoke_key(self, role: str, keyid: str) -> None:
-        """Remove a key from a top-level role; refused if the threshold could not be met."""
-        if role not in TOP_LEVEL_ROLES:
-            raise RepositoryInputError(f"role {role!r} is unknown; expected one of {TOP_LEVEL_ROLES}")
+        """Remove a key from ``role`` (top-level or delegated); refused if ``role``, or a
+        delegated role that shares the key, could no longer meet its threshold."""
+        info = self.role_keys(role)
         keyid = self._resolve_keyid(role, keyid)
-        role_info: Role = self.root().roles[role]
-        if len(role_info.keyids) - 1 < role_info.threshold:
-            raise RepositoryInputError(
-                f"revoking {keyid[:12]} would leave {role} with {len(role_info.keyids) - 1} key(s), "
-                f"below its threshold {role_info.threshold}; use 'refcam repo rotate {role}' instead"
-            )
-        with self.edit_root() as root:
-            root.revoke_key(keyid, role)
-        self._resign_after_root_change(role)
+        _check_removal(role, info, keyid)
+        if role == Targets.type:
+            for name in self.delegated_roles():
+                delegated = self.targets().get_delegated_role(name)
+                if keyid in delegated.keyids:
+                    _check_removal(name, delegated, keyid, revoked_from=role)
+        if role in TOP_LEVEL_ROLES:
+            with self.edit_root() as root:
+                root.revoke_key(keyid, role)
+            self._resign_after_root_change(role, keyid, None)
+        else:
+            with self.edit_targets() as targets:
+                targets.revoke_key(keyid, role)
+            self._resign_delegated([role])
 
     def _resolve_keyid(self, role: str, prefix: str) -> str:
-        keyids = self.root().roles[role].keyids
+        keyids = self.role_keys(role).keyids
         matches = [k for k in keyids if k.startswith(prefix.lower())] if len(prefix) >= 8 else []
         if len(matches) != 1:
             raise RepositoryInputError(
@@ -684,26 +755,41 @@ class TUFRepository(Repository):
             )
         return matches[0]
 
-    def _resign_after_root_change(self, role: str) -> None:
+    def _resign_after_root_change(self, role: str, old: str, new: Key | None) -> None:
         if role == Targets.type:
-            with self.edit_targets():
-                pass
+            with self.edit_targets() as targets:
+                moved = replace_delegation_key(targets, old, new)
+            self._resign_delegated(moved)
+            return
         self.do_snapshot(force=role == Snapshot.type)
+        self.do_timestamp(force=True)
+
+    def _resign_delegated(self, roles: Iterable[str]) -> None:
+        """New versions of ``roles`` signed with the keys the (staged) targets lists for
+        them, then snapshot and timestamp, so a client walks to the new versions."""
+        for role in roles:
+            with self.edit_targets(role):
+                pass
+        self.do_snapshot()
         self.do_timestamp(force=True)
 
     # ---------------------------------------------------------------- inspection
 
     def status(self) -> list[RoleStatus]:
         out = []
-        root = self.root()
-        for role in (*TOP_LEVEL_ROLES, *self.targets_roles()[1:]):
+        for role in (*TOP_LEVEL_ROLES, *self.delegated_roles()):
             signed = self.open(role).signed
-            if role in TOP_LEVEL_ROLES:
-                info = root.roles[role]
-            else:
-                info = self.targets().get_delegated_role(role)
+            info = self.role_keys(role)
             out.append(
-                RoleStatus(role, signed.version, signed.expires, tuple(info.keyids), info.threshold)
+                RoleStatus(
+                    role,
+                    signed.version,
+                    signed.expires,
+                    tuple(info.keyids),
+                    info.threshold,
+                    delegated_by=self.delegator_of(role),
+                    paths=tuple(getattr(info, "paths", None) or ()),
+                )
             )
         return out
 

@@ -452,51 +452,89 @@ def test_logout_ends_the_session_on_the_device(
     assert page.csp_violations() == []
 
 
-def _route_exists(device: RunningDevice, path: str, token: str) -> bool:
-    """Whether this firmware build serves ``path`` (404 = not built in); reads only the head."""
-    request = urllib.request.Request(device.url.rstrip("/") + path)
-    request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, context=device.tls_context(), timeout=30) as r:
-            return bool(r.status == 200)
-    except urllib.error.HTTPError as e:
-        assert e.code == 404, f"{path}: unexpected {e.code} {e.read()!r}"
-        return False
-
-
-def test_live_view_and_update_panel_follow_the_device_routes(
+def test_live_view_streams_and_closes_the_stream_on_leaving(
     device: RunningDevice, page: Watched, admin_password: str
 ) -> None:
+    from playwright.sync_api import expect
+
+    p = _open_as_admin(page, device, admin_password)
+    p.click("#nav a[data-view=live]")
+    expect(p.locator("#live-image")).to_be_visible()
+    p.wait_for_function("document.getElementById('live-image').naturalWidth > 0")
+    p.click("#nav a[data-view=dashboard]")
+    # Leaving the live view closes the stream.
+    assert p.evaluate("document.getElementById('live-image').hasAttribute('src')") is False
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+def test_update_panel_shows_the_device_state_and_refuses_a_bad_image(
+    device: RunningDevice, page: Watched, admin_password: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    p = _open_as_admin(page, device, admin_password)
+    p.click("#nav a[data-view=update]")
+    details = p.locator("#update-details")
+    expect(details).to_contain_text(f"{FIRMWARE_VERSION} (slot a)")
+    expect(details).to_contain_text("Fused security counter")
+    expect(p.locator("#update-install")).to_be_hidden()  # nothing newer known
+    junk = tmp_path / "not-firmware.img"
+    junk.write_bytes(b"this is not a signed MCUboot image" * 8)
+    p.set_input_files("#update-file", str(junk))
+    p.click("#update-upload-form button[type=submit]")
+    expect(p.locator("#update-status")).to_contain_text("not a valid firmware image")
+    expect(details).to_contain_text("image_rejected")  # the status document's last error
+    expect(details).to_contain_text(f"{FIRMWARE_VERSION} (slot a)")  # still running, no reboot
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+def test_update_progress_and_install_follow_the_status_document(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    """The panel renders the device's own status document (fetched for real, then
+    moved through the states an install passes), and Install posts the install route."""
     from playwright.sync_api import expect
 
     status, session = _api(
         device, "POST", "/api/v1/session", {"username": "admin", "password": admin_password}
     )
     assert status == 200
+    status, real = _api(device, "GET", "/api/v1/update/status", token=session["token"])
+    assert status == 200 and {"state", "progress", "available", "running"} <= set(real)
+    offered = {"target": "x/rc-9.9.9.img", "version": "9.9.9", "security_counter": 9, "length": 4000}
+    documents = [
+        {**real, "state": "available", "available": offered},
+        {**real, "state": "downloading", "available": offered, "progress": {"bytes": 3000, "total": 4000}},
+    ]
+    installs: list[str] = []
+
+    def status_route(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(documents[0]))
+
+    def install_route(route: Any) -> None:
+        installs.append(route.request.method)
+        documents.pop(0)  # the device is now downloading
+        route.fulfill(
+            status=202,
+            content_type="application/json",
+            body=json.dumps({"installed": {"version": "9.9.9"}, "slot": "b", "rebooting": True}),
+        )
+
+    p = page.page
+    p.route("**/api/v1/update/status", status_route)
+    p.route("**/api/v1/update/install", install_route)
     p = _open_as_admin(page, device, admin_password)
-
-    p.click("#nav a[data-view=live]")
-    image = p.locator("#live-image")
-    if _route_exists(device, "/api/v1/stream.mjpeg", session["token"]):
-        expect(image).to_be_visible()
-        p.wait_for_function("document.getElementById('live-image').naturalWidth > 0")
-    else:
-        expect(p.locator("#live-status")).to_have_text(
-            "The live view is not available on this firmware."
-        )
-        expect(image).to_be_hidden()
-
     p.click("#nav a[data-view=update]")
-    if _route_exists(device, "/api/v1/update/status", session["token"]):
-        expect(p.locator("#update-root")).to_be_visible()
-        expect(p.locator("#update-status")).not_to_be_empty()
-    else:
-        expect(p.locator("#update-status")).to_have_text(
-            "Updates are not available on this firmware."
-        )
-        expect(p.locator("#update-root")).to_be_hidden()
-    # Leaving the live view closes the stream.
-    assert p.evaluate("document.getElementById('live-image').hasAttribute('src')") is False
+    install = p.locator("#update-install")
+    expect(install).to_have_text("Install 9.9.9")
+    install.click()
+    expect(p.locator("#update-status")).to_contain_text("restarting into it as a trial")
+    expect(p.locator("#update-percent")).to_have_text("75 % (3000 of 4000 bytes)")
+    assert p.evaluate("document.getElementById('update-progress').value") == 75
+    expect(install).to_be_hidden()  # no second install while one runs
+    assert installs == ["POST"]
     assert page.csp_violations() == []
     assert page.errors == []
 

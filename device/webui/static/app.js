@@ -43,6 +43,7 @@
     csrf: null, // CSRF token, memory only
     audit: null, // current audit page {after, limit, head}
     updateTimer: null,
+    restarting: false, // an update was installed: connection errors are the reboot
     policy: null,
   };
 
@@ -124,7 +125,10 @@
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin", cache: "no-store", redirect: "error" };
-    if (body !== undefined) {
+    if (body instanceof Blob) {
+      headers["Content-Type"] = "application/octet-stream"; // a firmware image
+      init.body = body;
+    } else if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -612,7 +616,66 @@
     }
   }
 
-  // ---- update panel hook: GET /api/v1/update/status --------------------------
+  // ---- update panel: GET /api/v1/update/status (device/update/client.py) -----
+
+  const UPDATE_BUSY = new Set(["checking", "downloading", "installing"]);
+  const UPDATE_STATE_TEXT = {
+    idle: "Up to date, as of the last check.",
+    checking: "Checking the vendor's update repository\u2026",
+    available: "A newer firmware is available.",
+    downloading: "Downloading into the inactive slot\u2026",
+    installing: "Verifying the new image as the bootloader will\u2026",
+    "pending-reboot": "Installed and verified; the camera restarts into it as a trial.",
+    error: "The last update operation failed.",
+  };
+
+  function updateRows(data) {
+    const running = data.running || {};
+    const available = data.available;
+    const checks = data.automatic_checks || {};
+    const timestamp = (data.metadata || {}).timestamp;
+    const advisories = data.advisories || [];
+    return [
+      ["Running", `${display(running.version)} (slot ${display(running.slot)}${running.trial ? ", trial" : ""})`],
+      ["Available", available ? `${available.version} (${available.length} bytes)` : "nothing newer known"],
+      ["Fused security counter", data.fused_counter],
+      ["Slots", (data.slots || []).map((s) => `${s.slot}: ${s.state}${s.version ? ` ${s.version}` : ""}`).join("; ")],
+      ["Last check", data.last_check ? formatTime(data.last_check) : "never"],
+      ["Last error", data.last_error ? `${data.last_error.error}: ${data.last_error.message}` : "none"],
+      ["Update source", data.repository_url],
+      ["Automatic checks", checks.enabled ? `every ${Math.round(checks.interval_s / 3600)} h` : "off"],
+      ["Timestamp metadata", timestamp ? `version ${timestamp.version}, expires ${timestamp.expires}` : "not fetched yet"],
+      ["Advisories affecting this firmware",
+        advisories.length ? advisories.map((a) => `${a.id} (fixed in ${a.fixed_in})`).join(", ") : "none known"],
+    ];
+  }
+
+  function renderUpdate(data) {
+    const busy = UPDATE_BUSY.has(data.state);
+    $("update-status").textContent =
+      data.state === "error" && data.last_error
+        ? `The last update operation failed: ${data.last_error.message}`
+        : UPDATE_STATE_TEXT[data.state] || `State: ${display(data.state)}`;
+    const bar = $("update-progress");
+    const progress = data.progress;
+    if (progress && progress.total > 0 && (busy || data.state === "pending-reboot")) {
+      bar.value = Math.max(0, Math.min(100, (100 * progress.bytes) / progress.total));
+      $("update-percent").textContent = `${Math.floor(bar.value)} % (${progress.bytes} of ${progress.total} bytes)`;
+    } else if (busy) {
+      bar.removeAttribute("value"); // indeterminate: metadata first, no byte count yet
+      $("update-percent").textContent = "";
+    } else {
+      bar.value = 0;
+      $("update-percent").textContent = "";
+    }
+    const install = $("update-install");
+    show(install, Boolean(data.available) && !busy && data.state !== "pending-reboot");
+    if (data.available) install.textContent = `Install ${data.available.version}`;
+    $("update-check").disabled = busy;
+    $("update-install").disabled = busy;
+    $("update-upload-form").querySelector("button").disabled = busy;
+    fillList($("update-details"), updateRows(data));
+  }
 
   async function pollUpdate() {
     const status = $("update-status");
@@ -620,6 +683,10 @@
     try {
       data = await api("GET", "/update/status");
     } catch (err) {
+      if (state.restarting && !(err instanceof ApiError)) {
+        status.textContent = "The camera is restarting into the new firmware\u2026";
+        return; // keep polling until it answers again
+      }
       if (err instanceof ApiError && err.status === 404) {
         status.textContent = "Updates are not available on this firmware.";
         show($("update-root"), false);
@@ -630,31 +697,9 @@
       stopUpdatePolling();
       return;
     }
+    state.restarting = false;
     show($("update-root"), true);
-    const phase = pick(data, "state", "phase", "status");
-    status.textContent = phase !== undefined ? `State: ${display(phase)}` : "";
-    let percent = pick(data, "percent");
-    const done = pick(data, "bytes_done", "done", "progress.done");
-    const total = pick(data, "bytes_total", "total", "progress.total");
-    const fraction = pick(data, "progress");
-    if (percent === undefined && typeof done === "number" && typeof total === "number" && total > 0) {
-      percent = (100 * done) / total;
-    } else if (percent === undefined && typeof fraction === "number") {
-      percent = fraction <= 1 ? fraction * 100 : fraction;
-    }
-    const bar = $("update-progress");
-    if (typeof percent === "number") {
-      bar.value = Math.max(0, Math.min(100, percent));
-      $("update-percent").textContent = `${Math.round(bar.value)} %`;
-    } else {
-      bar.removeAttribute("value"); // indeterminate
-      $("update-percent").textContent = "";
-    }
-    const rows = [];
-    for (const [key, value] of Object.entries(data || {})) {
-      if (typeof value !== "object" || value === null) rows.push([key.replaceAll("_", " "), value]);
-    }
-    fillList($("update-details"), rows);
+    renderUpdate(data);
   }
 
   function startUpdatePolling() {
@@ -668,17 +713,41 @@
     state.updateTimer = null;
   }
 
-  async function onUpdateCheck() {
+  // Check, install and upload answer when done; polling shows progress meanwhile.
+  async function updateAction(method, path, body, doneText) {
     try {
-      await api("POST", "/update/check");
-      $("update-status").textContent = "Checking for updates\u2026";
-    } catch (err) {
-      if (err instanceof ApiError && (err.status === 404 || err.status === 405)) {
-        $("update-status").textContent = "This firmware cannot check for updates on request.";
-      } else if (!handleCommonError(err)) {
-        $("update-status").textContent = errorText(err);
+      const data = await api(method, path, body);
+      if (data && data.rebooting) {
+        state.restarting = true;
+        $("update-status").textContent = doneText(data);
+      } else {
+        pollUpdate();
       }
+    } catch (err) {
+      if (!handleCommonError(err)) $("update-status").textContent = errorText(err);
+      pollUpdate();
     }
+  }
+
+  function onUpdateCheck() {
+    $("update-status").textContent = UPDATE_STATE_TEXT.checking;
+    updateAction("POST", "/update/check", undefined, () => "");
+  }
+
+  function onUpdateInstall() {
+    $("update-install").disabled = true;
+    $("update-status").textContent = UPDATE_STATE_TEXT.downloading;
+    updateAction("POST", "/update/install", undefined,
+      (data) => `Installed ${data.installed.version} in slot ${data.slot}; the camera is restarting into it as a trial.`);
+  }
+
+  function onUpdateUpload(event) {
+    event.preventDefault();
+    const file = $("update-file").files[0];
+    if (!file) return;
+    $("update-status").textContent = `Sending ${file.name} (${file.size} bytes)\u2026`;
+    updateAction("POST", "/update/upload", file,
+      (data) => `Installed ${data.installed.version} in slot ${data.slot}; the camera is restarting into it as a trial.`);
   }
 
   // ---- routing ------------------------------------------------------------
@@ -727,6 +796,8 @@
     $("audit-older").addEventListener("click", () => loadAudit("older"));
     $("audit-newer").addEventListener("click", () => loadAudit("newer"));
     $("update-check").addEventListener("click", onUpdateCheck);
+    $("update-install").addEventListener("click", onUpdateInstall);
+    $("update-upload-form").addEventListener("submit", onUpdateUpload);
     window.addEventListener("hashchange", () => {
       if (state.user) route(location.hash);
     });

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bootloader.cli_files import read_input, write_output
-from bootloader.errors import BootError, KeyStoreError
+from bootloader.errors import BootError, BootloaderError, KeyStoreError
 from bootloader.firmware import FirmwarePayload, build_payload
 from bootloader.image import TLV, TLV_NAMES, SignedImage, iter_tlvs
 from bootloader.keymanifest import KeyManifest
@@ -116,6 +116,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     tuf_root = read_input(Path(args.tuf_root), "TUF root") if args.tuf_root else None
     tls_path = Path(args.vendor_tls_root) if args.vendor_tls_root else keys.vendor_root_ca
     vendor_tls_root = read_input(tls_path, "vendor TLS root")
+    source_dir = Path(args.source) if args.source else None
+    if source_dir is not None and not (source_dir / "main.py").is_file():
+        raise BootloaderError(f"--source {source_dir} is not a firmware package directory (no main.py)")
     fields: dict[str, Any] = dict(
         version=args.version,
         hardware_id=args.hardware_id,
@@ -124,6 +127,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         support_end=support_end,
         tuf_root=tuf_root,
         vendor_tls_root=vendor_tls_root,
+        source_dir=source_dir,
     )
     # The SBOM describes the payload's files; it then travels inside the payload
     # (so the device can serve it) and beside the image (to publish as a TUF target).
@@ -332,6 +336,11 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     )
     p.add_argument("--build-time", type=_non_negative, help="seconds since the epoch (default now)")
     p.add_argument("--support-end", help="ISO date (default: build time + 5 years)")
+    p.add_argument(
+        "--source",
+        metavar="DIR",
+        help="the firmware package directory to pack (default: refcam's own device package)",
+    )
     p.set_defaults(handler=_cmd_build)
 
     p = fw.add_parser("verify", help="verify a slot image against a key directory's RoT keys")

@@ -97,6 +97,30 @@ def test_firmware_build_packs_the_device_package(firmware: Path, keydir: Path) -
     assert "device/main.py" in payload.files
 
 
+def test_firmware_build_packs_another_source_tree(keydir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "vendor-fw" / "device"
+    source.mkdir(parents=True)
+    (source / "__init__.py").write_text("")
+    (source / "main.py").write_text("def run(handoff, argv):\n    return 0\n")
+    out = tmp_path / "fw.img"
+    code = main(["firmware", "build", "--keys", str(keydir), "--version", "3.0.0",
+                 "--security-counter", "3", "--source", str(source), "-o", str(out)])  # fmt: skip
+    assert code == 0
+    payload = FirmwarePayload.parse(SignedImage.parse(out.read_bytes()).payload)
+    assert payload.files["device/main.py"] == (source / "main.py").read_bytes()
+    assert "device/api.py" not in payload.files  # only what the tree holds
+
+
+def test_firmware_build_refuses_a_source_without_an_entry_point(
+    keydir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["firmware", "build", "--keys", str(keydir), "--version", "3.0.0",
+                 "--security-counter", "3", "--source", str(tmp_path), "-o", str(tmp_path / "x.img")])  # fmt: skip
+    assert code == 1
+    assert "is not a firmware package directory (no main.py)" in _one_error_line(capsys)
+    assert not (tmp_path / "x.img").exists()
+
+
 def test_firmware_verify_accepts_a_genuine_image(
     firmware: Path, keydir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,6 +11,7 @@ A rollback to v1 is then refused.
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import time
 import urllib.error
@@ -20,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Firmware, RunningDevice, RunningVendor, refcam, start_device
+import device as device_package
+
+from .conftest import Firmware, RunningDevice, RunningVendor, refcam, start_device, start_vendor
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +101,50 @@ def test_v1_to_v2_through_tuf_with_trial_boot_and_confirm(
         assert after["running"]["version"] == "2.0.0" and after["fused_counter"] == 2
     finally:
         device.stop()
+
+
+def test_a_trial_that_fails_its_health_check_reverts_by_itself(
+    tmp_path: Path, provisioned: Path, firmware: Firmware
+) -> None:
+    """A genuinely signed 2.1.0 whose management API is broken: it boots as a trial, its
+    health check fails, it reboots, and the bootloader brings 1.0.0 back; the counter
+    never moves. Nobody has to do anything."""
+    source = tmp_path / "broken" / "device"
+    shutil.copytree(Path(device_package.__file__).parent, source,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    api = source / "api.py"
+    broken = api.read_text().replace(
+        "async def get_info(request: web.Request) -> web.Response:\n",
+        "async def get_info(request: web.Request) -> web.Response:\n"
+        "    raise RuntimeError('release bug: /api/v1/info is broken')\n",
+    )
+    assert broken != api.read_text()
+    api.write_text(broken)
+    image = tmp_path / "fw-2.1.0-broken.img"  # newer than anything the shared repository has
+    refcam("firmware", "build", "--keys", str(firmware.keys), "--version", "2.1.0", "--security-counter", "2",
+           "--tuf-root", str(firmware.repo / "metadata" / "1.root.json"), "--source", str(source),
+           "-o", str(image))
+    repo = tmp_path / "repo"  # this vendor's own copy: the shared repository stays as it was
+    shutil.copytree(firmware.repo, repo)
+    refcam("repo", "publish", str(repo), str(image), "--keys", str(firmware.keys))
+    vendor = start_vendor(tmp_path / "vendor", firmware.keys, repo=repo)
+    device = start_device(provisioned, vendor_url=vendor.url)
+    try:
+        token = admin_token(device)
+        status, doc = call(device, "POST", "/api/v1/update/install", token=token, body={})
+        assert status == 202, doc
+        wait_for(lambda: any("failed its health check" in line for line in device.output), output=device.output)
+
+        def back_on_v1() -> Any:
+            code, state = call(device, "GET", "/api/v1/update/status", token=token)
+            return state if code == 200 and state["running"]["version"] == "1.0.0" else None
+
+        state = wait_for(back_on_v1, output=device.output)
+        assert state["running"]["slot"] == "a" and not state["running"]["trial"]
+        assert state["fused_counter"] == 1  # the failed trial never advanced it
+        status, audit = call(device, "GET", "/api/v1/audit?limit=200", token=token)
+        assert status == 200, audit
+        assert "update_trial_failed" in json.dumps(audit)
+    finally:
+        device.stop()
+        vendor.stop()

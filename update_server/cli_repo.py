@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tuf.ngclient import Updater  # type: ignore[attr-defined]
 
+from bootloader.atomicfile import write_atomic
 from device import tls as device_tls
 from device.flaws import UnsafeFlaws
 from device.update.client import build_updater, translate
@@ -248,9 +249,7 @@ def cmd_tuf_init(args: argparse.Namespace) -> int:
     try:
         data = Path(args.trusted_root).read_bytes()
         metadata_dir.mkdir(parents=True, exist_ok=True)
-        tmp = metadata_dir / ".root.json.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(metadata_dir / "root.json")
+        write_atomic(metadata_dir / "root.json", data)
     except OSError as exc:
         raise RepositoryInputError(f"cannot initialise {metadata_dir}: {exc}") from exc
     print(f"refcam tuf-client: trusted root installed in {metadata_dir}")

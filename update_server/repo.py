@@ -46,9 +46,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -78,6 +76,7 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]
 from tuf.repository import Repository  # type: ignore[attr-defined]
 
 from bootloader import keys
+from bootloader.atomicfile import write_atomic
 from bootloader.errors import ImageFormatError, ImageVerificationError
 from bootloader.image import SignedImage, verify_image
 
@@ -844,22 +843,13 @@ class TUFRepository(Repository):
 
 
 def _atomic_write(path: Path, data: bytes, *, immutable: bool = False) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    """Write ``data`` to ``path`` all or nothing; an ``immutable`` (versioned) file that
+    exists must already hold exactly ``data``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if immutable and path.exists():
         if path.read_bytes() != data:
             raise RepositoryStateError(f"{path} exists with other content; versioned files never change")
         return path
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return path
 

@@ -154,25 +154,21 @@ def test_leaf_is_refused_for_another_host(ca: ManufacturerCA, identity: Path, ho
         )
 
 
-def test_leaf_is_refused_after_expiry(ca: ManufacturerCA, identity: Path) -> None:
-    later = NOW + dt.timedelta(days=366)
+@pytest.mark.parametrize(
+    ("days_later", "other_root"),
+    [(366, False), (0, True)],
+    ids=["after-expiry", "against-another-root"],
+)
+def test_leaf_is_refused(
+    ca: ManufacturerCA, identity: Path, days_later: int, other_root: bool
+) -> None:
+    root_pem = manufacturer_ca(name="other").root_pem if other_root else ca.root_pem
     with pytest.raises(PKIError, match="does not validate for localhost"):
         verify_tls_chain(
             (identity / "tls.pem").read_bytes(),
-            root_pem=ca.root_pem,
+            root_pem=root_pem,
             hostname="localhost",
-            now=later,
-        )
-
-
-def test_leaf_is_refused_against_another_root(identity: Path) -> None:
-    other = manufacturer_ca(name="other")
-    with pytest.raises(PKIError, match="does not validate"):
-        verify_tls_chain(
-            (identity / "tls.pem").read_bytes(),
-            root_pem=other.root_pem,
-            hostname="localhost",
-            now=NOW,
+            now=NOW + dt.timedelta(days=days_later),
         )
 
 

@@ -462,7 +462,9 @@ def test_live_view_streams_and_closes_the_stream_on_leaving(
     expect(p.locator("#live-image")).to_be_visible()
     p.wait_for_function("document.getElementById('live-image').naturalWidth > 0")
     p.click("#nav a[data-view=dashboard]")
-    # Leaving the live view closes the stream.
+    expect(p.locator("#view-dashboard")).to_be_visible()
+    expect(p.locator("#live-image")).to_be_hidden()
+    # Leaving the live view closes the stream (the src goes, so the connection does).
     assert p.evaluate("document.getElementById('live-image').hasAttribute('src')") is False
     assert page.csp_violations() == []
     assert page.errors == []

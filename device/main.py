@@ -7,6 +7,7 @@ handoff's data partition, and serves the management app over TLS only::
     --password-policy nist-800-63b|kr-terminal  --redirect-port N (plain HTTP, 308 only)
     --source synthetic:640x360@15|file:P|folder:D|device:N|none  (alias --stream-source)
     --stream-mask X,Y,W,H[:black|:pixelate[=N]] (repeatable)  --stream-signing ed25519|ecdsa-p256-sha256
+    --stream-frame-hash sha256|blake3
     --update-url https://repo:port [--update-check-interval SECONDS] (default: the vendor)
     --vendor-url https://vendor (security.txt points there; default https://localhost:9443)
     --flaw NAME (repeatable; UNSAFE test-lab flaw profiles, loopback only, see ``flaws``)

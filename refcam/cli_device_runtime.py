@@ -67,6 +67,7 @@ RUNTIME_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--stream-mask", {"action": "append", "metavar": "X,Y,W,H[:black|:pixelate[=N]]",
                        "help": "privacy mask, applied before encoding (repeatable)"}),
     ("--stream-signing", {"help": "stream manifest signatures: ed25519 (default) or ecdsa-p256-sha256"}),
+    ("--stream-frame-hash", {"help": "per-frame digest in the manifests: sha256 (default) or blake3"}),
     ("--stream-jpeg-quality", {"help": "JPEG quality 1..100 (default 80)"}),
     ("--stream-segment-frames", {"help": "frames per signed segment (default 30)"}),
     ("--update-url", {"help": "TUF repository https://host:port (enables the update client)"}),

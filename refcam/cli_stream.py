@@ -4,19 +4,27 @@
 (``--token``/``--token-env``, or ``--user`` with the password read from the
 environment variable ``--password-env`` names: never from the URL or the
 command line), reads the ``multipart/x-mixed-replace`` stream and writes
-frames and signed manifests to a recording (the container documented in
-:mod:`device.stream.verify`). With ``--frames``/``--seconds`` it stops taking
-frames at the limit but waits for the manifest that signs the last one, so a
-complete recording verifies. A URL ending in ``/snapshot.jpg`` records one
-signed snapshot instead.
+frames, signed manifests and the session's signed end marker to a recording
+(the container documented in :mod:`device.stream.verify`). With
+``--frames``/``--seconds`` it stops taking frames at the limit but waits for
+the manifest that signs the last one, so the recording verifies; the camera
+streams on, so such a recording has no end marker. Without a limit it records
+until the session ends (source ended, camera shut down) and holds the end
+marker. A URL ending in ``/snapshot.jpg`` records one signed snapshot instead.
 
 ``verify`` checks a recording against the manufacturer root and prints a
-verdict per session and for every frame that is not authentic; it exits 0
-for "authentic" and "authentic with missing frames", 1 otherwise::
+verdict per session, whether the recording holds the session's start and
+signed end, and every frame that is not authentic. It exits 0 for
+"authentic" and "authentic with missing frames", 1 otherwise; with
+``--require-complete`` also 1 when the start or the end marker is missing.
+``--snapshot SNAP`` (repeatable) also checks that each recorded snapshot is a
+frame of a session in the recording (exit 1 if not)::
 
     refcam stream record https://cam.local:8443 --ca root.pem --user admin \\
         --password-env CAM_PW --frames 300 --out cam.rcs
-    refcam stream verify cam.rcs --ca root.pem
+    refcam stream record https://cam.local:8443/api/v1/snapshot.jpg --ca root.pem \\
+        --token-env CAM_TOKEN --out snap.rcs
+    refcam stream verify cam.rcs --ca root.pem --snapshot snap.rcs
 """
 
 from __future__ import annotations
@@ -38,16 +46,19 @@ from cryptography import x509
 from yarl import URL
 
 from device import tls
-from device.stream.errors import FormatError, NotAuthentic, StreamError, TransportError
-from device.stream.multipart import MANIFEST_CONTENT_TYPE, PartParser
+from device.stream.errors import FormatError, Incomplete, NotAuthentic, StreamError, TransportError
+from device.stream.multipart import END_CONTENT_TYPE, SIGNED_CONTENT_TYPES, PartParser
 from device.stream.signing import Envelope
 from device.stream.verify import (
     MAGIC,
     FrameRecord,
     ManifestRecord,
+    Record,
+    SnapshotLink,
     SnapshotRecord,
     StreamReport,
     encode_record,
+    link_snapshot,
     parse_container,
     verify_records,
 )
@@ -79,6 +90,19 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     ver.add_argument("--ca", required=True, type=Path, help="PEM manufacturer root certificate")
     ver.add_argument("--all-frames", action="store_true", help="print a line for every frame")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.add_argument(
+        "--require-complete",
+        action="store_true",
+        help="also fail unless the recording holds the session's start and its signed end marker",
+    )
+    ver.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="SNAP",
+        help="a recorded snapshot that must be a frame of a session in FILE (repeatable)",
+    )
     ver.set_defaults(handler=cmd_verify)
 
 
@@ -91,6 +115,7 @@ class RecordResult:
     manifests: int
     complete: bool  # the last recorded frame is covered by a recorded manifest
     snapshot: bool
+    ended: bool = False  # the session's end marker was recorded: the stream ended on the camera's side
 
 
 def _target(url: str) -> tuple[URL, bool]:
@@ -114,7 +139,7 @@ def _covered_up_to(envelope: bytes) -> int | None:
         payload = json.loads(Envelope.parse(envelope).payload)
         return int(payload["first_seq"]) + len(payload["frames"]) - 1
     except (FormatError, ValueError, KeyError, TypeError):
-        return None
+        return None  # not a segment (the end marker) or not parseable: the verifier will say
 
 
 async def _login(session: aiohttp.ClientSession, base: URL, user: str, password: str) -> str:
@@ -155,7 +180,8 @@ async def record_stream(
     connector = aiohttp.TCPConnector(ssl=ssl_context)
     timeout = aiohttp.ClientTimeout(total=None, connect=15, sock_read=TAIL_TIMEOUT)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # A 1 MiB read buffer: a 1080p part is ~330 KB; aiohttp's 64 KiB default pauses reading per part.
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, read_bufsize=1 << 20) as session:
             if token is None:
                 assert user is not None and password is not None
                 token = await _login(session, target.with_path("/"), user, password)
@@ -195,18 +221,21 @@ async def _record_parts(
     last_seq: int | None = None
     covered = -1
     taking = True
+    ended = False
     async for chunk in response.content.iter_any():
         for part in parser.feed(chunk):
             bodies = list(part.manifests)
-            if part.headers.get("content-type") == MANIFEST_CONTENT_TYPE:
+            kind = part.headers.get("content-type")
+            if kind in SIGNED_CONTENT_TYPES:
                 bodies.append(part.body)
+                ended = ended or kind == END_CONTENT_TYPE
             for body in bodies:
                 out.write(encode_record(ManifestRecord(body)))
                 manifests += 1
                 covered = max(covered, _covered_up_to(body) or -1)
             if not taking:
                 if last_seq is None or covered >= last_seq:
-                    return RecordResult(recorded, manifests, True, False)
+                    return RecordResult(recorded, manifests, True, False, ended)
                 continue
             if part.headers.get("content-type") != "image/jpeg":
                 continue
@@ -219,7 +248,7 @@ async def _record_parts(
             last_seq = seq
             if (frames is not None and recorded >= frames) or (deadline is not None and time.monotonic() >= deadline):
                 taking = False  # from now on only wait for the manifest of the last frame
-    return RecordResult(recorded, manifests, last_seq is None or covered >= last_seq, False)
+    return RecordResult(recorded, manifests, last_seq is None or covered >= last_seq, False, ended)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -251,6 +280,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise
     partial.replace(args.out)
     what = "snapshot" if result.snapshot else f"{result.frames} frames, {result.manifests} manifests"
+    if result.ended:
+        what += " and the session's end marker"
     if result.frames < 0:
         what = "interrupted"
     print(f"recorded {what} to {args.out}")
@@ -295,32 +326,82 @@ def format_report(report: StreamReport, *, all_frames: bool = False) -> list[str
             f"(segments {s.segments} from #{s.first_segment}, frames {s.frames_authentic}/{s.frames_listed}, "
             f"{s.frames_missing} missing)"
         )
+        if report.kind == "stream":
+            start = "from the session's start (segment 0)" if s.begins else f"from segment {s.first_segment}"
+            end = (
+                f"to its signed end ({s.total_segments} segments; {s.end_reason})"
+                if s.ends
+                else "without an end marker"
+            )
+            lines.append(f"  recorded {start} {end}")
+            lines.extend(f"  note: {note}" for note in s.notes)
     for f in report.frames:
         if all_frames or f.status != "authentic":
             detail = f": {f.reason}" if f.reason else ""
             lines.append(f"  frame seq {f.seq} (record {f.record}): {f.status.replace('_', ' ')}{detail}")
     lines.extend(f"  problem: {p}" for p in report.problems if not p.startswith("frame seq"))
+    if report.kind == "stream" and report.verdict in ("authentic", "authentic_missing_frames"):
+        lines.append("complete: " + ("yes, the whole session" if report.complete else "no, see the notes"))
     lines.append(f"verdict: {VERDICT_TEXT[report.verdict]}")
     return lines
 
 
+LINK_TEXT = {
+    "in_session": "belongs to the recorded session",
+    "not_in_session": "NOT from a recorded session",
+    "not_authentic": "NOT AUTHENTIC",
+}
+
+
+def format_link(path: Path, link: SnapshotLink) -> str:
+    return f"snapshot {path} (seq {link.seq}): {LINK_TEXT[link.verdict]}: {link.detail}"
+
+
+def _read_records(path: Path, what: str) -> tuple[Record, ...]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise StreamError(f"cannot read {what} {path}: {e.strerror}") from e
+    try:
+        return parse_container(data)
+    except FormatError as e:
+        if what == "recording":
+            raise
+        raise FormatError(f"{what} {path}: {e}") from e  # name which of the files is bad
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     root = _load_root(args.ca)
-    try:
-        data = args.file.read_bytes()
-    except OSError as e:
-        raise StreamError(f"cannot read recording {args.file}: {e.strerror}") from e
-    report = verify_records(parse_container(data), trust_root=root, now=datetime.now(UTC))
+    records = _read_records(args.file, "recording")
+    now = datetime.now(UTC)
+    report = verify_records(records, trust_root=root, now=now)
+    links: list[tuple[Path, SnapshotLink]] = []
+    if args.snapshot and report.kind != "stream":
+        raise StreamError(f"{args.file} is a snapshot; --snapshot checks snapshots against a stream recording")
+    for path in args.snapshot:
+        links.append((path, link_snapshot(_read_records(path, "snapshot"), records, trust_root=root, now=now)))
     if args.json:
-        print(json.dumps(_jsonable(report), indent=2))
+        doc = _jsonable(report)
+        if links:
+            doc["snapshots"] = [
+                {"file": str(path), **{k: v for k, v in asdict(link).items() if k not in ("recording",)}}
+                for path, link in links
+            ]
+        print(json.dumps(doc, indent=2))
     else:
-        print("\n".join(format_report(report, all_frames=args.all_frames)))
+        lines = format_report(report, all_frames=args.all_frames)
+        lines[-1:-1] = [format_link(path, link) for path, link in links]
+        print("\n".join(lines))
     try:
-        report.check()
-    except NotAuthentic:
+        report.check(complete=args.require_complete)
+        for _, link in links:
+            link.check()
+    except (NotAuthentic, Incomplete):
         return 1
     return 0
 
 
 def _jsonable(report: StreamReport) -> dict[str, Any]:
-    return asdict(report)
+    doc = asdict(report)
+    doc["complete"] = report.complete
+    return doc

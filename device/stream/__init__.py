@@ -8,7 +8,8 @@ signer), :mod:`.verify` (pure verifier and the recording container),
 
 ``device.main`` wires it with two helpers::
 
-    stream_options(parser)                       # --stream-source, --stream-mask, --stream-signing...
+    stream_options(parser)                       # --stream-source, --stream-mask, --stream-signing,
+                                                 # --stream-frame-hash...
     args = parser.parse_args(argv)
     pipeline = build_pipeline(args, handoff)     # None for --stream-source none; StreamError if bad
     if pipeline is not None:
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from .errors import StreamError
 from .masks import parse_masks
 from .pipeline import PipelineConfig, StreamPipeline
-from .signing import ALGORITHMS, StreamSigner
+from .signing import ALGORITHMS, FRAME_HASHES, StreamSigner
 from .sources import open_source, parse_source_spec
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ def stream_options(parser: argparse.ArgumentParser) -> None:
         default="ed25519",
         help="segment manifest signature algorithm; the key comes from the device identity",
     )
+    group.add_argument(
+        "--stream-frame-hash",
+        choices=FRAME_HASHES,
+        default="sha256",
+        help="per-frame digest in the manifests: sha256 (default, FIPS/KCMVP approved) or blake3 (faster)",
+    )
     group.add_argument("--stream-jpeg-quality", type=int, default=80, help="JPEG quality 1..100 (default 80)")
     group.add_argument(
         "--stream-segment-frames", type=int, default=30, help="frames per signed segment (default 30)"
@@ -79,7 +86,10 @@ def build_pipeline(args: argparse.Namespace, handoff: BootHandoff) -> StreamPipe
             f"--stream-segment-frames {args.stream_segment_frames} is out of range (expected 1..1000)"
         )
     signer = StreamSigner.from_identity_dir(
-        handoff.data_dir / "identity", algorithm=args.stream_signing, device=handoff.identity.serial
+        handoff.data_dir / "identity",
+        algorithm=args.stream_signing,
+        device=handoff.identity.serial,
+        frame_hash=args.stream_frame_hash,
     )
     config = PipelineConfig(
         jpeg_quality=args.stream_jpeg_quality, frames_per_segment=args.stream_segment_frames, masks=masks

@@ -43,3 +43,7 @@ class TransportError(StreamError):
 
 class NotAuthentic(StreamError):
     """A recorded stream or snapshot failed verification (see the report for details)."""
+
+
+class Incomplete(StreamError):
+    """An authentic recording does not hold its whole session (start or end missing) where that was required."""

@@ -18,7 +18,11 @@ next frame part *after* the frames they cover; browsers showing the stream in
 an ``<img>`` ignore them. When the stream ends, manifests still pending are
 sent as parts of their own (``Content-Type:
 application/vnd.refcam.stream-segment+json``, the envelope as the body),
-then the close delimiter ``--BOUNDARY--``.
+then the session's signed end marker when the session itself ended
+(``Content-Type: application/vnd.refcam.stream-end+json``), then the close
+delimiter ``--BOUNDARY--``. A stream that ends without the end marker part
+(the viewer logged out, the connection broke) tells a recorder that the
+session went on without it.
 
 The parser (:class:`PartParser`) is incremental and strict (Content-Length is
 required, header blocks are bounded) since it reads bytes from the network::
@@ -30,6 +34,7 @@ required, header blocks are bounded) since it reads bytes from the network::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import FormatError
@@ -37,6 +42,8 @@ from .errors import FormatError
 BOUNDARY = "refcam-frame-7d1e"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
 MANIFEST_CONTENT_TYPE = "application/vnd.refcam.stream-segment+json"
+END_CONTENT_TYPE = "application/vnd.refcam.stream-end+json"
+SIGNED_CONTENT_TYPES = frozenset({MANIFEST_CONTENT_TYPE, END_CONTENT_TYPE})  # parts whose body is an envelope
 MAX_HEADER_BLOCK = 1024 * 1024  # bytes; a part's headers (manifests included)
 MAX_PART = 64 * 2**20  # bytes
 
@@ -59,9 +66,10 @@ def frame_part_head(
     return head + b"\r\n"
 
 
-def manifest_part(manifest: bytes) -> bytes:
-    """A part carrying one manifest as its body (used at the end of a stream)."""
-    head = f"--{BOUNDARY}\r\nContent-Type: {MANIFEST_CONTENT_TYPE}\r\nContent-Length: {len(manifest)}\r\n\r\n"
+def manifest_part(manifest: bytes, *, final: bool = False) -> bytes:
+    """A part carrying one manifest (``final``: the session's end marker) as its body, at the end of a stream."""
+    kind = END_CONTENT_TYPE if final else MANIFEST_CONTENT_TYPE
+    head = f"--{BOUNDARY}\r\nContent-Type: {kind}\r\nContent-Length: {len(manifest)}\r\n\r\n"
     return head.encode("ascii") + manifest + b"\r\n"
 
 
@@ -69,8 +77,11 @@ def close_delimiter() -> bytes:
     return f"--{BOUNDARY}--\r\n".encode("ascii")
 
 
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+
+
 def _header_safe(value: bytes) -> bytes:
-    if any(b < 0x20 or b > 0x7E for b in value):
+    if _PRINTABLE.fullmatch(value) is None:
         raise ValueError("manifest is not printable ASCII; cannot travel as a header")
     return value
 
@@ -83,12 +94,20 @@ class Part:
 
 
 class PartParser:
-    """Incremental parser for the parts above; ``feed`` returns the parts completed so far."""
+    """Incremental parser for the parts above; ``feed`` returns the parts completed so far.
+
+    Headers are parsed from a small buffer; once a part's Content-Length is
+    known its body is collected as the chunks arrive and joined once, so a
+    JPEG is copied about once on its way through, not once per chunk.
+    """
 
     def __init__(self, boundary: str = BOUNDARY) -> None:
         self._delimiter = b"--" + boundary.encode("ascii")
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # unparsed bytes while no body is being collected
         self._closed = False
+        self._part: tuple[dict[str, str], tuple[bytes, ...], int] | None = None  # headers of the open body
+        self._chunks: list[bytes] = []  # the open body's bytes so far (and what follows it)
+        self._have = 0  # bytes in _chunks
 
     @property
     def closed(self) -> bool:
@@ -100,13 +119,22 @@ class PartParser:
             if data.strip():
                 raise FormatError("data after the multipart close delimiter")
             return []
-        self._buffer += data
         parts: list[Part] = []
-        while True:
-            part = self._next()
+        if self._part is not None:
+            self._chunks.append(bytes(data))
+            self._have += len(data)
+            part = self._body()
             if part is None:
                 return parts
             parts.append(part)
+        else:
+            self._buffer += data
+        while not self._closed:
+            part = self._next()
+            if part is None:
+                break
+            parts.append(part)
+        return parts
 
     def _next(self) -> Part | None:
         buf = self._buffer
@@ -120,17 +148,18 @@ class PartParser:
         after = len(self._delimiter)
         if buf[after : after + 2] == b"--":
             self._closed = True
+            rest = bytes(buf[after + 2 :])
             buf.clear()
+            if rest.strip():
+                raise FormatError("data after the multipart close delimiter")
             return None
         if buf[after : after + 2] != b"\r\n":
             raise FormatError("multipart delimiter is not followed by CRLF")
-        end = buf.find(b"\r\n\r\n", after)
+        end = buf.find(b"\r\n\r\n", after, after + MAX_HEADER_BLOCK + 4)
         if end < 0:
             if len(buf) > MAX_HEADER_BLOCK:
                 raise FormatError(f"part headers exceed {MAX_HEADER_BLOCK} bytes")
             return None
-        if end - after > MAX_HEADER_BLOCK:
-            raise FormatError(f"part headers exceed {MAX_HEADER_BLOCK} bytes")
         headers: dict[str, str] = {}
         manifests: list[bytes] = []
         for line in bytes(buf[after + 2 : end]).split(b"\r\n"):
@@ -145,13 +174,31 @@ class PartParser:
         length_text = headers.get("content-length", "")
         if not length_text.isdigit() or int(length_text) > MAX_PART:
             raise FormatError(f"part Content-Length {length_text!r} is missing or out of range")
-        length = int(length_text)
-        body_start = end + 4
-        if len(buf) < body_start + length + 2:
+        self._part = (headers, tuple(manifests), int(length_text))
+        with memoryview(buf) as view:  # one copy of the body's first bytes, not two
+            self._chunks = [bytes(view[end + 4 :])]
+        self._have = len(self._chunks[0])
+        buf.clear()
+        return self._body()
+
+    def _body(self) -> Part | None:
+        """The open part once its body and CRLF are in; the bytes after it go back to the buffer."""
+        assert self._part is not None
+        headers, manifests, length = self._part
+        if self._have < length + 2:
             return None
-        if buf[body_start + length : body_start + length + 2] != b"\r\n":
+        chunks, taken, i = self._chunks, 0, 0
+        while taken + len(chunks[i]) < length:  # chunks[i] holds the body's last byte
+            taken += len(chunks[i])
+            i += 1
+        cut = length - taken
+        last = chunks[i]
+        body = b"".join([*chunks[:i], last[:cut]]) if i or cut < len(last) else last
+        self._buffer += last[cut:]
+        for chunk in chunks[i + 1 :]:
+            self._buffer += chunk
+        self._part, self._chunks, self._have = None, [], 0
+        if not self._buffer.startswith(b"\r\n"):
             raise FormatError("part body is not followed by CRLF (Content-Length wrong?)")
-        with memoryview(buf) as view:  # one copy of the body, not two (bytearray slice + bytes)
-            body = bytes(view[body_start : body_start + length])
-        del buf[: body_start + length + 2]
-        return Part(headers, body, tuple(manifests))
+        del self._buffer[:2]
+        return Part(headers, body, manifests)

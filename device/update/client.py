@@ -55,7 +55,7 @@ from tuf.api.metadata import Metadata, TargetFile, Targets  # type: ignore[attr-
 from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
 
 from bootloader.atomicfile import write_atomic
-from bootloader.errors import BootError, ImageFormatError, PowerCut
+from bootloader.errors import BootError, FlashError, ImageFormatError, PowerCut
 from bootloader.handoff import BootHandoff, Slot, SlotImageWriter
 from bootloader.image import (
     HEADER_FMT,
@@ -517,6 +517,7 @@ class UpdateClient:
         self.metadata_dir = self.root_dir / "metadata"
         self.download_dir = self.root_dir / "download"
         self.floor = ClockFloor(self.root_dir / "clock-floor.json", build_time=handoff.firmware.build_time)
+        self.slot_download = SlotDownload(self.root_dir / "slot-download.json")
         self.status = UpdateStatus()
         self._lock = threading.Lock()
         fetcher.progress = self._progress
@@ -645,7 +646,7 @@ class UpdateClient:
         """
         url = self._target_url(info)
         services = self.handoff.services
-        record = SlotDownload(self.root_dir / "slot-download.json")
+        record = self.slot_download
         offset = record.resume_point(url, slot, info.length)
 
         @contextmanager
@@ -663,11 +664,10 @@ class UpdateClient:
             )
             try:
                 yield writer
-            except PowerCut:
-                raise  # no code runs in a power cut: the last checkpoint stands
-            except Exception:
+            except exceptions.DownloadError:
                 record.save(url, slot, writer.durable)  # a cut transfer resumes from here
                 raise
+            # (a power cut runs no code at all: the last checkpoint stands)
             writer.finish()
 
         try:
@@ -678,6 +678,10 @@ class UpdateClient:
             record.clear()
             services.erase_slot(slot)
             raise translate(exc) from exc
+        except FlashError as exc:  # the signed length is more than this board's slot holds
+            record.clear()
+            services.erase_slot(slot)
+            raise ImageTooLarge(f"target {info.path} ({info.length} bytes) does not fit slot {slot}: {exc}") from exc
         except BootError as exc:
             raise UpdateError(f"cannot write slot {slot}: {exc}") from exc
         record.clear()
@@ -741,7 +745,7 @@ class UpdateClient:
                 services.erase_slot(written_to)  # refused: the slot is left empty
             raise
         self._refuse_during_trial()
-        SlotDownload(self.root_dir / "slot-download.json").clear()  # the slot gets other bytes
+        self.slot_download.clear()  # the slot gets other bytes
         try:
             if skip_rollback and not skip_signature:
                 # The flawed client still checks the signature, just not the counters.

@@ -34,6 +34,7 @@ from device.update.client import ImageFacts, candidate_from_target
 from device.update.errors import (
     ExpiredMetadata,
     ImageRejected,
+    ImageTooLarge,
     SecurityCounterDowngrade,
     TrialNotConfirmed,
     UntrustedMetadata,
@@ -254,6 +255,17 @@ def test_endless_target_data_is_cut_at_the_signed_length(
         pytest.raises(UntrustedMetadata, match="too much data"),
     ):
         update_client(camera.boot(), vendor, url).install()
+    assert_nothing_installed(camera)
+
+
+def test_target_larger_than_the_slot_is_refused_and_leaves_nothing_to_resume(
+    vendor: Vendor, camera: Camera
+) -> None:
+    vendor.publish(vendor.image("2.0.0", 2, padding=96 * 1024), "rc-2.0.0.img")  # the slot holds 64 KiB
+    outcome = camera.boot()
+    with update_server(vendor) as url, pytest.raises(ImageTooLarge, match="does not fit slot b"):
+        update_client(outcome, vendor, url).install()
+    assert not (outcome.handoff.data_dir / "update" / "slot-download.json").exists()  # never resumed
     assert_nothing_installed(camera)
 
 

@@ -30,79 +30,29 @@ import copy
 import hashlib
 import http.client
 import os
-import queue
-import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from bootloader.chain import boot
 from bootloader.hardware import Board, FlashGeometry
 from device import tls
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "device"))
 import update_fixtures as uf
 
-READY = re.compile(r"refcam update-server serving (https://\S+)")
+from tests.integration.conftest import start_vendor  # refcam update-server run, ready line awaited
 
 
 def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def vendor_server(vendor: uf.Vendor, workdir: Path) -> Iterator[str]:
-    """``refcam update-server run`` on loopback; yields its https URL once it is ready."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "refcam.cli", "update-server", "run", "--repo", str(vendor.repo_dir),
-         "--keys", str(vendor.keys_dir), "--port", str(port), "--psirt-db", str(workdir / "psirt.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line is None:
-                raise SystemExit(f"update server exited with {proc.wait()} before it was ready")
-            if READY.search(line):
-                break
-        yield f"https://localhost:{port}"
-    except queue.Empty:
-        raise SystemExit("update server did not start within 60 s") from None
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main() -> None:
@@ -134,7 +84,9 @@ def main() -> None:
         context = tls.client_context(vendor.vendor_root_pem)
         print(f"image: {len(image)} bytes ({len(image) / 2**20:.1f} MiB)", flush=True)
 
-        with vendor_server(vendor, tmp) as url:
+        server = start_vendor(tmp / "vendor", vendor.keys_dir, repo=vendor.repo_dir)
+        try:
+            url = server.url
             host, port = url.removeprefix("https://").split(":")
             path = f"/targets/{uf.HARDWARE_ID}/{target.name}"
 
@@ -190,6 +142,8 @@ def main() -> None:
             client.check()
             idle_bytes = client.fetcher.bytes_received - before_bytes
             idle_requests = client.fetcher.requests - before_requests
+        finally:
+            server.stop()
 
     print(f"check with nothing new: {idle_bytes} bytes in {idle_requests} requests")
     print(f"medians of {args.runs} interleaved rounds:")

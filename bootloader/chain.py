@@ -333,10 +333,7 @@ def write_partition(
 
     Sectors past the data are erased only when not already blank.
     """
-    size = flash.geometry.size(partition)
-    if len(data) > size:
-        raise FlashError(f"{len(data)} bytes do not fit partition {partition!r} ({size} bytes)")
-    writer = SlotWriter(flash, partition, total=len(data), progress=progress)
+    writer = SlotWriter(flash, partition, total=len(data), progress=progress)  # refuses what does not fit
     writer.write(data)
     writer.finish()
 

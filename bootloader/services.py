@@ -38,7 +38,6 @@ from bootloader.chain import (
     advance_fuses,
     check_slot,
     fuse_summary,
-    is_erased,
     read_control,
     trust_state,
     write_control,
@@ -135,11 +134,7 @@ class FlashBootServices:
     def erase_slot(self, slot: Slot) -> None:
         """Erase the inactive slot (a refused download leaves it empty, not half-written)."""
         self._check_target(slot, "erase")
-        flash = self._device.flash
-        sector = flash.geometry.sector_size
-        for index in range(flash.sectors(slot)):
-            if not is_erased(flash.read(slot, index * sector, sector)):
-                flash.erase(slot, index)
+        SlotWriter(self._device.flash, slot).finish()  # an empty image: every non-blank sector erased
 
     def verify_slot(self, slot: Slot) -> SlotStatus:
         """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""

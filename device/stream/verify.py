@@ -257,7 +257,7 @@ class _Segment:
     key_id: str
     device: str
     digest: str  # SHA-256 of the canonical payload: the next segment's "previous"
-    frame_hash: str = "sha256"  # how the listed frame digests are computed
+    frame_hash: str  # how the listed frame digests are computed
 
 
 @dataclass(frozen=True)

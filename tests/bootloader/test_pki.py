@@ -256,67 +256,44 @@ def test_device_ca_not_issued_by_the_root_is_refused(ca: ManufacturerCA, tmp_pat
     assert not (tmp_path / "id" / "tls.key.pem").exists()
 
 
+def _issue(ca: ManufacturerCA, key: ec.EllipticCurvePrivateKey, *, serial: str = "RC1-0001",
+           now: dt.datetime = NOW, days: int | None = None) -> x509.Certificate:
+    """A TLS leaf for ``key`` from the test device CA (the keyword defaults of provisioning)."""
+    kwargs = {} if days is None else {"days": days}
+    return issue_tls_certificate(serial=serial, public_key=key.public_key(), device_ca_key=ca.device_ca_key,
+                                 device_ca_cert=ca.device_ca, now=now, **kwargs)  # fmt: skip
+
+
 @pytest.mark.parametrize("serial", ["", "-abc", "a b", "a.b", "x" * 60, "caf\u00e9"])
 def test_bad_serial_is_refused(ca: ManufacturerCA, serial: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(PKIError, match="is not 1..59 letters"):
-        issue_tls_certificate(
-            serial=serial,
-            public_key=key.public_key(),
-            device_ca_key=ca.device_ca_key,
-            device_ca_cert=ca.device_ca,
-            now=NOW,
-        )
+        _issue(ca, key, serial=serial)
 
 
 def test_validity_above_366_days_is_refused(ca: ManufacturerCA) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(PKIError, match="validity of 367 days is outside 1..366"):
-        issue_tls_certificate(
-            serial="RC1-0001",
-            public_key=key.public_key(),
-            device_ca_key=ca.device_ca_key,
-            device_ca_cert=ca.device_ca,
-            now=NOW,
-            days=367,
-        )
+        _issue(ca, key, days=367)
 
 
 def test_leaf_never_outlives_the_device_ca(ca: ManufacturerCA) -> None:
     late = ca.device_ca.not_valid_after_utc - dt.timedelta(days=10)
     key = ec.generate_private_key(ec.SECP256R1())
-    leaf = issue_tls_certificate(
-        serial="RC1-0001",
-        public_key=key.public_key(),
-        device_ca_key=ca.device_ca_key,
-        device_ca_cert=ca.device_ca,
-        now=late,
-    )
+    leaf = _issue(ca, key, now=late)
     assert leaf.not_valid_after_utc == ca.device_ca.not_valid_after_utc
 
 
 def test_expired_device_ca_cannot_issue(ca: ManufacturerCA) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(PKIError, match="device CA certificate is not valid at"):
-        issue_tls_certificate(
-            serial="RC1-0001",
-            public_key=key.public_key(),
-            device_ca_key=ca.device_ca_key,
-            device_ca_cert=ca.device_ca,
-            now=NOW + dt.timedelta(days=4000),
-        )
+        _issue(ca, key, now=NOW + dt.timedelta(days=4000))
 
 
 def test_rsa_or_non_p256_tls_key_is_refused(ca: ManufacturerCA) -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(PKIError, match="must be ECDSA P-256"):
-        issue_tls_certificate(
-            serial="RC1-0001",
-            public_key=key.public_key(),
-            device_ca_key=ca.device_ca_key,
-            device_ca_cert=ca.device_ca,
-            now=NOW,
-        )
+        _issue(ca, key)
 
 
 def test_renewal_keeps_the_key_and_issues_a_new_valid_leaf(

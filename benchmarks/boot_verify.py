@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bootloader.build import build_firmware_image
 from bootloader.keys import init_keys, load_public_key, spki_sha256
-from bootloader.verify import TrustState, build_firmware_image, verify_firmware_image
+from common.verify import TrustState, verify_firmware_image
 
 
 def best_of(runs: int, func: Callable[[], None]) -> float:

@@ -1,7 +1,7 @@
 """Management API throughput: authenticated GET /api/v1/status vs a bare aiohttp TLS hello-world.
 
 Both servers run in this process with the *same* TLS context
-(``device.tls.server_context``, Mozilla intermediate). The load generator runs
+(``common.tls.server_context``, Mozilla intermediate). The load generator runs
 in a separate process: an aiohttp client with N concurrent keep-alive
 connections sending a fixed number of requests. The device side pays for the
 middlewares (errors, access control with a session lookup in SQLite, security
@@ -35,7 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bootloader import pki
-from bootloader.handoff import (
+from bootloader.keys import make_ca_certificate
+from common import tls
+from common.handoff import (
     BootHandoff,
     DeviceIdentity,
     FirmwareManifest,
@@ -43,8 +45,6 @@ from bootloader.handoff import (
     MeasurementEvent,
     SlotStatus,
 )
-from bootloader.keys import make_ca_certificate
-from device import tls
 from device.config import DeviceConfig
 from device.server import create_app
 from refcam import passwords

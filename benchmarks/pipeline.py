@@ -4,7 +4,7 @@ All in one run, on the same pre-rendered synthetic frames, JPEG quality 80, 4:2:
 
 1. baseline: a bare ``cv2.imencode`` loop on 1 and 2 threads, 720p and 1080p;
 2. the pipeline (capture -> overlay -> encode pool -> sign -> fan-out) served
-   by aiohttp over TLS on 127.0.0.1 (``device.tls.server_context``, a
+   by aiohttp over TLS on 127.0.0.1 (``common.tls.server_context``, a
    tmp-generated certificate) to 1, 10 and 50 viewers that run in a separate
    process and parse the multipart parts (``device.stream.multipart``);
    the source replays the pre-rendered frames the way a camera delivers
@@ -56,7 +56,7 @@ from cryptography.x509.oid import NameOID
 
 from bootloader import pki
 from bootloader.keys import make_ca_certificate
-from device import tls
+from common import tls
 from device.stream.pipeline import PipelineConfig, StreamPipeline
 from device.stream.signing import SegmentSigner, StreamSigner
 from device.stream.sources import Frame, SyntheticSource

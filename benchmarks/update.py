@@ -40,7 +40,7 @@ from pathlib import Path
 
 from bootloader.chain import boot
 from bootloader.hardware import Board, FlashGeometry
-from device import tls
+from common import tls
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "device"))

@@ -52,14 +52,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from bootloader.dice import TCG_DICE_TCB_INFO, alias_tcb_info
-from bootloader.errors import AttestationError
-from bootloader.handoff import MeasurementEvent
 from bootloader.measured import (
     event_from_json,
     event_to_json,
     parse_reference_values,
     replay,
 )
+from common.errors import AttestationError
+from common.handoff import MeasurementEvent
 
 ALG: Final = "EdDSA"
 TYP: Final = "refcam-evidence+jws"

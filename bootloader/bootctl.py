@@ -26,8 +26,8 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from bootloader.errors import BootControlError
-from bootloader.handoff import Slot
+from common.errors import BootControlError
+from common.handoff import Slot
 
 TrialState = Literal["none", "pending", "trial-booted", "confirmed"]
 

@@ -44,7 +44,18 @@ from bootloader import dice
 from bootloader.bootctl import RECORD_SIZE as BOOTCTL_RECORD_SIZE
 from bootloader.bootctl import BootControl, BootControlView, next_record, read_boot_control
 from bootloader.decision import decide_boot
-from bootloader.errors import (
+from bootloader.firmware import FirmwarePayload
+from bootloader.hardware import (
+    Board,
+    Flash,
+    FlashGeometry,
+    FuseState,
+    OTPFuses,
+    PartitionName,
+    PowerCutInjector,
+)
+from bootloader.measured import MeasurementLog
+from common.errors import (
     BootControlError,
     BootError,
     BootloaderRejected,
@@ -55,24 +66,14 @@ from bootloader.errors import (
     ProvisioningError,
     SecurityCounterRollback,
 )
-from bootloader.firmware import FirmwarePayload
-from bootloader.handoff import (
+from common.handoff import (
     BootHandoff,
     DeviceIdentity,
     FuseSummary,
     Slot,
     SlotStatus,
 )
-from bootloader.hardware import (
-    Board,
-    Flash,
-    FlashGeometry,
-    FuseState,
-    OTPFuses,
-    PartitionName,
-    PowerCutInjector,
-)
-from bootloader.image import (
+from common.image import (
     HEADER_FMT,
     IMAGE_HEADER_SIZE,
     IMAGE_MAGIC,
@@ -81,8 +82,7 @@ from bootloader.image import (
     TLV_INFO_SIZE,
     ImageVersion,
 )
-from bootloader.measured import MeasurementLog
-from bootloader.verify import (
+from common.verify import (
     BOOTLOADER_MANIFEST_FORMAT,
     TrustState,
     VerifiedFirmware,

@@ -32,8 +32,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from bootloader.bootctl import BootControl
-from bootloader.errors import NoBootableSlot
-from bootloader.handoff import Slot, SlotStatus
+from common.errors import NoBootableSlot
+from common.handoff import Slot, SlotStatus
 
 SLOTS: tuple[Slot, Slot] = ("a", "b")
 

@@ -46,10 +46,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 
-from bootloader.errors import AttestationError
-from bootloader.handoff import MeasurementEvent
 from bootloader.measured import MeasurementLog
-from bootloader.x509profile import key_usage
+from common.errors import AttestationError
+from common.handoff import MeasurementEvent
+from common.x509profile import key_usage
 
 CDI_SIZE = 32  # bytes
 INFO_CDI_L0 = b"refcam DICE CDI_L0"

@@ -1,5 +1,5 @@
-"""The firmware payload: the ``device`` package packed as a zip, and the loader
-that runs it from verified memory.
+"""The firmware payload: the ``device`` package and the ground package
+``common`` packed as a zip, and the loader that runs it from verified memory.
 
 A slot image's payload is a deterministic zip::
 
@@ -7,16 +7,24 @@ A slot image's payload is a deterministic zip::
                          trusted TUF root, vendor TLS root, SHA-256 of every file
     device/__init__.py   the firmware runtime, one entry per file
     device/...
+    common/...           the ground package the runtime shares with the bootloader
 
-:func:`build_payload` makes it from the ``device`` package on disk (same
-inputs, same bytes). :meth:`FirmwarePayload.parse` checks it strictly (every
-file listed with its hash, nothing outside ``device/``, bounded sizes).
+:func:`build_payload` makes it from the packages on disk (same inputs, same
+bytes). :meth:`FirmwarePayload.parse` checks it strictly (every file listed
+with its hash, nothing outside ``device/`` and ``common/``, bounded sizes).
 :func:`load_firmware` imports the runtime from the *verified in-memory bytes*
 through a meta-path importer: the slot is never read again after the
 bootloader verified it, so a byte changed in flash after verification cannot
-reach the running code. Each load gets a fresh module name
-(``refcam_fw_<digest>_<n>``), which is why modules in ``device/`` import each
-other relatively.
+reach the running code. Each load gets fresh module names
+(``refcam_fw_<digest>_<n>`` for ``device``, the same with ``_common`` for
+``common``); modules in ``device/`` import each other relatively, and an
+absolute ``import common...`` in a payload module resolves to the payload's
+own copy. A payload module that imports any other package of ours
+(``bootloader``, ``refcam``, ...) fails to load, naming the module: the
+firmware runs only what the boot chain verified. The bootloader and the
+firmware each run their own copy of ``common`` (as a bootloader and an
+application each link their own copy of a library); the boot services the
+firmware is handed raise its own error classes (:class:`_BootABI`).
 
 Example::
 
@@ -27,6 +35,8 @@ Example::
 from __future__ import annotations
 
 import base64
+import builtins
+import dataclasses
 import functools
 import hashlib
 import importlib.abc
@@ -44,12 +54,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bootloader.errors import FirmwarePayloadError
-from bootloader.handoff import ENTRY_MODULE, BootHandoff, FirmwareManifest
+from common import errors as boot_errors
+from common.errors import FirmwarePayloadError
+from common.handoff import ENTRY_MODULE, BootHandoff, FirmwareManifest
 
 PAYLOAD_FORMAT = "refcam-firmware-payload/1"
 MANIFEST_NAME = "manifest.json"
-PACKAGE = "device"
+PACKAGE = "device"  # the firmware runtime; holds the entry module
+GROUND = "common"  # the ground package, packed beside it
+PAYLOAD_PACKAGES = (PACKAGE, GROUND)
+# Packages of ours that exist outside the payload: a payload module importing one is refused.
+_FOREIGN_PACKAGES = frozenset({"bootloader", "refcam", "update_server", "conformance"})
 MAX_PAYLOAD_FILES = 2048
 MAX_UNCOMPRESSED = 64 * 2**20  # bytes, all files together (zip-bomb bound)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: reproducible builds
@@ -57,14 +72,14 @@ _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _load_counter = itertools.count(1)
 
 
-def _default_source_dir() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
+def _default_source_dir(package: str = PACKAGE) -> Path:
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.submodule_search_locations is None:
-        raise FirmwarePayloadError(f"cannot find the '{PACKAGE}' package to pack")
+        raise FirmwarePayloadError(f"cannot find the '{package}' package to pack")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _package_files(source_dir: Path) -> list[tuple[str, bytes]]:
+def _package_files(source_dir: Path, package: str = PACKAGE) -> list[tuple[str, bytes]]:
     files: list[tuple[str, bytes]] = []
     for path in sorted(source_dir.rglob("*")):
         if not path.is_file() or "__pycache__" in path.parts:
@@ -72,7 +87,7 @@ def _package_files(source_dir: Path) -> list[tuple[str, bytes]]:
         if path.suffix in _EXCLUDED_SUFFIXES or path.name.startswith("."):
             continue
         rel = path.relative_to(source_dir).as_posix()
-        files.append((f"{PACKAGE}/{rel}", path.read_bytes()))
+        files.append((f"{package}/{rel}", path.read_bytes()))
     return files
 
 
@@ -95,14 +110,18 @@ def build_payload(
     tuf_root: bytes | None = None,
     vendor_tls_root: bytes | None = None,
     source_dir: Path | None = None,
+    ground_dir: Path | None = None,
     extra_files: Mapping[str, bytes] | None = None,
 ) -> bytes:
-    """Pack the ``device`` package and its manifest into a reproducible zip.
+    """Pack the ``device`` package (from ``source_dir`` if given), the ground
+    package ``common`` (from ``ground_dir`` if given) and the manifest into a
+    reproducible zip.
 
     ``extra_files`` adds build products inside the package (such as
     ``device/sbom.cdx.json``); they are listed and hashed like every other file.
     """
     files = _package_files(source_dir or _default_source_dir())
+    files += _package_files(ground_dir or _default_source_dir(GROUND), GROUND)
     for name, data in sorted((extra_files or {}).items()):
         parts = name.split("/")
         if parts[0] != PACKAGE or len(parts) < 2 or ".." in parts or any(n == name for n, _ in files):
@@ -312,8 +331,10 @@ class FirmwarePayload:
             )
         for name, found in digests.items():
             parts = name.split("/")
-            if parts[0] != PACKAGE or ".." in parts or name.startswith("/") or "" in parts[1:]:
-                raise FirmwarePayloadError(f"payload entry {name!r} is outside '{PACKAGE}/'")
+            if parts[0] not in PAYLOAD_PACKAGES or ".." in parts or name.startswith("/") or "" in parts[1:]:
+                raise FirmwarePayloadError(
+                    f"payload entry {name!r} is outside '{PACKAGE}/' and '{GROUND}/'"
+                )
             if found != listed[name]:
                 raise FirmwarePayloadError(f"payload entry {name!r} does not match its manifest hash")
         if f"{PACKAGE}/{ENTRY_MODULE}.py" not in digests:
@@ -333,24 +354,53 @@ class _PayloadResources(importlib.abc.TraversableResources):
 
 
 class PayloadImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves ``<alias>`` and its submodules from a verified payload held in memory."""
+    """Serves ``<alias>`` (``device/``) and ``<alias>_common`` (``common/``) and their
+    submodules from a verified payload held in memory."""
 
     def __init__(self, payload: FirmwarePayload, alias: str) -> None:
         self.payload = payload
         self.alias = alias
+        self.roots = {PACKAGE: alias, GROUND: f"{alias}_{GROUND}"}  # payload package -> module name
         self._origin = f"<firmware {payload.manifest.version}>"
         # importlib.resources reads the same verified archive (every entry was hash-checked)
         self._zip = payload.open_archive()
+        self._builtins = dict(vars(builtins))
+        self._builtins["__import__"] = self._import
+
+    def _import(
+        self,
+        name: str,
+        globals: Mapping[str, object] | None = None,
+        locals: Mapping[str, object] | None = None,
+        fromlist: Sequence[str] = (),
+        level: int = 0,
+    ) -> ModuleType:
+        """``__import__`` as payload modules see it: ``device``/``common`` are the payload's,
+        and no other package of ours exists."""
+        if level == 0:
+            top, dot, rest = name.partition(".")
+            if top in self.roots:
+                name = self.roots[top] + dot + rest
+            elif top in _FOREIGN_PACKAGES:
+                importer = (globals or {}).get("__name__", "?")
+                raise ImportError(
+                    f"firmware module {importer} imports {name!r}, which is not in the signed "
+                    f"payload (only '{PACKAGE}', '{GROUND}', the standard library and "
+                    "third-party distributions are)",
+                    name=name,
+                )
+        return _real_import(name, globals, locals, fromlist, level)
 
     def _locate(self, fullname: str) -> tuple[str, bool] | None:
-        if fullname != self.alias and not fullname.startswith(self.alias + "."):
-            return None
-        rel = fullname[len(self.alias) :].lstrip(".").replace(".", "/")
-        base = f"{PACKAGE}/{rel}" if rel else PACKAGE
-        if f"{base}/__init__.py" in self.payload.files:
-            return f"{base}/__init__.py", True
-        if f"{base}.py" in self.payload.files:
-            return f"{base}.py", False
+        for package, root in self.roots.items():
+            if fullname == root or fullname.startswith(root + "."):
+                rel = fullname[len(root) :].lstrip(".").replace(".", "/")
+                base = f"{package}/{rel}" if rel else package
+                if f"{base}/__init__.py" in self.payload.files:
+                    return f"{base}/__init__.py", True
+                if f"{base}.py" in self.payload.files:
+                    return f"{base}.py", False
+                return None
         return None
 
     def find_spec(
@@ -377,6 +427,7 @@ class PayloadImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             raise ImportError(f"{module.__name__} is not in the firmware payload")
         name, _ = found
         code = compile(self.payload.files[name], f"{self._origin}/{name}", "exec")
+        module.__dict__["__builtins__"] = self._builtins  # imports resolve inside the payload
         exec(code, module.__dict__)  # noqa: S102 - the bytes were verified by the boot chain
 
     def get_source(self, fullname: str) -> str | None:
@@ -390,10 +441,71 @@ class PayloadImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return _PayloadResources(self._zip, found[0].rsplit("/", 1)[0] + "/")
 
     def modules(self) -> Iterator[str]:
-        return (m for m in list(sys.modules) if m == self.alias or m.startswith(self.alias + "."))
+        roots = tuple(self.roots.values())
+        return (
+            m for m in list(sys.modules) if m in roots or m.startswith(tuple(r + "." for r in roots))
+        )
 
 
+_real_import = builtins.__import__
 _active: list[PayloadImporter] = []
+
+
+class _BootABI:
+    """A boot-side object (the services, the attester, a slot writer) as the firmware sees it.
+
+    The bootloader and the firmware each run their own copy of ``common``, so a
+    refusal the boot side raises (``common.errors.FlashError``) is not an
+    instance of the firmware's class of the same name. Errors cross this line
+    by name, as error codes cross a real bootloader's ABI: each is re-raised as
+    the firmware's own class (the original chained), and objects handed back
+    (a slot writer) are wrapped the same way. Plain values pass unchanged.
+    """
+
+    def __init__(self, target: object, errors_module: ModuleType) -> None:
+        self._target = target
+        self._errors = errors_module
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        ours = getattr(self._errors, type(exc).__name__, None)
+        if type(exc).__module__ != boot_errors.__name__ or not isinstance(ours, type):
+            return exc
+        return ours(*exc.args)  # type: ignore[no-any-return]
+
+    def _wrap(self, value: object) -> object:
+        if callable(getattr(value, "write", None)) and callable(getattr(value, "finish", None)):
+            return _BootABI(value, self._errors)  # a SlotImageWriter
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attr(*args, **kwargs)
+            except Exception as exc:
+                translated = self._translate(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
+            return self._wrap(result)
+
+        return call
+
+
+def _bridged(handoff: BootHandoff, importer: PayloadImporter) -> BootHandoff:
+    """``handoff`` with its services and attester speaking the loaded firmware's errors."""
+    if not dataclasses.is_dataclass(handoff):  # a bare test entry point given no handoff
+        return handoff
+    fw_errors = importlib.import_module(f"{importer.roots[GROUND]}.errors")
+    return dataclasses.replace(
+        handoff,
+        services=_BootABI(handoff.services, fw_errors),
+        attester=_BootABI(handoff.attester, fw_errors),
+    )
 
 
 def unload_firmware() -> None:
@@ -417,8 +529,11 @@ def load_firmware(payload: FirmwarePayload) -> ModuleType:
         return importlib.import_module(f"{alias}.{ENTRY_MODULE}")
     except Exception as exc:
         unload_firmware()
+        text = str(exc)
+        for package, root in sorted(importer.roots.items(), key=lambda kv: -len(kv[1])):
+            text = text.replace(root, package)  # name modules as the payload lists them
         raise FirmwarePayloadError(
-            f"firmware {payload.manifest.version} failed to load: {type(exc).__name__}: {exc}"
+            f"firmware {payload.manifest.version} failed to load: {type(exc).__name__}: {text}"
         ) from exc
 
 
@@ -428,7 +543,17 @@ def start_firmware(payload: FirmwarePayload, handoff: BootHandoff, argv: Sequenc
     run = getattr(entry, "run", None)
     if not callable(run):
         raise FirmwarePayloadError(f"firmware {ENTRY_MODULE}.py defines no run(handoff, argv)")
-    result = run(handoff, list(argv))
+    importer = _active[-1]
+    try:
+        result = run(_bridged(handoff, importer), list(argv))
+    except Exception as exc:  # the firmware's own class of a boot error: back to the boot side's
+        fw_errors = sys.modules.get(f"{importer.roots[GROUND]}.errors")
+        if fw_errors is None or type(exc).__module__ != fw_errors.__name__:
+            raise
+        ours = getattr(boot_errors, type(exc).__name__, None)
+        if not isinstance(ours, type):
+            raise
+        raise ours(*exc.args) from exc
     if not isinstance(result, int):
         raise FirmwarePayloadError(f"firmware run() returned {type(result).__name__}, expected int")
     return result

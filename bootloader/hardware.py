@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bootloader.atomicfile import fsync_dir, write_atomic
-from bootloader.errors import FlashError, FuseError, HardwareError, PowerCut
-from bootloader.handoff import Lifecycle
+from common.atomicfile import fsync_dir, write_atomic
+from common.errors import FlashError, FuseError, HardwareError, PowerCut
+from common.handoff import Lifecycle
 
 # ---------------------------------------------------------------- power cuts
 

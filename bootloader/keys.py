@@ -41,8 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from bootloader.errors import BootError, KeyStoreError
-from bootloader.keymanifest import KeyManifest, build_key_manifest, spki_der
+from common.errors import BootError, KeyStoreError
+from common.keymanifest import KeyManifest, build_key_manifest, spki_der
 
 INVENTORY_FORMAT = "refcam-keys/1"
 ROT_SLOTS = 2

@@ -38,8 +38,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bootloader.errors import AttestationError
-from bootloader.handoff import MeasurementEvent
+from common.errors import AttestationError
+from common.handoff import MeasurementEvent
 
 REGISTER_SIZE = 32  # bytes, SHA-256
 DIGEST_SIZE = 32  # bytes, SHA-256 of the measured object / of the signer SPKI
@@ -234,8 +234,8 @@ def reference_values_from_images(
     their hash TLV values become the allowed digests of the ``bootloader``
     and ``firmware`` stages. Raises ``ImageFormatError`` for a malformed image.
     """
-    from bootloader.errors import ImageVerificationError
-    from bootloader.image import SignedImage  # the image format module
+    from common.errors import ImageVerificationError
+    from common.image import SignedImage  # the image format module
 
     def entry(data: bytes) -> tuple[bytes, str, int]:
         image = SignedImage.parse(data)

@@ -50,10 +50,10 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from bootloader.atomicfile import write_atomic
 from bootloader.dice import derive_device_id
-from bootloader.errors import BootloaderError, ProvisioningError
-from bootloader.x509profile import key_usage
+from common.atomicfile import write_atomic
+from common.errors import BootloaderError, ProvisioningError
+from common.x509profile import key_usage
 
 REFCAM_OID_ARC: Final = "2.25.251625529071161775109625699256453891448"
 STREAM_SIGNING_EKU: Final = x509.ObjectIdentifier(REFCAM_OID_ARC + ".1")

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bootloader import pki
 from bootloader.bootctl import BootControl
+from bootloader.build import DEFAULT_BOOTLOADER_MODULES, build_bootloader_image
 from bootloader.chain import (
     BOARD_FILE,
     DEVICE_JSON,
@@ -54,14 +55,7 @@ from bootloader.chain import (
     write_control,
     write_partition,
 )
-from bootloader.errors import (
-    BootError,
-    BootloaderError,
-    KeyStoreError,
-    ProvisioningError,
-)
 from bootloader.firmware import FirmwarePayload
-from bootloader.handoff import Lifecycle
 from bootloader.hardware import (
     UDS_BYTES,
     Board,
@@ -76,11 +70,16 @@ from bootloader.keys import (
     open_keys,
     spki_sha256,
 )
-from bootloader.verify import (
-    DEFAULT_BOOTLOADER_MODULES,
+from common.errors import (
+    BootError,
+    BootloaderError,
+    KeyStoreError,
+    ProvisioningError,
+)
+from common.handoff import Lifecycle
+from common.verify import (
     TrustState,
     VerifiedFirmware,
-    build_bootloader_image,
     verify_bootloader_image,
     verify_firmware_image,
 )
@@ -279,7 +278,7 @@ def provision_state_dir(
     passphrase: bytes | None = None,
 ) -> ProvisionResult:
     """Provision a file-backed device in ``state_dir`` (which must be absent or empty)."""
-    from refcam.passwords import generate_initial_password, hash_password
+    from common.passwords import generate_initial_password, hash_password
 
     if state_dir.exists() and (not state_dir.is_dir() or any(state_dir.iterdir())):
         raise ProvisioningError(

@@ -44,9 +44,9 @@ from bootloader.chain import (
     write_partition,
 )
 from bootloader.decision import other_slot
-from bootloader.errors import BootError, ImageFormatError
-from bootloader.handoff import FuseSummary, Slot, SlotStatus
-from bootloader.verify import VerifiedFirmware
+from common.errors import BootError, ImageFormatError
+from common.handoff import FuseSummary, Slot, SlotStatus
+from common.verify import VerifiedFirmware
 
 
 class FlashBootServices:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refcam.errors import RefcamError
+from common.errors import RefcamError
 
 
 class ProbeError(RefcamError):

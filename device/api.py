@@ -64,7 +64,7 @@ from .credentials import User
 from .sessions import csrf_token_for
 
 if TYPE_CHECKING:
-    from bootloader.handoff import BootHandoff
+    from common.handoff import BootHandoff
 from .errors import AuditChainError, ConfigError, InvalidCredentials, RequestError, UserError
 
 PREFIX = "/api/v1"
@@ -166,7 +166,7 @@ async def get_info(request: web.Request) -> web.Response:
         "password_policy": request.config_dict[CREDENTIALS_KEY].policy,
     }
     flaws = request.config_dict[CONFIG_KEY].flaws
-    if flaws:  # a deliberately flawed device says so (device.flaws)
+    if flaws:  # a deliberately flawed device says so (common.flaws)
         info["unsafe_flaws"] = list(flaws)
     if current_user(request) is not None:
         info.update(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bootloader.handoff import BootHandoff
+    from common.handoff import BootHandoff
 
     from .access import AuthenticatedUser
     from .audit import AuditLog

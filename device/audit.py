@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.sqlitedb import open_database
+
 from .errors import AuditChainError, StorageError
 
 GENESIS_HASH = "0" * 64
@@ -125,12 +127,8 @@ class AuditLog:
     @classmethod
     def open(cls, path: Path) -> AuditLog:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            db = open_database(path, schema=_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the audit log {path}: {exc}") from exc
         return cls(db)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from bootloader.atomicfile import write_atomic
+from common.atomicfile import write_atomic
+from common.flaws import UnsafeFlaws
 
 from .errors import ConfigError
-from .flaws import UnsafeFlaws
 
 PasswordPolicyName = Literal["nist-800-63b", "kr-terminal"]
 PASSWORD_POLICIES: tuple[PasswordPolicyName, ...] = ("nist-800-63b", "kr-terminal")

@@ -14,7 +14,7 @@ Adapter: :class:`CredentialStore`, users and failure counters in SQLite (WAL).
 On first start it creates ``admin`` with the provisioned initial-password hash
 and ``must_change`` set, so only the password change works until the label
 password is replaced. Unknown user names are verified against
-``refcam.passwords.DUMMY_HASH`` and counted like real ones, so the response and
+``common.passwords.DUMMY_HASH`` and counted like real ones, so the response and
 its timing do not tell whether an account exists (EN 303 645 5.6-2).
 
 Example::
@@ -35,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from refcam.passwords import (
+from common.flaws import UnsafeFlaws
+from common.passwords import (
     DUMMY_HASH,
     InvalidPassword,
     PasswordHashFormatError,
     hash_password,
     verify_password,
 )
+from common.sqlitedb import open_database
 
 from .access import ROLES, Role
 from .blocklist import is_blocklisted
@@ -54,7 +56,6 @@ from .errors import (
     UnsafeUnknownUser,
     UserError,
 )
-from .flaws import UnsafeFlaws
 
 UNSAFE_SHARED_PASSWORD = "admin"  # noqa: S105 - the shared-default-password flaw: admin/admin
 
@@ -241,11 +242,7 @@ class CredentialStore:
         if "no-forced-change" in flaws:  # UNSAFE flaw profile: the label password is enough
             must_change = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
+            db = open_database(path, schema=_SCHEMA)
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 (count,) = db.execute("SELECT COUNT(*) FROM users").fetchone()
@@ -254,7 +251,7 @@ class CredentialStore:
                         "INSERT INTO users VALUES ('admin', 'admin', ?, ?, ?, ?)",
                         (first_hash, must_change, now, now),
                     )
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the user database {path}: {exc}") from exc
         return cls(
             db, initial_hash=initial_hash, policy=policy, context=context, throttle=throttle, flaws=flaws

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from update_server.securitytxt import RENEW_AFTER, build_security_txt
+from common.flaws import UnsafeFlaws
+from common.securitytxt import RENEW_AFTER, build_security_txt
 
 from .access import requires
 from .appkeys import CLOCK_KEY
-from .flaws import UnsafeFlaws
 
 SECURITY_TXT_PATH = "/.well-known/security.txt"
 EXPIRED_BY = timedelta(days=30)  # expired-security-txt: Expires this far in the past

@@ -9,7 +9,7 @@ JSON bodies; pure modules never raise HTTP exceptions.
 
 from __future__ import annotations
 
-from refcam.errors import RefcamError
+from common.errors import RefcamError
 
 
 class DeviceError(RefcamError):
@@ -18,10 +18,6 @@ class DeviceError(RefcamError):
 
 class ConfigError(DeviceError):
     """The device configuration or command line is not valid."""
-
-
-class TLSConfigError(DeviceError):
-    """The TLS certificate, key or trust anchors cannot be loaded."""
 
 
 class StorageError(DeviceError):

@@ -42,13 +42,13 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from bootloader.handoff import EXIT_REBOOT, BootHandoff
+from common import tls
+from common.flaws import PLAINTEXT_FLAW_PORT_OFFSET, UnsafeFlaws
+from common.handoff import EXIT_REBOOT, BootHandoff
 
-from . import tls
 from .appkeys import AUDIT_KEY, CLOCK_KEY, REBOOT_KEY
 from .config import PASSWORD_POLICIES, DeviceConfig
 from .errors import ConfigError
-from .flaws import PLAINTEXT_FLAW_PORT_OFFSET, UnsafeFlaws
 from .server import Extension, builtin_extensions, create_app, create_redirect_app
 from .stream import build_pipeline, stream_options
 from .stream.web import add_stream_routes

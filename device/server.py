@@ -41,8 +41,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from aiohttp import web
 from yarl import URL
 
-from bootloader.handoff import BootHandoff
-from refcam.passwords import PasswordHashFormatError
+from common.handoff import BootHandoff
+from common.passwords import PasswordHashFormatError
 
 from .access import access_middleware, requires
 from .appkeys import (

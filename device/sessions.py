@@ -26,6 +26,8 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from common.sqlitedb import open_database
+
 from .config import SessionConfig
 from .errors import SessionError, StorageError
 
@@ -96,12 +98,9 @@ class SessionStore:
     @classmethod
     def open(cls, path: Path, *, config: SessionConfig) -> SessionStore:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # losing a last-seen update is harmless
-            db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            # losing a last-seen update to a power cut is harmless
+            db = open_database(path, schema=_SCHEMA, synchronous="NORMAL")
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the session database {path}: {exc}") from exc
         return cls(db, config=config)
 

@@ -1,8 +1,9 @@
 """The one console command, ``refcam``, and its subcommand groups.
 
-Every package registers its own subcommands (``<package>/cli.py`` exposes
-``register(groups)``), so this module only builds the group parsers and turns
-domain errors into one line on stderr and a non-zero exit status.
+Each command group lives in its own ``refcam/cli_<group>.py`` (the probe's in
+``conformance/cli.py``), exposing ``register(groups)``; this module only builds
+the group parsers and turns domain errors into one line on stderr and a
+non-zero exit status. Help texts are plain text, as a terminal shows them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from common.errors import RefcamError
 from refcam import __version__
-from refcam.errors import RefcamError
 
 # group name -> help text
 GROUPS: dict[str, str] = {
@@ -29,12 +30,12 @@ GROUPS: dict[str, str] = {
 
 # modules exposing register(groups: dict[str, argparse._SubParsersAction]) -> None
 REGISTRARS: tuple[str, ...] = (
-    "bootloader.cli_keys",  # keys init, firmware build/verify/inspect
-    "bootloader.cli_device",  # device provision/boot/flash
-    "bootloader.cli_attest",  # attest verify / reference values
+    "refcam.cli_keys",  # keys init, firmware build/verify/inspect
+    "refcam.cli_device",  # device provision/boot/flash
+    "refcam.cli_attest",  # attest verify / reference values
     "refcam.cli_device_runtime",  # device run/ca/label/factory-reset/renew-cert
-    "update_server.cli_repo",  # repo *, update-server run, tuf-client
-    "update_server.cli_psirt",  # psirt *
+    "refcam.cli_repo",  # repo *, update-server run, tuf-client
+    "refcam.cli_psirt",  # psirt *
     "refcam.cli_stream",  # stream record/verify
     "conformance.cli",  # probe
 )
@@ -43,7 +44,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refcam", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="refcam",
+        description="refcam: a reference secure network camera you can run, and a conformance "
+        "probe for any camera (KS X 3020, EN 303 645, CLS).",
+    )
     parser.add_argument("--version", action="version", version=f"refcam {__version__}")
     top = parser.add_subparsers(dest="group", metavar="COMMAND")
     top.required = True

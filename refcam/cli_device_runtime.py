@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from refcam.errors import RefcamError
+from common.errors import RefcamError
 
 IDENTITY = Path("data") / "identity"
 RUNTIME = Path("data") / "runtime"
@@ -91,8 +91,8 @@ def runtime_argv(args: argparse.Namespace) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from bootloader.chain import boot, open_device
     from bootloader.firmware import start_firmware, unload_firmware
-    from bootloader.handoff import EXIT_REBOOT
-    from device.flaws import UnsafeFlaws
+    from common.flaws import UnsafeFlaws
+    from common.handoff import EXIT_REBOOT
 
     state = _state(args)
     # The bootloader's own flaw is known before the firmware runs; the loopback rule first.

@@ -45,7 +45,7 @@ import aiohttp
 from cryptography import x509
 from yarl import URL
 
-from device import tls
+from common import tls
 from device.stream.errors import FormatError, Incomplete, NotAuthentic, StreamError, TransportError
 from device.stream.multipart import END_CONTENT_TYPE, SIGNED_CONTENT_TYPES, PartParser
 from device.stream.signing import Envelope

@@ -9,7 +9,7 @@ cannot start as configured.
 
 from __future__ import annotations
 
-from refcam.errors import RefcamError
+from common.errors import RefcamError
 
 
 class UpdateServerError(RefcamError):

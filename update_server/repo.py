@@ -76,9 +76,9 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]
 from tuf.repository import Repository  # type: ignore[attr-defined]
 
 from bootloader import keys
-from bootloader.atomicfile import write_atomic
-from bootloader.errors import ImageFormatError, ImageVerificationError
-from bootloader.image import SignedImage, verify_image
+from common.atomicfile import write_atomic
+from common.errors import ImageFormatError, ImageVerificationError
+from common.image import SignedImage, verify_image
 
 from .errors import RepositoryInputError, RepositoryStateError, SigningError
 
@@ -151,7 +151,7 @@ class RoleStatus:
 
 
 def facts_from_image(data: bytes, *, signing_keys: Iterable[Path] = ()) -> ImageFacts:
-    """Parse a signed image strictly (``bootloader.image``); with ``signing_keys``,
+    """Parse a signed image strictly (``common.image``); with ``signing_keys``,
     also require a valid signature by one of them, so the repository never
     publishes an image every device would refuse."""
     try:

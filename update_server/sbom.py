@@ -34,8 +34,8 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
-from bootloader.errors import FirmwarePayloadError
 from bootloader.firmware import FirmwarePayload
+from common.errors import FirmwarePayloadError
 from update_server.psirt.errors import SBOMError
 
 SCHEMA_VERSION = SchemaVersion.V1_6
@@ -44,8 +44,10 @@ _SBOM_NAMESPACE = uuid.UUID("6f1c1a52-4f43-4b0e-9a0e-2f1c7a1b5e10")  # refcam SB
 
 
 def _imported_top_level(files: dict[str, bytes]) -> set[str]:
-    """Top-level names of absolute imports in the payload's Python files."""
+    """Top-level names of absolute imports in the payload's Python files, less the
+    payload's own packages (``device``, ``common``)."""
     names: set[str] = set()
+    own = {name.split("/")[0] for name in files if "/" in name}
     for filename, data in files.items():
         if not filename.endswith(".py"):
             continue
@@ -58,7 +60,7 @@ def _imported_top_level(files: dict[str, bytes]) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return names
+    return names - own
 
 
 def third_party_distributions(modules: set[str]) -> dict[str, str]:

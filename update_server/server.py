@@ -3,7 +3,7 @@
 ``REPO/metadata`` and ``REPO/targets`` are static files; this server adds
 what a production deployment (see ``docs/UPDATES.md`` for nginx) must have:
 
-* TLS only, with the management server's policy (``device.tls.server_context``,
+* TLS only, with the management server's policy (``common.tls.server_context``,
   Mozilla "intermediate" by default) and a leaf from the vendor root
   (:mod:`update_server.tls`); ``Strict-Transport-Security`` on every response;
 * HTTP ``Range`` for resumable downloads (aiohttp's ``FileResponse``);
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from device import tls as device_tls
+from common import tls as device_tls
 
 from .errors import ServerConfigError, UpdateServerError
 from .repo import TUFRepository

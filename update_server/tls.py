@@ -13,7 +13,7 @@ re-issues it when it is missing, close to expiry, or from another root.
 Example::
 
     chain, key = ensure_server_certificate(Path("K"), now=datetime.now(UTC))
-    ctx = device.tls.server_context(chain, key, profile="intermediate")
+    ctx = common.tls.server_context(chain, key, profile="intermediate")
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bootloader import keys
-from bootloader.atomicfile import write_atomic
-from bootloader.x509profile import key_usage
+from common.atomicfile import write_atomic
+from common.x509profile import key_usage
 
 from .errors import ServerConfigError
 

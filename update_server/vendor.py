@@ -25,8 +25,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bootloader.atomicfile import write_atomic
-from device.flaws import UnsafeFlaws
+from common.atomicfile import write_atomic
+from common.flaws import UnsafeFlaws
 
 from .errors import ServerConfigError
 from .psirt.model import acknowledge, parse_submission

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography import x509
 
 from bootloader.attestation import verify_evidence
-from bootloader.errors import AttestationError
+from common.errors import AttestationError
 
 from ..model import Evidence, UnitResult
 from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from common.errors import SecurityTxtError
 from update_server.csaf import validate_advisory, validate_provider_metadata
-from update_server.psirt.errors import SecurityTxtError
 
 from ..http import ProbeHTTP
 from ..model import Evidence, UnitResult
@@ -25,7 +25,7 @@ _STATUS = re.compile(r"(?:status|progress)\s+update\w*\D{0,80}?(\d+)\s*(hours?|d
 
 
 def _parse(text: str) -> Any:
-    from update_server.securitytxt import parse_security_txt
+    from common.securitytxt import parse_security_txt
 
     return parse_security_txt(text, now=datetime.now(UTC))
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bootloader.image import TLV_INFO_MAGIC, TLV_SHA256, SignedImage, sign_image
-from bootloader.keymanifest import build_key_manifest
+from common.image import TLV_INFO_MAGIC, TLV_SHA256, SignedImage, sign_image
+from common.keymanifest import build_key_manifest
 
 from ..errors import ProbeError
 from ..http import Exchange

@@ -28,7 +28,7 @@ from .signing import ALGORITHMS, FRAME_HASHES, StreamSigner
 from .sources import open_source, parse_source_spec
 
 if TYPE_CHECKING:
-    from bootloader.handoff import BootHandoff
+    from common.handoff import BootHandoff
 
 DEFAULT_SOURCE = "synthetic:640x360@15"  # what device.main used before; "none" turns streaming off
 

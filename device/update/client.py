@@ -54,10 +54,11 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, TargetFile, Targets  # type: ignore[attr-defined]
 from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
 
-from bootloader.atomicfile import write_atomic
-from bootloader.errors import BootError, FlashError, ImageFormatError, PowerCut
-from bootloader.handoff import BootHandoff, Slot, SlotImageWriter
-from bootloader.image import (
+from common.atomicfile import write_atomic
+from common.errors import BootError, FlashError, ImageFormatError, PowerCut
+from common.flaws import UnsafeFlaws
+from common.handoff import BootHandoff, Slot, SlotImageWriter
+from common.image import (
     HEADER_FMT,
     IMAGE_MAGIC,
     TLV_FMT,
@@ -70,9 +71,8 @@ from bootloader.image import (
     ImageVersion,
     SignedImage,
 )
-from bootloader.verify import TrustState, verify_firmware_image
+from common.verify import TrustState, verify_firmware_image
 
-from ..flaws import UnsafeFlaws
 from .errors import (
     ExpiredMetadata,
     ImageRejected,
@@ -143,7 +143,7 @@ class CheckResult:
 
 
 def parse_version(version: str) -> ImageVersion:
-    """``major.minor.revision[+build]`` (MCUboot, ``bootloader.image``), comparable."""
+    """``major.minor.revision[+build]`` (MCUboot, ``common.image``), comparable."""
     try:
         return ImageVersion.parse(version)
     except ImageFormatError as exc:

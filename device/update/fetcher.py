@@ -2,7 +2,7 @@
 
 python-tuf decides *what* to download and verifies it; this module decides
 *how*: TLS with the vendor root as the only trust anchor and the host name
-checked (``device.tls.client_context``), connect and read timeouts, a hard
+checked (``common.tls.client_context``), connect and read timeouts, a hard
 size limit on every response, and resumable target downloads.
 
 * Metadata (``download_bytes``) is read into memory, bounded by the length

@@ -31,7 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import tls
+from common import tls
+
 from ..access import requires
 from ..appkeys import AUDIT_KEY, CLOCK_KEY, CONFIG_KEY, HANDOFF_KEY, REBOOT_KEY, USER_KEY
 from ..config import load_settings

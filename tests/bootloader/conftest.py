@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bootloader.chain import Device
 from bootloader.firmware import build_payload
 from bootloader.hardware import Board, FlashGeometry
-from bootloader.image import sign_image
 from bootloader.keys import KeySet, init_keys, load_private_key
 from bootloader.provision import (
     HARDWARE_ID,
@@ -28,7 +27,8 @@ from bootloader.provision import (
     load_provision_keys,
     provision_device,
 )
-from refcam.passwords import hash_password
+from common.image import sign_image
+from common.passwords import hash_password
 
 NOW = 1_800_000_000  # 2027-01-15, seconds since the epoch
 NOW_DT = dt.datetime.fromtimestamp(NOW, dt.UTC)
@@ -58,6 +58,9 @@ def firmware_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pkg.mkdir()
     (pkg / "__init__.py").write_text('"""tiny test firmware"""\n')
     (pkg / "main.py").write_text(MAIN)
+    ground = pkg.parent / "common"  # a tiny ground package: it fits the 8 KiB test slots
+    ground.mkdir()
+    (ground / "__init__.py").write_text('"""tiny ground package"""\n')
     return pkg
 
 
@@ -86,6 +89,7 @@ def make_builder(keyset: KeySet, firmware_source: Path) -> Build:
             build_time=NOW - 86_400,
             support_end="2031-12-31",
             source_dir=firmware_source,
+            ground_dir=firmware_source.parent / "common",
         )
         return sign_image(
             payload,

@@ -34,10 +34,10 @@ from bootloader.attestation import (
     verify_evidence,
 )
 from bootloader.dice import DiceAttester, derive_alias, derive_device_id, issue_alias_certificate
-from bootloader.errors import AttestationError
-from bootloader.handoff import MeasurementEvent
 from bootloader.measured import MeasurementLog, reference_values
 from bootloader.pki import issue_device_id_certificate, issue_tls_certificate
+from common.errors import AttestationError
+from common.handoff import MeasurementEvent
 from tests.bootloader.test_pki import UDS, ManufacturerCA, manufacturer_ca
 
 T0 = 1_772_366_400  # 2026-03-01T12:00:00Z, the boot

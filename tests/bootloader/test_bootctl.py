@@ -16,7 +16,7 @@ from bootloader.bootctl import (
     parse_record,
     read_boot_control,
 )
-from bootloader.errors import BootControlError
+from common.errors import BootControlError
 
 ERASED = b"\xff" * RECORD_SIZE
 

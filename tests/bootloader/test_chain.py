@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bootloader.attestation import verify_evidence
 from bootloader.bootctl import RECORD_SIZE
+from bootloader.build import build_bootloader_image
 from bootloader.chain import (
     Device,
     boot,
@@ -18,7 +19,11 @@ from bootloader.chain import (
     trust_state,
     write_partition,
 )
-from bootloader.errors import (
+from bootloader.hardware import PowerCutInjector
+from bootloader.keys import KeySet, load_certificate, load_private_key
+from bootloader.measured import reference_values_from_images, replay
+from bootloader.provision import BOOTLOADER_MODULES
+from common.errors import (
     AttestationError,
     BootError,
     BootloaderRejected,
@@ -28,13 +33,9 @@ from bootloader.errors import (
     SecurityCounterRollback,
     UnknownSigningKey,
 )
-from bootloader.handoff import SlotStatus
-from bootloader.hardware import PowerCutInjector
-from bootloader.image import sign_image
-from bootloader.keys import KeySet, load_certificate, load_private_key
-from bootloader.measured import reference_values_from_images, replay
-from bootloader.provision import BOOTLOADER_MODULES
-from bootloader.verify import bootloader_manifest, build_bootloader_image
+from common.handoff import SlotStatus
+from common.image import sign_image
+from common.verify import bootloader_manifest
 from tests.bootloader.conftest import NOW, Build
 
 

@@ -1,4 +1,4 @@
-"""``refcam attest ...`` (bootloader/cli_attest.py)."""
+"""``refcam attest ...`` (refcam/cli_attest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bootloader.image import sign_image
+from common.image import sign_image
 from refcam.cli import main
 from tests.bootloader.test_attestation import FW, NONCE, REFERENCE, T0, boot
 from tests.bootloader.test_pki import ManufacturerCA, manufacturer_ca

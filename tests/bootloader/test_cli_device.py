@@ -1,4 +1,4 @@
-"""``refcam device provision | boot | flash | fuses`` (bootloader/cli_device.py)."""
+"""``refcam device provision | boot | flash | fuses`` (refcam/cli_device.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``refcam keys ...`` and ``refcam firmware ...`` run in-process (bootloader/cli_keys.py)."""
+"""``refcam keys ...`` and ``refcam firmware ...`` run in-process (refcam/cli_keys.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bootloader.firmware import FirmwarePayload
-from bootloader.image import SignedImage
 from bootloader.keys import load_public_key, spki_sha256
+from common.image import SignedImage
 from refcam.cli import main
 
 PW_ENV = "REFCAM_TEST_KEY_PASSPHRASE"
@@ -303,7 +303,7 @@ def test_sign_bootloader_and_verify_it(
             "-o",
             str(out),
             "--module",
-            "bootloader.image",
+            "common.image",
         ]
     )
     assert code == 0

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from bootloader.bootctl import BootControl, TrialState
 from bootloader.decision import SLOTS, decide_boot, version_key
-from bootloader.errors import NoBootableSlot
-from bootloader.handoff import Slot, SlotStatus
+from common.errors import NoBootableSlot
+from common.handoff import Slot, SlotStatus
 
 V1A = SlotStatus("a", "valid", "1.0.0", 1)
 V2B = SlotStatus("b", "valid", "2.0.0", 2)

@@ -25,9 +25,9 @@ from bootloader.dice import (
     encode_tcb_info,
     issue_alias_certificate,
 )
-from bootloader.errors import AttestationError
 from bootloader.measured import MeasurementLog
 from bootloader.pki import issue_device_id_certificate
+from common.errors import AttestationError
 from tests.bootloader.test_pki import BL_DIGEST, NOW, UDS, ManufacturerCA, manufacturer_ca
 
 FW1 = hashlib.sha256(b"firmware 1").digest()

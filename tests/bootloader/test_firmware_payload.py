@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from bootloader.errors import FirmwarePayloadError
 from bootloader.firmware import (
     FirmwarePayload,
     build_payload,
     start_firmware,
     unload_firmware,
 )
+from common.errors import FirmwarePayloadError
 
 MAIN = '''
+from common.marker import PAYLOAD_MARKER
 from . import helper
 from importlib import resources
 
@@ -30,6 +31,10 @@ HELPER = "def answer(argv):\n    return int(argv[0])\n"
 
 
 def _package(tmp_path: Path, main: str = MAIN) -> Path:
+    ground = tmp_path / "common"  # the payload's own ground package (not the one on disk)
+    ground.mkdir(parents=True)
+    (ground / "__init__.py").write_text("")
+    (ground / "marker.py").write_text("PAYLOAD_MARKER = 1\n")
     pkg = tmp_path / "device"
     (pkg / "static").mkdir(parents=True)
     (pkg / "__init__.py").write_text('"""test firmware"""\n')
@@ -51,6 +56,7 @@ def _build(pkg: Path, **overrides: object) -> bytes:
         tuf_root=b'{"signed": {}}',
         vendor_tls_root=b"-----BEGIN CERTIFICATE-----\n",
         source_dir=pkg,
+        ground_dir=pkg.parent / "common",
     )
     fields.update(overrides)
     return build_payload(**fields)  # type: ignore[arg-type]
@@ -79,7 +85,16 @@ def test_payload_build_is_reproducible_and_skips_bytecode(tmp_path: Path) -> Non
     assert payload.manifest.tuf_root == b'{"signed": {}}'
     assert set(payload.files) == {
         "device/__init__.py", "device/main.py", "device/helper.py", "device/static/page.txt",
+        "common/__init__.py", "common/marker.py",
     }
+
+
+def test_the_default_payload_packs_the_device_and_the_ground_package() -> None:
+    payload = FirmwarePayload.parse(
+        build_payload(version="1.0.0", hardware_id="refcam-rc1080-v1", model="RC-1080",
+                      build_time=1_790_000_000, support_end="2031-12-31")
+    )
+    assert {"device/main.py", "common/errors.py", "common/passwords.py"} <= set(payload.files)
 
 
 def test_firmware_runs_from_memory_with_relative_imports_and_resources(tmp_path: Path) -> None:
@@ -88,6 +103,9 @@ def test_firmware_runs_from_memory_with_relative_imports_and_resources(tmp_path:
         assert start_firmware(payload, handoff=None, argv=["39"]) == 42  # type: ignore[arg-type]
         loaded = [m for m in sys.modules if m.startswith("refcam_fw_")]
         assert loaded and all(not m.startswith("device") for m in loaded)
+        # ``from common.marker import ...`` in the payload resolved to the payload's ground copy
+        assert any(m.endswith("_common.marker") for m in loaded)
+        assert "common.marker" not in sys.modules
         origin = sys.modules[loaded[0]].__spec__.origin
         assert origin.startswith("<firmware 1.0.0>/device/")
     finally:
@@ -126,7 +144,7 @@ def test_payload_entry_outside_the_package_is_refused(tmp_path: Path) -> None:
         entries["manifest.json"] = json.dumps(manifest).encode()
         entries["evil/x.py"] = b""
 
-    with pytest.raises(FirmwarePayloadError, match="outside 'device/'"):
+    with pytest.raises(FirmwarePayloadError, match="outside 'device/' and 'common/'"):
         FirmwarePayload.parse(_rezip(data, edit))
 
 
@@ -169,3 +187,23 @@ def test_firmware_that_fails_to_import_is_a_payload_error(tmp_path: Path) -> Non
     with pytest.raises(FirmwarePayloadError, match="failed to load: ModuleNotFoundError"):
         start_firmware(payload, None, [])  # type: ignore[arg-type]
     assert not [m for m in sys.modules if m.startswith("refcam_fw_")]
+
+
+@pytest.mark.parametrize("module", ["bootloader.chain", "refcam.cli", "update_server.repo"])
+def test_a_payload_module_importing_code_outside_the_payload_fails_naming_it(
+    tmp_path: Path, module: str
+) -> None:
+    payload = FirmwarePayload.parse(
+        _build(_package(tmp_path, main=f"def run(handoff, argv):\n    import {module}\n    return 0\n"))
+    )
+    with pytest.raises(ImportError, match=rf"imports '{module}', which is not in the signed payload"):
+        start_firmware(payload, None, [])  # type: ignore[arg-type]
+    unload_firmware()
+
+
+def test_a_payload_missing_a_ground_module_fails_to_load_naming_it(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    (pkg.parent / "common" / "marker.py").unlink()
+    payload = FirmwarePayload.parse(_build(pkg))
+    with pytest.raises(FirmwarePayloadError, match=r"No module named 'common.marker'"):
+        start_firmware(payload, None, [])  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from bootloader.errors import FlashError, FuseError, HardwareError, PowerCut
 from bootloader.hardware import (
     COUNTER_BITS,
     Board,
@@ -16,6 +15,7 @@ from bootloader.hardware import (
     OTPFuses,
     PowerCutInjector,
 )
+from common.errors import FlashError, FuseError, HardwareError, PowerCut
 
 SMALL = FlashGeometry(
     sector_size=256, write_align=8, bootloader_size=512, slot_size=1024, data_size=256

@@ -8,8 +8,8 @@ import struct
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bootloader.errors import ImageFormatError, ImageVerificationError, UnknownSigningKey
-from bootloader.image import (
+from common.errors import ImageFormatError, ImageVerificationError, UnknownSigningKey
+from common.image import (
     HEADER_FMT,
     IMAGE_HEADER_SIZE,
     IMAGE_MAGIC,
@@ -29,7 +29,7 @@ from bootloader.image import (
     sign_image,
     verify_image,
 )
-from bootloader.keymanifest import spki_der
+from common.keymanifest import spki_der
 
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x11" * 32)
 P256 = ec.derive_private_key(987654321, ec.SECP256R1())

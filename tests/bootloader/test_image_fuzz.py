@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bootloader.errors import BootError, ImageFormatError
-from bootloader.image import IMAGE_MAGIC, SignedImage, sign_image
-from bootloader.keymanifest import build_key_manifest, spki_der
-from bootloader.verify import TrustState, verify_firmware_image
+from common.errors import BootError, ImageFormatError
+from common.image import IMAGE_MAGIC, SignedImage, sign_image
+from common.keymanifest import build_key_manifest, spki_der
+from common.verify import TrustState, verify_firmware_image
 
 ROT = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
 FW = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x02" * 32)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bootloader.image import (
+from bootloader.build import build_firmware_image
+from bootloader.keys import KeySet, init_keys, load_private_key, load_public_key
+from common.image import (
     TLV_ECDSA_SIG,
     TLV_ED25519,
     TLV_HARDWARE_ID,
@@ -23,8 +25,6 @@ from bootloader.image import (
     sign_image,
     verify_image,
 )
-from bootloader.keys import KeySet, init_keys, load_private_key, load_public_key
-from bootloader.verify import build_firmware_image
 
 NOW = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 HW = "refcam-rc1080-v1"

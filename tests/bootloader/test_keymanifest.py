@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bootloader.errors import KeyManifestError, RevokedKey, UnknownSigningKey
-from bootloader.keymanifest import (
+from common.errors import KeyManifestError, RevokedKey, UnknownSigningKey
+from common.keymanifest import (
     HEADER_FMT,
     MAGIC,
     KeyManifest,

@@ -14,8 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bootloader.errors import KeyManifestError, KeyStoreError, UnknownSigningKey
-from bootloader.keymanifest import KeyManifest, verify_key_manifest
 from bootloader.keys import (
     TUF_ROLES,
     KeySet,
@@ -27,6 +25,8 @@ from bootloader.keys import (
     rotate_signing_key,
     spki_sha256,
 )
+from common.errors import KeyManifestError, KeyStoreError, UnknownSigningKey
+from common.keymanifest import KeyManifest, verify_key_manifest
 
 NOW = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 

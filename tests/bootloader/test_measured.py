@@ -12,9 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bootloader.errors import AttestationError, ImageFormatError, ImageVerificationError
-from bootloader.handoff import MeasurementEvent
-from bootloader.image import SignedImage, sign_image
 from bootloader.measured import (
     REFERENCE_VALUES_TYPE,
     MeasurementLog,
@@ -25,6 +22,9 @@ from bootloader.measured import (
     reference_values_from_images,
     replay,
 )
+from common.errors import AttestationError, ImageFormatError, ImageVerificationError
+from common.handoff import MeasurementEvent
+from common.image import SignedImage, sign_image
 
 BL = hashlib.sha256(b"bootloader").digest()
 FW = hashlib.sha256(b"firmware").digest()

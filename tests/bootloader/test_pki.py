@@ -20,7 +20,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bootloader import pki
 from bootloader.dice import derive_device_id
-from bootloader.errors import ProvisioningError
 from bootloader.keys import make_ca_certificate
 from bootloader.pki import (
     STREAM_SIGNING_EKU,
@@ -30,6 +29,7 @@ from bootloader.pki import (
     renew_tls_certificate,
     verify_tls_chain,
 )
+from common.errors import ProvisioningError
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 UDS = bytes(range(32))

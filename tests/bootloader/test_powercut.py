@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 
 from bootloader.chain import Device, boot, read_control
-from bootloader.errors import PowerCut
 from bootloader.hardware import PowerCutInjector
+from common.errors import PowerCut
 from tests.bootloader.conftest import NOW, Factory
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from bootloader.chain import boot, open_device
-from bootloader.errors import ProvisioningError
 from bootloader.hardware import FlashGeometry
 from bootloader.keys import KeySet
 from bootloader.provision import ProvisionResult, new_serial, provision_state_dir
-from refcam.passwords import verify_password
+from common.errors import ProvisioningError
+from common.passwords import verify_password
 from tests.bootloader.conftest import NOW, NOW_DT, Build
 
 SMALL = FlashGeometry(slot_size=16 * 4096, bootloader_size=4 * 4096)

@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bootloader.errors import (
+from bootloader.build import build_bootloader_image, build_firmware_image
+from bootloader.keys import (
+    KeySet,
+    init_keys,
+    load_private_key,
+    load_public_key,
+    rotate_signing_key,
+    spki_sha256,
+)
+from common.errors import (
     HardwareIdMismatch,
     ImageFormatError,
     ImageVerificationError,
@@ -21,21 +30,11 @@ from bootloader.errors import (
     SecurityCounterRollback,
     UnknownSigningKey,
 )
-from bootloader.image import SignedImage, sign_image
-from bootloader.keymanifest import build_key_manifest
-from bootloader.keys import (
-    KeySet,
-    init_keys,
-    load_private_key,
-    load_public_key,
-    rotate_signing_key,
-    spki_sha256,
-)
-from bootloader.verify import (
+from common.image import SignedImage, sign_image
+from common.keymanifest import build_key_manifest
+from common.verify import (
     TrustState,
     bootloader_manifest,
-    build_bootloader_image,
-    build_firmware_image,
     verify_bootloader_image,
     verify_firmware_image,
 )
@@ -227,7 +226,7 @@ def test_bootloader_image_signed_by_rot0_is_accepted(
     keys: KeySet, rot_hashes: tuple[bytes, bytes]
 ) -> None:
     data = build_bootloader_image(
-        keys=keys, version="1.0.0", security_counter=2, modules=["bootloader.image"]
+        keys=keys, version="1.0.0", security_counter=2, modules=["common.image"]
     )
     bl = verify_bootloader_image(
         data, rot_keys=tuple((h, False) for h in rot_hashes), min_security_counter=2
@@ -235,9 +234,9 @@ def test_bootloader_image_signed_by_rot0_is_accepted(
     assert bl.signer_key_hash == rot_hashes[0]
     assert bl.key_manifest_counter is None
     doc = json.loads(bytes(bl.payload))
-    source = Path(__file__).parents[2] / "bootloader" / "image.py"
+    source = Path(__file__).parents[2] / "common" / "image.py"
     assert doc["stage"] == "bootloader"
-    assert doc["modules"] == {"bootloader.image": hashlib.sha256(source.read_bytes()).hexdigest()}
+    assert doc["modules"] == {"common.image": hashlib.sha256(source.read_bytes()).hexdigest()}
 
 
 def test_bootloader_image_with_rot_key_object_and_default_modules(

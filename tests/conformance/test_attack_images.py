@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bootloader.errors import ImageFormatError, ImageVerificationError, UnknownSigningKey
-from bootloader.image import SignedImage, sign_image
-from bootloader.keymanifest import build_key_manifest
 from bootloader.keys import spki_sha256
-from bootloader.verify import TrustState, verify_firmware_image
+from common.errors import ImageFormatError, ImageVerificationError, UnknownSigningKey
+from common.image import SignedImage, sign_image
+from common.keymanifest import build_key_manifest
+from common.verify import TrustState, verify_firmware_image
 from conformance.cases.update import attacker_image, flipped_image, unsigned_image
 
 HWID = "refcam-rc1080-v1"

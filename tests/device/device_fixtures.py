@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bootloader import dice, pki
-from bootloader.handoff import (
+from bootloader.keys import make_ca_certificate
+from common import tls
+from common.handoff import (
     BootHandoff,
     DeviceIdentity,
     FirmwareManifest,
@@ -34,11 +36,9 @@ from bootloader.handoff import (
     MeasurementEvent,
     SlotStatus,
 )
-from bootloader.keys import make_ca_certificate
-from device import tls
+from common.passwords import hash_password
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
 from device.server import create_app
-from refcam.passwords import hash_password
 
 # Real time: the TLS certificates must be valid for the real clock of the TLS client.
 NOW = float(int(time.time()))

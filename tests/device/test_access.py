@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from device_fixtures import RunningDevice, StartDevice
 
-from bootloader.handoff import BootHandoff
+from common.handoff import BootHandoff
 from device.access import REQUIREMENTS, requirement_of, requires
 from device.server import builtin_extensions
 

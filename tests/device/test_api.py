@@ -18,7 +18,7 @@ from device_fixtures import INITIAL_PASSWORD, NEW_PASSWORD, RunningDevice, Start
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device import tls
+from common import tls
 from device.api import parse_json_object
 from device.errors import RequestError
 from refcam.cli import main

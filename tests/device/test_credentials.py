@@ -200,8 +200,8 @@ def test_factory_reset_refuses_a_directory_that_is_not_a_device(
 def test_unknown_user_is_checked_against_the_dummy_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unknown name costs one scrypt like a real one (same timing), against DUMMY_HASH."""
     import device.credentials as credentials
+    from common.passwords import DUMMY_HASH, hash_password
     from device.errors import InvalidCredentials
-    from refcam.passwords import DUMMY_HASH, hash_password
 
     checked: list[str] = []
     real = credentials.verify_password
@@ -225,7 +225,7 @@ def test_unknown_user_is_checked_against_the_dummy_hash(tmp_path: Path, monkeypa
 
 async def test_flaw_profiles_weaken_exactly_their_code_path(start_device: StartDevice) -> None:
     """no-lockout, user-enumeration and shared-default-password: the probe must be able to see them."""
-    from device.flaws import UnsafeFlaws
+    from common.flaws import UnsafeFlaws
 
     secure = await start_device()
     async with secure.client() as s, s.get(secure.url("/api/v1/info")) as r:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from device.flaws import FLAWS, FlawProfileError, UnsafeFlaws
+from common.flaws import FLAWS, FlawProfileError, UnsafeFlaws
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "camera.example"])

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from device_fixtures import PKI, RunningDevice, StartDevice
 
-from device import tls
-from device.errors import TLSConfigError
+from common import tls
+from common.errors import TLSConfigError
 from device.server import create_redirect_app
 
 
@@ -160,8 +160,8 @@ async def test_tls_legacy_flaw_accepts_tls_1_0_and_cbc(device_pki: PKI, tmp_path
 
 
 def test_self_signed_flaw_replaces_the_manufacturer_chain(tmp_path: Path) -> None:
+    from common.flaws import UnsafeFlaws
     from device.config import DeviceConfig
-    from device.flaws import UnsafeFlaws
     from device.main import tls_context_for
 
     config = DeviceConfig(

@@ -17,7 +17,7 @@ from tuf.api import exceptions
 from update_fixtures import Vendor, app_server, fetcher_for, make_vendor, server_context
 
 from bootloader.keys import load_certificate, load_private_key
-from device import tls
+from common import tls
 from device.update.fetcher import FetcherConfig, HTTPSFetcher
 from update_server.tls import issue_leaf
 

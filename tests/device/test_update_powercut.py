@@ -38,8 +38,8 @@ from update_fixtures import (
 )
 
 from bootloader.chain import Device, boot
-from bootloader.errors import PowerCut
 from bootloader.hardware import PowerCutInjector
+from common.errors import PowerCut
 from device.update import client as client_module
 from device.update.errors import UpdateTransportError
 

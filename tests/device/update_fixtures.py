@@ -23,7 +23,6 @@ from aiohttp import web
 from bootloader.chain import BootOutcome, Device, boot
 from bootloader.firmware import build_payload
 from bootloader.hardware import Board, FlashGeometry
-from bootloader.image import sign_image
 from bootloader.keys import init_keys, load_private_key
 from bootloader.provision import (
     HARDWARE_ID,
@@ -32,10 +31,11 @@ from bootloader.provision import (
     load_provision_keys,
     provision_device,
 )
-from device import tls
+from common import tls
+from common.image import sign_image
+from common.passwords import hash_password
 from device.update.client import UpdateClient, UpdateClientConfig
 from device.update.fetcher import HTTPSFetcher
-from refcam.passwords import hash_password
 from update_server.repo import TUFRepository, facts_from_image
 from update_server.server import UpdateServerConfig, create_app, serve_in_thread, server_ssl_context
 

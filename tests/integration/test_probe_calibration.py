@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from common.flaws import FLAWS
 from conformance.calibration import FLAW_CASES, NEEDS_TRUSTED_CHANNEL_FLAWS, render_markdown
 from conformance.model import Verdict
 from conformance.probe import ProbeOptions, run_probe
-from device.flaws import FLAWS
 
 from .conftest import Firmware, RunningVendor, refcam, start_device, start_vendor
 

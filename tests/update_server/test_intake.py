@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.securitytxt import parse_security_txt
 from update_server.psirt import model
 from update_server.psirt.errors import PSIRTInputError
 from update_server.psirt.policy import load_policy
@@ -27,7 +28,6 @@ from update_server.psirt.web import (
     disclosure_extension,
     serve_main,
 )
-from update_server.securitytxt import parse_security_txt
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from tuf.api.metadata import Metadata, Root, Targets, Timestamp
 from update_fixtures import NOW_DT, Vendor
 
-from bootloader.image import sign_image
 from bootloader.keys import init_keys
+from common.image import sign_image
 from refcam import cli
 from update_server.errors import RepositoryInputError, SigningError
 from update_server.repo import TUFRepository, facts_from_image
@@ -129,7 +129,7 @@ def test_publish_of_an_image_signed_by_an_unknown_key_is_refused(vendor: Vendor)
 
 
 def facts_payload(image: bytes) -> memoryview:
-    from bootloader.image import SignedImage
+    from common.image import SignedImage
 
     return SignedImage.parse(image).payload
 

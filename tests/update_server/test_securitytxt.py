@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from update_server.psirt.errors import SecurityTxtError
-from update_server.securitytxt import (
+from common.errors import SecurityTxtError
+from common.securitytxt import (
     RENEW_AFTER,
     build_security_txt,
     parse_security_txt,

@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from tuf.api.metadata import Metadata
 from update_fixtures import NOW_DT, Vendor, update_server
 
-from device import tls
+from common import tls
 from update_server.errors import ServerConfigError
 from update_server.server import (
     REFRESH_LOG_KEY,

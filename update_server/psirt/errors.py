@@ -1,7 +1,7 @@
 """Errors of the vulnerability-handling side (PSIRT, security.txt, CSAF, SBOM).
 
 The base derives from :class:`update_server.errors.UpdateServerError`, so the
-vendor side keeps one hierarchy rooted at ``refcam.errors.RefcamError``.
+vendor side keeps one hierarchy rooted at ``common.errors.RefcamError``.
 ``PSIRTInputError`` and its children mean "the input is bad" (HTTP 400, CLI
 exit 1); ``PSIRTStoreError`` means the storage failed. The web adapter maps
 each class to one status code; pure modules never raise HTTP errors.
@@ -37,9 +37,6 @@ class ReporterAuthError(PSIRTError):
 class PolicyError(PSIRTInputError):
     """An SLA policy file is malformed."""
 
-
-class SecurityTxtError(PSIRTInputError):
-    """A security.txt file breaks RFC 9116."""
 
 
 class CSAFError(PSIRTError):

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from common.sqlitedb import open_database
 from update_server import csaf
 
 from .errors import PSIRTStoreError, ReporterAuthError, ReportNotFoundError, TransitionError
@@ -102,12 +103,7 @@ class PSIRTStore:
         if not create and not path.is_file():
             raise PSIRTStoreError(f"no PSIRT database at {path}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
+            conn = open_database(path, schema=_SCHEMA, foreign_keys=True)
         except (OSError, sqlite3.Error) as exc:
             raise PSIRTStoreError(f"cannot open the PSIRT database {path}: {exc}") from exc
         return cls(conn, path)

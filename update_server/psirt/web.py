@@ -50,8 +50,8 @@ from typing import Any
 
 from aiohttp import web
 
+from common.securitytxt import security_txt_for
 from update_server import csaf
-from update_server.securitytxt import security_txt_for
 
 from .errors import (
     CSAFError,

@@ -9,7 +9,7 @@ Commands::
     refcam firmware sign-bootloader --keys K --version 1.0.0 --security-counter 1 -o bl.img
 
 Handlers are thin: they read files and the environment, call the pure cores
-(:mod:`bootloader.keys`, :mod:`bootloader.image`, :mod:`bootloader.verify`)
+(:mod:`bootloader.keys`, :mod:`common.image`, :mod:`bootloader.build`)
 and print. Errors are RefcamError subclasses, which ``refcam.cli`` prints as
 one line with exit status 1. Private key material is never printed.
 """
@@ -25,11 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootloader.cli_files import read_input, write_output
-from bootloader.errors import BootError, BootloaderError, KeyStoreError
+from bootloader.build import build_bootloader_image, build_firmware_image
 from bootloader.firmware import FirmwarePayload, build_payload
-from bootloader.image import TLV, TLV_NAMES, SignedImage, iter_tlvs
-from bootloader.keymanifest import KeyManifest
 from bootloader.keys import (
     KeySet,
     init_keys,
@@ -38,14 +35,16 @@ from bootloader.keys import (
     rotate_signing_key,
     spki_sha256,
 )
-from bootloader.verify import (
+from common.errors import BootError, BootloaderError, KeyStoreError
+from common.image import TLV, TLV_NAMES, SignedImage, iter_tlvs
+from common.keymanifest import KeyManifest
+from common.verify import (
     DEFAULT_HARDWARE_ID,
     TrustState,
-    build_bootloader_image,
-    build_firmware_image,
     verify_bootloader_image,
     verify_firmware_image,
 )
+from refcam.cli_files import read_input, write_output
 from update_server.sbom import build_sbom
 
 DEFAULT_MODEL = "RC-1080"

@@ -31,19 +31,18 @@ from pathlib import Path
 
 from tuf.ngclient import Updater  # type: ignore[attr-defined]
 
-from bootloader.atomicfile import write_atomic
-from device import tls as device_tls
-from device.flaws import UnsafeFlaws
+from common import tls as device_tls
+from common.atomicfile import write_atomic
+from common.flaws import UnsafeFlaws
 from device.update.client import build_updater, translate
 from device.update.errors import UpdateError, UpdateTransportError
 from device.update.fetcher import HTTPSFetcher
-
-from .errors import RepositoryInputError, RepositoryStateError
-from .psirt.errors import SBOMError
-from .repo import TUFRepository, facts_from_image
-from .sbom import validate_sbom
-from .server import UpdateServerConfig, run
-from .vendor import DEFAULT_PSIRT_DB, utc_now, vendor_extensions
+from update_server.errors import RepositoryInputError, RepositoryStateError
+from update_server.psirt.errors import SBOMError
+from update_server.repo import TUFRepository, facts_from_image
+from update_server.sbom import validate_sbom
+from update_server.server import UpdateServerConfig, run
+from update_server.vendor import DEFAULT_PSIRT_DB, utc_now, vendor_extensions
 
 
 def _now() -> datetime:

@@ -35,7 +35,7 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from .errors import TLSConfigError
+from common.errors import TLSConfigError
 
 TLSProfile = Literal["intermediate", "modern"]
 PROFILES: tuple[TLSProfile, ...] = ("intermediate", "modern")
@@ -140,7 +140,7 @@ def client_context(cafile: Path) -> ssl.SSLContext:
     return ctx
 
 
-# -- flaw profiles (test-lab calibration only; see device.flaws) --------------------
+# -- flaw profiles (test-lab calibration only; see common.flaws) --------------------
 
 UNSAFE_CBC_CIPHERS = "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:AES128-SHA:AES256-SHA"
 
@@ -155,7 +155,7 @@ def unsafe_server_context(
 ) -> ssl.SSLContext:
     """A deliberately weakened server context for the ``tls-legacy``/``weak-ciphers`` flaws.
 
-    Never used unless a flaw profile asks for it (``device.flaws``, loopback only).
+    Never used unless a flaw profile asks for it (``common.flaws``, loopback only).
     """
     ctx = server_context(cert_chain, key, profile=profile)
     log.warning(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bootloader.atomicfile import write_atomic
-from bootloader.errors import BootloaderError
+from common.atomicfile import write_atomic
+from common.errors import BootloaderError
 
 
 def read_input(path: Path, what: str) -> bytes:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bootloader.chain import boot, open_device, write_partition
-from bootloader.errors import FlashError, HardwareError, ProvisioningError
 from bootloader.hardware import FlashGeometry
 from bootloader.provision import provision_state_dir
+from common.errors import FlashError, HardwareError, ProvisioningError
 
 
 def _read_file(path: Path, what: str) -> bytes:

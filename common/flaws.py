@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from refcam.errors import RefcamError
+from common.errors import RefcamError
 
 # name -> what it weakens (and the requirement row of shared/REQUIREMENTS.md)
 FLAWS: dict[str, str] = {

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from update_server.psirt.errors import SecurityTxtError
+from common.errors import SecurityTxtError
 
 RENEW_AFTER = timedelta(days=180)  # security_txt_for(): Expires = now + 180 days
 MAX_AHEAD = timedelta(days=366)  # RFC 9116 2.5.5: "less than a year" (a leap year has 366)

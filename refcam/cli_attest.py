@@ -31,9 +31,9 @@ from typing import Any
 from cryptography import x509
 
 from bootloader.attestation import MAX_NONCE, MIN_NONCE, check_nonce, verify_evidence
-from bootloader.cli_files import read_input, write_output
-from bootloader.errors import AttestationError
 from bootloader.measured import reference_values_from_images
+from common.errors import AttestationError
+from refcam.cli_files import read_input, write_output
 
 NONCE_SIZE = 32  # bytes
 

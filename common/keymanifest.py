@@ -44,7 +44,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bootloader.errors import KeyManifestError, RevokedKey, UnknownSigningKey
+from common.errors import KeyManifestError, RevokedKey, UnknownSigningKey
 
 MAGIC = b"RCKM"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ import hmac
 import secrets
 import string
 
-from refcam.errors import RefcamError
+from common.errors import RefcamError
 
 SCRYPT_LOG2_N = 15
 SCRYPT_R = 8

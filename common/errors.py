@@ -1,16 +1,24 @@
-"""Errors of the boot side, one hierarchy.
+"""The ground package's errors: the root of every refcam error hierarchy, and the
+boot-side errors that the bootloader and the firmware share (image format, key
+manifest, verification, the boot services' refusals).
+
+Each package keeps its own ``errors.py`` whose base class derives from
+:class:`RefcamError`, so the command line can turn any expected failure into
+one clear line and a non-zero exit, while a bug still shows its traceback.
 
 ``BootError`` and its subclasses are refusals: the input (an image, a key
-manifest, a slot, the boot-control state) is not what the chain of trust
-requires. Their messages say what was found and what was expected.
-``HardwareError`` is a misuse of the simulated hardware (writing a burnt fuse,
-an unaligned flash write). ``PowerCut`` is not an error a person sees: it is
-the simulated device losing power, raised by the power-cut injector.
+manifest, a slot) is bad and the chain moved on or stopped. ``HardwareError``
+means the simulated storage failed. ``PowerCut`` is an event of the simulator.
 """
 
 from __future__ import annotations
 
-from refcam.errors import RefcamError
+
+class RefcamError(Exception):
+    """An expected failure a person can act on (bad input, failed check)."""
+
+    exit_code: int = 1
+
 
 
 class BootloaderError(RefcamError):
@@ -100,3 +108,11 @@ class AttestationError(BootloaderError):
 
 class ProvisioningError(BootloaderError):
     """The device state cannot be provisioned as asked."""
+
+
+class SecurityTxtError(RefcamError):
+    """A security.txt field or document is malformed (RFC 9116)."""
+
+
+class TLSConfigError(RefcamError):
+    """The TLS certificate, key or trust anchors cannot be loaded."""

@@ -53,7 +53,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 
-from bootloader.errors import ImageFormatError, ImageVerificationError, UnknownSigningKey
+from common.errors import ImageFormatError, ImageVerificationError, UnknownSigningKey
 
 IMAGE_MAGIC = 0x96F3B83D
 IMAGE_HEADER_SIZE = 32
@@ -94,7 +94,7 @@ TLV_SEC_CNT = 0x50
 # refcam TLVs in MCUboot's vendor-reserved range xxA0-xxFF.
 TLV_HARDWARE_ID = 0x00A0  # protected, ASCII hardware id
 TLV_BUILD_TIME = 0x00A1  # protected, u64 seconds since the epoch
-TLV_KEY_MANIFEST = 0x00A2  # unprotected, bootloader.keymanifest bytes
+TLV_KEY_MANIFEST = 0x00A2  # unprotected, common.keymanifest bytes
 
 TLV_NAMES: dict[int, str] = {
     TLV_KEYHASH: "KEYHASH",

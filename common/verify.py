@@ -26,56 +26,36 @@ Example::
     fw = verify_firmware_image(slot_bytes, trust=trust)
     fw.digest, fw.version, fw.payload
 
-The module ends with two thin adapters that read a key directory
-(:func:`build_firmware_image`, :func:`build_bootloader_image`).
+Building signed images from a key directory is the vendor's side
+(:mod:`bootloader.build`); this module only decides.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from bootloader.errors import (
+from common.errors import (
     HardwareIdMismatch,
-    ImageFormatError,
     ImageVerificationError,
-    KeyStoreError,
     RevokedKey,
     SecurityCounterRollback,
     UnknownSigningKey,
 )
-from bootloader.image import (
+from common.image import (
     SignedImage,
-    SigningKey,
     VerifiedImage,
     load_der_public_key,
-    sign_image,
     verify_image,
 )
-from bootloader.keymanifest import KeyManifest, verify_key_manifest
-from bootloader.keys import KeySet, load_private_key
+from common.keymanifest import KeyManifest, verify_key_manifest
 
 DEFAULT_HARDWARE_ID = "refcam-rc1080-v1"
 BOOTLOADER_STAGE = "bootloader"
 BOOTLOADER_MANIFEST_FORMAT = "refcam-bootloader/1"
-# The code of the bootloader stage, hashed into the bootloader image's payload.
-DEFAULT_BOOTLOADER_MODULES: tuple[str, ...] = (
-    "bootloader.chain",
-    "bootloader.bootctl",
-    "bootloader.decision",
-    "bootloader.measured",
-    "bootloader.image",
-    "bootloader.keymanifest",
-    "bootloader.verify",
-    "bootloader.firmware",
-    "bootloader.services",
-    "bootloader.dice",
-)
 
 
 @dataclass(frozen=True)
@@ -228,86 +208,3 @@ def bootloader_manifest(*, version: str, module_sources: Mapping[str, bytes]) ->
         },
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-
-
-# --- adapters: read a key directory ------------------------------------------
-
-
-def _module_source(name: str) -> bytes:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise ImageFormatError(f"bootloader module {name!r} cannot be found")
-    return Path(spec.origin).read_bytes()
-
-
-def build_bootloader_image(
-    *,
-    version: str,
-    security_counter: int,
-    rot_key: SigningKey | None = None,
-    keys: KeySet | None = None,
-    passphrase: bytes | None = None,
-    rot_slot: int = 0,
-    modules: Sequence[str] = DEFAULT_BOOTLOADER_MODULES,
-    hardware_id: str = DEFAULT_HARDWARE_ID,
-) -> bytes:
-    """A bootloader image signed by a RoT key, with its public key in a PUBKEY TLV.
-
-    Give the RoT private key either as ``rot_key`` or as ``keys`` (the key
-    directory; ``rot-<rot_slot>.key.pem`` is loaded with ``passphrase``).
-    ``modules`` are the import names of the bootloader stage; their sources
-    are hashed into the payload, so changed bootloader code changes the
-    bootloader's measurement.
-    """
-    if (rot_key is None) == (keys is None):
-        raise KeyStoreError("give exactly one of rot_key or keys to sign the bootloader image")
-    if rot_key is None:
-        assert keys is not None
-        rot_key = load_private_key(keys.rot_key(rot_slot), passphrase)
-    payload = bootloader_manifest(
-        version=version, module_sources={m: _module_source(m) for m in modules}
-    )
-    return sign_image(
-        payload,
-        version=version,
-        security_counter=security_counter,
-        hardware_id=hardware_id,
-        signing_key=rot_key,
-        key_format="full",
-    )
-
-
-def build_firmware_image(
-    *,
-    keys: KeySet,
-    payload: bytes,
-    version: str,
-    security_counter: int,
-    hardware_id: str = DEFAULT_HARDWARE_ID,
-    algorithm: str = "ed25519",
-    passphrase: bytes | None = None,
-    build_time: int | None = None,
-) -> bytes:
-    """A slot image signed by the key directory's firmware-signing key, with its key manifest."""
-    if algorithm == "ed25519":
-        key_path = keys.firmware_signing_key
-    elif algorithm == "ecdsa-p256":
-        key_path = keys.firmware_signing_p256_key
-    else:
-        raise ImageFormatError(f"algorithm {algorithm!r} is not 'ed25519' or 'ecdsa-p256'")
-    signing_key = load_private_key(key_path, passphrase)
-    try:
-        manifest = keys.key_manifest.read_bytes()
-    except OSError as exc:
-        raise KeyStoreError(
-            f"cannot read key manifest {keys.key_manifest}: {exc.strerror}"
-        ) from exc
-    return sign_image(
-        payload,
-        version=version,
-        security_counter=security_counter,
-        hardware_id=hardware_id,
-        signing_key=signing_key,
-        key_manifest=manifest,
-        build_time=build_time,
-    )

@@ -619,6 +619,46 @@ def verify_image(image: SignedImage, *, public_key: PublicKey) -> VerifiedImage:
     return VerifiedImage(image=image, digest=digest)
 
 
+@dataclass(frozen=True)
+class ImageFacts:
+    """What an image says about itself: the fields a repository publishes and an
+    update client checks before it writes a byte (nothing here is verified)."""
+
+    hardware_id: str
+    version: str
+    security_counter: int
+
+
+def image_facts(data: bytes | bytearray | memoryview) -> ImageFacts:
+    """The facts of a strictly parsed image; raises :class:`ImageFormatError`."""
+    image = SignedImage.parse(data)
+    return ImageFacts(image.hardware_id, str(image.version), image.security_counter)
+
+
+def unsafe_image_facts(data: bytes | bytearray | memoryview) -> ImageFacts:
+    """UNSAFE (flaw profiles only): the header and the protected TLVs, whatever the
+    rest of the image holds (a client that trusts an image's word about itself).
+
+    Still bounds-checked by the same TLV walker as :meth:`SignedImage.parse`:
+    junk raises :class:`ImageFormatError`, never anything else.
+    """
+    raw = bytes(data)
+    if len(raw) < IMAGE_HEADER_SIZE:
+        raise ImageFormatError(f"image is {len(raw)} bytes, shorter than the header")
+    magic, _load, hdr_size, prot_size, img_size, _flags, major, minor, revision, _build, _pad = (
+        struct.unpack_from(HEADER_FMT, raw, 0)
+    )
+    if magic != IMAGE_MAGIC or prot_size == 0:
+        raise ImageFormatError("no MCUboot header or no protected TLV area")
+    protected = _read_area(raw, hdr_size + img_size, TLV_PROT_INFO_MAGIC, "protected")
+    tlvs = {tlv.type: tlv for tlv in protected.tlvs}
+    return ImageFacts(
+        hardware_id=_hardware_id(tlvs.get(TLV_HARDWARE_ID)),
+        version=f"{major}.{minor}.{revision}",
+        security_counter=_u32(tlvs.get(TLV_SEC_CNT), "SEC_CNT"),
+    )
+
+
 def iter_tlvs(image: SignedImage) -> Iterator[tuple[str, TLV]]:
     """Every TLV with its area name ("protected" or "unprotected"), in image order."""
     for tlv in image.protected_tlvs:

@@ -98,7 +98,7 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
     if pipeline is not None:
         extensions.append(lambda app: add_stream_routes(app, pipeline))
     if args.update_url is not None:
-        from .update.client import UpdateClientConfig
+        from .update.policy import UpdateClientConfig
         from .update.web import update_extension
 
         update_config = UpdateClientConfig(repository_url=args.update_url)

@@ -16,7 +16,7 @@
 
 ``tuf-client`` implements the tuf-conformance client CLI (exit 0 on success,
 1 on any failure) with the device's own ``Updater`` construction and fetcher
-(:func:`device.update.client.build_updater`); ``--ca-file`` gives the TLS
+(:func:`device.update.tufclient.build_updater`); ``--ca-file`` gives the TLS
 trust anchor, ``--allow-plain-http`` (this command only) permits ``http://``.
 """
 
@@ -34,9 +34,9 @@ from tuf.ngclient import Updater  # type: ignore[attr-defined]
 from common import tls as device_tls
 from common.atomicfile import write_atomic
 from common.flaws import UnsafeFlaws
-from device.update.client import build_updater, translate
 from device.update.errors import UpdateError, UpdateTransportError
 from device.update.fetcher import HTTPSFetcher
+from device.update.tufclient import build_updater, translate
 from update_server.errors import RepositoryInputError, RepositoryStateError
 from update_server.psirt.errors import SBOMError
 from update_server.repo import TUFRepository, facts_from_image

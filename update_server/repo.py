@@ -78,7 +78,7 @@ from tuf.repository import Repository  # type: ignore[attr-defined]
 from bootloader import keys
 from common.atomicfile import write_atomic
 from common.errors import ImageFormatError, ImageVerificationError
-from common.image import SignedImage, verify_image
+from common.image import ImageFacts, SignedImage, verify_image
 
 from .errors import RepositoryInputError, RepositoryStateError, SigningError
 
@@ -120,15 +120,6 @@ class ExpiryPolicy:
             value: timedelta = getattr(self, role)
             return value
         return self.targets
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the repository needs to know about a firmware image, from the image itself."""
-
-    hardware_id: str
-    version: str
-    security_counter: int
 
 
 @dataclass(frozen=True)

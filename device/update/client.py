@@ -1,490 +1,69 @@
-"""The device's update client: python-tuf's ``Updater`` plus the install flow.
+"""The device's update flow (EN 303 645 5.3, TUF 5.3-5.7): :class:`UpdateClient`.
 
-One construction, :func:`build_updater`, is shared by the running firmware
-and by ``refcam tuf-client`` (the TUF conformance command). Its trust anchor
-is ``bootstrap_root``: for the device, the root embedded in the booted,
-secure-boot-verified firmware (``handoff.firmware.tuf_root``).
+1. ``check()``: refresh the TUF metadata (root rotation, timestamp, snapshot,
+   targets, the ``models-<hw>`` delegation) and pick a candidate
+   (:mod:`.policy`).
+2. ``install()``: stream it straight into the inactive slot (resumable;
+   length and hashes checked by python-tuf over the bytes on flash), check the
+   image's own fields again, verify it exactly as the bootloader will and mark
+   it pending (``services.set_pending``), then ask for a reboot. The new
+   firmware confirms itself when healthy (``services.confirm()``); an
+   unconfirmed trial reverts.
 
-The flow of :class:`UpdateClient` (EN 303 645 5.3, TUF 5.3-5.7):
-
-1. ``check()``: refresh the TUF metadata (root rotation, timestamp,
-   snapshot, targets, the ``models-<hw>`` delegation), list the targets
-   under ``<hardware_id>/`` and pick the highest version
-   (:func:`select_candidate`, pure). A candidate for another model, or with
-   a security counter below the fused counter, is refused
-   (:class:`WrongHardwareId`, :class:`SecurityCounterDowngrade`).
-2. ``install()``: download it (resumable, length and hashes checked by
-   python-tuf), check the image itself again (:func:`check_image`), write it
-   to the inactive slot and verify it exactly as the bootloader will
-   (``services.write_image`` reads it back and verifies it), mark it pending
-   (``services.set_pending``) and ask for a reboot. The new firmware confirms
-   itself when healthy (``services.confirm()``); an unconfirmed trial reverts.
-
-Time: python-tuf 7 checks expiry against ``TrustedMetadataSet.reference_time``
-(set from the system clock when the ``Updater`` is built; there is no public
-option). :func:`build_updater` replaces it with ``reference_time``, which
-the device computes as ``max(clock, floor)`` (:func:`effective_time`): the
-floor is the firmware build time or the last time metadata verified, so
-turning the clock back cannot revive expired metadata (freeze attack).
+The pure decisions are in :mod:`.policy`, python-tuf glue in
+:mod:`.tufclient`, what is kept between operations in :mod:`.state`.
 
 Example::
 
-    updater = build_updater(metadata_dir=d, metadata_base_url=url + "/metadata/",
-                            target_base_url=url + "/targets/", target_dir=t,
-                            bootstrap_root=handoff.firmware.tuf_root, fetcher=fetcher)
-    updater.refresh()
+    client = UpdateClient(handoff, config, runtime_dir=d, clock=time.time)
+    result = client.check(); client.install()
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
-import struct
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any
 
 from tuf.api import exceptions
-from tuf.api.metadata import Metadata, TargetFile, Targets  # type: ignore[attr-defined]
-from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
+from tuf.api.metadata import Metadata, TargetFile  # type: ignore[attr-defined]
+from tuf.ngclient import Updater  # type: ignore[attr-defined]
 
-from common.atomicfile import write_atomic
-from common.errors import BootError, FlashError, ImageFormatError, PowerCut
+from common.errors import BootError, FlashError, PowerCut
 from common.flaws import UnsafeFlaws
 from common.handoff import BootHandoff, Slot, SlotImageWriter
-from common.image import (
-    HEADER_FMT,
-    IMAGE_MAGIC,
-    TLV_FMT,
-    TLV_HARDWARE_ID,
-    TLV_INFO_FMT,
-    TLV_INFO_SIZE,
-    TLV_PROT_INFO_MAGIC,
-    TLV_SEC_CNT,
-    TLV_SIZE,
-    ImageVersion,
-    SignedImage,
-)
+from common.image import ImageFacts
 from common.verify import TrustState, verify_firmware_image
 
 from .errors import (
-    ExpiredMetadata,
     ImageRejected,
     ImageTooLarge,
     NoUpdate,
-    SecurityCounterDowngrade,
     TrialNotConfirmed,
     UntrustedMetadata,
     UpdateBusy,
     UpdateError,
-    UpdateTransportError,
-    WrongHardwareId,
 )
-from .fetcher import FetcherConfig, HTTPSFetcher
+from .fetcher import HTTPSFetcher
+from .policy import (
+    Candidate,
+    CheckResult,
+    UpdateClientConfig,
+    advisories_affecting,
+    check_image,
+    effective_time,
+    parse_version,
+    read_image_facts,
+    select_candidate,
+)
+from .state import ClockFloor, SlotDownload, State, UpdateStatus
+from .tufclient import build_updater, list_offered, metadata_summary, translate, tuf_config
 
 log = logging.getLogger(__name__)
-
-State = Literal[
-    "idle", "checking", "available", "downloading", "installing", "pending-reboot", "error"
-]
-
-
-@dataclass(frozen=True)
-class UpdateClientConfig:
-    repository_url: str  # https://host:port; metadata under /metadata/, targets under /targets/
-    check_interval: float = 24 * 3600.0  # seconds between automatic checks; 0 = off
-    check_jitter: float = 0.1  # fraction of the interval, spreads a fleet's checks
-    max_image_size: int = 64 * 2**20  # bytes, largest image accepted (TUF or upload)
-    max_metadata_size: int = 2 * 2**20  # bytes, largest targets/snapshot metadata
-    fetcher: FetcherConfig = field(default_factory=FetcherConfig)
-
-    @property
-    def metadata_base_url(self) -> str:
-        return self.repository_url.rstrip("/") + "/metadata/"
-
-    @property
-    def target_base_url(self) -> str:
-        return self.repository_url.rstrip("/") + "/targets/"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A firmware target the repository offers this device."""
-
-    target_path: str
-    version: str
-    security_counter: int
-    hardware_id: str
-    length: int
-    sha256: str
-    advisories: tuple[str, ...] = ()  # CSAF advisory ids this release fixes
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    hardware_id: str
-    version: str
-    security_counter: int
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    current_version: str
-    candidate: Candidate | None  # None: up to date
-
-
-# --------------------------------------------------------------------------- pure parts
-
-
-def parse_version(version: str) -> ImageVersion:
-    """``major.minor.revision[+build]`` (MCUboot, ``common.image``), comparable."""
-    try:
-        return ImageVersion.parse(version)
-    except ImageFormatError as exc:
-        raise UntrustedMetadata(str(exc)) from None
-
-
-def effective_time(now: datetime, floor: datetime | None) -> datetime:
-    """The time used for expiry checks: never earlier than the trusted floor."""
-    return now if floor is None or now >= floor else floor
-
-
-def next_check_delay(interval: float, jitter: float, rng: random.Random) -> float:
-    """Seconds until the next automatic check: ``interval`` +/- ``jitter`` * interval."""
-    if interval <= 0:
-        raise ValueError("automatic checks are off")
-    return interval * (1 + rng.uniform(-jitter, jitter))
-
-
-def candidate_from_target(target: TargetFile) -> Candidate:
-    custom = target.custom
-    if not isinstance(custom, dict):
-        raise UntrustedMetadata(f"target {target.path} has no custom firmware fields")
-    try:
-        version = str(custom["version"])
-        counter = custom["security_counter"]
-        hardware_id = str(custom["hardware_id"])
-    except KeyError as exc:
-        raise UntrustedMetadata(f"target {target.path} lacks custom field {exc.args[0]!r}") from None
-    if not isinstance(counter, int) or isinstance(counter, bool) or counter < 0:
-        raise UntrustedMetadata(f"target {target.path} has a bad security_counter {counter!r}")
-    parse_version(version)
-    advisories = custom.get("advisories", [])
-    if not isinstance(advisories, list) or not all(isinstance(a, str) for a in advisories):
-        raise UntrustedMetadata(f"target {target.path} has a malformed advisories list")
-    return Candidate(
-        target_path=target.path,
-        version=version,
-        security_counter=counter,
-        hardware_id=hardware_id,
-        length=target.length,
-        sha256=str(target.hashes.get("sha256", "")),
-        advisories=tuple(advisories),
-    )
-
-
-def is_firmware_target(target: TargetFile) -> bool:
-    """Firmware images, not the SBOMs published beside them (``custom.kind``)."""
-    custom = target.custom
-    return not isinstance(custom, dict) or custom.get("kind", "firmware") == "firmware"
-
-
-def advisories_affecting(offered: Iterable[Candidate], running: str) -> list[dict[str, str]]:
-    """Advisories fixed by a newer release affect the running firmware (CSAF known_affected)."""
-    current = parse_version(running)
-    found: dict[str, str] = {}
-    for candidate in sorted(offered, key=lambda c: parse_version(c.version)):
-        if parse_version(candidate.version) > current:
-            for advisory in candidate.advisories:
-                found.setdefault(advisory, candidate.version)  # the first release that fixes it
-    return [{"id": a, "status": "affected", "fixed_in": v} for a, v in sorted(found.items())]
-
-
-def select_candidate(
-    offered: Iterable[Candidate],
-    *,
-    hardware_id: str,
-    current_version: str,
-    fused_counter: int,
-    max_image_size: int,
-) -> Candidate | None:
-    """The newest acceptable image for this device, None if up to date; raises a refusal."""
-    mine = [c for c in offered if c.target_path.startswith(f"{hardware_id}/")]
-    if not mine:
-        return None
-    best = max(mine, key=lambda c: parse_version(c.version))
-    if parse_version(best.version) <= parse_version(current_version):
-        return None
-    if best.hardware_id != hardware_id:
-        raise WrongHardwareId(
-            f"target {best.target_path} is for hardware {best.hardware_id!r}, this device is "
-            f"{hardware_id!r}"
-        )
-    if best.security_counter < fused_counter:
-        raise SecurityCounterDowngrade(
-            f"image {best.version} has security counter {best.security_counter}, below the fused "
-            f"minimum {fused_counter}"
-        )
-    if best.length > max_image_size:
-        raise ImageTooLarge(
-            f"image {best.target_path} is {best.length} bytes, at most {max_image_size} accepted"
-        )
-    return best
-
-
-def image_facts(data: bytes) -> ImageFacts:
-    """Hardware id, version and counter of a signed image (strict format check only;
-    hash and signature are verified by ``services.verify_slot`` as the bootloader does)."""
-    try:
-        image = SignedImage.parse(data)
-    except ImageFormatError as exc:
-        raise ImageRejected(f"not a valid firmware image: {exc}") from exc
-    return ImageFacts(
-        hardware_id=image.hardware_id,
-        version=str(image.version),
-        security_counter=image.security_counter,
-    )
-
-
-def unsafe_image_facts(data: bytes) -> ImageFacts:
-    """UNSAFE (flaw ``unsigned-update-accepted``): header and protected TLVs only.
-
-    A flawed client that trusts whatever the image says about itself, signed
-    or not. Still bounds-checked: junk gives ImageRejected, never a crash.
-    """
-    try:
-        return image_facts(data)
-    except ImageRejected:
-        pass
-    try:
-        magic, _load, hdr_size, prot_size, img_size, _flags, major, minor, rev, _build, _pad = (
-            struct.unpack_from(HEADER_FMT, data)
-        )
-        if magic != IMAGE_MAGIC or prot_size < TLV_INFO_SIZE:
-            raise ValueError("no MCUboot header or no protected TLV area")
-        start = hdr_size + img_size
-        info_magic, total = struct.unpack_from(TLV_INFO_FMT, data, start)
-        if info_magic != TLV_PROT_INFO_MAGIC or total != prot_size or start + total > len(data):
-            raise ValueError("bad protected TLV area")
-        values: dict[int, bytes] = {}
-        offset = start + TLV_INFO_SIZE
-        while offset + TLV_SIZE <= start + total:
-            kind, length = struct.unpack_from(TLV_FMT, data, offset)
-            values[kind] = data[offset + TLV_SIZE : offset + TLV_SIZE + length]
-            offset += TLV_SIZE + length
-        counter = struct.unpack("<I", values[TLV_SEC_CNT])[0]
-        hardware_id = values[TLV_HARDWARE_ID].decode("ascii")
-    except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
-        raise ImageRejected(f"not a firmware image: {exc}") from exc
-    return ImageFacts(hardware_id=hardware_id, version=f"{major}.{minor}.{rev}", security_counter=counter)
-
-
-def check_image(facts: ImageFacts, *, hardware_id: str, fused_counter: int) -> None:
-    """Refuse an image for another model or below the fused counter (before any write)."""
-    if facts.hardware_id != hardware_id:
-        raise WrongHardwareId(
-            f"image is built for hardware {facts.hardware_id!r}, this device is {hardware_id!r}"
-        )
-    if facts.security_counter < fused_counter:
-        raise SecurityCounterDowngrade(
-            f"image {facts.version} has security counter {facts.security_counter}, below the fused "
-            f"minimum {fused_counter}"
-        )
-
-
-def translate(exc: Exception) -> UpdateError:
-    """python-tuf / transport exceptions as update errors (what was found, what expected)."""
-    if isinstance(exc, UpdateError):
-        return exc
-    if isinstance(exc, exceptions.ExpiredMetadataError):
-        return ExpiredMetadata(f"TUF metadata expired: {exc}")
-    if isinstance(exc, exceptions.DownloadLengthMismatchError):
-        return UntrustedMetadata(f"repository sent too much data: {exc}")
-    if isinstance(exc, exceptions.RepositoryError):
-        return UntrustedMetadata(f"TUF verification failed ({type(exc).__name__}): {exc}")
-    if isinstance(exc, exceptions.DownloadError):
-        cause = exc.__cause__
-        detail = f"{exc}: {cause}" if cause is not None else str(exc)
-        return UpdateTransportError(f"download failed: {detail}")
-    return UpdateTransportError(f"update I/O failed: {exc}")
-
-
-# --------------------------------------------------------------------------- Updater
-
-
-def tuf_config(*, max_metadata_size: int = 2 * 2**20) -> UpdaterConfig:
-    return UpdaterConfig(
-        snapshot_max_length=max_metadata_size,
-        targets_max_length=max_metadata_size,
-        app_user_agent="refcam-update/1",
-    )
-
-
-def build_updater(
-    *,
-    metadata_dir: Path,
-    metadata_base_url: str,
-    target_base_url: str | None,
-    target_dir: Path | None,
-    bootstrap_root: bytes,
-    fetcher: HTTPSFetcher,
-    config: UpdaterConfig | None = None,
-    reference_time: datetime | None = None,
-) -> Updater:
-    """The one ``Updater`` construction (device and ``refcam tuf-client``).
-
-    Raises :class:`UntrustedMetadata` if ``bootstrap_root`` is not valid root metadata.
-    """
-    metadata_dir.mkdir(parents=True, exist_ok=True)
-    if target_dir is not None:
-        target_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        updater = Updater(
-            str(metadata_dir),
-            metadata_base_url,
-            str(target_dir) if target_dir is not None else None,
-            target_base_url,
-            fetcher,
-            config or tuf_config(),
-            bootstrap=bootstrap_root,
-        )
-    except (exceptions.RepositoryError, ValueError) as exc:
-        raise UntrustedMetadata(f"trusted root metadata is not valid: {exc}") from exc
-    except OSError as exc:
-        raise UpdateTransportError(f"cannot use metadata directory {metadata_dir}: {exc}") from exc
-    if reference_time is not None:
-        # python-tuf 7 has no public option for the reference time; every expiry
-        # check (TUF 5.3.10, 5.4.4, 5.5.6, 5.6.7) reads this attribute.
-        trusted = updater._trusted_set
-        if not hasattr(trusted, "reference_time"):
-            raise UpdateError("this python-tuf has no TrustedMetadataSet.reference_time")
-        trusted.reference_time = reference_time
-    return updater
-
-
-def list_offered(updater: Updater, metadata_dir: Path, hardware_id: str) -> list[Candidate]:
-    """Every target under ``<hardware_id>/`` in verified metadata, as candidates.
-
-    The walk is python-tuf's (``get_targetinfo`` loads and verifies the
-    delegated role); the verified role files it persisted are then read to
-    enumerate the names, and each name is looked up again through the walk.
-    """
-    updater.get_targetinfo(f"{hardware_id}/.refcam-probe")
-    top = _read_targets(metadata_dir, Targets.type)
-    roles: list[str] = []
-    if top is not None and top.delegations is not None:
-        roles = [name for name, _ in top.delegations.get_roles_for_target(f"{hardware_id}/x")]
-    names: set[str] = set()
-    for role in [Targets.type, *roles]:
-        targets = _read_targets(metadata_dir, role)
-        if targets is not None:
-            names.update(p for p in targets.targets if p.startswith(f"{hardware_id}/"))
-    offered = []
-    for name in sorted(names):
-        info = updater.get_targetinfo(name)
-        if info is not None and is_firmware_target(info):
-            offered.append(candidate_from_target(info))
-    return offered
-
-
-def _read_targets(metadata_dir: Path, role: str) -> Targets | None:
-    path = metadata_dir / f"{quote(role, '')}.json"
-    if not path.exists():
-        return None
-    signed = Metadata.from_bytes(path.read_bytes()).signed
-    return signed if isinstance(signed, Targets) else None
-
-
-def metadata_summary(metadata_dir: Path) -> dict[str, dict[str, Any]]:
-    """Versions and expiries of the locally trusted metadata (for the status API)."""
-    out: dict[str, dict[str, Any]] = {}
-    for role in ("root", "timestamp", "snapshot", "targets"):
-        path = metadata_dir / f"{role}.json"
-        try:
-            signed = Metadata.from_bytes(path.read_bytes()).signed
-        except (OSError, ValueError, exceptions.RepositoryError):
-            continue
-        out[role] = {"version": signed.version, "expires": signed.expires.isoformat()}
-    return out
-
-
-# --------------------------------------------------------------------------- clock floor
-
-
-class ClockFloor:
-    """The lowest time the device will believe, kept in a small file."""
-
-    def __init__(self, path: Path, *, build_time: int) -> None:
-        self.path = path
-        self.build_time = datetime.fromtimestamp(build_time, UTC)
-
-    def read(self) -> datetime:
-        try:
-            stored = datetime.fromtimestamp(float(json.loads(self.path.read_text())["floor"]), UTC)
-        except (OSError, ValueError, KeyError, TypeError):
-            stored = self.build_time
-        return max(stored, self.build_time)
-
-    def raise_to(self, when: datetime) -> None:
-        if when <= self.read():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps({"floor": when.timestamp()}).encode())
-
-
-class SlotDownload:
-    """Where an interrupted download into the inactive slot may resume (a small file).
-
-    Written only after the flash holds the bytes it counts (every
-    ``SAVE_EVERY`` bytes and when a transfer fails), so it never claims more
-    than the slot has; a stale, lower value only re-downloads a little. The
-    URL is content-addressed (hash-prefixed target names), and anything else
-    that writes the slot clears the record first. Whatever is resumed, the
-    whole slot is checked against the signed length and hashes at the end.
-    """
-
-    SAVE_EVERY = 4 * 2**20  # bytes
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def resume_point(self, url: str, slot: Slot, length: int) -> int:
-        try:
-            doc = json.loads(self.path.read_text())
-            offset = doc["durable"]
-            same = doc["url"] == url and doc["slot"] == slot
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0
-        if not same or not isinstance(offset, int) or not 0 <= offset <= length:
-            return 0
-        return offset
-
-    def save(self, url: str, slot: Slot, durable: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps({"url": url, "slot": slot, "durable": durable}).encode())
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- the flow
-
-
-@dataclass
-class UpdateStatus:
-    state: State = "idle"
-    available: Candidate | None = None
-    last_check: float | None = None  # seconds since the epoch
-    last_error: tuple[str, str] | None = None  # (error class code, message)
-    progress: tuple[int, int] | None = None  # (bytes, total)
-    installed_slot: Slot | None = None
-    advisories: tuple[dict[str, str], ...] = ()  # advisories affecting the running firmware
 
 
 class UpdateClient:
@@ -719,7 +298,7 @@ class UpdateClient:
         services = self.handoff.services
         slot = services.inactive_slot()
         try:
-            facts = unsafe_image_facts(data) if skip_signature else image_facts(data)
+            facts = read_image_facts(data, unsafe_trust_header=skip_signature)
             check_image(
                 facts,
                 hardware_id=self.handoff.identity.hardware_id,

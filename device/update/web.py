@@ -36,9 +36,10 @@ from common import tls
 from ..access import requires
 from ..appkeys import AUDIT_KEY, CLOCK_KEY, CONFIG_KEY, HANDOFF_KEY, REBOOT_KEY, USER_KEY
 from ..config import load_settings
-from .client import UpdateClient, UpdateClientConfig, next_check_delay
+from .client import UpdateClient
 from .errors import ImageTooLarge, UpdateError
 from .fetcher import HTTPSFetcher
+from .policy import UpdateClientConfig, next_check_delay
 
 log = logging.getLogger(__name__)
 

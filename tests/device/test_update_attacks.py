@@ -30,7 +30,7 @@ from update_fixtures import (
     update_server,
 )
 
-from device.update.client import ImageFacts, candidate_from_target
+from common.image import ImageFacts
 from device.update.errors import (
     ExpiredMetadata,
     ImageRejected,
@@ -41,6 +41,7 @@ from device.update.errors import (
     UpdateTransportError,
     WrongHardwareId,
 )
+from device.update.policy import candidate_from_target
 from update_server.repo import TUFRepository, load_private_key
 
 HW = "refcam-rc1080-v1"

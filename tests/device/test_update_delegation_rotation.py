@@ -30,9 +30,10 @@ from update_fixtures import (
     update_server,
 )
 
-from device.update.client import build_updater
+from common.image import ImageFacts
 from device.update.errors import UntrustedMetadata
-from update_server.repo import ImageFacts, load_private_key, target_custom
+from device.update.tufclient import build_updater
+from update_server.repo import load_private_key, target_custom
 
 HW = "refcam-rc1080-v1"
 ROLE = f"models-{HW}"

@@ -213,7 +213,7 @@ def test_cut_transfer_resumes_with_a_range_request(vendor: Vendor, tmp_path: Pat
 
 
 def test_newer_releases_name_the_advisories_affecting_the_running_firmware() -> None:
-    from device.update.client import Candidate, advisories_affecting
+    from device.update.policy import Candidate, advisories_affecting
 
     def release(version: str, *ids: str) -> Candidate:
         return Candidate(f"hw/{version}.img", version, 1, "hw", 1, "00", ids)

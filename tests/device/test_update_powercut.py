@@ -40,7 +40,7 @@ from update_fixtures import (
 from bootloader.chain import Device, boot
 from bootloader.hardware import PowerCutInjector
 from common.errors import PowerCut
-from device.update import client as client_module
+from device.update import state as update_state
 from device.update.errors import UpdateTransportError
 
 GOOD_STATES = {("1.0.0", False, 1), ("2.0.0", True, 1), ("2.0.0", False, 2)}
@@ -115,7 +115,7 @@ def test_a_download_cut_by_a_power_loss_resumes_where_the_flash_says(
     world: tuple[Vendor, Device, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vendor, golden, url = world
-    monkeypatch.setattr(client_module.SlotDownload, "SAVE_EVERY", 512)  # record every sector
+    monkeypatch.setattr(update_state.SlotDownload, "SAVE_EVERY", 512)  # record every sector
     counter = PowerCutInjector()
     boot(copy.deepcopy(golden).power_on(injector=counter), now=NOW)
     # six sectors into slot b (an erase and a write each), then the power goes
@@ -145,7 +145,7 @@ def test_a_transfer_cut_by_the_network_resumes_at_the_next_install(
 ) -> None:
     """The connection drops mid-target: the next install asks only for the rest."""
     vendor, golden, _url = world
-    monkeypatch.setattr(client_module.SlotDownload, "SAVE_EVERY", 512)
+    monkeypatch.setattr(update_state.SlotDownload, "SAVE_EVERY", 512)
     ranges: list[str | None] = []
 
     async def serve(request: web.Request) -> web.StreamResponse:

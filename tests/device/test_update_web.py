@@ -15,7 +15,8 @@ import pytest
 from update_fixtures import Camera, Vendor, make_camera, make_vendor, update_client, update_server
 
 from device.appkeys import REBOOT_KEY
-from device.update.client import UpdateClient, UpdateClientConfig, next_check_delay
+from device.update.client import UpdateClient
+from device.update.policy import UpdateClientConfig, next_check_delay
 from device.update.web import UPDATE_CLIENT_KEY, add_update_routes, update_extension
 
 

@@ -34,8 +34,9 @@ from bootloader.provision import (
 from common import tls
 from common.image import sign_image
 from common.passwords import hash_password
-from device.update.client import UpdateClient, UpdateClientConfig
+from device.update.client import UpdateClient
 from device.update.fetcher import HTTPSFetcher
+from device.update.policy import UpdateClientConfig
 from update_server.repo import TUFRepository, facts_from_image
 from update_server.server import UpdateServerConfig, create_app, serve_in_thread, server_ssl_context
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import json
+import os
 import pickle
 import ssl
 import subprocess

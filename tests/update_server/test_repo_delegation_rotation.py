@@ -27,9 +27,10 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]
 from update_fixtures import NOW_DT, Vendor
 
 from bootloader.keys import init_keys
+from common.image import ImageFacts
 from refcam import cli
 from update_server.errors import RepositoryInputError, SigningError
-from update_server.repo import ImageFacts, TUFRepository, load_private_key, write_key_pair
+from update_server.repo import TUFRepository, load_private_key, write_key_pair
 
 HW = "refcam-rc1080-v1"
 OTHER_HW = "refcam-rc4k-v2"

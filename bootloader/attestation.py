@@ -51,8 +51,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from bootloader.dice import TCG_DICE_TCB_INFO, alias_tcb_info
+from bootloader.dice import TCG_DICE_TCB_INFO, alias_tcb_info, serial_attribute
 from bootloader.measured import (
+    MeasurementLog,
     event_from_json,
     event_to_json,
     parse_reference_values,
@@ -479,3 +480,47 @@ def verify_evidence(
         events=events,
         verdicts=_appraise(events, reference_values),
     )
+
+
+# ---------------------------------------------------------------- the attester
+
+
+class DiceAttester:
+    """Signs attestation evidence with this boot's Alias key (``handoff.Attester``).
+
+    ``chain`` is [alias certificate, DeviceID certificate, device CA
+    certificate]; ``log`` the measurement log (or its events) and
+    ``register`` the measurement register it produced.
+    """
+
+    def __init__(
+        self,
+        alias_key: Ed25519PrivateKey,
+        chain: Sequence[x509.Certificate],
+        log: MeasurementLog | Sequence[MeasurementEvent],
+        register: bytes,
+    ) -> None:
+        if not chain:
+            raise ValueError("the attester needs at least the alias certificate")
+        if chain[0].public_key() != alias_key.public_key():
+            raise ValueError("the first certificate of the chain does not certify the alias key")
+        self._key = alias_key
+        self._chain = tuple(chain)
+        self._events = log.events if isinstance(log, MeasurementLog) else tuple(log)
+        self._register = bytes(register)
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        return self._chain
+
+    def evidence(self, nonce: bytes, *, now: int) -> bytes:
+        serial = serial_attribute(self._chain[0].subject) or ""
+        return make_evidence(
+            alias_key=self._key,
+            chain=self._chain,
+            events=self._events,
+            register=self._register,
+            serial=serial,
+            nonce=nonce,
+            now=now,
+        )

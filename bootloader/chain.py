@@ -1,7 +1,8 @@
 """The boot chain on simulated hardware: ROM stage, bootloader stage, handoff.
 
-:class:`Device` bundles the hardware of one camera (OTP fuses, flash, the
-board description) and its state directory. :func:`boot` runs the chain:
+:class:`~bootloader.unit.Device` bundles the hardware of one camera (OTP
+fuses, flash, the board description) and its state directory; the slot and
+boot-control logic is :mod:`bootloader.slots`. :func:`boot` runs the chain:
 
 1. **ROM** (immutable): reads the fuses and the bootloader partition,
    verifies the bootloader image against the fused, unrevoked root-of-trust
@@ -33,461 +34,47 @@ import datetime as dt
 import hashlib
 import importlib.util
 import json
-import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-
 from bootloader import dice
-from bootloader.bootctl import RECORD_SIZE as BOOTCTL_RECORD_SIZE
-from bootloader.bootctl import BootControl, BootControlView, next_record, read_boot_control
+from bootloader.attestation import DiceAttester
 from bootloader.decision import decide_boot
 from bootloader.firmware import FirmwarePayload
 from bootloader.hardware import (
-    Board,
-    Flash,
-    FlashGeometry,
     FuseState,
-    OTPFuses,
-    PartitionName,
-    PowerCutInjector,
 )
 from bootloader.measured import MeasurementLog
+from bootloader.services import FlashBootServices
+from bootloader.slots import (
+    SLOTS,
+    VerifiedSlot,
+    advance_fuses,
+    check_slot,
+    fuse_summary,
+    read_control,
+    read_image,
+    trust_state,
+    write_control,
+)
+from bootloader.unit import Device, load_deviceid_chain, load_identity
 from common.errors import (
-    BootControlError,
     BootError,
     BootloaderRejected,
-    FirmwarePayloadError,
-    FlashError,
-    HardwareError,
     ImageFormatError,
     ProvisioningError,
     SecurityCounterRollback,
 )
 from common.handoff import (
     BootHandoff,
-    DeviceIdentity,
-    FuseSummary,
     Slot,
     SlotStatus,
 )
-from common.image import (
-    HEADER_FMT,
-    IMAGE_HEADER_SIZE,
-    IMAGE_MAGIC,
-    TLV_INFO_FMT,
-    TLV_INFO_MAGIC,
-    TLV_INFO_SIZE,
-    ImageVersion,
-)
 from common.verify import (
     BOOTLOADER_MANIFEST_FORMAT,
-    TrustState,
     VerifiedFirmware,
-    unsafe_verify_hash_only,
     verify_bootloader_image,
-    verify_firmware_image,
 )
-
-OTP_FILE = "otp.bin"
-FLASH_FILE = "flash.bin"
-BOARD_FILE = "hardware.json"  # the board: model, hardware id, flash geometry
-IDENTITY_DIR = Path("data") / "identity"
-DEVICE_JSON = "device.json"
-DEVICEID_PEM = "deviceid.pem"
-TLS_CHAIN_PEM = "tls.pem"
-
-SLOTS: tuple[Slot, Slot] = ("a", "b")
-
-
-@dataclass(frozen=True)
-class Device:
-    """One simulated camera: fuses, flash, board description and state directory."""
-
-    state_dir: Path
-    board: Board
-    fuses: OTPFuses
-    flash: Flash
-
-    @classmethod
-    def in_memory(
-        cls,
-        state_dir: Path,
-        *,
-        board: Board,
-        injector: PowerCutInjector | None = None,
-    ) -> Device:
-        """Blank in-memory hardware whose data partition lives under ``state_dir/data``."""
-        return cls(
-            state_dir=state_dir,
-            board=board,
-            fuses=OTPFuses.in_memory(injector=injector),
-            flash=Flash.in_memory(board.geometry, injector=injector),
-        )
-
-    def power_on(self, *, injector: PowerCutInjector | None = None) -> Device:
-        """The same hardware after a power cycle, optionally with a new power-cut injector."""
-        return Device(
-            state_dir=self.state_dir,
-            board=self.board,
-            fuses=self.fuses.power_on(injector=injector),
-            flash=self.flash.power_on(injector=injector),
-        )
-
-    @property
-    def identity_dir(self) -> Path:
-        return self.state_dir / IDENTITY_DIR
-
-
-def open_device(state_dir: Path, *, injector: PowerCutInjector | None = None) -> Device:
-    """The file-backed device provisioned in ``state_dir``."""
-    board_path = state_dir / BOARD_FILE
-    try:
-        board = Board.from_json(board_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ProvisioningError(
-            f"{state_dir} is not a provisioned device (no {BOARD_FILE}); run 'refcam device provision'"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HardwareError(f"cannot read {board_path}: {exc}") from exc
-    return Device(
-        state_dir=state_dir,
-        board=board,
-        fuses=OTPFuses.open_file(state_dir / OTP_FILE, injector=injector),
-        flash=Flash.open_file(state_dir / FLASH_FILE, board.geometry, injector=injector),
-    )
-
-
-# ---------------------------------------------------------------- flash helpers
-
-
-def is_erased(data: bytes) -> bool:
-    return data.count(0xFF) == len(data)
-
-
-def image_extent(data: bytes) -> int:
-    """Length of the MCUboot image at the start of ``data`` (header + payload + both TLV areas).
-
-    Only the lengths are read here; :meth:`SignedImage.parse` checks everything.
-    """
-    if len(data) < IMAGE_HEADER_SIZE:
-        raise ImageFormatError(
-            f"{len(data)} bytes cannot hold a {IMAGE_HEADER_SIZE}-byte image header"
-        )
-    magic, _load, hdr_size, prot_size, img_size = struct.unpack_from(HEADER_FMT, data, 0)[:5]
-    if magic != IMAGE_MAGIC:
-        raise ImageFormatError(f"image magic is 0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x}")
-    unprotected_at = hdr_size + img_size + prot_size
-    if unprotected_at + TLV_INFO_SIZE > len(data):
-        raise ImageFormatError(
-            f"image header declares {unprotected_at} bytes before its TLV area, "
-            f"more than the {len(data)}-byte partition"
-        )
-    tlv_magic, tlv_total = struct.unpack_from(TLV_INFO_FMT, data, unprotected_at)
-    if tlv_magic != TLV_INFO_MAGIC:
-        raise ImageFormatError(
-            f"TLV area magic at offset {unprotected_at} is 0x{tlv_magic:04x}, "
-            f"expected 0x{TLV_INFO_MAGIC:04x}"
-        )
-    end = int(unprotected_at + tlv_total)
-    if end > len(data):
-        raise ImageFormatError(f"image ends at byte {end}, past the {len(data)}-byte partition")
-    return end
-
-
-def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
-    """The image stored in ``partition`` (its exact length), or None when erased.
-
-    Raises :class:`ImageFormatError` when the header is not an image header or
-    the lengths it declares run past the partition.
-    """
-    size = flash.geometry.size(partition)
-    head = flash.read(partition, 0, min(64, size))
-    if is_erased(head):
-        return None
-    # Read only what the header and TLV info declare (a slot may be much larger than
-    # its image); the lengths are checked against the partition, not trusted.
-    if len(head) >= IMAGE_HEADER_SIZE:
-        magic, _load, hdr_size, prot_size, img_size = struct.unpack_from(HEADER_FMT, head, 0)[:5]
-        info_at = hdr_size + img_size + prot_size
-        if magic == IMAGE_MAGIC and info_at + TLV_INFO_SIZE <= size:
-            info = flash.read(partition, info_at, TLV_INFO_SIZE)
-            declared = info_at + struct.unpack_from(TLV_INFO_FMT, info)[1]
-            if declared <= size:
-                data = flash.read(partition, 0, declared)
-                return data[: image_extent(data)]
-    data = flash.read(partition)  # malformed: image_extent says exactly what is wrong
-    return data[: image_extent(data)]
-
-
-class SlotWriter:
-    """Streams an image into a partition, sector by sector: the download area of an update.
-
-    MCUboot devices download straight into the secondary slot (there is no room
-    for a second copy); this is that writer. Each sector is erased just before
-    it is programmed, and bytes are programmed a whole sector at a time, so
-    ``durable`` (the bytes on flash) is a multiple of the sector size until
-    :meth:`finish`. A writer opened at ``offset`` (an earlier writer's
-    ``durable``) resumes an interrupted download and keeps the sectors before it.
-
-    Nothing here verifies: the caller verifies the finished slot (TUF hashes,
-    then the bootloader's own checks) before it may be marked pending.
-    """
-
-    def __init__(
-        self,
-        flash: Flash,
-        partition: PartitionName,
-        *,
-        offset: int = 0,
-        total: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        on_durable: Callable[[int], None] | None = None,
-    ) -> None:
-        geometry: FlashGeometry = flash.geometry
-        self._flash = flash
-        self._partition = partition
-        self._sector = geometry.sector_size
-        self._size = geometry.size(partition)
-        if offset < 0 or offset % self._sector or offset > self._size:
-            raise FlashError(
-                f"a slot write resumes at a sector boundary inside the partition, not at {offset}"
-            )
-        self.durable = offset  # bytes programmed so far (sector-aligned until finish)
-        self._buffer = bytearray()
-        self._total = total
-        self._progress = progress
-        self._on_durable = on_durable  # told each new resume point, once its sector is on flash
-        self._finished = False
-
-    @property
-    def received(self) -> int:
-        """Bytes accepted so far (programmed or buffered)."""
-        return self.durable + len(self._buffer)
-
-    def write(self, data: bytes) -> None:
-        if self._finished:
-            raise FlashError("slot write already finished")
-        if self.received + len(data) > self._size:
-            raise FlashError(
-                f"{self.received + len(data)} bytes do not fit partition {self._partition!r} "
-                f"({self._size} bytes)"
-            )
-        if self._buffer:  # complete the buffered sector first
-            self._buffer += data
-            data, self._buffer = bytes(self._buffer), bytearray()
-        whole = len(data) - len(data) % self._sector
-        view = memoryview(data)
-        try:
-            for start in range(0, whole, self._sector):
-                self._program(view[start : start + self._sector])
-            self._buffer += view[whole:]
-        finally:
-            view.release()
-        self._report()
-
-    def _program(self, chunk: memoryview | bytes) -> None:
-        self._flash.erase(self._partition, self.durable // self._sector)
-        self._flash.write(self._partition, self.durable, bytes(chunk))
-        self.durable += self._sector
-        if self._on_durable is not None:
-            self._on_durable(self.durable)
-
-    def finish(self) -> int:
-        """Program the tail (padded with 0xFF to the write alignment) and erase whatever
-        older data follows it; returns the image length."""
-        if self._finished:
-            raise FlashError("slot write already finished")
-        length = self.received
-        if self._buffer:
-            align = self._flash.geometry.write_align
-            tail = bytes(self._buffer) + b"\xff" * (-len(self._buffer) % align)
-            self._flash.erase(self._partition, self.durable // self._sector)
-            self._flash.write(self._partition, self.durable, tail)
-            self._buffer.clear()
-        self._finished = True
-        first_free = -(-length // self._sector)
-        for sector in range(first_free, self._size // self._sector):
-            if not is_erased(self._flash.read(self._partition, sector * self._sector, self._sector)):
-                self._flash.erase(self._partition, sector)
-        self.durable = length
-        self._report()
-        return length
-
-    def _report(self) -> None:
-        if self._progress is not None:
-            total = self._total if self._total is not None else self.received
-            self._progress(min(self.durable, total), total)
-
-
-def write_partition(
-    flash: Flash,
-    partition: PartitionName,
-    data: bytes,
-    *,
-    progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Erase ``partition`` sector by sector and program ``data`` (padded with 0xFF).
-
-    Sectors past the data are erased only when not already blank.
-    """
-    writer = SlotWriter(flash, partition, total=len(data), progress=progress)  # refuses what does not fit
-    writer.write(data)
-    writer.finish()
-
-
-def read_control(flash: Flash) -> tuple[BootControlView | None, str | None]:
-    """The boot-control view, or (None, why) when both copies are unreadable."""
-    sector = flash.geometry.sector_size
-    copies = (
-        flash.read("boot-control", 0, BOOTCTL_RECORD_SIZE),
-        flash.read("boot-control", sector, BOOTCTL_RECORD_SIZE),
-    )
-    try:
-        return read_boot_control(copies), None
-    except BootControlError as exc:
-        return None, str(exc)
-
-
-def write_control(flash: Flash, view: BootControlView | None, update: BootControl) -> None:
-    """Overwrite the older copy (erase its sector, write the record with seq + 1)."""
-    index, record = next_record(view, update)
-    flash.erase("boot-control", index)
-    flash.write("boot-control", index * flash.geometry.sector_size, record)
-
-
-# ---------------------------------------------------------------- trust and slots
-
-
-def trust_state(fuses: FuseState, board: Board) -> TrustState:
-    """What the bootloader trusts, all of it from fuses and the board."""
-    return TrustState(
-        rot_keys=fuses.trusted_rot_keys(),
-        min_key_manifest_counter=fuses.key_manifest_counter,
-        min_security_counter=fuses.firmware_counter,
-        hardware_id=board.hardware_id,
-    )
-
-
-@dataclass(frozen=True)
-class VerifiedSlot:
-    firmware: VerifiedFirmware
-    payload: FirmwarePayload
-
-
-def check_slot(
-    flash: Flash, slot: Slot, trust: TrustState, *, unsafe_hash_only: bool = False
-) -> VerifiedSlot | None:
-    """Verify ``slot`` exactly as the bootloader does; None when erased, raises BootError.
-
-    ``unsafe_hash_only`` is the ``boot-skips-signature`` flaw profile: a flawed
-    bootloader that checks integrity but not the signature.
-    """
-    image = read_image(flash, slot)
-    if image is None:
-        return None
-    verify = unsafe_verify_hash_only if unsafe_hash_only else verify_firmware_image
-    verified = verify(image, trust=trust)
-    payload = FirmwarePayload.parse(verified.payload)
-    try:
-        same_version = ImageVersion.parse(payload.manifest.version) == verified.image.version
-    except ImageFormatError:
-        same_version = False
-    if not same_version:
-        raise FirmwarePayloadError(
-            f"payload manifest version {payload.manifest.version} differs from the image "
-            f"header version {verified.version}"
-        )
-    if payload.manifest.hardware_id != trust.hardware_id:
-        raise FirmwarePayloadError(
-            f"payload is built for {payload.manifest.hardware_id!r}, this board is "
-            f"{trust.hardware_id!r}"
-        )
-    return VerifiedSlot(verified, payload)
-
-
-def verify_slot_image(
-    flash: Flash, slot: Slot, trust: TrustState, *, unsafe_hash_only: bool = False
-) -> tuple[SlotStatus, VerifiedSlot | None]:
-    """The slot's status for the boot log and the handoff (never raises a BootError)."""
-    try:
-        result = check_slot(flash, slot, trust, unsafe_hash_only=unsafe_hash_only)
-    except BootError as exc:
-        return SlotStatus(slot, "invalid", reason=str(exc)), None
-    if result is None:
-        return SlotStatus(slot, "empty"), None
-    firmware = result.firmware
-    return SlotStatus(slot, "valid", firmware.version, firmware.security_counter), result
-
-
-def fuse_summary(fuses: FuseState) -> FuseSummary:
-    return FuseSummary(
-        firmware_counter=fuses.firmware_counter,
-        bootloader_counter=fuses.bootloader_counter,
-        key_manifest_counter=fuses.key_manifest_counter,
-        lifecycle=fuses.lifecycle,
-        debug_disabled=fuses.debug_disabled,
-        rot_keys=tuple((key.hex(), revoked) for key, revoked in fuses.trusted_rot_keys()),
-    )
-
-
-def advance_fuses(fuses: OTPFuses, firmware: VerifiedFirmware) -> list[str]:
-    """Bring the fused counters up to a confirmed image's counters (never down)."""
-    before = fuses.read()
-    done: list[str] = []
-    if firmware.security_counter > before.firmware_counter:
-        fuses.advance_counter("firmware", firmware.security_counter)
-        done.append(
-            f"fused firmware counter advanced {before.firmware_counter} -> {firmware.security_counter}"
-        )
-    manifest_counter = firmware.key_manifest_counter
-    if manifest_counter is not None and manifest_counter > before.key_manifest_counter:
-        fuses.advance_counter("key_manifest", manifest_counter)
-        done.append(
-            f"fused key-manifest counter advanced {before.key_manifest_counter} -> {manifest_counter}"
-        )
-    return done
-
-
-# ---------------------------------------------------------------- identity
-
-
-def load_identity(device: Device) -> DeviceIdentity:
-    path = device.identity_dir / DEVICE_JSON
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return DeviceIdentity(
-            serial=str(doc["serial"]),
-            model=str(doc["model"]),
-            hardware_id=str(doc["hardware_id"]),
-            vendor=str(doc["vendor"]),
-        )
-    except FileNotFoundError as exc:
-        raise ProvisioningError(
-            f"device identity {path} is missing: the device is not provisioned"
-        ) from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ProvisioningError(f"device identity {path} is unreadable: {exc}") from exc
-
-
-def _load_deviceid_chain(device: Device) -> list[x509.Certificate]:
-    """[DeviceID certificate, device CA certificate] written at provisioning."""
-    identity_dir = device.identity_dir
-    try:
-        chain = x509.load_pem_x509_certificates((identity_dir / DEVICEID_PEM).read_bytes())
-        if len(chain) == 1:  # the device CA is the issuer of the TLS leaf as well
-            tls = x509.load_pem_x509_certificates((identity_dir / TLS_CHAIN_PEM).read_bytes())
-            chain.extend(cert for cert in tls[1:] if cert.subject == chain[0].issuer)
-    except FileNotFoundError as exc:
-        raise ProvisioningError(f"DICE DeviceID certificate missing: {exc.filename}") from exc
-    except (OSError, ValueError) as exc:
-        raise ProvisioningError(f"DICE DeviceID certificate unreadable: {exc}") from exc
-    return chain
-
-
-# ---------------------------------------------------------------- the chain
 
 
 @dataclass(frozen=True)
@@ -591,8 +178,6 @@ def boot(device: Device, *, now: int, unsafe_hash_only: bool = False) -> BootOut
     :class:`NoBootableSlot` (recovery); :class:`PowerCut` when the injector
     cuts the power during a boot-control or fuse write.
     """
-    from bootloader.services import FlashBootServices  # services builds on this module
-
     lines: list[str] = []
     log = MeasurementLog()
     fuses, bootloader = rom_stage(device, log, lines)
@@ -670,7 +255,7 @@ def boot(device: Device, *, now: int, unsafe_hash_only: bool = False) -> BootOut
     now_dt = dt.datetime.fromtimestamp(now, dt.UTC)
     device_id_key = dice.derive_device_id(fuses.uds, bootloader.digest)
     alias_key = dice.derive_alias(fuses.uds, bootloader.digest, firmware.digest)
-    chain = _load_deviceid_chain(device)
+    chain = load_deviceid_chain(device)
     if chain[0].public_key() != device_id_key.public_key():
         raise ProvisioningError(
             "the DeviceID certificate does not certify the key derived from this device's UDS "
@@ -685,7 +270,7 @@ def boot(device: Device, *, now: int, unsafe_hash_only: bool = False) -> BootOut
         firmware_version=firmware.version,
         security_counter=firmware.security_counter,
     )
-    attester = dice.DiceAttester(alias_key, [alias_cert, *chain], log, log.register)
+    attester = DiceAttester(alias_key, [alias_cert, *chain], log, log.register)
 
     lines.append(
         f"bootloader: booting slot {decision.slot}{' as a trial' if decision.trial else ''}, "
@@ -718,13 +303,3 @@ def boot(device: Device, *, now: int, unsafe_hash_only: bool = False) -> BootOut
         handoff=handoff, payload=chosen.payload, firmware=firmware, log_lines=tuple(lines)
     )
 
-
-__all__ = [
-    "BootOutcome",
-    "Device",
-    "boot",
-    "open_device",
-    "read_image",
-    "verify_slot_image",
-    "write_partition",
-]

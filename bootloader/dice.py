@@ -23,7 +23,7 @@ and puts the firmware measurement into the alias certificate as a TCG
 ``DiceTcbInfo`` extension (OID 2.23.133.5.4.1, TCG "DICE Attestation
 Architecture" 6.1.1), carrying ``version``, ``svn``, ``layer`` and one
 ``fwids`` entry (SHA-256). The firmware then signs attestation evidence with
-the Alias key (:class:`DiceAttester`)::
+the Alias key (:class:`bootloader.attestation.DiceAttester`)::
 
     alias = derive_alias(uds, bl_digest, fw_digest)
     cert = issue_alias_certificate(device_id_key=derive_device_id(uds, bl_digest),
@@ -34,7 +34,6 @@ the Alias key (:class:`DiceAttester`)::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -46,9 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 
-from bootloader.measured import MeasurementLog
 from common.errors import AttestationError
-from common.handoff import MeasurementEvent
 from common.x509profile import key_usage
 
 CDI_SIZE = 32  # bytes
@@ -250,7 +247,7 @@ def alias_tcb_info(cert: x509.Certificate) -> TcbInfo:
 # -- certificates -----------------------------------------------------------
 
 
-def _serial_attribute(name: x509.Name) -> str | None:
+def serial_attribute(name: x509.Name) -> str | None:
     attrs = name.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     return str(attrs[0].value) if attrs else None
 
@@ -274,7 +271,7 @@ def issue_alias_certificate(
     if len(firmware_measurement) != 32:
         raise ValueError("firmware measurement must be a 32-byte SHA-256 digest")
     issuer_ski = device_id_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-    serial = _serial_attribute(device_id_cert.subject)
+    serial = serial_attribute(device_id_cert.subject)
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "refcam")]
     if serial is not None:
         attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
@@ -311,46 +308,3 @@ def issue_alias_certificate(
         )
     )
     return builder.sign(device_id_key, algorithm=None)
-
-
-class DiceAttester:
-    """Signs attestation evidence with this boot's Alias key (``handoff.Attester``).
-
-    ``chain`` is [alias certificate, DeviceID certificate, device CA
-    certificate]; ``log`` the measurement log (or its events) and
-    ``register`` the measurement register it produced.
-    """
-
-    def __init__(
-        self,
-        alias_key: Ed25519PrivateKey,
-        chain: Sequence[x509.Certificate],
-        log: MeasurementLog | Sequence[MeasurementEvent],
-        register: bytes,
-    ) -> None:
-        if not chain:
-            raise ValueError("the attester needs at least the alias certificate")
-        if chain[0].public_key() != alias_key.public_key():
-            raise ValueError("the first certificate of the chain does not certify the alias key")
-        self._key = alias_key
-        self._chain = tuple(chain)
-        self._events = log.events if isinstance(log, MeasurementLog) else tuple(log)
-        self._register = bytes(register)
-
-    @property
-    def chain(self) -> tuple[x509.Certificate, ...]:
-        return self._chain
-
-    def evidence(self, nonce: bytes, *, now: int) -> bytes:
-        from bootloader.attestation import make_evidence  # attestation imports this module
-
-        serial = _serial_attribute(self._chain[0].subject) or ""
-        return make_evidence(
-            alias_key=self._key,
-            chain=self._chain,
-            events=self._events,
-            register=self._register,
-            serial=serial,
-            nonce=nonce,
-            now=now,
-        )

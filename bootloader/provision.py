@@ -42,19 +42,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bootloader import pki
 from bootloader.bootctl import BootControl
 from bootloader.build import DEFAULT_BOOTLOADER_MODULES, build_bootloader_image
-from bootloader.chain import (
-    BOARD_FILE,
-    DEVICE_JSON,
-    FLASH_FILE,
-    OTP_FILE,
-    Device,
-    advance_fuses,
-    read_image,
-    trust_state,
-    verify_slot_image,
-    write_control,
-    write_partition,
-)
 from bootloader.firmware import FirmwarePayload
 from bootloader.hardware import (
     UDS_BYTES,
@@ -70,6 +57,15 @@ from bootloader.keys import (
     open_keys,
     spki_sha256,
 )
+from bootloader.slots import (
+    advance_fuses,
+    read_image,
+    trust_state,
+    verify_slot_image,
+    write_control,
+    write_partition,
+)
+from bootloader.unit import BOARD_FILE, DEVICE_JSON, FLASH_FILE, OTP_FILE, Device
 from common.errors import (
     BootError,
     BootloaderError,

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bootloader.bootctl import BootControl
-from bootloader.chain import (
-    Device,
+from bootloader.decision import other_slot
+from bootloader.slots import (
     SlotWriter,
     advance_fuses,
     check_slot,
@@ -43,7 +43,7 @@ from bootloader.chain import (
     write_control,
     write_partition,
 )
-from bootloader.decision import other_slot
+from bootloader.unit import Device
 from common.errors import BootError, ImageFormatError
 from common.handoff import FuseSummary, Slot, SlotStatus
 from common.verify import VerifiedFirmware

@@ -79,7 +79,8 @@ def cmd_nonce(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from bootloader.chain import boot, open_device  # only this command needs the boot chain
+    from bootloader.chain import boot
+    from bootloader.unit import open_device
 
     nonce = _nonce(args.nonce)
     now = int(time.time())

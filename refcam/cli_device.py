@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootloader.chain import boot, open_device, write_partition
+from bootloader.chain import boot
 from bootloader.hardware import FlashGeometry
 from bootloader.provision import provision_state_dir
+from bootloader.slots import write_partition
+from bootloader.unit import open_device
 from common.errors import FlashError, HardwareError, ProvisioningError
 
 

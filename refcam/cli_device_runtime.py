@@ -89,8 +89,9 @@ def runtime_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bootloader.chain import boot, open_device
+    from bootloader.chain import boot
     from bootloader.firmware import start_firmware, unload_firmware
+    from bootloader.unit import open_device
     from common.flaws import UnsafeFlaws
     from common.handoff import EXIT_REBOOT
 

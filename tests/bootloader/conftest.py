@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bootloader.chain import Device
 from bootloader.firmware import build_payload
 from bootloader.hardware import Board, FlashGeometry
 from bootloader.keys import KeySet, init_keys, load_private_key
@@ -27,6 +26,7 @@ from bootloader.provision import (
     load_provision_keys,
     provision_device,
 )
+from bootloader.unit import Device
 from common.image import sign_image
 from common.passwords import hash_password
 

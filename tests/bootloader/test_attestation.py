@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from bootloader.attestation import (
     AttestationResult,
+    DiceAttester,
     StageVerdict,
     b64url_decode,
     b64url_encode,
@@ -33,7 +34,7 @@ from bootloader.attestation import (
     verify_chain,
     verify_evidence,
 )
-from bootloader.dice import DiceAttester, derive_alias, derive_device_id, issue_alias_certificate
+from bootloader.dice import derive_alias, derive_device_id, issue_alias_certificate
 from bootloader.measured import MeasurementLog, reference_values
 from bootloader.pki import issue_device_id_certificate, issue_tls_certificate
 from common.errors import AttestationError

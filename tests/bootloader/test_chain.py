@@ -10,19 +10,13 @@ from hypothesis import strategies as st
 from bootloader.attestation import verify_evidence
 from bootloader.bootctl import RECORD_SIZE
 from bootloader.build import build_bootloader_image
-from bootloader.chain import (
-    Device,
-    boot,
-    check_slot,
-    read_control,
-    read_image,
-    trust_state,
-    write_partition,
-)
+from bootloader.chain import boot
 from bootloader.hardware import PowerCutInjector
 from bootloader.keys import KeySet, load_certificate, load_private_key
 from bootloader.measured import reference_values_from_images, replay
 from bootloader.provision import BOOTLOADER_MODULES
+from bootloader.slots import check_slot, read_control, read_image, trust_state, write_partition
+from bootloader.unit import Device
 from common.errors import (
     AttestationError,
     BootError,

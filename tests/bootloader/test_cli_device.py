@@ -93,7 +93,8 @@ def test_boot_of_a_device_whose_bootloader_was_replaced_is_refused(
 ) -> None:
     state = tmp_path / "cam"
     provision(state, keyset, firmware_files[0])
-    from bootloader.chain import open_device, write_partition
+    from bootloader.slots import write_partition
+    from bootloader.unit import open_device
 
     write_partition(open_device(state).flash, "bootloader", firmware_files[1].read_bytes())
     assert main(["device", "boot", "--state", str(state)]) == 1

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bootloader.attestation import DiceAttester
 from bootloader.dice import (
     TCG_DICE_TCB_INFO,
-    DiceAttester,
     TcbInfo,
     alias_tcb_info,
     decode_tcb_info,

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from bootloader.chain import Device, boot, read_control
+from bootloader.chain import boot
 from bootloader.hardware import PowerCutInjector
+from bootloader.slots import read_control
+from bootloader.unit import Device
 from common.errors import PowerCut
 from tests.bootloader.conftest import NOW, Factory
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bootloader.chain import boot, open_device
+from bootloader.chain import boot
 from bootloader.hardware import FlashGeometry
 from bootloader.keys import KeySet
 from bootloader.provision import ProvisionResult, new_serial, provision_state_dir
+from bootloader.unit import open_device
 from common.errors import ProvisioningError
 from common.passwords import verify_password
 from tests.bootloader.conftest import NOW, NOW_DT, Build

@@ -37,8 +37,9 @@ from update_fixtures import (
     update_server,
 )
 
-from bootloader.chain import Device, boot
+from bootloader.chain import boot
 from bootloader.hardware import PowerCutInjector
+from bootloader.unit import Device
 from common.errors import PowerCut
 from device.update import state as update_state
 from device.update.errors import UpdateTransportError

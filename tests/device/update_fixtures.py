@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bootloader.chain import BootOutcome, Device, boot
+from bootloader.chain import BootOutcome, boot
 from bootloader.firmware import build_payload
 from bootloader.hardware import Board, FlashGeometry
 from bootloader.keys import init_keys, load_private_key
@@ -31,6 +31,7 @@ from bootloader.provision import (
     load_provision_keys,
     provision_device,
 )
+from bootloader.unit import Device
 from common import tls
 from common.image import sign_image
 from common.passwords import hash_password

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from bootloader.chain import boot, open_device
+from bootloader.chain import boot
+from bootloader.unit import open_device
 
 from .conftest import free_port, label_password, stop_process
 

@@ -25,7 +25,7 @@ def payload(tmp_path: Path, version: str = "1.0.1") -> bytes:
         "import json\nimport aiohttp\nfrom cryptography.hazmat.primitives import hashes\n"
         "from . import tls\n\ndef run(handoff, argv):\n    return 0\n"
     )
-    (src / "tls.py").write_text("import ssl\nimport nacl.signing\n")
+    (src / "tls.py").write_text("import ssl\nimport yarl\n")
     (src / "webui" / "index.html").write_text("<!doctype html><title>cam</title>")
     return build_payload(
         version=version,
@@ -58,7 +58,7 @@ def test_sbom_lists_every_payload_file_with_its_hash_and_the_imported_packages(
     }
     assert listed == files
     libraries = {c["name"]: c for c in doc["components"] if c["type"] == "library"}
-    assert set(libraries) == {"aiohttp", "cryptography", "PyNaCl"}
+    assert set(libraries) == {"aiohttp", "cryptography", "yarl"}
     assert libraries["aiohttp"]["purl"].startswith("pkg:pypi/aiohttp@")
     assert "json" not in libraries and "ssl" not in libraries  # stdlib is not a component
 

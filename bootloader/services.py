@@ -66,6 +66,8 @@ class FlashBootServices:
         # slot -> flash.mutations when this object last verified it: set_pending need not
         # verify again a slot nothing has written since (the bootloader verifies at boot anyway).
         self._verified_at: dict[Slot, int] = {}
+        # slot -> (flash.mutations, image hash) a SlotWriter computed as it wrote the slot
+        self._streamed: dict[Slot, tuple[int, bytes]] = {}
         self._booted = booted_slot
         self._trial = trial
         self._firmware = firmware
@@ -122,8 +124,20 @@ class FlashBootServices:
         """Stream an image into the inactive slot (resuming at ``offset``); verifies nothing."""
         self._check_target(slot, "write")
         return SlotWriter(
-            self._device.flash, slot, offset=offset, total=total, progress=progress, on_durable=on_durable
+            self._device.flash,
+            slot,
+            offset=offset,
+            total=total,
+            progress=progress,
+            on_durable=on_durable,
+            on_finish=lambda writer: self._written(slot, writer),
         )
+
+    def _written(self, slot: Slot, writer: SlotWriter) -> None:
+        """Remember the image hash a writer computed as it programmed a whole image, for as
+        long as the flash is unchanged since (any later erase or write forgets it)."""
+        if writer.digests is not None and writer.digests.covered is not None:
+            self._streamed[slot] = (self._device.flash.mutations, writer.digests.covered)
 
     def read_slot(self, slot: Slot, length: int) -> bytes:
         """The first ``length`` bytes of ``slot`` as they are on flash."""
@@ -140,7 +154,15 @@ class FlashBootServices:
         """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""
         trust = trust_state(self._device.fuses.read(), self._device.board)
         mutations = self._device.flash.mutations
-        result = check_slot(self._device.flash, slot, trust, unsafe_hash_only=self._unsafe_hash_only)
+        streamed = self._streamed.get(slot)
+        covered = streamed[1] if streamed is not None and streamed[0] == mutations else None
+        result = check_slot(
+            self._device.flash,
+            slot,
+            trust,
+            unsafe_hash_only=self._unsafe_hash_only,
+            covered_digest=covered,
+        )
         if result is None:
             raise ImageFormatError(f"slot {slot} is empty")
         self._verified_at[slot] = mutations

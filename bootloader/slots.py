@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from common.handoff import (
     FuseSummary,
     Slot,
     SlotStatus,
+    StreamedDigests,
 )
 from common.image import (
     HEADER_FMT,
@@ -48,6 +50,7 @@ from common.image import (
     TLV_INFO_MAGIC,
     TLV_INFO_SIZE,
     ImageVersion,
+    covered_size,
 )
 from common.verify import (
     TrustState,
@@ -129,7 +132,12 @@ class SlotWriter:
     ``durable``) resumes an interrupted download and keeps the sectors before it.
 
     Nothing here verifies: the caller verifies the finished slot (TUF hashes,
-    then the bootloader's own checks) before it may be marked pending.
+    then the bootloader's own checks) before it may be marked pending. A writer
+    that starts at offset 0 hashes the bytes as it programs them, in the same
+    pass (:attr:`digests`): the SHA-256 of the whole image (what TUF lists) and
+    of the part the image hash covers (what the bootloader's check signs over),
+    so an update reads its bytes once. A resumed writer saw only the tail, so
+    it has no digests: the slot is read back instead.
     """
 
     def __init__(
@@ -141,6 +149,7 @@ class SlotWriter:
         total: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         on_durable: Callable[[int], None] | None = None,
+        on_finish: Callable[[SlotWriter], None] | None = None,
     ) -> None:
         geometry: FlashGeometry = flash.geometry
         self._flash = flash
@@ -157,6 +166,14 @@ class SlotWriter:
         self._progress = progress
         self._on_durable = on_durable  # told each new resume point, once its sector is on flash
         self._finished = False
+        self._on_finish = on_finish
+        # one SHA-256 pass over what is programmed; forked where the image hash stops covering
+        self._sha: hashlib._Hash | None = hashlib.sha256() if offset == 0 else None
+        self._hashed = 0
+        self._header = bytearray()  # the first bytes, until the image header is complete
+        self._covered: int | None = None
+        self._covered_digest: bytes | None = None
+        self.digests: StreamedDigests | None = None  # set by finish() for a whole image
 
     @property
     def received(self) -> int:
@@ -171,6 +188,7 @@ class SlotWriter:
                 f"{self.received + len(data)} bytes do not fit partition {self._partition!r} "
                 f"({self._size} bytes)"
             )
+        self._hash(data)
         if self._buffer:  # complete the buffered sector first
             self._buffer += data
             data, self._buffer = bytes(self._buffer), bytearray()
@@ -209,8 +227,33 @@ class SlotWriter:
             if not is_erased(self._flash.read(self._partition, sector * self._sector, self._sector)):
                 self._flash.erase(self._partition, sector)
         self.durable = length
+        if self._sha is not None:
+            if self._covered is not None and self._covered_digest is None and self._hashed == self._covered:
+                self._covered_digest = self._sha.copy().digest()
+            self.digests = StreamedDigests(length, self._sha.digest(), self._covered_digest)
         self._report()
+        if self._on_finish is not None:
+            self._on_finish(self)
         return length
+
+    def _hash(self, data: bytes | memoryview) -> None:
+        if self._sha is None:
+            return
+        view = memoryview(data)
+        if self._covered is None and len(self._header) < IMAGE_HEADER_SIZE:
+            self._header += view[: IMAGE_HEADER_SIZE - len(self._header)]
+            if len(self._header) == IMAGE_HEADER_SIZE:
+                self._covered = covered_size(bytes(self._header))
+        if self._covered is not None and self._covered_digest is None:
+            cut = self._covered - self._hashed  # bytes of this chunk inside the covered part
+            if 0 <= cut < len(view):
+                self._sha.update(view[:cut])
+                self._covered_digest = self._sha.copy().digest()
+                self._sha.update(view[cut:])
+                self._hashed += len(view)
+                return
+        self._sha.update(view)
+        self._hashed += len(view)
 
     def _report(self) -> None:
         if self._progress is not None:
@@ -273,18 +316,27 @@ class VerifiedSlot:
 
 
 def check_slot(
-    flash: Flash, slot: Slot, trust: TrustState, *, unsafe_hash_only: bool = False
+    flash: Flash,
+    slot: Slot,
+    trust: TrustState,
+    *,
+    unsafe_hash_only: bool = False,
+    covered_digest: bytes | None = None,
 ) -> VerifiedSlot | None:
     """Verify ``slot`` exactly as the bootloader does; None when erased, raises BootError.
 
     ``unsafe_hash_only`` is the ``boot-skips-signature`` flaw profile: a flawed
-    bootloader that checks integrity but not the signature.
+    bootloader that checks integrity but not the signature. ``covered_digest``
+    is the image hash its writer computed while programming exactly these bytes
+    (the boot services pass it only while the flash is unchanged since).
     """
     image = read_image(flash, slot)
     if image is None:
         return None
-    verify = unsafe_verify_hash_only if unsafe_hash_only else verify_firmware_image
-    verified = verify(image, trust=trust)
+    if unsafe_hash_only:
+        verified = unsafe_verify_hash_only(image, trust=trust)
+    else:
+        verified = verify_firmware_image(image, trust=trust, covered_digest=covered_digest)
     payload = FirmwarePayload.parse(verified.payload)
     try:
         same_version = ImageVersion.parse(payload.manifest.version) == verified.image.version

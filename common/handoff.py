@@ -87,10 +87,21 @@ class Attester(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StreamedDigests:
+    """What a :class:`SlotWriter` computed over the bytes it programmed, in one pass."""
+
+    length: int
+    sha256: bytes  # of the whole image: TUF's target hash
+    covered: bytes | None  # of the bytes the image hash covers (None: not an image header)
+
+
 class SlotImageWriter(Protocol):
     """An image being streamed into a slot (``BootServices.open_slot_writer``)."""
 
     durable: int  # bytes on flash: a resume point (a multiple of the sector size until finish)
+    # after finish(), for a writer opened at offset 0: hashes of what it programmed, in one pass
+    digests: StreamedDigests | None
 
     def write(self, data: bytes) -> None: ...
 

@@ -581,11 +581,16 @@ def load_der_public_key(der: bytes) -> PublicKey:
     raise ImageVerificationError(f"PUBKEY TLV holds a {type(key).__name__}, not Ed25519 or ECDSA")
 
 
-def verify_image(image: SignedImage, *, public_key: PublicKey) -> VerifiedImage:
+def verify_image(
+    image: SignedImage, *, public_key: PublicKey, covered_digest: bytes | None = None
+) -> VerifiedImage:
     """Check key id, hash and signature of ``image`` against ``public_key``; raise on failure.
 
     The covered bytes are hashed exactly once; the digest is also the image's
-    measurement (``VerifiedImage.digest``).
+    measurement (``VerifiedImage.digest``). ``covered_digest`` is that SHA-256
+    when it was already computed over exactly these bytes as they were written
+    (:class:`bootloader.slots.SlotWriter`): it is then checked against the
+    SHA256 TLV and signed over like a digest computed here.
     """
     key_hash = hashlib.sha256(_spki(public_key)).digest()
     if not hmac.compare_digest(key_hash, image.key_hash):
@@ -601,7 +606,7 @@ def verify_image(image: SignedImage, *, public_key: PublicKey) -> VerifiedImage:
             f"image signature is {TLV_NAMES[image.signature_type]}, but the key needs "
             f"{TLV_NAMES[expected_type]}"
         )
-    digest = hashlib.sha256(image.covered).digest()
+    digest = covered_digest if covered_digest is not None else hashlib.sha256(image.covered).digest()
     if not hmac.compare_digest(digest, image.image_hash):
         raise ImageVerificationError(
             f"image hash mismatch: covered bytes hash to {digest.hex()}, "
@@ -633,6 +638,17 @@ def image_facts(data: bytes | bytearray | memoryview) -> ImageFacts:
     """The facts of a strictly parsed image; raises :class:`ImageFormatError`."""
     image = SignedImage.parse(data)
     return ImageFacts(image.hardware_id, str(image.version), image.security_counter)
+
+
+def covered_size(header: bytes) -> int | None:
+    """How many leading bytes the image hash covers (header, payload, protected TLVs),
+    read from the first :data:`IMAGE_HEADER_SIZE` bytes; None if they are no header."""
+    if len(header) < IMAGE_HEADER_SIZE:
+        return None
+    magic, _load, hdr_size, prot_size, img_size, *_rest = struct.unpack_from(HEADER_FMT, header, 0)
+    if magic != IMAGE_MAGIC:
+        return None
+    return int(hdr_size + img_size + prot_size)
 
 
 def unsafe_image_facts(data: bytes | bytearray | memoryview) -> ImageFacts:

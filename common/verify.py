@@ -110,8 +110,13 @@ def _check_policy(
         )
 
 
-def verify_firmware_image(data: bytes | memoryview, *, trust: TrustState) -> VerifiedFirmware:
-    """Verify a slot image against the fused trust state; raise a BootError on any failure."""
+def verify_firmware_image(
+    data: bytes | memoryview, *, trust: TrustState, covered_digest: bytes | None = None
+) -> VerifiedFirmware:
+    """Verify a slot image against the fused trust state; raise a BootError on any failure.
+
+    ``covered_digest``: the image hash computed as these bytes were written (see
+    :func:`common.image.verify_image`)."""
     image = SignedImage.parse(data)
     if image.key_manifest is None:
         raise UnknownSigningKey(
@@ -123,7 +128,7 @@ def verify_firmware_image(data: bytes | memoryview, *, trust: TrustState) -> Ver
         manifest, rot_keys=trust.rot_keys, min_counter=trust.min_key_manifest_counter
     )
     public_key = manifest.find_key(image.key_hash)
-    verified = verify_image(image, public_key=public_key)
+    verified = verify_image(image, public_key=public_key, covered_digest=covered_digest)
     _check_policy(
         image, hardware_id=trust.hardware_id, min_security_counter=trust.min_security_counter
     )

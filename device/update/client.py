@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -33,9 +34,15 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, TargetFile  # type: ignore[attr-defined]
 from tuf.ngclient import Updater  # type: ignore[attr-defined]
 
-from common.errors import BootError, FlashError, PowerCut
+from common.errors import (
+    BootError,
+    FlashError,
+    HardwareIdMismatch,
+    PowerCut,
+    SecurityCounterRollback,
+)
 from common.flaws import UnsafeFlaws
-from common.handoff import BootHandoff, Slot, SlotImageWriter
+from common.handoff import BootHandoff, Slot, SlotImageWriter, StreamedDigests
 from common.image import ImageFacts
 from common.verify import TrustState, verify_firmware_image
 
@@ -43,10 +50,12 @@ from .errors import (
     ImageRejected,
     ImageTooLarge,
     NoUpdate,
+    SecurityCounterDowngrade,
     TrialNotConfirmed,
     UntrustedMetadata,
     UpdateBusy,
     UpdateError,
+    WrongHardwareId,
 )
 from .fetcher import HTTPSFetcher
 from .policy import (
@@ -198,8 +207,11 @@ class UpdateClient:
             self._refuse_during_trial()
             slot = self.handoff.services.inactive_slot()
             self.status.state = "downloading"
-            data = self._download_to_slot(info, slot)
-            self._install_bytes(data, expected=candidate, written_to=slot)
+            streamed = self._download_to_slot(info, slot)
+            if isinstance(streamed, StreamedDigests):
+                self._install_streamed(slot, expected=candidate)
+            else:
+                self._install_bytes(streamed, expected=candidate, written_to=slot)
             return candidate
 
         result: Candidate = self._run("checking", action)
@@ -216,17 +228,23 @@ class UpdateClient:
         base = replace(self.config, repository_url=self.repository_url()).target_base_url
         return base + path
 
-    def _download_to_slot(self, info: TargetFile, slot: Slot) -> bytes:
-        """Stream the target into ``slot`` (resuming a cut download), then verify its length
-        and hashes with python-tuf over what is on flash; returns those bytes.
+    def _download_to_slot(self, info: TargetFile, slot: Slot) -> StreamedDigests | bytes:
+        """Stream the target into ``slot`` (resuming a cut download) and check its length and
+        hashes against the signed target.
 
-        A target that does not match its signed length and hashes is erased: a
-        refused download leaves the slot empty and is never resumed.
+        One pass: a download that started at byte 0 is hashed by the slot writer as
+        it is programmed (the TUF hash, and the image hash the bootloader's check
+        needs); those digests are returned. A resumed download saw only its tail,
+        so the slot is read back and python-tuf checks what is on flash; those
+        bytes are returned. The flaw profiles that write unverified bytes take
+        that path too. A target that does not match its signed length and hashes
+        is erased: a refused download leaves the slot empty and is never resumed.
         """
         url = self._target_url(info)
         services = self.handoff.services
         record = self.slot_download
         offset = record.resume_point(url, slot, info.length)
+        writers: list[SlotImageWriter] = []
 
         @contextmanager
         def into_slot(start: int) -> Iterator[SlotImageWriter]:
@@ -241,6 +259,7 @@ class UpdateClient:
             writer = services.open_slot_writer(
                 slot, offset=start, total=info.length, on_durable=checkpoint
             )
+            writers.append(writer)
             try:
                 yield writer
             except exceptions.DownloadError:
@@ -249,8 +268,14 @@ class UpdateClient:
             # (a power cut runs no code at all: the last checkpoint stands)
             writer.finish()
 
+        one_pass = not ({"unsigned-update-accepted", "rollback-accepted"} & set(self.flaws))
         try:
             self.fetcher.download_into(url, info.length, offset=offset, open_sink=into_slot)
+            digests = writers[-1].digests if writers else None
+            if one_pass and digests is not None and set(info.hashes) == {"sha256"}:
+                _check_target_digests(info, digests)
+                record.clear()
+                return digests
             data = services.read_slot(slot, info.length)
             info.verify_length_and_hashes(data)
         except (exceptions.DownloadLengthMismatchError, exceptions.LengthOrHashMismatchError) as exc:
@@ -304,21 +329,13 @@ class UpdateClient:
                 hardware_id=self.handoff.identity.hardware_id,
                 fused_counter=0 if skip_rollback else services.fuses().firmware_counter,
             )
-            if expected is not None and (
-                facts.version != expected.version
-                or facts.security_counter != expected.security_counter
-            ):
-                raise ImageRejected(
-                    f"image is version {facts.version} counter {facts.security_counter}, TUF "
-                    f"metadata announced {expected.version} counter {expected.security_counter}"
-                )
-            if not skip_rollback and parse_version(facts.version) <= parse_version(
-                self.handoff.firmware.version
-            ):
-                raise ImageRejected(
-                    f"image version {facts.version} is not newer than the running "
-                    f"{self.handoff.firmware.version}"
-                )
+            if skip_rollback:
+                if expected is not None and facts.version != expected.version:
+                    raise ImageRejected(
+                        f"image is version {facts.version}, TUF metadata announced {expected.version}"
+                    )
+            else:
+                self._check_announced(facts, expected)
         except UpdateError:
             if written_to is not None:
                 services.erase_slot(written_to)  # refused: the slot is left empty
@@ -346,6 +363,56 @@ class UpdateClient:
         self.status.state = "pending-reboot"
         self.on_reboot()
         return facts
+
+    def _install_streamed(self, slot: Slot, *, expected: Candidate) -> None:
+        """Install what the download just wrote to ``slot``: the boot side verifies it exactly
+        as the bootloader will, over the bytes on flash, signing over the image hash its
+        writer computed as it programmed them (``BootServices.verify_slot``)."""
+        self.status.state = "installing"
+        services = self.handoff.services
+        try:
+            status = services.verify_slot(slot)
+            facts = ImageFacts(
+                self.handoff.identity.hardware_id, status.version or "", status.security_counter or 0
+            )
+            self._check_announced(facts, expected)
+        except HardwareIdMismatch as exc:
+            services.erase_slot(slot)
+            raise WrongHardwareId(str(exc)) from exc
+        except SecurityCounterRollback as exc:
+            services.erase_slot(slot)
+            raise SecurityCounterDowngrade(str(exc)) from exc
+        except BootError as exc:
+            services.erase_slot(slot)  # a refused image leaves the slot empty
+            raise ImageRejected(f"slot {slot} does not verify: {exc}") from exc
+        except UpdateError:
+            services.erase_slot(slot)
+            raise
+        self._refuse_during_trial()
+        try:
+            services.set_pending(slot)  # verified above, and nothing has written the slot since
+        except BootError as exc:
+            services.erase_slot(slot)
+            raise ImageRejected(f"slot {slot} does not verify: {exc}") from exc
+        log.info("image %s written to slot %s and verified; trial boot pending", facts.version, slot)
+        self.status.installed_slot = slot
+        self.status.state = "pending-reboot"
+        self.on_reboot()
+
+    def _check_announced(self, facts: ImageFacts, expected: Candidate | None) -> None:
+        """The image is what TUF announced, and newer than what runs."""
+        if expected is not None and (
+            facts.version != expected.version or facts.security_counter != expected.security_counter
+        ):
+            raise ImageRejected(
+                f"image is version {facts.version} counter {facts.security_counter}, TUF "
+                f"metadata announced {expected.version} counter {expected.security_counter}"
+            )
+        if parse_version(facts.version) <= parse_version(self.handoff.firmware.version):
+            raise ImageRejected(
+                f"image version {facts.version} is not newer than the running "
+                f"{self.handoff.firmware.version}"
+            )
 
     def _trust_ignoring_counters(self) -> TrustState:
         """UNSAFE (flaw rollback-accepted): the fused keys, but no anti-rollback minimum."""
@@ -404,3 +471,16 @@ class UpdateClient:
             "clock_floor": self.floor.read().isoformat(),
         }
 
+
+def _check_target_digests(info: TargetFile, digests: StreamedDigests) -> None:
+    """TUF 5.7.3 over the digests computed as the target was written (python-tuf's
+    ``verify_length_and_hashes`` without a second pass over the bytes)."""
+    if digests.length != info.length:
+        raise exceptions.LengthOrHashMismatchError(
+            f"target {info.path} is {digests.length} bytes, the metadata says {info.length}"
+        )
+    expected = info.hashes["sha256"]
+    if not hmac.compare_digest(digests.sha256.hex(), expected):
+        raise exceptions.LengthOrHashMismatchError(
+            f"target {info.path} has sha256 {digests.sha256.hex()}, the metadata says {expected}"
+        )

@@ -176,3 +176,24 @@ def test_a_transfer_cut_by_the_network_resumes_at_the_next_install(
     assert ranges == [None, f"bytes={5000 // 512 * 512}-"]  # whole sectors on flash are kept
     handoff = boot(device.power_on(), now=NOW).handoff
     assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)
+
+
+def test_a_whole_download_is_not_read_back_but_a_resumed_one_is(
+    world: tuple[Vendor, Device, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass: the TUF hash and the image hash come from the write itself."""
+    vendor, golden, url = world
+    device = copy.deepcopy(golden)
+    client = update_client(boot(device.power_on(), now=NOW), vendor, url)
+    reads: list[int] = []
+    read_slot = client.handoff.services.read_slot
+
+    def spy(slot: str, length: int) -> bytes:
+        reads.append(length)
+        return read_slot(slot, length)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client.handoff.services, "read_slot", spy)
+    client.install()
+    assert reads == []
+    handoff = boot(device.power_on(), now=NOW).handoff
+    assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)

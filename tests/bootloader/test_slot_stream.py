@@ -1,0 +1,112 @@
+"""An update's bytes are hashed once, as they are programmed (bootloader/slots.py SlotWriter).
+
+The boot services sign over the image hash their writer computed only while
+the flash is unchanged since; a byte changed afterwards, through the flash or
+behind its back, is still refused (at install, or at the next boot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from bootloader.chain import boot
+from bootloader.slots import SlotWriter
+from bootloader.unit import Device
+from common.errors import ImageVerificationError
+from common.image import TLV_SEC_CNT, SignedImage
+from tests.bootloader.conftest import NOW
+
+
+def _stream(device: Device, image: bytes, *, chunk: int = 700) -> SlotWriter:
+    services = boot(device, now=NOW).handoff.services
+    writer = services.open_slot_writer("b", total=len(image))
+    for start in range(0, len(image), chunk):
+        writer.write(image[start : start + chunk])
+    writer.finish()
+    return writer  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("chunk", [1, 31, 32, 700, 1 << 20])
+def test_the_writer_hashes_the_whole_image_and_the_covered_part_in_one_pass(
+    device: Device, image_v2: bytes, chunk: int
+) -> None:
+    writer = _stream(device, image_v2, chunk=chunk)
+    covered = SignedImage.parse(image_v2).covered
+    assert writer.digests is not None
+    assert writer.digests.length == len(image_v2)
+    assert writer.digests.sha256 == hashlib.sha256(image_v2).digest()
+    assert writer.digests.covered == hashlib.sha256(covered).digest()
+
+
+def test_a_resumed_writer_saw_only_the_tail_and_has_no_digests(device: Device, image_v2: bytes) -> None:
+    services = boot(device, now=NOW).handoff.services
+    sector = device.flash.geometry.sector_size
+    first = services.open_slot_writer("b", total=len(image_v2))
+    first.write(image_v2[:sector])
+    second = services.open_slot_writer("b", offset=first.durable, total=len(image_v2))
+    second.write(image_v2[first.durable :])
+    second.finish()
+    assert second.digests is None
+    services.set_pending("b")  # verified by reading the slot back, and good
+    assert boot(device, now=NOW).handoff.firmware.version == "2.0.0"
+
+
+def test_a_streamed_image_is_verified_without_hashing_it_again(
+    device: Device, image_v2: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stream(device, image_v2)
+    services = boot(device, now=NOW).handoff.services  # a fresh boot: nothing remembered
+    writer = services.open_slot_writer("b", total=len(image_v2))
+    writer.write(image_v2)
+    writer.finish()
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    def counting(data: bytes = b"") -> hashlib._Hash:
+        hashed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(hashlib, "sha256", counting)
+    services.set_pending("b")
+    monkeypatch.undo()
+    covered = len(SignedImage.parse(image_v2).covered)
+    assert covered not in hashed  # the image hash came from the write, not a second pass
+    handoff = boot(device, now=NOW).handoff  # the bootloader hashes what is on flash
+    assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)
+
+
+def test_a_byte_changed_through_the_flash_after_the_write_is_refused_at_install(
+    device: Device, image_v2: bytes
+) -> None:
+    services = boot(device, now=NOW).handoff.services
+    writer = services.open_slot_writer("b", total=len(image_v2))
+    writer.write(image_v2)
+    writer.finish()
+    sector = device.flash.geometry.sector_size
+    tampered = bytearray(device.flash.read("b", sector, sector))
+    tampered[10] ^= 0x01
+    device.flash.erase("b", 1)
+    device.flash.write("b", sector, bytes(tampered))
+    with pytest.raises(ImageVerificationError, match="image hash mismatch"):
+        services.set_pending("b")
+
+
+def test_a_byte_changed_behind_the_flash_after_the_write_never_boots(
+    device: Device, image_v2: bytes
+) -> None:
+    services = boot(device, now=NOW).handoff.services
+    writer = services.open_slot_writer("b", total=len(image_v2))
+    writer.write(image_v2)
+    writer.finish()
+    # raise the security counter in the protected TLVs (covered by the image hash), with no
+    # flash operation: the image parses, and the policy alone would accept it
+    counter = next(t for t in SignedImage.parse(image_v2).protected_tlvs if t.type == TLV_SEC_CNT)
+    offset = device.flash.geometry.offset("b") + counter.offset + 4  # the value after type, length
+    storage = device.flash._storage
+    storage.program(offset, bytes([storage.read(offset, 1)[0] + 1]))
+    services.set_pending("b")  # the install trusted the digest of the bytes it wrote...
+    outcome = boot(device, now=NOW)  # ...the bootloader hashes what is on flash
+    assert outcome.handoff.firmware.version == "1.0.0"
+    assert outcome.handoff.slots[1].state == "invalid"

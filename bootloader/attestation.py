@@ -13,9 +13,11 @@ A verifier (:func:`verify_evidence`) checks, in this order, and raises
 :class:`AttestationError` with a precise message at the first failure:
 
 1. the JWS is well formed and ``alg`` is EdDSA (nothing else is accepted);
-2. the ``x5c`` chain leads to the manufacturer root: each certificate is
-   signed by the next, valid at ``now``, issuers are CAs allowed to issue at
-   that depth, no unknown critical extension, the leaf is not a CA;
+2. the ``x5c`` chain leads to the manufacturer root (cryptography's path
+   validator, :mod:`bootloader.x509verify`): each certificate signed by the
+   next and valid at ``now``, issuers CAs allowed to issue at that depth, no
+   unknown critical extension; the leaf is no CA, allows digitalSignature
+   and is issued for the DICE attestation key purpose;
 3. the signature verifies with the Alias key (``x5c[0]``);
 4. the nonce is the verifier's own (freshness, REQUIREMENTS row 28) and
    ``iat`` is within ``max_age`` seconds of ``now``;
@@ -49,9 +51,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
-from bootloader.dice import TCG_DICE_TCB_INFO, alias_tcb_info
+from bootloader.dice import TCG_DICE_KP_ATTEST_LOC, alias_tcb_info
 from bootloader.errors import AttestationError
 from bootloader.handoff import MeasurementEvent
 from bootloader.measured import (
@@ -60,6 +62,7 @@ from bootloader.measured import (
     parse_reference_values,
     replay,
 )
+from bootloader.x509verify import CertificateChainError, verify_certificate_chain
 
 ALG: Final = "EdDSA"
 TYP: Final = "refcam-evidence+jws"
@@ -72,15 +75,6 @@ FIRMWARE_STAGE: Final = "firmware"
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PAYLOAD_FIELDS: Final = {"nonce", "iat", "serial", "measurements", "register"}
-# Critical extensions this verifier processes; any other critical one fails (RFC 5280 4.2).
-_UNDERSTOOD_CRITICAL: Final = {
-    ExtensionOID.BASIC_CONSTRAINTS,
-    ExtensionOID.KEY_USAGE,
-    ExtensionOID.EXTENDED_KEY_USAGE,
-    ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
-    TCG_DICE_TCB_INFO,
-}
-
 Verdict = Literal["reference value", "no reference value published", "not checked"]
 
 
@@ -249,95 +243,29 @@ def _check_parses(cert: x509.Certificate, what: str) -> None:
         raise AttestationError(f"{what} is a malformed certificate: {e!s}") from e
 
 
-def _name(cert: x509.Certificate) -> str:
-    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return repr(str(common_names[0].value)) if common_names else cert.subject.rfc4514_string()
-
-
-def _check_validity(cert: x509.Certificate, when: dt.datetime) -> None:
-    if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
-        raise AttestationError(
-            f"certificate chain does not lead to the manufacturer root: {_name(cert)} is not "
-            f"valid at {when.isoformat()} (valid {cert.not_valid_before_utc.isoformat()} "
-            f"to {cert.not_valid_after_utc.isoformat()})"
-        )
-
-
-def _check_critical(cert: x509.Certificate) -> None:
-    for ext in cert.extensions:
-        if ext.critical and ext.oid not in _UNDERSTOOD_CRITICAL:
-            raise AttestationError(
-                f"certificate chain does not lead to the manufacturer root: {_name(cert)} has "
-                f"an unsupported critical extension {ext.oid.dotted_string}"
-            )
-
-
-def _check_issuer_may_sign(issuer: x509.Certificate, depth: int) -> None:
-    """``issuer`` signs a certificate with ``depth`` intermediate CAs below it (RFC 5280 6.1.4)."""
-    prefix = "certificate chain does not lead to the manufacturer root"
-    try:
-        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        raise AttestationError(f"{prefix}: {_name(issuer)} is not a CA") from None
-    if not bc.ca:
-        raise AttestationError(f"{prefix}: {_name(issuer)} is not a CA")
-    if bc.path_length is not None and depth > bc.path_length:
-        raise AttestationError(
-            f"{prefix}: {_name(issuer)} has path length {bc.path_length} but issues a "
-            f"path with {depth} intermediate CAs below it"
-        )
-    try:
-        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    if not usage.key_cert_sign:
-        raise AttestationError(f"{prefix}: {_name(issuer)} key usage lacks keyCertSign")
-
-
 def verify_chain(
     chain: Sequence[x509.Certificate], *, root_cert: x509.Certificate, now: int
 ) -> None:
-    """Validate ``chain`` (leaf first) up to ``root_cert`` at ``now``; raises AttestationError.
+    """Validate ``chain`` (Alias leaf first) up to ``root_cert`` at ``now``; raises AttestationError.
 
-    Done explicitly because ``x509.verification``'s verifiers require the
-    serverAuth/clientAuth profiles, which DICE certificates do not follow.
+    Path validation is :func:`bootloader.x509verify.verify_certificate_chain`
+    (cryptography's verifier), for the DICE attestation key purpose.
     """
-    prefix = "certificate chain does not lead to the manufacturer root"
-    when = dt.datetime.fromtimestamp(now, dt.UTC)
     certs = list(chain)
     if certs and certs[-1] == root_cert:
         certs.pop()  # the anchor itself may be included; it is trusted only as given
     if not certs:
-        raise AttestationError(f"{prefix}: the chain holds no certificate below the root")
-    for i, cert in enumerate((*certs, root_cert)):
-        _check_parses(cert, "the root" if i == len(certs) else f"certificate {i}")
-    _check_validity(root_cert, when)
-    try:
-        leaf_bc = certs[0].extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        leaf_bc = None
-    if leaf_bc is not None and leaf_bc.ca:
-        raise AttestationError(f"{prefix}: the signing certificate {_name(certs[0])} is a CA")
-    try:
-        leaf_usage = certs[0].extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        leaf_usage = None
-    if leaf_usage is not None and not leaf_usage.digital_signature:
         raise AttestationError(
-            f"{prefix}: the signing certificate {_name(certs[0])} key usage lacks digitalSignature"
+            "certificate chain does not lead to the manufacturer root: "
+            "the chain holds no certificate below the root"
         )
-    for i, cert in enumerate(certs):
-        issuer = certs[i + 1] if i + 1 < len(certs) else root_cert
-        _check_validity(cert, when)
-        _check_critical(cert)
-        try:
-            cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature) as e:
-            raise AttestationError(
-                f"{prefix}: {_name(cert)} is not issued by {_name(issuer)}"
-                + (f" ({e})" if str(e) else " (bad signature)")
-            ) from e
-        _check_issuer_may_sign(issuer, depth=i)
+    when = dt.datetime.fromtimestamp(now, dt.UTC)
+    try:
+        verify_certificate_chain(
+            certs[0], certs[1:], trust_root=root_cert, now=when, purpose=TCG_DICE_KP_ATTEST_LOC
+        )
+    except CertificateChainError as e:
+        raise AttestationError(str(e).replace("trusted root", "manufacturer root")) from e
 
 
 def _serial_of(cert: x509.Certificate) -> str | None:

@@ -82,10 +82,10 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
 from bootloader.pki import STREAM_SIGNING_EKU
+from bootloader.x509verify import CertificateChainError, verify_certificate_chain
 from device.stream.errors import FormatError, StreamError
 from device.stream.signing import (
     END_PAYLOAD_TYPE,
@@ -424,43 +424,25 @@ class _End:
     end_wall_ns: int
 
 
-def _chain_verifier(trust_root: x509.Certificate, now: datetime) -> verification.ClientVerifier:
-    # Any EE key usage policy is checked by hand below; CA certs get the WebPKI CA checks.
-    return (
-        verification.PolicyBuilder()
-        .store(verification.Store([trust_root]))
-        .time(now)
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-        .build_client_verifier()
-    )
+@dataclass(frozen=True)
+class _Trust:
+    """What every certificate chain in a recording is validated against."""
+
+    root: x509.Certificate
+    now: datetime
 
 
-def _verify_envelope(
-    envelope: Envelope, verifier: verification.ClientVerifier, payload_type: str
-) -> dict[str, Any]:
+def _verify_envelope(envelope: Envelope, trust: _Trust, payload_type: str) -> dict[str, Any]:
     if envelope.payload_type != payload_type:
         raise _ManifestInvalid(f"payload type {envelope.payload_type!r}, expected {payload_type!r}")
     leaf = envelope.certificates[0]
     try:
-        verifier.verify(leaf, list(envelope.certificates[1:]))
-    except verification.VerificationError as e:
-        raise _ManifestInvalid(f"certificate chain does not lead to the trusted root: {e}") from e
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        usage = None
-    if usage is None or not usage.digital_signature:
-        raise _ManifestInvalid("stream certificate does not allow digitalSignature")
-    try:
-        purposes = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        purposes = None
-    if purposes is None or STREAM_SIGNING_EKU not in purposes:
         # Only a certificate issued for stream signing may sign streams (not e.g. the TLS key).
-        raise _ManifestInvalid(f"certificate {leaf.subject.rfc4514_string()} lacks the stream-signing EKU")
+        verify_certificate_chain(
+            leaf, envelope.certificates[1:], trust_root=trust.root, now=trust.now, purpose=STREAM_SIGNING_EKU
+        )
+    except CertificateChainError as e:
+        raise _ManifestInvalid(str(e)) from e
     try:
         envelope.verify_signature()
     except (InvalidSignature, FormatError) as e:
@@ -509,8 +491,8 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def _segment(envelope: Envelope, verifier: verification.ClientVerifier) -> _Segment:
-    p = _verify_envelope(envelope, verifier, SEGMENT_PAYLOAD_TYPE)
+def _segment(envelope: Envelope, trust: _Trust) -> _Segment:
+    p = _verify_envelope(envelope, trust, SEGMENT_PAYLOAD_TYPE)
     _fields(
         p,
         SEGMENT_TYPE,
@@ -555,8 +537,8 @@ def _segment(envelope: Envelope, verifier: verification.ClientVerifier) -> _Segm
     )
 
 
-def _end(envelope: Envelope, verifier: verification.ClientVerifier) -> _End:
-    p = _verify_envelope(envelope, verifier, END_PAYLOAD_TYPE)
+def _end(envelope: Envelope, trust: _Trust) -> _End:
+    p = _verify_envelope(envelope, trust, END_PAYLOAD_TYPE)
     _fields(
         p,
         END_TYPE,
@@ -605,11 +587,11 @@ def verify_records(records: Sequence[Record], *, trust_root: x509.Certificate, n
     """Verify a recording (see the module docstring). Pure: no I/O, ``now`` is given."""
     if any(isinstance(r, SnapshotRecord) for r in records):
         return _verify_snapshot(records, trust_root=trust_root, now=now)[0]
-    return _verify_stream(records, _chain_verifier(trust_root, now))[0]
+    return _verify_stream(records, _Trust(trust_root, now))[0]
 
 
 def _verify_stream(
-    records: Sequence[Record], verifier: verification.ClientVerifier
+    records: Sequence[Record], trust: _Trust
 ) -> tuple[StreamReport, list[_SessionState]]:
     results: dict[int, FrameResult] = {}
     problems: list[str] = []
@@ -654,9 +636,9 @@ def _verify_stream(
             envelope = Envelope.parse(record.envelope)
             if envelope.payload_type == END_PAYLOAD_TYPE:
                 what = "end marker"
-                item: _Segment | _End = _end(envelope, verifier)
+                item: _Segment | _End = _end(envelope, trust)
             else:
-                item = _segment(envelope, verifier)
+                item = _segment(envelope, trust)
         except (FormatError, _ManifestInvalid) as e:
             problem(sessions[-1] if sessions else None, f"{what} (record {index}) is not valid: {e}")
             for i, frame in pending:
@@ -946,7 +928,7 @@ def _verify_snapshot(
     payload: dict[str, Any] | None = None
     try:
         envelope = Envelope.parse(signatures[0].envelope)
-        p = _verify_envelope(envelope, _chain_verifier(trust_root, now), SNAPSHOT_PAYLOAD_TYPE)
+        p = _verify_envelope(envelope, _Trust(trust_root, now), SNAPSHOT_PAYLOAD_TYPE)
         if p.get("type") != SNAPSHOT_TYPE:
             raise _ManifestInvalid(f"payload type {p.get('type')!r}, expected {SNAPSHOT_TYPE!r}")
         _fields(p, SNAPSHOT_TYPE, _SNAPSHOT_FIELDS)
@@ -987,11 +969,11 @@ def link_snapshot(
     names, the same frame hash under its seq in its segment (and that segment's
     anchor), or its anchor as the digest of the segment before.
     """
-    verifier = _chain_verifier(trust_root, now)
+    trust = _Trust(trust_root, now)
     snap_report, p = _verify_snapshot(snapshot, trust_root=trust_root, now=now)
     if any(isinstance(r, SnapshotRecord) for r in recording):
         raise FormatError("the recording to check a snapshot against holds a snapshot, not a stream")
-    rec_report, states = _verify_stream(recording, verifier)
+    rec_report, states = _verify_stream(recording, trust)
     seq = snap_report.frames[0].seq
 
     def link(verdict: LinkVerdict, detail: str) -> SnapshotLink:

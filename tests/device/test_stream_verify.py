@@ -576,7 +576,7 @@ def test_certificate_without_the_stream_signing_purpose_is_refused() -> None:
     leaf = issue("not for streams", key.public_key(), PKI.ca, PKI.ca_key, ca=False, serial="RC1")
     report = verify(stream(StreamSigner(key, [leaf, PKI.ca], device="RC1")))
     assert report.verdict == "not_authentic"
-    assert "lacks the stream-signing EKU" in report.problems[0]
+    assert "is not issued for this purpose: extended key usage none, expected 2.25." in report.problems[0]
 
 
 def test_manifest_claiming_another_device_is_refused() -> None:

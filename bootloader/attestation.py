@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bootloader.dice import TCG_DICE_KP_ATTEST_LOC, alias_tcb_info
 from bootloader.errors import AttestationError
@@ -268,6 +268,60 @@ def verify_chain(
         raise AttestationError(str(e).replace("trusted root", "manufacturer root")) from e
 
 
+def check_unit(
+    chain: Sequence[x509.Certificate],
+    serial: str,
+    *,
+    expect_serial: str | None,
+    expect_certificate: Sequence[x509.Certificate] | None,
+    root_cert: x509.Certificate,
+    now: int,
+) -> None:
+    """Check that verified evidence (``chain``: Alias, DeviceID, ...) comes from the unit expected.
+
+    ``expect_certificate`` is a certificate of that unit, leaf first: its
+    DeviceID certificate (then the evidence's DeviceID key must be its key),
+    or its TLS certificate as a client saw it (then it must validate to the
+    manufacturer root for serverAuth and name the evidence's serial: the
+    device CA vouches for both serials, so a unit relaying another unit's
+    evidence is caught). Raises :class:`AttestationError`.
+    """
+    if expect_serial is not None and serial != expect_serial:
+        raise AttestationError(
+            f"evidence is from unit {serial!r}, not from the expected unit {expect_serial!r}"
+        )
+    if not expect_certificate:
+        return
+    leaf = expect_certificate[0]
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:  # a DeviceID certificate: the binding is its key
+        if len(chain) < 2 or leaf.public_key() != chain[1].public_key():
+            raise AttestationError(
+                f"evidence is from unit {serial!r}, whose DeviceID key is not the key of the "
+                f"expected certificate {leaf.subject.rfc4514_string()}"
+            )
+        return
+    try:
+        verify_certificate_chain(
+            leaf,
+            expect_certificate[1:],
+            trust_root=root_cert,
+            now=dt.datetime.fromtimestamp(now, dt.UTC),
+            purpose=ExtendedKeyUsageOID.SERVER_AUTH,
+        )
+    except CertificateChainError as e:
+        raise AttestationError(f"the expected unit's certificate is not valid: {e}") from e
+    unit = _serial_of(leaf)
+    if unit != serial:
+        raise AttestationError(
+            f"evidence is from unit {serial!r}, but the expected certificate is of unit {unit!r} "
+            "(relayed evidence?)"
+        )
+
+
 def _serial_of(cert: x509.Certificate) -> str | None:
     attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     return str(attrs[0].value) if attrs else None
@@ -324,10 +378,15 @@ def verify_evidence(
     now: int,
     max_age: int = 300,
     max_skew: int = MAX_SKEW,
+    expect_serial: str | None = None,
+    expect_certificate: Sequence[x509.Certificate] | None = None,
 ) -> AttestationResult:
     """Verify evidence against the manufacturer root, our nonce and the reference values.
 
-    ``max_age`` and ``max_skew`` are seconds. Raises :class:`AttestationError`.
+    ``max_age`` and ``max_skew`` are seconds. ``expect_serial`` and
+    ``expect_certificate`` bind the evidence to one unit (:func:`check_unit`):
+    without them, genuine evidence from *any* unit answering the nonce
+    verifies, which is what a relay exploits. Raises :class:`AttestationError`.
     """
     check_nonce(nonce)
     jws = _parse_jws(evidence)
@@ -400,6 +459,11 @@ def verify_evidence(
         raise AttestationError(
             f"evidence serial {serial!r} does not match the alias certificate's {cert_serial!r}"
         )
+    if expect_serial is not None or expect_certificate is not None:
+        check_unit(
+            chain, serial, expect_serial=expect_serial, expect_certificate=expect_certificate,
+            root_cert=root_cert, now=now,
+        )  # fmt: skip
     return AttestationResult(
         serial=serial,
         register=register,

@@ -24,7 +24,9 @@ A verifier (:func:`verify_evidence`) checks, in this order, and raises
 5. replaying the event log gives the signed register;
 6. the Alias certificate's DiceTcbInfo FWID equals the firmware measurement
    in the log (the Alias key is bound to that firmware);
-7. each measured stage is among the reference values (row 27)::
+7. each measured stage is among the reference values (row 27), and every
+   measured stage has reference values: a reference that leaves a stage out,
+   or is empty, is refused (fail closed)::
 
     result = verify_evidence(evidence, root_cert=root, nonce=nonce,
                              reference_values=json.loads(values), now=int(time.time()))
@@ -75,7 +77,7 @@ FIRMWARE_STAGE: Final = "firmware"
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PAYLOAD_FIELDS: Final = {"nonce", "iat", "serial", "measurements", "register"}
-Verdict = Literal["reference value", "no reference value published", "not checked"]
+Verdict = Literal["reference value", "not checked"]
 
 
 @dataclass(frozen=True)
@@ -346,12 +348,16 @@ def _appraise(
             raise AttestationError(
                 f"reference values cover stage {stage} but the log has no {stage} measurement"
             )
+    unmatched = sorted({e.stage for e in events} - set(references))
+    if unmatched:
+        # Fail closed: a stage without a reference value would pass unappraised.
+        raise AttestationError(
+            f"reference values have no entry for the measured stage(s) {', '.join(unmatched)}: "
+            f"every stage the evidence reports needs one (they cover {', '.join(sorted(references))})"
+        )
     verdicts = []
     for event in events:
-        allowed = references.get(event.stage)
-        if allowed is None:
-            verdicts.append(verdict(event, "no reference value published"))
-            continue
+        allowed = references[event.stage]
         match = next((r for r in allowed if r.digest == event.digest), None)
         if match is None:
             expected = ", ".join(_short(r.digest) for r in allowed)

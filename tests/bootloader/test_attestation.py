@@ -170,13 +170,26 @@ def test_without_reference_values_stages_are_reported_not_checked(
     assert [v.verdict for v in result.verdicts] == ["not checked", "not checked"]
 
 
-def test_stage_without_published_reference_is_reported(ca: ManufacturerCA, genuine: Boot) -> None:
+def test_partial_reference_values_are_refused(ca: ManufacturerCA, genuine: Boot) -> None:
+    """Fail closed: a stage the evidence reports without a reference value is an error."""
+    evidence = genuine.attester.evidence(NONCE, now=T0)
     only_fw = reference_values({"firmware": [(FW, "2.3.0", 4)]})
-    result = _verify(genuine.attester.evidence(NONCE, now=T0), ca, reference=only_fw)
-    assert [v.verdict for v in result.verdicts] == [
-        "no reference value published",
-        "reference value",
-    ]
+    with pytest.raises(
+        AttestationError,
+        match=r"^reference values have no entry for the measured stage\(s\) bootloader: every stage the "
+        r"evidence reports needs one \(they cover firmware\)$",
+    ):
+        _verify(evidence, ca, reference=only_fw)
+    only_bl = reference_values({"bootloader": [(BL, "1.0.0", 1)]})
+    with pytest.raises(AttestationError, match=r"no entry for the measured stage\(s\) firmware"):
+        _verify(evidence, ca, reference=only_bl)
+
+
+def test_empty_reference_values_are_refused(ca: ManufacturerCA, genuine: Boot) -> None:
+    evidence = genuine.attester.evidence(NONCE, now=T0)
+    empty = {**REFERENCE, "stages": {}}
+    with pytest.raises(AttestationError, match="^reference values document lists no stage: it would match nothing$"):
+        _verify(evidence, ca, reference=empty)
 
 
 def test_tampered_payload_is_rejected(ca: ManufacturerCA, genuine: Boot) -> None:

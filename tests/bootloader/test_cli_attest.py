@@ -377,3 +377,23 @@ def test_expect_cert_with_a_deviceid_certificate_binds_by_key(
     deviceid.write_bytes(other.public_bytes(serialization.Encoding.PEM))
     assert main([*_verify_args(files), "--expect-cert", str(deviceid)]) == 1
     assert "whose DeviceID key is not the key of the expected certificate" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ({}, "refcam: error: reference values document lists no stage: it would match nothing\n"),
+        (
+            {"firmware": REFERENCE["stages"]["firmware"]},
+            "refcam: error: reference values have no entry for the measured stage(s) bootloader: "
+            "every stage the evidence reports needs one (they cover firmware)\n",
+        ),
+    ],
+    ids=["empty", "partial"],
+)
+def test_empty_or_partial_reference_values_are_refused_with_one_line(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], stages: dict[str, object], message: str
+) -> None:
+    files["reference"].write_text(json.dumps({**REFERENCE, "stages": stages}))
+    assert main(_verify_args(files)) == 1
+    assert _one_error_line(capsys) == message

@@ -8,10 +8,17 @@ be replayed on a simulated clock.
 Example::
 
     refcam psirt ack R-2026-0001
-    refcam psirt triage R-2026-0001 --cvss CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H
+    refcam psirt triage R-2026-0001 --cvss CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H \\
+        --cwe CWE-287 --cwe-name "Improper Authentication"
     refcam psirt start-fix R-2026-0001
     refcam psirt fixed R-2026-0001 --release refcam-rc1080-v1:1.0.1
-    refcam psirt publish R-2026-0001 --base-url https://vendor.example
+    refcam psirt publish R-2026-0001      # as the publisher the vendor server announces
+
+``publish`` names the CSAF publisher that the vendor server running on the
+same database announces in its ``provider-metadata.json`` (the server
+records it at start). ``--base-url`` (or ``$REFCAM_VENDOR_URL``) may say the
+same origin again, never another one: an advisory whose publisher differs
+from its provider's is refused by CSAF aggregators.
     refcam psirt sla --format json
 """
 
@@ -36,7 +43,6 @@ from update_server.psirt.store import PSIRTStore
 DEFAULT_DB = Path("vendor-data/psirt.db")
 DB_ENV = "REFCAM_PSIRT_DB"
 VENDOR_URL_ENV = "REFCAM_VENDOR_URL"
-DEFAULT_VENDOR_URL = "https://vendor.refcam.example"
 
 
 def _db_path(args: argparse.Namespace) -> Path:
@@ -122,14 +128,29 @@ def _change(
     return handler
 
 
+def _publisher(store: PSIRTStore, base_url: str | None) -> csaf.Publisher | None:
+    """The publisher the vendor server announces (None: let the store use it); ``base_url``
+    may only confirm it."""
+    recorded = store.publisher()
+    if base_url is None:
+        return recorded
+    given = csaf.Publisher.default(base_url)
+    if recorded is not None and recorded.namespace != given.namespace:
+        raise PSIRTInputError(
+            f"--base-url {base_url} differs from the publisher the vendor server announces "
+            f"({recorded.namespace}); advisories must name their provider's publisher"
+        )
+    return recorded or given
+
+
 def _cmd_publish(args: argparse.Namespace) -> int:
     now = parse_at(args.at)
-    base_url = args.base_url or os.environ.get(VENDOR_URL_ENV) or DEFAULT_VENDOR_URL
+    base_url = args.base_url or os.environ.get(VENDOR_URL_ENV) or None
     store = _open(args)
     try:
         report, doc = store.publish(
             args.report_id,
-            publisher=csaf.Publisher.default(base_url),
+            publisher=_publisher(store, base_url),
             vendor=args.vendor,
             model_name=args.model,
             now=now,
@@ -139,6 +160,15 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         store.close()
     print(f"{_summary(report)}\n{report.advisory_id} -> {csaf.advisory_path(doc)}")
     return 0
+
+
+def _triage(args: argparse.Namespace, now: datetime) -> Callable[[model.Report], model.Report]:
+    if (args.cwe is None) != (args.cwe_name is None):
+        raise PSIRTInputError("--cwe and --cwe-name go together (the CSAF cwe member needs both)")
+    score = score_vector(args.cvss)
+    score_v3 = score_vector(args.cvss_v3) if args.cvss_v3 else None
+    cwe = model.CWE.parse(args.cwe, args.cwe_name) if args.cwe else None
+    return lambda r: model.triage(r, score, now=now, score_v3=score_v3, cwe=cwe)
 
 
 def _format_hours(delta: timedelta | None) -> str:
@@ -199,12 +229,13 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         "acknowledge a report",
         _change(lambda a, now: lambda r: model.acknowledge(r, now=now)),
     )
-    p = add(
-        "triage",
-        "score a report with a CVSS v3.1/v4.0 vector",
-        _change(lambda a, now: lambda r: model.triage(r, score_vector(a.cvss), now=now)),
-    )
+    p = add("triage", "score a report with a CVSS v3.1/v4.0 vector (and name its CWE)", _change(_triage))
     p.add_argument("--cvss", required=True, metavar="VECTOR")
+    p.add_argument(
+        "--cvss-v3", metavar="VECTOR", help="with a CVSS v4.0 --cvss: the v3.1 vector the CSAF 2.0 advisory carries"
+    )
+    p.add_argument("--cwe", metavar="CWE-ID", help="the weakness, e.g. CWE-287 (with --cwe-name)")
+    p.add_argument("--cwe-name", metavar="NAME", help="its name in the CWE catalogue, e.g. 'Improper Authentication'")
     add(
         "start-fix",
         "start working on a fix",
@@ -224,7 +255,7 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument(
         "--base-url",
         default=None,
-        help=f"vendor https origin (default ${VENDOR_URL_ENV} or {DEFAULT_VENDOR_URL})",
+        help=f"vendor https origin (default ${VENDOR_URL_ENV}, else the publisher the vendor server recorded)",
     )
     p.add_argument("--cve", default=None)
     p.add_argument("--vendor", default="refcam")

@@ -520,7 +520,22 @@ def add_csaf_routes(
                 return web.json_response(doc)
         return _error(404, f"no advisory {wanted}")
 
+    async def listing(request: web.Request) -> web.StreamResponse:
+        year = request.match_info.get("year")
+        entries = csaf.directory_entries(store.advisories(), year)
+        if year is not None and not entries:
+            return _error(404, f"no advisories in {year}")
+        page = csaf.directory_listing(request.path, entries)
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    async def to_folder(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently(request.path + "/")
+
     app.router.add_get(csaf.PROVIDER_METADATA, metadata)
+    app.router.add_get(f"{csaf.DIRECTORY}/", listing)  # CSAF 7.1.14: directory listings
+    app.router.add_get(csaf.DIRECTORY, to_folder)
+    app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}/", listing)
+    app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}", to_folder)
     app.router.add_get(f"{csaf.DIRECTORY}/index.txt", index)
     app.router.add_get(f"{csaf.DIRECTORY}/changes.csv", changes)
     app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}/{{name}}", advisory)
@@ -542,6 +557,7 @@ def create_vendor_psirt_app(
     app = web.Application(client_max_size=web_limits.max_body)
     add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
     publisher = publisher or csaf.Publisher.default(base_url)
+    store.record_publisher(publisher)
     add_psirt_routes(
         app,
         publisher=publisher,
@@ -574,6 +590,7 @@ def disclosure_extension(
     """All disclosure routes as one ``extensions=[...]`` entry for
     :func:`update_server.server.create_app` (the vendor server over TLS)."""
     chosen = publisher or csaf.Publisher.default(base_url)
+    store.record_publisher(chosen)  # `refcam psirt publish` then names the same publisher
 
     def extend(app: web.Application) -> None:
         add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)

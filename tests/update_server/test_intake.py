@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import pytest
+import sectxt
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
@@ -293,6 +294,34 @@ async def test_security_txt_and_policy_are_public_and_valid(client: Client, cloc
     assert "Status-Update-Interval: 336 hours" in page
     text = await (await client.get("/security/policy", headers={"Accept": "text/plain"})).text()
     assert text.startswith("Vulnerability disclosure policy\n")
+
+
+async def test_vendor_security_txt_passes_sectxt(client: Client, clock: Clock) -> None:
+    """sectxt, an independent RFC 9116 validator: no error; only the missing signature is recommended."""
+    clock.now = datetime.now(UTC)  # sectxt judges Expires against the real clock
+    body = await (await client.get("/.well-known/security.txt")).read()
+    parser = sectxt.Parser(body, urls=f"{BASE}/.well-known/security.txt")
+    assert parser.errors == [], parser.errors
+    assert {r["code"] for r in parser.recommendations} <= {"not_signed"}, parser.recommendations
+    assert parser.contact_url == f"{BASE}/security/policy"  # the first Contact: the page with the form
+
+
+async def test_the_policy_page_report_form_files_a_report(client: Client, store: PSIRTStore) -> None:
+    page = await client.get("/security/policy")
+    text = await page.text()
+    assert '<form method="post" action="/security/report">' in text
+    assert "form-action 'self'" in page.headers["Content-Security-Policy"]
+    form = {"title": "Telnet left open", "description": "port 23 answers", "product": "RC-1080",
+            "version": "1.0.0", "reporter_contact": ""}  # fmt: skip
+    sent = await client.post("/security/report", data=form)
+    assert sent.status == 201 and sent.content_type == "text/html"
+    answer = await sent.text()
+    report = store.all()[-1]
+    assert report.submission.title == "Telnet left open" and report.submission.reporter_contact is None
+    assert f"Tracking id: <b>{report.report_id}</b>" in answer and "reporter token" in answer
+    bad = await client.post("/security/report", data={**form, "title": ""})
+    assert bad.status == 400 and "The report was not sent" in await bad.text()
+    assert (await client.post("/security/report", json=form)).status == 415
 
 
 _json = st.recursive(

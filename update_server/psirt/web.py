@@ -72,7 +72,7 @@ from .model import (
     parse_submission,
     report_to_json,
 )
-from .policy import SLAPolicy, disclosure_policy_html, disclosure_policy_text
+from .policy import REPORT_FORM_PATH, SLAPolicy, disclosure_policy_html, disclosure_policy_text
 from .sla import evaluate
 from .store import PSIRTStore
 
@@ -230,7 +230,7 @@ def _reporter_view(report: Report, policy: SLAPolicy) -> dict[str, Any]:
     }
 
 
-def _page(title: str, body: str) -> web.Response:
+def _page(title: str, body: str, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     text = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head>\n<body><h1>{html.escape(title)}</h1>\n"
@@ -238,10 +238,12 @@ def _page(title: str, body: str) -> web.Response:
     )
     return web.Response(
         text=text,
+        status=status,
         content_type="text/html",
         headers={
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
             "X-Content-Type-Options": "nosniff",
+            **(headers or {}),
         },
     )
 
@@ -291,6 +293,42 @@ def add_psirt_routes(
                 "status_url": f"/api/v1/reports/{report.report_id}",
                 "acknowledge_by": (report.received_at + policy.acknowledge).isoformat(),
             },
+            status=201,
+        )
+
+    async def submit_form(request: web.Request) -> web.StreamResponse:
+        """The policy page's report form (``application/x-www-form-urlencoded``): a report from a
+        person with a browser, answered with a page that shows the tracking id and token once."""
+        now = clock()
+        try:
+            report_limiter.hit(request.remote or "unknown", now)
+        except _RateLimited as exc:
+            return _page("Too many reports", f"<p>Too many reports from here; try again in {exc.retry_after} s.</p>",
+                         status=429, headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
+        if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return _page("Not a form", "<p>Send the report with the form on the policy page.</p>", status=415)
+        form = await request.post()
+        fields = {k: str(form[k]) for k in ("title", "description", "product", "version") if k in form}
+        contact = str(form.get("reporter_contact", "")).strip()
+        if contact:
+            fields["reporter_contact"] = contact
+        try:
+            submission = parse_submission(fields, intake_limits)
+            report, token = store.create_report(submission, now=now)
+        except PSIRTStoreError as exc:
+            _log.error("PSIRT storage failed: %s", exc)
+            return _page("Try again later", "<p>The vulnerability database is unavailable.</p>", status=503)
+        except PSIRTError as exc:
+            return _page("The report was not sent", f"<p>{html.escape(str(exc))}</p>", status=400)
+        e = html.escape
+        return _page(
+            f"Report {report.report_id} received",
+            f"<p>Tracking id: <b>{e(report.report_id)}</b>. We acknowledge it by "
+            f"{e((report.received_at + policy.acknowledge).isoformat())}.</p>"
+            f"<p>Your reporter token (shown once; keep it to read the status and to write to us): "
+            f"<code>{e(token)}</code></p>"
+            f"<p>Status: <code>GET /api/v1/reports/{e(report.report_id)}</code> with "
+            "<code>Authorization: Bearer &lt;token&gt;</code>.</p>",
             status=201,
         )
 
@@ -447,6 +485,7 @@ def add_psirt_routes(
         return _page(f"{report.report_id}: {sub.title}", body)
 
     app.router.add_post("/api/v1/reports", submit)
+    app.router.add_post(REPORT_FORM_PATH, submit_form)
     app.router.add_get("/api/v1/reports/{report_id}", reporter_status)
     app.router.add_post("/api/v1/reports/{report_id}/messages", reporter_message)
     app.router.add_get("/api/v1/psirt/reports", psirt_list)
@@ -483,7 +522,15 @@ def add_disclosure_routes(
             text = disclosure_policy_text(policy, contacts=contact_list, report_url=report_url)
             return web.Response(text=text, content_type="text/plain", charset="utf-8")
         page = disclosure_policy_html(policy, contacts=contact_list, report_url=report_url)
-        return web.Response(text=page, content_type="text/html", charset="utf-8")
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={  # the form posts to this origin only
+                "Content-Security-Policy": "default-src 'none'; form-action 'self'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     app.router.add_get("/.well-known/security.txt", security_txt)
     app.router.add_get("/security/policy", policy_page)

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import importlib.resources
+import json
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -27,7 +28,7 @@ from aiohttp import web
 from update_server.securitytxt import RENEW_AFTER, build_security_txt
 
 from .access import requires
-from .appkeys import CLOCK_KEY
+from .appkeys import CLOCK_KEY, HANDOFF_KEY
 from .flaws import UnsafeFlaws
 
 SECURITY_TXT_PATH = "/.well-known/security.txt"
@@ -64,6 +65,16 @@ def add_disclosure_routes(app: web.Application, *, vendor_url: str, public_url: 
 SBOM_RESOURCE = "sbom.cdx.json"  # packed into the payload by `refcam firmware build`
 
 
+def with_image_digest(sbom: bytes, image_digest: str) -> bytes:
+    """The packed SBOM as this device serves it: the firmware component (``metadata.component``)
+    gains the image digest the bootloader measured, which the packed copy cannot contain."""
+    doc = json.loads(sbom)
+    component = doc["metadata"]["component"]
+    component["hashes"] = [{"alg": "SHA-256", "content": image_digest}]
+    component["properties"] = [p for p in component.get("properties", []) if p.get("name") != "refcam:image_digest"]
+    return json.dumps(doc, indent=1).encode("utf-8")
+
+
 def add_sbom_route(app: web.Application) -> None:
     """``GET /api/v1/sbom`` (admins): the CycloneDX SBOM of the running firmware.
 
@@ -73,13 +84,16 @@ def add_sbom_route(app: web.Application) -> None:
 
     @requires("admin")
     async def get_sbom(request: web.Request) -> web.Response:
-        """The CycloneDX SBOM of the running firmware."""
+        """The CycloneDX SBOM of the running firmware, with the image digest the bootloader measured."""
         resource = importlib.resources.files(__package__) / SBOM_RESOURCE
         if not resource.is_file():
             raise web.HTTPNotFound(
                 text='{"error": "no_sbom", "message": "this firmware was built without an SBOM"}',
                 content_type="application/json",
             )
-        return web.Response(body=resource.read_bytes(), content_type="application/vnd.cyclonedx+json")
+        handoff = request.config_dict[HANDOFF_KEY]
+        measured = [e.digest for e in handoff.measurements if e.stage == "firmware"]
+        body = with_image_digest(resource.read_bytes(), measured[-1]) if measured else resource.read_bytes()
+        return web.Response(body=body, content_type="application/vnd.cyclonedx+json")
 
     app.router.add_get("/api/v1/sbom", get_sbom)

@@ -19,6 +19,7 @@ same database announces in its ``provider-metadata.json`` (the server
 records it at start). ``--base-url`` (or ``$REFCAM_VENDOR_URL``) may say the
 same origin again, never another one: an advisory whose publisher differs
 from its provider's is refused by CSAF aggregators.
+    refcam psirt vex --release refcam-rc1080-v1:1.0.0 -o rc-1.0.0.vex.cdx.json
     refcam psirt sla --format json
 """
 
@@ -175,6 +176,28 @@ def _format_hours(delta: timedelta | None) -> str:
     return "n/a" if delta is None else f"{delta / timedelta(hours=1):.1f} h"
 
 
+def _cmd_vex(args: argparse.Namespace) -> int:
+    """The CycloneDX VEX of one release: which published advisories affect it."""
+    from update_server.sbom import build_vex  # cyclonedx is only needed here
+
+    release = model.FirmwareRelease.parse(args.release)
+    store = _open(args)
+    try:
+        advisories = store.advisories()
+    finally:
+        store.close()
+    text = build_vex(
+        advisories, hardware_id=release.hardware_id, version=release.version, model=args.model, now=parse_at(args.at)
+    )
+    if args.output is None:
+        print(text)
+    else:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        states = [v["analysis"]["state"] for v in json.loads(text).get("vulnerabilities", [])]
+        print(f"wrote {args.output}: {len(states)} advisories, {states.count('exploitable')} affect {release}")
+    return 0
+
+
 def _cmd_sla(args: argparse.Namespace) -> int:
     now = parse_at(args.at)
     policy = _policy(args)
@@ -290,6 +313,10 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         _change(lambda a, now: lambda r: model.add_message(r, "psirt", a.body, now=now)),
     )
     p.add_argument("--body", required=True)
+    p = add("vex", "write the CycloneDX VEX of a release (which advisories affect it)", _cmd_vex, report=False)
+    p.add_argument("--release", required=True, metavar="HWID:VERSION")
+    p.add_argument("--model", default="RC-1080")
+    p.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
     p = add("sla", "SLA deadlines, at-risk and breached lists, figures", _cmd_sla, report=False)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--policy", default=None, help="vendor SLA policy TOML (overrides defaults)")

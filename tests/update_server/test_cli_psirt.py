@@ -221,3 +221,19 @@ def test_publish_names_the_publisher_the_vendor_server_announces(db: Path, capsy
 def test_cwe_needs_its_name(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "psirt", "triage", "R-2026-0001", "--cvss", V31, "--cwe", "CWE-798", "--db", str(db))
     assert code == 1 and "--cwe and --cwe-name go together" in err
+
+
+def test_vex_of_a_release_names_the_advisories_that_affect_it(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fixed(db, capsys)
+    d = ["--db", str(db)]
+    assert run(capsys, "psirt", "publish", "R-2026-0001", *d, "--base-url", "https://vendor.example",
+               "--at", "2026-03-11")[0] == 0  # fmt: skip
+    out = tmp_path / "vex.json"
+    code, text, _ = run(capsys, "psirt", "vex", "--release", "refcam-rc1080-v1:1.0.0", "-o", str(out), *d)
+    assert code == 0 and "1 advisories, 1 affect refcam-rc1080-v1:1.0.0" in text
+    (vuln,) = json.loads(out.read_text())["vulnerabilities"]
+    assert vuln["analysis"]["state"] == "exploitable" and vuln["properties"][0]["value"] == "REFCAM-SA-2026-0001"
+    code, text, _ = run(capsys, "psirt", "vex", "--release", "refcam-rc1080-v1:1.0.1", *d)
+    assert code == 0 and json.loads(text)["vulnerabilities"][0]["analysis"]["state"] == "resolved"

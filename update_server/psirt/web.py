@@ -46,11 +46,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from update_server import csaf
+from update_server.openpgp import OpenPGPSigner
 from update_server.securitytxt import security_txt_for
 
 from .errors import (
@@ -75,6 +76,9 @@ from .model import (
 from .policy import REPORT_FORM_PATH, SLAPolicy, disclosure_policy_html, disclosure_policy_text
 from .sla import evaluate
 from .store import PSIRTStore
+
+if TYPE_CHECKING:  # python-gnupg is loaded only by a server that signs
+    from update_server.openpgp import OpenPGPSigner
 
 _log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -505,14 +509,21 @@ def add_disclosure_routes(
     base_url: str,
     clock: Clock,
     contacts: Sequence[str] | None = None,
+    signer: OpenPGPSigner | None = None,
 ) -> None:
-    """Register ``/.well-known/security.txt`` and ``/security/policy`` (public)."""
+    """Register ``/.well-known/security.txt`` and ``/security/policy`` (public).
+
+    With ``signer`` the security.txt is served OpenPGP clear-signed (RFC 9116 2.3).
+    """
     base = base_url.rstrip("/")
     report_url = f"{base}/api/v1/reports"
     contact_list = list(contacts) if contacts else [f"{base}/security/policy"]
 
     async def security_txt(request: web.Request) -> web.StreamResponse:
-        text = security_txt_for(clock(), base_url=base, contacts=contact_list)
+        def make() -> str:
+            return security_txt_for(clock(), base_url=base, contacts=contact_list)
+
+        text = make() if signer is None else await asyncio.to_thread(signer.signed, make)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def policy_page(request: web.Request) -> web.StreamResponse:
@@ -633,6 +644,7 @@ def disclosure_extension(
     psirt_token: str,
     base_url: str,
     publisher: csaf.Publisher | None = None,
+    signer: OpenPGPSigner | None = None,
 ) -> Callable[[web.Application], None]:
     """All disclosure routes as one ``extensions=[...]`` entry for
     :func:`update_server.server.create_app` (the vendor server over TLS)."""
@@ -640,7 +652,7 @@ def disclosure_extension(
     store.record_publisher(chosen)  # `refcam psirt publish` then names the same publisher
 
     def extend(app: web.Application) -> None:
-        add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
+        add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock, signer=signer)
         add_psirt_routes(
             app, store=store, policy=policy, clock=clock, psirt_token=psirt_token, publisher=chosen
         )

@@ -242,6 +242,34 @@ async def test_snapshot_is_checked_against_the_recording_of_its_session(
     assert "is a snapshot; --snapshot checks snapshots against a stream recording" in capsys.readouterr().err
 
 
+async def test_an_fps_capped_recording_names_its_gaps_as_not_sent_and_passes(
+    paced_camera: tuple[RunningDevice, Path, StreamPipeline], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A real slow viewer: the server skips frames for an fps cap and says so; the recording
+    verifies (exit 0), every gap is named as not sent, and --require-complete refuses it."""
+    device, root, _ = paced_camera
+    monkeypatch.setenv("CAM_PW", NEW_PASSWORD)
+    out = tmp_path / "slow.rcs"
+    argv = ["stream", "record", device.base, "--ca", str(root), "--user", "admin", "--password-env", "CAM_PW"]
+    assert await run([*argv, "--fps", "5", "--frames", "6", "--out", str(out)]) == 0
+    capsys.readouterr()
+    records = parse_container(out.read_bytes())
+    notes = [r for r in records if isinstance(r, NoteRecord)]
+    assert any(n.not_sent for n in notes) and notes[-1].stopped  # what the server said, and where it stopped
+    assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0
+    output = capsys.readouterr().out
+    assert "not sent to the recorder" in output and "removed" not in output
+    assert "  note: no end marker: the recorder stopped after seq " in output
+    assert await run(["stream", "verify", str(out), "--ca", str(root), "--require-complete"]) == 1
+    capsys.readouterr()
+    # The same recording without the recorder's notes: the gaps are now removals.
+    stripped = tmp_path / "stripped.rcs"
+    stripped.write_bytes(MAGIC + b"".join(encode_record(r) for r in records if not isinstance(r, NoteRecord)))
+    assert await run(["stream", "verify", str(stripped), "--ca", str(root)]) == 1
+    assert "removed from the recording" in capsys.readouterr().out
+
+
 # -- `refcam stream verify` on tampered recordings: exit 1, with and without --require-complete,
 #    and the missing frames named by seq (offline: a recording made with the signer directly) --------
 

@@ -32,6 +32,7 @@ from update_server.securitytxt import parse_security_txt
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+V40 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
 OPERATOR = "operator-token-0123456789abcdef"
 BASE = "https://vendor.example"
 
@@ -392,10 +393,14 @@ async def test_operator_drives_the_workflow_over_the_api(client: Client, clock: 
         in (await act(409, action="fixed", release="refcam-rc1080-v1:1.0.1"))["error"]
     )
     assert "unknown action 'hack'" in (await act(400, action="hack"))["error"]
-    assert "takes parameters: cvss" in (await act(400, action="triage"))["error"]
+    assert "takes parameters: cvss (optional: cvss_v3, cwe, cwe_name)" in (await act(400, action="triage"))["error"]
     assert "mark it fixed first" in (await act(409, action="publish"))["error"]
     await act(200, action="ack")
-    await act(200, action="triage", cvss="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H")
+    assert "cwe and cwe_name go together" in (await act(400, action="triage", cvss=V40, cwe="CWE-287"))["error"]
+    await act(  # a CVSS v4.0 score, its v3.1 vector for the CSAF 2.0 advisory, and the weakness
+        200, action="triage", cvss=V40, cvss_v3="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+        cwe="CWE-287", cwe_name="Improper Authentication",
+    )  # fmt: skip
     await act(200, action="start_fix")
     clock.now = T0 + timedelta(days=5)
     await act(200, action="fixed", release="refcam-rc1080-v1:1.0.1")
@@ -405,6 +410,8 @@ async def test_operator_drives_the_workflow_over_the_api(client: Client, clock: 
     index = await (await client.get("/.well-known/csaf/white/index.txt")).text()
     advisory = await (await client.get(f"/.well-known/csaf/white/{index.strip()}")).json()
     assert advisory["vulnerabilities"][0]["cve"] == "CVE-2026-12345"
+    assert advisory["vulnerabilities"][0]["cwe"] == {"id": "CWE-287", "name": "Improper Authentication"}
+    assert advisory["vulnerabilities"][0]["scores"][0]["cvss_v3"]["baseScore"] == 9.8
     view = await (
         await client.get(
             f"/api/v1/reports/{answer['tracking_id']}", headers=auth(answer["reporter_token"])

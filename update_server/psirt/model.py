@@ -489,6 +489,9 @@ ACTIONS: Mapping[str, tuple[str, ...]] = {  # action -> required parameters
     "exploited": (),
     "cra_report": ("kind",),
 }
+OPTIONAL_PARAMETERS: Mapping[str, tuple[str, ...]] = {  # action -> parameters it may also take
+    "triage": ("cvss_v3", "cwe", "cwe_name"),
+}
 
 
 def apply_action(report: Report, body: Any, *, now: datetime) -> Report:
@@ -501,16 +504,22 @@ def apply_action(report: Report, body: Any, *, now: datetime) -> Report:
             f"unknown action {action[:40]!r}; expected one of {', '.join(ACTIONS)}"
         )
     params = {k: v for k, v in body.items() if k != "action"}
-    if set(params) != set(ACTIONS[action]):
+    required, optional = set(ACTIONS[action]), set(OPTIONAL_PARAMETERS.get(action, ()))
+    if not required <= set(params) <= required | optional:
         wanted = ", ".join(ACTIONS[action]) or "none"
-        raise PSIRTInputError(f"action {action!r} takes parameters: {wanted}")
+        extra = f" (optional: {', '.join(sorted(optional))})" if optional else ""
+        raise PSIRTInputError(f"action {action!r} takes parameters: {wanted}{extra}")
     for key, value in params.items():
         if not isinstance(value, str) or not value.strip() or len(value) > 2000:
             raise PSIRTInputError(f"parameter {key!r} must be a non-empty string")
     if action == "ack":
         return acknowledge(report, now=now)
     if action == "triage":
-        return triage(report, score_vector(params["cvss"]), now=now)
+        if ("cwe" in params) != ("cwe_name" in params):
+            raise PSIRTInputError("cwe and cwe_name go together (the CSAF cwe member needs both)")
+        score_v3 = score_vector(params["cvss_v3"]) if "cvss_v3" in params else None
+        cwe = CWE.parse(params["cwe"], params["cwe_name"]) if "cwe" in params else None
+        return triage(report, score_vector(params["cvss"]), now=now, score_v3=score_v3, cwe=cwe)
     if action == "start_fix":
         return start_fix(report, now=now)
     if action == "fixed":

@@ -288,6 +288,10 @@ class Gap:
     segments: tuple[int, int]
     capture_wall_ns: tuple[int, ...] = ()
     manifests_missing: bool = False
+    # With manifests_missing: the capture times around the run, from the recorded manifests (or the
+    # end marker), when there are any: its frames were captured after ``after_ns``, before ``before_ns``.
+    after_ns: int | None = None
+    before_ns: int | None = None
 
     @property
     def count(self) -> int:
@@ -302,7 +306,14 @@ class Gap:
             first, last = wall_time(self.capture_wall_ns[0]), wall_time(self.capture_wall_ns[-1])
             when = f"captured {first}" if self.count == 1 else f"captured {first}..{last}"
             return f"{seqs} ({where}, {when})"
-        return f"{seqs} ({where}, manifests missing too)"
+        window = ""
+        if self.after_ns is not None and self.before_ns is not None:
+            window = f", captured between {wall_time(self.after_ns)} and {wall_time(self.before_ns)}"
+        elif self.before_ns is not None:
+            window = f", captured before {wall_time(self.before_ns)}"
+        elif self.after_ns is not None:
+            window = f", captured after {wall_time(self.after_ns)}"
+        return f"{seqs} ({where}, manifests missing too{window})"
 
 
 GAP_TEXT: dict[GapKind, str] = {
@@ -793,27 +804,34 @@ def _account(state: _SessionState, present: set[int], notes: Sequence[NoteRecord
     next_seq = next_segment = 0
     gaps: list[Gap] = []
 
-    def scan(first: int, last: int, segments: tuple[int, int], seg: _Segment | None) -> None:
+    def scan(
+        first: int, last: int, segments: tuple[int, int], seg: _Segment | None,
+        window: tuple[int | None, int | None] = (None, None),
+    ) -> None:  # fmt: skip
         run: list[int] = []
         for seq in range(first, last + 1):
             if seq in present:
                 continue
             k = kind(seq)
             if run and (run[-1] != seq - 1 or kind(run[-1]) != k):
-                gaps.append(_gap(run, kind(run[0]), segments, seg))
+                gaps.append(_gap(run, kind(run[0]), segments, seg, window))
                 run = []
             run.append(seq)
         if run:
-            gaps.append(_gap(run, kind(run[0]), segments, seg))
+            gaps.append(_gap(run, kind(run[0]), segments, seg, window))
 
+    after: int | None = None  # capture time of the last frame the recorded manifests list so far
     for seg in segs:
         if seg.first_seq > next_seq:  # segments before it, manifests and all, are not in the recording
-            scan(next_seq, seg.first_seq - 1, (next_segment, max(next_segment, seg.segment - 1)), None)
+            scan(next_seq, seg.first_seq - 1, (next_segment, max(next_segment, seg.segment - 1)), None,
+                 (after, seg.frames[0][1]))  # fmt: skip
         last_seq = seg.first_seq + len(seg.frames) - 1
         scan(max(seg.first_seq, next_seq), last_seq, (seg.segment, seg.segment), seg)
         next_seq, next_segment = max(next_seq, last_seq + 1), seg.segment + 1
+        after = seg.frames[-1][1]
     if end is not None and end.frames > next_seq:  # segments the end marker counts after the last recorded one
-        scan(next_seq, end.frames - 1, (next_segment, max(next_segment, end.segments - 1)), None)
+        scan(next_seq, end.frames - 1, (next_segment, max(next_segment, end.segments - 1)), None,
+             (after, end.end_wall_ns))  # fmt: skip
     state.gaps = _join(gaps)
 
     for gap in state.gaps:
@@ -827,10 +845,10 @@ def _account(state: _SessionState, present: set[int], notes: Sequence[NoteRecord
         state.notes.append("the session's start (segment 0, seq 0) is not in the recording")
     if state.ended is None and end is None:
         if stop is not None:
-            after = "before any frame" if stop.stopped_after is None else f"after seq {stop.stopped_after}"
+            where = "before any frame" if stop.stopped_after is None else f"after seq {stop.stopped_after}"
             state.recorder_stopped = stop.reason
             state.notes.append(
-                f"no end marker: the recorder stopped {after} ({stop.reason}; its unsigned note), "
+                f"no end marker: the recorder stopped {where} ({stop.reason}; its unsigned note), "
                 "so the session's end is not in the recording"
             )
         elif segs:
@@ -846,9 +864,12 @@ def _account(state: _SessionState, present: set[int], notes: Sequence[NoteRecord
         state.notes.append("the session's signed end marker does not chain to the recording (see the problems)")
 
 
-def _gap(run: list[int], kind: GapKind, segments: tuple[int, int], seg: _Segment | None) -> Gap:
+def _gap(
+    run: list[int], kind: GapKind, segments: tuple[int, int], seg: _Segment | None,
+    window: tuple[int | None, int | None] = (None, None),
+) -> Gap:  # fmt: skip
     if seg is None:
-        return Gap(run[0], run[-1], kind, segments, (), manifests_missing=True)
+        return Gap(run[0], run[-1], kind, segments, (), True, window[0], window[1])
     walls = tuple(seg.frames[seq - seg.first_seq][1] for seq in run)
     return Gap(run[0], run[-1], kind, segments, walls)
 
@@ -866,7 +887,7 @@ def _join(gaps: list[Gap]) -> list[Gap]:
         ):
             joined[-1] = Gap(
                 prev.first_seq, gap.last_seq, gap.kind, (prev.segments[0], gap.segments[1]),
-                prev.capture_wall_ns + gap.capture_wall_ns, gap.manifests_missing,
+                prev.capture_wall_ns + gap.capture_wall_ns, gap.manifests_missing, prev.after_ns, gap.before_ns,
             )  # fmt: skip
         else:
             joined.append(gap)

@@ -305,9 +305,10 @@ TAMPERS: dict[str, tuple[Callable[[list[Record]], list[Record]], list[str]]] = {
     "a segment, manifest kept": (lambda r: _drop(r, range(5, 10)), ["seq 5..9 (segment 1, captured "]),
     "a segment with its manifest": (
         lambda r: r[: _manifest_at(r, 0) + 1] + r[_manifest_at(r, 1) + 1 :],
-        ["seq 5..9 (segment 1, manifests missing too)", "segments 1..1 are missing: removed"],
+        ["seq 5..9 (segment 1, manifests missing too, captured between 2025-11-22T08:26:40.133Z and 2025-11-22T08:26:40.333Z)",
+         "segments 1..1 are missing: removed"],
     ),
-    "the head": (lambda r: r[_manifest_at(r, 0) + 1 :], ["seq 0..4 (segment 0, manifests missing too)"]),
+    "the head": (lambda r: r[_manifest_at(r, 0) + 1 :], ["seq 0..4 (segment 0, manifests missing too, captured before 2025-11-22T08:26:40.166Z)"]),
     "the tail, end marker kept": (lambda r: _drop(r, range(15, 20)), ["seq 15..19 (segment 3, captured "]),
     "the tail with the end marker": (
         lambda r: r[: _manifest_at(r, 2) + 1],

@@ -227,7 +227,10 @@ def test_whole_segment_removed_with_its_manifest_is_named() -> None:
     assert any("segments 1..1 are missing: removed" in p for p in report.problems)
     (gap,) = report.sessions[0].gaps
     assert (gap.first_seq, gap.last_seq, gap.segments, gap.manifests_missing) == (5, 9, (1, 1), True)
-    assert any(p.startswith("frames seq 5..9 (segment 1, manifests missing too) are missing: removed") for p in report.problems)
+    assert any(p.startswith(
+        "frames seq 5..9 (segment 1, manifests missing too, captured between 2025-11-22T08:26:40.133Z and "
+        "2025-11-22T08:26:40.333Z) are missing: removed"
+    ) for p in report.problems)
 
 
 def test_head_removed_is_named_and_not_authentic() -> None:
@@ -240,7 +243,7 @@ def test_head_removed_is_named_and_not_authentic() -> None:
     (gap,) = session.gaps
     assert (gap.first_seq, gap.last_seq, gap.segments, gap.kind) == (0, 9, (0, 1), "removed")
     assert report.problems == (
-        "frames seq 0..9 (segments 0..1, manifests missing too) are missing: "
+        "frames seq 0..9 (segments 0..1, manifests missing too, captured before 2025-11-22T08:26:40.333Z) are missing: "
         "removed from the recording (no note says they were not sent)",
     )
 
@@ -257,7 +260,7 @@ def test_recorder_that_joined_late_is_told_apart_from_a_removed_head() -> None:
         (0, 4, (0, 0), "not_sent"), (5, 6, (1, 1), "not_sent"),
     ]  # fmt: skip
     assert "the session's start (segment 0, seq 0) is not in the recording" in session.notes
-    with pytest.raises(Incomplete, match=r"frames seq 0\.\.4 \(segment 0, manifests missing too\) not sent"):
+    with pytest.raises(Incomplete, match=r"frames seq 0\.\.4 \(segment 0, manifests missing too, captured before 2025-11-22T08:26:40\.166Z\) not sent"):
         report.check(complete=True)
 
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit sysdeps bench clean venv
+.PHONY: demo test lint unit sysdeps nodedeps bench clean venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,9 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests need (chromium for the web-UI test).
+# Debian packages the tests need (chromium for the web-UI test, node for the CSAF validator).
 sysdeps:
 	@sh .ci/system-deps.sh
+
+# secvisogram's CSAF validator (npm), pinned by its package-lock.json, in a test-local folder.
+CSAF_VALIDATOR := tests/update_server/csaf_validator
+$(CSAF_VALIDATOR)/node_modules/.installed: $(CSAF_VALIDATOR)/package-lock.json
+	npm ci --prefix $(CSAF_VALIDATOR) --no-audit --no-fund --silent
+	touch $@
+
+nodedeps: sysdeps $(CSAF_VALIDATOR)/node_modules/.installed
 
 lint: venv
 	$(BIN)/ruff check .
@@ -26,7 +34,7 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q
 
-test: venv sysdeps lint unit
+test: venv sysdeps nodedeps lint unit
 
 demo: venv
 	$(BIN)/python scripts/demo.py
@@ -38,4 +46,4 @@ bench: venv
 	$(BIN)/python benchmarks/pipeline.py
 
 clean:
-	rm -rf $(VENV) demo-out test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-out test-artifacts .pytest_cache .mypy_cache .ruff_cache $(CSAF_VALIDATOR)/node_modules

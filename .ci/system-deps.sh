@@ -2,11 +2,16 @@
 # Installs the Debian packages the test-suite needs, when they are missing:
 # chromium (driven by Playwright for the web-UI test; no browser download) and
 # certutil from libnss3-tools (to trust the test manufacturer root in a
-# throw-away NSS database instead of ignoring certificate errors).
+# throw-away NSS database instead of ignoring certificate errors), node and
+# npm (secvisogram's CSAF validator, installed by `make nodedeps`), gpg
+# (security.txt signed through python-gnupg).
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
 command -v certutil >/dev/null 2>&1 || missing="$missing libnss3-tools"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v gpg >/dev/null 2>&1 || missing="$missing gnupg"  # OpenPGP-signed security.txt
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2

@@ -226,7 +226,7 @@ def viewer_process(url: str, cafile: str, count: int, throttled: int, seconds: f
 async def _viewers(url: str, cafile: str, count: int, throttled: int, seconds: float, results: Any) -> None:
     import aiohttp
 
-    from device.stream.multipart import PartParser
+    from refcam.streamwire import PartParser
 
     ctx = tls.client_context(Path(cafile))
     received = [0] * (count + throttled)

@@ -13,16 +13,20 @@ A verifier (:func:`verify_evidence`) checks, in this order, and raises
 :class:`AttestationError` with a precise message at the first failure:
 
 1. the JWS is well formed and ``alg`` is EdDSA (nothing else is accepted);
-2. the ``x5c`` chain leads to the manufacturer root: each certificate is
-   signed by the next, valid at ``now``, issuers are CAs allowed to issue at
-   that depth, no unknown critical extension, the leaf is not a CA;
+2. the ``x5c`` chain leads to the manufacturer root (cryptography's path
+   validator, :mod:`bootloader.x509verify`): each certificate signed by the
+   next and valid at ``now``, issuers CAs allowed to issue at that depth, no
+   unknown critical extension; the leaf is no CA, allows digitalSignature
+   and is issued for the DICE attestation key purpose;
 3. the signature verifies with the Alias key (``x5c[0]``);
 4. the nonce is the verifier's own (freshness, REQUIREMENTS row 28) and
    ``iat`` is within ``max_age`` seconds of ``now``;
 5. replaying the event log gives the signed register;
 6. the Alias certificate's DiceTcbInfo FWID equals the firmware measurement
    in the log (the Alias key is bound to that firmware);
-7. each measured stage is among the reference values (row 27)::
+7. each measured stage is among the reference values (row 27), and every
+   measured stage has reference values: a reference that leaves a stage out,
+   or is empty, is refused (fail closed)::
 
     result = verify_evidence(evidence, root_cert=root, nonce=nonce,
                              reference_values=json.loads(values), now=int(time.time()))
@@ -49,9 +53,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bootloader.dice import TCG_DICE_TCB_INFO, alias_tcb_info, serial_attribute
+from bootloader.dice import TCG_DICE_KP_ATTEST_LOC, alias_tcb_info, serial_attribute
 from bootloader.measured import (
     MeasurementLog,
     event_from_json,
@@ -59,6 +63,7 @@ from bootloader.measured import (
     parse_reference_values,
     replay,
 )
+from bootloader.x509verify import CertificateChainError, verify_certificate_chain
 from common.errors import AttestationError
 from common.handoff import MeasurementEvent
 
@@ -73,16 +78,7 @@ FIRMWARE_STAGE: Final = "firmware"
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PAYLOAD_FIELDS: Final = {"nonce", "iat", "serial", "measurements", "register"}
-# Critical extensions this verifier processes; any other critical one fails (RFC 5280 4.2).
-_UNDERSTOOD_CRITICAL: Final = {
-    ExtensionOID.BASIC_CONSTRAINTS,
-    ExtensionOID.KEY_USAGE,
-    ExtensionOID.EXTENDED_KEY_USAGE,
-    ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
-    TCG_DICE_TCB_INFO,
-}
-
-Verdict = Literal["reference value", "no reference value published", "not checked"]
+Verdict = Literal["reference value", "not checked"]
 
 
 @dataclass(frozen=True)
@@ -250,95 +246,83 @@ def _check_parses(cert: x509.Certificate, what: str) -> None:
         raise AttestationError(f"{what} is a malformed certificate: {e!s}") from e
 
 
-def _name(cert: x509.Certificate) -> str:
-    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return repr(str(common_names[0].value)) if common_names else cert.subject.rfc4514_string()
-
-
-def _check_validity(cert: x509.Certificate, when: dt.datetime) -> None:
-    if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
-        raise AttestationError(
-            f"certificate chain does not lead to the manufacturer root: {_name(cert)} is not "
-            f"valid at {when.isoformat()} (valid {cert.not_valid_before_utc.isoformat()} "
-            f"to {cert.not_valid_after_utc.isoformat()})"
-        )
-
-
-def _check_critical(cert: x509.Certificate) -> None:
-    for ext in cert.extensions:
-        if ext.critical and ext.oid not in _UNDERSTOOD_CRITICAL:
-            raise AttestationError(
-                f"certificate chain does not lead to the manufacturer root: {_name(cert)} has "
-                f"an unsupported critical extension {ext.oid.dotted_string}"
-            )
-
-
-def _check_issuer_may_sign(issuer: x509.Certificate, depth: int) -> None:
-    """``issuer`` signs a certificate with ``depth`` intermediate CAs below it (RFC 5280 6.1.4)."""
-    prefix = "certificate chain does not lead to the manufacturer root"
-    try:
-        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        raise AttestationError(f"{prefix}: {_name(issuer)} is not a CA") from None
-    if not bc.ca:
-        raise AttestationError(f"{prefix}: {_name(issuer)} is not a CA")
-    if bc.path_length is not None and depth > bc.path_length:
-        raise AttestationError(
-            f"{prefix}: {_name(issuer)} has path length {bc.path_length} but issues a "
-            f"path with {depth} intermediate CAs below it"
-        )
-    try:
-        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    if not usage.key_cert_sign:
-        raise AttestationError(f"{prefix}: {_name(issuer)} key usage lacks keyCertSign")
-
-
 def verify_chain(
     chain: Sequence[x509.Certificate], *, root_cert: x509.Certificate, now: int
 ) -> None:
-    """Validate ``chain`` (leaf first) up to ``root_cert`` at ``now``; raises AttestationError.
+    """Validate ``chain`` (Alias leaf first) up to ``root_cert`` at ``now``; raises AttestationError.
 
-    Done explicitly because ``x509.verification``'s verifiers require the
-    serverAuth/clientAuth profiles, which DICE certificates do not follow.
+    Path validation is :func:`bootloader.x509verify.verify_certificate_chain`
+    (cryptography's verifier), for the DICE attestation key purpose.
     """
-    prefix = "certificate chain does not lead to the manufacturer root"
-    when = dt.datetime.fromtimestamp(now, dt.UTC)
     certs = list(chain)
     if certs and certs[-1] == root_cert:
         certs.pop()  # the anchor itself may be included; it is trusted only as given
     if not certs:
-        raise AttestationError(f"{prefix}: the chain holds no certificate below the root")
-    for i, cert in enumerate((*certs, root_cert)):
-        _check_parses(cert, "the root" if i == len(certs) else f"certificate {i}")
-    _check_validity(root_cert, when)
-    try:
-        leaf_bc = certs[0].extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        leaf_bc = None
-    if leaf_bc is not None and leaf_bc.ca:
-        raise AttestationError(f"{prefix}: the signing certificate {_name(certs[0])} is a CA")
-    try:
-        leaf_usage = certs[0].extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        leaf_usage = None
-    if leaf_usage is not None and not leaf_usage.digital_signature:
         raise AttestationError(
-            f"{prefix}: the signing certificate {_name(certs[0])} key usage lacks digitalSignature"
+            "certificate chain does not lead to the manufacturer root: "
+            "the chain holds no certificate below the root"
         )
-    for i, cert in enumerate(certs):
-        issuer = certs[i + 1] if i + 1 < len(certs) else root_cert
-        _check_validity(cert, when)
-        _check_critical(cert)
-        try:
-            cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature) as e:
+    when = dt.datetime.fromtimestamp(now, dt.UTC)
+    try:
+        verify_certificate_chain(
+            certs[0], certs[1:], trust_root=root_cert, now=when, purpose=TCG_DICE_KP_ATTEST_LOC
+        )
+    except CertificateChainError as e:
+        raise AttestationError(str(e).replace("trusted root", "manufacturer root")) from e
+
+
+def check_unit(
+    chain: Sequence[x509.Certificate],
+    serial: str,
+    *,
+    expect_serial: str | None,
+    expect_certificate: Sequence[x509.Certificate] | None,
+    root_cert: x509.Certificate,
+    now: int,
+) -> None:
+    """Check that verified evidence (``chain``: Alias, DeviceID, ...) comes from the unit expected.
+
+    ``expect_certificate`` is a certificate of that unit, leaf first: its
+    DeviceID certificate (then the evidence's DeviceID key must be its key),
+    or its TLS certificate as a client saw it (then it must validate to the
+    manufacturer root for serverAuth and name the evidence's serial: the
+    device CA vouches for both serials, so a unit relaying another unit's
+    evidence is caught). Raises :class:`AttestationError`.
+    """
+    if expect_serial is not None and serial != expect_serial:
+        raise AttestationError(
+            f"evidence is from unit {serial!r}, not from the expected unit {expect_serial!r}"
+        )
+    if not expect_certificate:
+        return
+    leaf = expect_certificate[0]
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:  # a DeviceID certificate: the binding is its key
+        if len(chain) < 2 or leaf.public_key() != chain[1].public_key():
             raise AttestationError(
-                f"{prefix}: {_name(cert)} is not issued by {_name(issuer)}"
-                + (f" ({e})" if str(e) else " (bad signature)")
-            ) from e
-        _check_issuer_may_sign(issuer, depth=i)
+                f"evidence is from unit {serial!r}, whose DeviceID key is not the key of the "
+                f"expected certificate {leaf.subject.rfc4514_string()}"
+            )
+        return
+    try:
+        verify_certificate_chain(
+            leaf,
+            expect_certificate[1:],
+            trust_root=root_cert,
+            now=dt.datetime.fromtimestamp(now, dt.UTC),
+            purpose=ExtendedKeyUsageOID.SERVER_AUTH,
+        )
+    except CertificateChainError as e:
+        raise AttestationError(f"the expected unit's certificate is not valid: {e}") from e
+    unit = _serial_of(leaf)
+    if unit != serial:
+        raise AttestationError(
+            f"evidence is from unit {serial!r}, but the expected certificate is of unit {unit!r} "
+            "(relayed evidence?)"
+        )
 
 
 def _serial_of(cert: x509.Certificate) -> str | None:
@@ -365,12 +349,16 @@ def _appraise(
             raise AttestationError(
                 f"reference values cover stage {stage} but the log has no {stage} measurement"
             )
+    unmatched = sorted({e.stage for e in events} - set(references))
+    if unmatched:
+        # Fail closed: a stage without a reference value would pass unappraised.
+        raise AttestationError(
+            f"reference values have no entry for the measured stage(s) {', '.join(unmatched)}: "
+            f"every stage the evidence reports needs one (they cover {', '.join(sorted(references))})"
+        )
     verdicts = []
     for event in events:
-        allowed = references.get(event.stage)
-        if allowed is None:
-            verdicts.append(verdict(event, "no reference value published"))
-            continue
+        allowed = references[event.stage]
         match = next((r for r in allowed if r.digest == event.digest), None)
         if match is None:
             expected = ", ".join(_short(r.digest) for r in allowed)
@@ -397,10 +385,15 @@ def verify_evidence(
     now: int,
     max_age: int = 300,
     max_skew: int = MAX_SKEW,
+    expect_serial: str | None = None,
+    expect_certificate: Sequence[x509.Certificate] | None = None,
 ) -> AttestationResult:
     """Verify evidence against the manufacturer root, our nonce and the reference values.
 
-    ``max_age`` and ``max_skew`` are seconds. Raises :class:`AttestationError`.
+    ``max_age`` and ``max_skew`` are seconds. ``expect_serial`` and
+    ``expect_certificate`` bind the evidence to one unit (:func:`check_unit`):
+    without them, genuine evidence from *any* unit answering the nonce
+    verifies, which is what a relay exploits. Raises :class:`AttestationError`.
     """
     check_nonce(nonce)
     jws = _parse_jws(evidence)
@@ -473,6 +466,11 @@ def verify_evidence(
         raise AttestationError(
             f"evidence serial {serial!r} does not match the alias certificate's {cert_serial!r}"
         )
+    if expect_serial is not None or expect_certificate is not None:
+        check_unit(
+            chain, serial, expect_serial=expect_serial, expect_certificate=expect_certificate,
+            root_cert=root_cert, now=now,
+        )  # fmt: skip
     return AttestationResult(
         serial=serial,
         register=register,

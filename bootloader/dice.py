@@ -7,7 +7,7 @@ from its own CDI and the measurement of the code it is about to run, with
 HKDF-SHA256 (RFC 5869)::
 
     CDI_L0   = HKDF(IKM=UDS,    salt=bootloader measurement, info="refcam DICE CDI_L0")
-    DeviceID = Ed25519(HKDF(IKM=CDI_L0, salt=none, info="refcam DeviceID"))
+    DeviceID = ECDSA P-256, d = HKDF(IKM=CDI_L0, salt=none, info="refcam DeviceID", 40 bytes) mod (n-1) + 1
     CDI_L1   = HKDF(IKM=CDI_L0, salt=firmware measurement,   info="refcam DICE CDI_L1")
     Alias    = Ed25519(HKDF(IKM=CDI_L1, salt=none, info="refcam DICE Alias"))
 
@@ -23,7 +23,17 @@ and puts the firmware measurement into the alias certificate as a TCG
 ``DiceTcbInfo`` extension (OID 2.23.133.5.4.1, TCG "DICE Attestation
 Architecture" 6.1.1), carrying ``version``, ``svn``, ``layer`` and one
 ``fwids`` entry (SHA-256). The firmware then signs attestation evidence with
-the Alias key (:class:`bootloader.attestation.DiceAttester`)::
+the Alias key (:class:`bootloader.attestation.DiceAttester`).
+
+The alias certificate's extended key usage is the TCG DICE key purpose
+``tcg-dice-kp-attestLoc`` (2.23.133.5.4.100.9, TCG "DICE Certificate
+Profiles": a key that signs local attestation evidence), so no relying party
+takes it for a TLS or general-purpose key, and the verifier demands exactly
+that purpose (:mod:`bootloader.x509verify`). DiceTcbInfo is marked
+non-critical: the TCG says it SHOULD be critical for the same reason, but
+the EKU already does that job, and a critical extension that cryptography's
+path validator does not know would make every chain unverifiable with it.
+The verifier requires the extension and checks it after path validation::
 
     alias = derive_alias(uds, bl_digest, fw_digest)
     cert = issue_alias_certificate(device_id_key=derive_device_id(uds, bl_digest),
@@ -38,6 +48,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -55,8 +66,11 @@ INFO_CDI_L1 = b"refcam DICE CDI_L1"
 INFO_ALIAS = b"refcam DICE Alias"
 
 TCG_DICE_TCB_INFO = x509.ObjectIdentifier("2.23.133.5.4.1")  # TCG DICE TcbInfo
+TCG_DICE_KP_ATTEST_LOC = x509.ObjectIdentifier("2.23.133.5.4.100.9")  # tcg-dice-kp-attestLoc
 SHA256_OID_DER = bytes.fromhex("0609608648016503040201")  # OID 2.16.840.1.101.3.4.2.1
 ALIAS_VALIDITY = dt.timedelta(days=365)
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # n, FIPS 186-5 / SEC 2
+DEVICE_ID_SEED = 40  # bytes: 256 + 64 bits (FIPS 186-5 A.2.1)
 
 
 def _hkdf(ikm: bytes, *, salt: bytes | None, info: bytes) -> bytes:
@@ -74,10 +88,20 @@ def cdi_l0(uds: bytes, bootloader_measurement: bytes) -> bytes:
     return _hkdf(uds, salt=bootloader_measurement, info=INFO_CDI_L0)
 
 
-def derive_device_id(uds: bytes, bootloader_measurement: bytes) -> Ed25519PrivateKey:
-    """The DeviceID key: a function of the UDS and the bootloader only."""
-    seed = _hkdf(cdi_l0(uds, bootloader_measurement), salt=None, info=INFO_DEVICE_ID)
-    return Ed25519PrivateKey.from_private_bytes(seed)
+def derive_device_id(uds: bytes, bootloader_measurement: bytes) -> ec.EllipticCurvePrivateKey:
+    """The DeviceID key: a function of the UDS and the bootloader only.
+
+    ECDSA P-256, because the DeviceID is a CA (it certifies each boot's
+    Alias key) and certificate path validators, cryptography's included,
+    accept P-256 issuers but not Ed25519 ones. The scalar is derived as in
+    FIPS 186-5 A.2.1 (64 extra bits, then reduced into 1..n-1), so it is
+    uniform and reproducible from CDI_L0.
+    """
+    okm = HKDF(
+        algorithm=hashes.SHA256(), length=DEVICE_ID_SEED, salt=None, info=INFO_DEVICE_ID
+    ).derive(cdi_l0(uds, bootloader_measurement))
+    scalar = int.from_bytes(okm, "big") % (P256_ORDER - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1())
 
 
 def derive_alias(
@@ -254,7 +278,7 @@ def serial_attribute(name: x509.Name) -> str | None:
 
 def issue_alias_certificate(
     *,
-    device_id_key: Ed25519PrivateKey,
+    device_id_key: ec.EllipticCurvePrivateKey,
     device_id_cert: x509.Certificate,
     alias_public_key: Ed25519PublicKey,
     firmware_measurement: bytes,
@@ -264,9 +288,10 @@ def issue_alias_certificate(
 ) -> x509.Certificate:
     """The bootloader certifies this boot's Alias key with the DeviceID key.
 
-    The certificate carries the firmware measurement in a critical TCG
-    DiceTcbInfo extension, so a relying party that does not understand it
-    cannot mistake the alias key for a general-purpose one.
+    The certificate carries the firmware measurement in a TCG DiceTcbInfo
+    extension and the ``tcg-dice-kp-attestLoc`` key purpose, so no relying
+    party can mistake the alias key for a general-purpose one (module
+    docstring: why the purpose, not the criticality, does that).
     """
     if len(firmware_measurement) != 32:
         raise ValueError("firmware measurement must be a 32-byte SHA-256 digest")
@@ -303,8 +328,10 @@ def issue_alias_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski.value),
             critical=False,
         )
+        .add_extension(x509.ExtendedKeyUsage([TCG_DICE_KP_ATTEST_LOC]), critical=False)
         .add_extension(
-            x509.UnrecognizedExtension(TCG_DICE_TCB_INFO, encode_tcb_info(tcb)), critical=True
+            x509.UnrecognizedExtension(TCG_DICE_TCB_INFO, encode_tcb_info(tcb)), critical=False
         )
     )
-    return builder.sign(device_id_key, algorithm=None)
+    return builder.sign(device_id_key, algorithm=hashes.SHA256())
+

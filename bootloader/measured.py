@@ -269,6 +269,8 @@ def parse_reference_values(document: object) -> dict[str, tuple[MeasurementEvent
     stages = document.get("stages")
     if not isinstance(stages, Mapping):
         raise AttestationError("reference values document has no 'stages' object")
+    if not stages:
+        raise AttestationError("reference values document lists no stage: it would match nothing")
     parsed: dict[str, tuple[MeasurementEvent, ...]] = {}
     for stage, entries in stages.items():
         if not isinstance(stage, str) or not isinstance(entries, list) or not entries:

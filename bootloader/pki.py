@@ -188,7 +188,7 @@ def issue_tls_certificate(
 def issue_device_id_certificate(
     *,
     serial: str,
-    device_id_public_key: ed25519.Ed25519PublicKey,
+    device_id_public_key: ec.EllipticCurvePublicKey,
     device_ca_key: ec.EllipticCurvePrivateKey,
     device_ca_cert: x509.Certificate,
     now: dt.datetime,

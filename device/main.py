@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -76,6 +77,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--update-url", default=DEFAULT_VENDOR_URL)
     parser.add_argument("--update-check-interval", type=float, default=None)
     parser.add_argument("--vendor-url", default=DEFAULT_VENDOR_URL)
+    # The https origin clients reach this device at (security.txt Canonical); default: its
+    # certificate's name cam-<serial>.local and --port.
+    parser.add_argument("--public-url", default=None)
     parser.add_argument("--flaw", action="append", default=[])
     args = parser.parse_args(list(argv))
     args.flaws = UnsafeFlaws.parse(args.flaw, host=args.host)  # loopback only, known names only
@@ -84,6 +88,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             "sla-breached is a vendor-side flaw (the PSIRT misses a deadline): "
             "use refcam update-server run --flaw sla-breached"
         )
+    if args.public_url is not None:
+        parts = urlsplit(args.public_url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ConfigError(f"--public-url {args.public_url!r} has a bad port") from None
+        if (
+            parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or parts.username or parts.password
+        ):
+            raise ConfigError(f"--public-url {args.public_url!r} must be an https://HOST[:PORT] origin")
+        args.public_url = args.public_url.rstrip("/")
     for name in ("port", "redirect_port"):
         value = getattr(args, name)
         if value is not None and not 0 <= value <= 65535:
@@ -109,13 +125,20 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
         from .disclosure import add_disclosure_routes
 
         vendor_url, flaws = args.vendor_url, args.flaws
+        public_url = args.public_url or default_public_url(handoff.identity.serial, args.port)
         extensions.append(
-            lambda app: add_disclosure_routes(app, vendor_url=vendor_url, flaws=flaws)
+            lambda app: add_disclosure_routes(app, vendor_url=vendor_url, public_url=public_url, flaws=flaws)
         )
     from .disclosure import add_sbom_route
 
     extensions.append(add_sbom_route)
     return extensions
+
+
+def default_public_url(serial: str, port: int) -> str:
+    """``https://cam-<serial>.local[:port]``: the name on the device's TLS certificate (bootloader.pki)."""
+    suffix = "" if port in (0, 443) else f":{port}"
+    return f"https://cam-{serial}.local{suffix}"
 
 
 def config_for(handoff: BootHandoff, args: argparse.Namespace) -> DeviceConfig:

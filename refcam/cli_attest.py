@@ -5,7 +5,10 @@
   device boot`` does) and writes the evidence its attester signs for a nonce.
 - ``verify`` checks evidence against the manufacturer root, the nonce and the
   vendor's reference values, and prints one verdict per measured stage; on
-  failure it prints one line and exits 1.
+  failure it prints one line and exits 1. ``--expect-serial`` and/or
+  ``--expect-cert`` (the unit's TLS chain as the client saw it, or its
+  DeviceID certificate) bind the evidence to the unit you meant to attest:
+  without them genuine evidence of any unit answering the nonce verifies.
 - ``reference`` writes the reference values (``refcam-reference-values/1``)
   for a bootloader image and the released firmware images.
 
@@ -15,7 +18,7 @@ Example::
     NONCE=$(refcam attest nonce)
     refcam attest evidence --state cam1 --nonce $NONCE -o evidence.jws
     refcam attest verify evidence.jws --ca K/manufacturer/root-ca.pem \\
-        --reference values.json --nonce $NONCE
+        --reference values.json --nonce $NONCE --expect-serial RC1-0001
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ def _root(path: Path) -> x509.Certificate:
     return certs[0]
 
 
+def _certificates(path: Path) -> list[x509.Certificate]:
+    data = read_input(path, "expected certificate")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        raise AttestationError(f"expected certificate {path} is not PEM certificates") from e
+    return certs
+
+
 def _reference(path: Path) -> dict[str, Any]:
     data = read_input(path, "reference values")
     try:
@@ -106,6 +118,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         reference_values=references,
         now=now,
         max_age=args.max_age,
+        expect_serial=args.expect_serial,
+        expect_certificate=_certificates(args.expect_cert) if args.expect_cert else None,
     )
     print(
         f"evidence from {result.serial} verified: chain to {root.subject.rfc4514_string()}, "
@@ -158,6 +172,13 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--reference", type=Path, required=True, help="reference values (JSON)")
     p.add_argument("--nonce", required=True, help="the nonce sent to the device (hex)")
     p.add_argument("--max-age", type=int, default=300, help="maximum evidence age (seconds)")
+    p.add_argument("--expect-serial", metavar="SERIAL", help="the serial of the unit you asked")
+    p.add_argument(
+        "--expect-cert",
+        type=Path,
+        metavar="PEM",
+        help="a certificate of the unit you asked: its TLS chain (leaf first) or DeviceID certificate",
+    )
     p.add_argument(
         "--now", type=int, help="verify as of this time (seconds since the epoch; default: now)"
     )

@@ -146,9 +146,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
     )
     out = Path(args.output)
     write_output(out, image)
-    sbom_out = out.with_suffix(".cdx.json")
-    write_output(sbom_out, sbom.encode())
     parsed = SignedImage.parse(image)
+    # The SBOM published beside the image names the image digest the bootloader measures
+    # (the packed copy cannot hold the digest of the image that contains it).
+    published = build_sbom(
+        payload, version=args.version, hardware_id=args.hardware_id, model=args.model,
+        image_digest=parsed.image_hash.hex(),
+    )  # fmt: skip
+    sbom_out = out.with_suffix(".cdx.json")
+    write_output(sbom_out, published.encode())
     print(
         f"wrote {out}: version {parsed.version}, security counter {parsed.security_counter}, "
         f"hardware {parsed.hardware_id}, {len(image)} bytes, signed {args.algorithm} by "

@@ -8,10 +8,18 @@ be replayed on a simulated clock.
 Example::
 
     refcam psirt ack R-2026-0001
-    refcam psirt triage R-2026-0001 --cvss CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H
+    refcam psirt triage R-2026-0001 --cvss CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H \\
+        --cwe CWE-287 --cwe-name "Improper Authentication"
     refcam psirt start-fix R-2026-0001
     refcam psirt fixed R-2026-0001 --release refcam-rc1080-v1:1.0.1
-    refcam psirt publish R-2026-0001 --base-url https://vendor.example
+    refcam psirt publish R-2026-0001      # as the publisher the vendor server announces
+
+``publish`` names the CSAF publisher that the vendor server running on the
+same database announces in its ``provider-metadata.json`` (the server
+records it at start). ``--base-url`` (or ``$REFCAM_VENDOR_URL``) may say the
+same origin again, never another one: an advisory whose publisher differs
+from its provider's is refused by CSAF aggregators.
+    refcam psirt vex --release refcam-rc1080-v1:1.0.0 -o rc-1.0.0.vex.cdx.json
     refcam psirt sla --format json
 """
 
@@ -36,7 +44,6 @@ from update_server.psirt.store import PSIRTStore
 DEFAULT_DB = Path("vendor-data/psirt.db")
 DB_ENV = "REFCAM_PSIRT_DB"
 VENDOR_URL_ENV = "REFCAM_VENDOR_URL"
-DEFAULT_VENDOR_URL = "https://vendor.refcam.example"
 
 
 def _db_path(args: argparse.Namespace) -> Path:
@@ -122,14 +129,29 @@ def _change(
     return handler
 
 
+def _publisher(store: PSIRTStore, base_url: str | None) -> csaf.Publisher | None:
+    """The publisher the vendor server announces (None: let the store use it); ``base_url``
+    may only confirm it."""
+    recorded = store.publisher()
+    if base_url is None:
+        return recorded
+    given = csaf.Publisher.default(base_url)
+    if recorded is not None and recorded.namespace != given.namespace:
+        raise PSIRTInputError(
+            f"--base-url {base_url} differs from the publisher the vendor server announces "
+            f"({recorded.namespace}); advisories must name their provider's publisher"
+        )
+    return recorded or given
+
+
 def _cmd_publish(args: argparse.Namespace) -> int:
     now = parse_at(args.at)
-    base_url = args.base_url or os.environ.get(VENDOR_URL_ENV) or DEFAULT_VENDOR_URL
+    base_url = args.base_url or os.environ.get(VENDOR_URL_ENV) or None
     store = _open(args)
     try:
         report, doc = store.publish(
             args.report_id,
-            publisher=csaf.Publisher.default(base_url),
+            publisher=_publisher(store, base_url),
             vendor=args.vendor,
             model_name=args.model,
             now=now,
@@ -141,8 +163,39 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _triage(args: argparse.Namespace, now: datetime) -> Callable[[model.Report], model.Report]:
+    if (args.cwe is None) != (args.cwe_name is None):
+        raise PSIRTInputError("--cwe and --cwe-name go together (the CSAF cwe member needs both)")
+    score = score_vector(args.cvss)
+    score_v3 = score_vector(args.cvss_v3) if args.cvss_v3 else None
+    cwe = model.CWE.parse(args.cwe, args.cwe_name) if args.cwe else None
+    return lambda r: model.triage(r, score, now=now, score_v3=score_v3, cwe=cwe)
+
+
 def _format_hours(delta: timedelta | None) -> str:
     return "n/a" if delta is None else f"{delta / timedelta(hours=1):.1f} h"
+
+
+def _cmd_vex(args: argparse.Namespace) -> int:
+    """The CycloneDX VEX of one release: which published advisories affect it."""
+    from update_server.sbom import build_vex  # cyclonedx is only needed here
+
+    release = model.FirmwareRelease.parse(args.release)
+    store = _open(args)
+    try:
+        advisories = store.advisories()
+    finally:
+        store.close()
+    text = build_vex(
+        advisories, hardware_id=release.hardware_id, version=release.version, model=args.model, now=parse_at(args.at)
+    )
+    if args.output is None:
+        print(text)
+    else:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        states = [v["analysis"]["state"] for v in json.loads(text).get("vulnerabilities", [])]
+        print(f"wrote {args.output}: {len(states)} advisories, {states.count('exploitable')} affect {release}")
+    return 0
 
 
 def _cmd_sla(args: argparse.Namespace) -> int:
@@ -199,12 +252,13 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         "acknowledge a report",
         _change(lambda a, now: lambda r: model.acknowledge(r, now=now)),
     )
-    p = add(
-        "triage",
-        "score a report with a CVSS v3.1/v4.0 vector",
-        _change(lambda a, now: lambda r: model.triage(r, score_vector(a.cvss), now=now)),
-    )
+    p = add("triage", "score a report with a CVSS v3.1/v4.0 vector (and name its CWE)", _change(_triage))
     p.add_argument("--cvss", required=True, metavar="VECTOR")
+    p.add_argument(
+        "--cvss-v3", metavar="VECTOR", help="with a CVSS v4.0 --cvss: the v3.1 vector the CSAF 2.0 advisory carries"
+    )
+    p.add_argument("--cwe", metavar="CWE-ID", help="the weakness, e.g. CWE-287 (with --cwe-name)")
+    p.add_argument("--cwe-name", metavar="NAME", help="its name in the CWE catalogue, e.g. 'Improper Authentication'")
     add(
         "start-fix",
         "start working on a fix",
@@ -224,7 +278,7 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument(
         "--base-url",
         default=None,
-        help=f"vendor https origin (default ${VENDOR_URL_ENV} or {DEFAULT_VENDOR_URL})",
+        help=f"vendor https origin (default ${VENDOR_URL_ENV}, else the publisher the vendor server recorded)",
     )
     p.add_argument("--cve", default=None)
     p.add_argument("--vendor", default="refcam")
@@ -259,6 +313,10 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         _change(lambda a, now: lambda r: model.add_message(r, "psirt", a.body, now=now)),
     )
     p.add_argument("--body", required=True)
+    p = add("vex", "write the CycloneDX VEX of a release (which advisories affect it)", _cmd_vex, report=False)
+    p.add_argument("--release", required=True, metavar="HWID:VERSION")
+    p.add_argument("--model", default="RC-1080")
+    p.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
     p = add("sla", "SLA deadlines, at-risk and breached lists, figures", _cmd_sla, report=False)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--policy", default=None, help="vendor SLA policy TOML (overrides defaults)")

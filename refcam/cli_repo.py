@@ -28,6 +28,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuf.ngclient import Updater  # type: ignore[attr-defined]
 
@@ -37,12 +38,15 @@ from common.flaws import UnsafeFlaws
 from device.update.errors import UpdateError, UpdateTransportError
 from device.update.fetcher import HTTPSFetcher
 from device.update.tufclient import build_updater, translate
-from update_server.errors import RepositoryInputError, RepositoryStateError
+from update_server.errors import RepositoryInputError, RepositoryStateError, ServerConfigError
 from update_server.psirt.errors import SBOMError
 from update_server.repo import TUFRepository, facts_from_image
 from update_server.sbom import validate_sbom
 from update_server.server import UpdateServerConfig, run
 from update_server.vendor import DEFAULT_PSIRT_DB, utc_now, vendor_extensions
+
+if TYPE_CHECKING:
+    from .openpgp import OpenPGPSigner
 
 
 def _now() -> datetime:
@@ -214,10 +218,21 @@ def cmd_server_run(args: argparse.Namespace) -> int:
         clock=utc_now,
         policy_file=Path(args.sla_policy) if args.sla_policy else None,
         flaws=flaws,
+        signer=_openpgp_signer(args),
     )
     print(f"PSIRT operator token: {token_at}", flush=True)
     run(config, extensions=extensions)
     return 0
+
+
+def _openpgp_signer(args: argparse.Namespace) -> OpenPGPSigner | None:
+    if (args.openpgp_home is None) != (args.openpgp_key is None):
+        raise ServerConfigError("--openpgp-home and --openpgp-key go together")
+    if args.openpgp_home is None:
+        return None
+    from update_server.openpgp import OpenPGPSigner  # python-gnupg, only when signing
+
+    return OpenPGPSigner(gnupghome=Path(args.openpgp_home), fingerprint=args.openpgp_key)
 
 
 # --------------------------------------------------------------------------- tuf-client
@@ -364,6 +379,8 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--psirt-db", default=str(DEFAULT_PSIRT_DB), help="PSIRT database (SQLite)")
     p.add_argument("--sla-policy", help="TOML overriding the default SLA policy")
     p.add_argument("--flaw", action="append", default=[], help="UNSAFE vendor flaw (sla-breached)")
+    p.add_argument("--openpgp-home", help="GnuPG home holding the key that signs security.txt")
+    p.add_argument("--openpgp-key", metavar="FINGERPRINT", help="that key's fingerprint (with --openpgp-home)")
     p.set_defaults(handler=cmd_server_run)
 
     p = groups[""].add_parser("tuf-client", help="TUF client (tuf-conformance CLI protocol)")

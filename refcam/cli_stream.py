@@ -5,18 +5,25 @@
 environment variable ``--password-env`` names: never from the URL or the
 command line), reads the ``multipart/x-mixed-replace`` stream and writes
 frames, signed manifests and the session's signed end marker to a recording
-(the container documented in :mod:`device.stream.verify`). With
+(the container documented in :mod:`refcam.streamverify`). With
 ``--frames``/``--seconds`` it stops taking frames at the limit but waits for
 the manifest that signs the last one, so the recording verifies; the camera
-streams on, so such a recording has no end marker. Without a limit it records
-until the session ends (source ended, camera shut down) and holds the end
-marker. A URL ending in ``/snapshot.jpg`` records one signed snapshot instead.
+streams on, so such a recording has no end marker, and the recorder notes
+where and why it stopped. Without a limit it records until the session ends
+(source ended, camera shut down) and holds the end marker. What the server
+says it did not send (``X-Frames-Not-Sent``: a slow viewer, an fps cap, a
+session joined late) is kept as the recorder's note too; notes are not
+signed. A URL ending in ``/snapshot.jpg`` records one signed snapshot instead.
 
 ``verify`` checks a recording against the manufacturer root and prints a
 verdict per session, whether the recording holds the session's start and
-signed end, and every frame that is not authentic. It exits 0 for
-"authentic" and "authentic with missing frames", 1 otherwise; with
-``--require-complete`` also 1 when the start or the end marker is missing.
+signed end, every frame that is not authentic, and every frame and segment
+the recording lacks, by seq, segment and capture time, as *not sent* (the
+recorder's note), *after the recorder stopped*, or *removed*. It exits 0 for
+"authentic" and "authentic with missing frames" (every gap noted by the
+recorder), 1 otherwise (a removed frame, segment, start or end is not
+authentic); with ``--require-complete`` also 1 when anything at all is
+missing, the start and the end marker included.
 ``--snapshot SNAP`` (repeatable) also checks that each recorded snapshot is a
 frame of a session in the recording (exit 1 if not)::
 
@@ -46,13 +53,20 @@ from cryptography import x509
 from yarl import URL
 
 from common import tls
-from device.stream.errors import FormatError, Incomplete, NotAuthentic, StreamError, TransportError
-from device.stream.multipart import END_CONTENT_TYPE, SIGNED_CONTENT_TYPES, PartParser
+from device.stream.errors import FormatError, StreamError, TransportError
+from device.stream.multipart import END_CONTENT_TYPE, SIGNED_CONTENT_TYPES
 from device.stream.signing import Envelope
-from device.stream.verify import (
+from device.stream.web import SIGNATURE_HEADER
+
+from .streamverify import (
+    GAP_TEXT,
     MAGIC,
     FrameRecord,
+    Gap,
+    Incomplete,
     ManifestRecord,
+    NotAuthentic,
+    NoteRecord,
     Record,
     SnapshotLink,
     SnapshotRecord,
@@ -61,8 +75,9 @@ from device.stream.verify import (
     link_snapshot,
     parse_container,
     verify_records,
+    wall_time,
 )
-from device.stream.web import SIGNATURE_HEADER
+from .streamwire import PartParser, parse_ranges
 
 STREAM_PATH = "/api/v1/stream.mjpeg"
 SNAPSHOT_PATH = "/api/v1/snapshot.jpg"
@@ -222,33 +237,52 @@ async def _record_parts(
     covered = -1
     taking = True
     ended = False
-    async for chunk in response.content.iter_any():
-        for part in parser.feed(chunk):
-            bodies = list(part.manifests)
-            kind = part.headers.get("content-type")
-            if kind in SIGNED_CONTENT_TYPES:
-                bodies.append(part.body)
-                ended = ended or kind == END_CONTENT_TYPE
-            for body in bodies:
-                out.write(encode_record(ManifestRecord(body)))
-                manifests += 1
-                covered = max(covered, _covered_up_to(body) or -1)
-            if not taking:
-                if last_seq is None or covered >= last_seq:
-                    return RecordResult(recorded, manifests, True, False, ended)
-                continue
-            if part.headers.get("content-type") != "image/jpeg":
-                continue
-            try:
-                seq, ts = int(part.headers["x-frame-seq"]), int(part.headers["x-capture-timestamp"])
-            except (KeyError, ValueError) as e:
-                raise FormatError(f"frame part lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}") from e
-            out.write(encode_record(FrameRecord(seq, ts, part.body)))
-            recorded += 1
-            last_seq = seq
-            if (frames is not None and recorded >= frames) or (deadline is not None and time.monotonic() >= deadline):
-                taking = False  # from now on only wait for the manifest of the last frame
-    return RecordResult(recorded, manifests, last_seq is None or covered >= last_seq, False, ended)
+    session: str | None = None  # the stream session of the parts, from X-Stream-Session
+    stop_reason = "the stream closed without the session's end marker"
+    try:
+        async for chunk in response.content.iter_any():
+            for part in parser.feed(chunk):
+                session = part.headers.get("x-stream-session", session)
+                not_sent = parse_ranges(part.headers.get("x-frames-not-sent", ""))
+                if not_sent and session is not None:
+                    # What the server says it did not send us: kept (unsigned) so that verify can
+                    # tell these gaps from frames removed from the recording later.
+                    out.write(encode_record(NoteRecord(session, not_sent)))
+                bodies = list(part.manifests)
+                kind = part.headers.get("content-type")
+                if kind in SIGNED_CONTENT_TYPES:
+                    bodies.append(part.body)
+                    ended = ended or kind == END_CONTENT_TYPE
+                for body in bodies:
+                    out.write(encode_record(ManifestRecord(body)))
+                    manifests += 1
+                    covered = max(covered, _covered_up_to(body) or -1)
+                if not taking:
+                    if last_seq is None or covered >= last_seq:
+                        return RecordResult(recorded, manifests, True, False, ended)
+                    continue
+                if part.headers.get("content-type") != "image/jpeg":
+                    continue
+                try:
+                    seq, ts = int(part.headers["x-frame-seq"]), int(part.headers["x-capture-timestamp"])
+                except (KeyError, ValueError) as e:
+                    raise FormatError(f"frame part lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}") from e
+                out.write(encode_record(FrameRecord(seq, ts, part.body)))
+                recorded += 1
+                last_seq = seq
+                if frames is not None and recorded >= frames:
+                    taking, stop_reason = False, f"frame limit ({frames}) reached"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    taking, stop_reason = False, f"time limit ({seconds:g} s) reached"
+        return RecordResult(recorded, manifests, last_seq is None or covered >= last_seq, False, ended)
+    except BaseException:
+        stop_reason = "the recorder was interrupted or failed"
+        raise
+    finally:
+        if not ended and session is not None:
+            # The recording ends before the session did: say where and why, so that a
+            # verifier can tell this end from one cut off the recording later.
+            out.write(encode_record(NoteRecord(session, stopped=True, stopped_after=last_seq, reason=stop_reason)))
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -301,7 +335,7 @@ def _env(name: str, option: str) -> str:
 
 VERDICT_TEXT = {
     "authentic": "authentic",
-    "authentic_missing_frames": "authentic with missing frames (normal for a slow viewer)",
+    "authentic_missing_frames": "authentic with missing frames (each noted by the recorder as not sent to it, or after it stopped)",
     "not_authentic": "NOT AUTHENTIC",
     "not_signed": "not signed",
 }
@@ -335,15 +369,31 @@ def format_report(report: StreamReport, *, all_frames: bool = False) -> list[str
             )
             lines.append(f"  recorded {start} {end}")
             lines.extend(f"  note: {note}" for note in s.notes)
+            for gap in s.gaps:
+                lines.append(f"  missing: frames {gap.describe()}: {GAP_TEXT[gap.kind]}")
+                if all_frames:
+                    lines.extend(_missing_frames(gap))
     for f in report.frames:
         if all_frames or f.status != "authentic":
             detail = f": {f.reason}" if f.reason else ""
             lines.append(f"  frame seq {f.seq} (record {f.record}): {f.status.replace('_', ' ')}{detail}")
-    lines.extend(f"  problem: {p}" for p in report.problems if not p.startswith("frame seq"))
+    # Frame problems are listed above, per frame and per missing run.
+    lines.extend(f"  problem: {p}" for p in report.problems if not p.startswith(("frame seq", "frames seq")))
     if report.kind == "stream" and report.verdict in ("authentic", "authentic_missing_frames"):
         lines.append("complete: " + ("yes, the whole session" if report.complete else "no, see the notes"))
     lines.append(f"verdict: {VERDICT_TEXT[report.verdict]}")
     return lines
+
+
+def _missing_frames(gap: Gap) -> list[str]:
+    """One line per missing frame of ``gap`` (``--all-frames``)."""
+    kind = gap.kind.replace("_", " ")
+    if not gap.capture_wall_ns:
+        return [f"    frame seq {seq}: missing ({kind}; its manifest too)" for seq in range(gap.first_seq, gap.last_seq + 1)]
+    return [
+        f"    frame seq {seq}: missing ({kind}), captured {wall_time(ns)}"
+        for seq, ns in zip(range(gap.first_seq, gap.last_seq + 1), gap.capture_wall_ns, strict=True)
+    ]
 
 
 LINK_TEXT = {

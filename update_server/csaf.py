@@ -12,7 +12,11 @@ document is validated against the official OASIS schema vendored in
 
 The provider serves ``/.well-known/csaf/provider-metadata.json`` (role
 ``csaf_provider``, CSAF 7.1.7) and a directory distribution (7.1.11-7.1.14):
-``<directory>/<year>/<file>.json``, ``index.txt`` and ``changes.csv``.
+``<directory>/<year>/<file>.json``, ``index.txt``, ``changes.csv`` and an
+HTML listing of each folder (requirement 14). Every advisory's keys are
+sorted (test 6.2.13); a CVSS v4.0 report carries its v3.x score in
+``scores`` (CSAF 2.0 knows no other; test 6.2.3) and the v4.0 vector in a
+note; a report's CWE becomes the vulnerability's ``cwe``.
 
 Example::
 
@@ -26,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -257,10 +262,20 @@ def build_advisory(
         if not re.fullmatch(r"CVE-\d{4}-\d{4,}", cve):
             raise CSAFError(f"CVE id {cve!r} is malformed; expected CVE-YYYY-NNNN")
         vulnerability["cve"] = cve
+    if report.cwe is not None:
+        vulnerability["cwe"] = {"id": report.cwe.id, "name": report.cwe.name}  # CSAF 3.2.3.3
     if report.score.version.startswith("3."):
         vulnerability["scores"] = [{"cvss_v3": cvss_v3_json(report.score), "products": affected}]
     else:
-        # CSAF 2.0 has no cvss_v4 member; state the CVSS v4.0 vector in a note instead.
+        # CSAF 2.0 scores carry CVSS v2/v3 only, and every affected product needs a score
+        # (test 6.2.3): the v3.x vector triaged beside the v4.0 one goes there, the v4.0
+        # vector into a note.
+        if report.score_v3 is None:
+            raise CSAFError(
+                f"report {report.report_id} is scored with CVSS {report.score.version} only; a CSAF 2.0 "
+                "advisory needs a CVSS v3.x score too: triage it again with --cvss-v3 VECTOR"
+            )
+        vulnerability["scores"] = [{"cvss_v3": cvss_v3_json(report.score_v3), "products": affected}]
         vulnerability["notes"].append(
             {
                 "category": "other",
@@ -317,6 +332,7 @@ def build_advisory(
         },
         "vulnerabilities": [vulnerability],
     }
+    doc = json.loads(json.dumps(doc, sort_keys=True))  # every key sorted (CSAF 6.2.13)
     validate_advisory(doc)
     return doc
 
@@ -338,6 +354,31 @@ def provider_metadata(
     }
     validate_provider_metadata(doc)
     return doc
+
+
+def directory_listing(path: str, entries: Sequence[str]) -> str:
+    """An HTML listing of one folder of the directory distribution (CSAF 7.1.14, requirement 14).
+
+    ``path`` is the folder's URL path (ending in ``/``), ``entries`` its file and
+    sub-folder names (folders end in ``/``).
+    """
+    title = html.escape(path)
+    items = "".join(
+        f'<li><a href="{html.escape(name, quote=True)}">{html.escape(name)}</a></li>\n' for name in entries
+    )
+    parent = '<li><a href="../">../</a></li>\n' if path.rstrip("/") != DIRECTORY else ""
+    return (
+        f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n"
+        f"<body><h1>Index of {title}</h1>\n<ul>\n{parent}{items}</ul></body></html>\n"
+    )
+
+
+def directory_entries(advisories: Iterable[dict[str, Any]], year: str | None = None) -> list[str]:
+    """The names in the distribution's root folder (``year`` None) or in one year's folder."""
+    paths = sorted(advisory_path(d) for d in advisories)
+    if year is None:
+        return ["changes.csv", "index.txt", *sorted({p.split("/")[0] + "/" for p in paths})]
+    return [p.split("/", 1)[1] for p in paths if p.startswith(f"{year}/")]
 
 
 def index_txt(advisories: Iterable[dict[str, Any]]) -> str:

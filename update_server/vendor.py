@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -33,6 +34,9 @@ from .psirt.model import acknowledge, parse_submission
 from .psirt.policy import load_policy
 from .psirt.store import PSIRTStore
 from .psirt.web import disclosure_extension
+
+if TYPE_CHECKING:
+    from .openpgp import OpenPGPSigner
 
 VENDOR_FLAWS = frozenset({"sla-breached"})
 DEFAULT_PSIRT_DB = Path("vendor-data") / "psirt.db"
@@ -82,6 +86,7 @@ def vendor_extensions(
     clock: Callable[[], datetime],
     policy_file: Path | None = None,
     flaws: UnsafeFlaws | None = None,
+    signer: OpenPGPSigner | None = None,
 ) -> tuple[list[Callable[[web.Application], None]], str]:
     """The PSIRT/disclosure extension for the vendor app; returns it and where the token is."""
     flaws = flaws or UnsafeFlaws()
@@ -102,7 +107,7 @@ def vendor_extensions(
         seed_late_report(store, now=clock(), acknowledge_window=policy.acknowledge)
     token, where = psirt_token(psirt_db.parent)
     extension = disclosure_extension(
-        store=store, policy=policy, clock=clock, psirt_token=token, base_url=base_url
+        store=store, policy=policy, clock=clock, psirt_token=token, base_url=base_url, signer=signer
     )
     return [extension], where
 

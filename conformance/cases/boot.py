@@ -6,11 +6,13 @@ import base64
 import binascii
 import json
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from bootloader.attestation import verify_evidence
 from common.errors import AttestationError
@@ -81,7 +83,46 @@ def fresh_evidence(ctx: ProbeContext) -> list[UnitResult]:
         passed("a", "the evidence binds the probe's fresh nonce", ev),
         passed("b", "the certificate chain leads to the manufacturer root", detail),
         passed("c", f"{len(result.events)} events replay to register {result.register[:16]}...", detail),
+        _same_unit(ctx, result.serial, detail),
     ]
+
+
+def _tls_serial(ctx: ProbeContext) -> str | None:
+    """The serialNumber in the subject of the certificate the target presents, over a verified TLS handshake.
+
+    The probe's own reading (ssl + cryptography), not the camera's code: the
+    handshake checks the chain to the given root and the host name, so the
+    serial is the manufacturer's word for *this* endpoint.
+    """
+    context = ctx.http.ssl_context
+    if context is None:
+        return None
+    with (
+        socket.create_connection((ctx.host, ctx.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=ctx.host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        return None
+    serials = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    return str(serials[0].value) if len(serials) == 1 else None
+
+
+def _same_unit(ctx: ProbeContext, evidence_serial: str, detail: Evidence) -> UnitResult:
+    """Evidence relayed from another genuine unit verifies on its own; the serials must agree."""
+    try:
+        tls_serial = _tls_serial(ctx)
+    except (OSError, ValueError) as exc:
+        return inconclusive("d", f"cannot read the target's TLS certificate: {exc}")
+    if tls_serial is None:
+        return inconclusive("d", "the target presents no TLS certificate with one serialNumber to compare")
+    seen = Evidence("note", "unit identity", {"tls_certificate_serial": tls_serial, "evidence_serial": evidence_serial})
+    if tls_serial != evidence_serial:
+        return failed(
+            "d", f"the evidence is from unit {evidence_serial!r}, but the probe talks to unit {tls_serial!r} "
+            "(relayed evidence)", seen, detail,
+        )  # fmt: skip
+    return passed("d", f"the evidence is from the unit the probe talks to ({tls_serial})", seen)
 
 
 @register("BOOT-03", budget=6, order=26)

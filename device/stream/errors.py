@@ -4,8 +4,9 @@
 server's error middleware and the ``refcam`` command line handle it like any
 other firmware error. Input refusals (a bad ``--source`` spec, a bad mask, a
 malformed recording or multipart body) are kept apart from I/O failures (a
-camera that cannot be opened, a server that cannot be reached) and from
-:class:`NotAuthentic`, the verdict of the stream verifier.
+camera that cannot be opened, a server that cannot be reached). The stream
+verifier's verdict errors (``NotAuthentic``, ``Incomplete``) live with the
+verifier, in ``refcam.streamverify``: verifying is a client's job.
 """
 
 from __future__ import annotations
@@ -39,11 +40,3 @@ class FormatError(StreamError):
 
 class TransportError(StreamError):
     """The stream server cannot be reached or broke the connection."""
-
-
-class NotAuthentic(StreamError):
-    """A recorded stream or snapshot failed verification (see the report for details)."""
-
-
-class Incomplete(StreamError):
-    """An authentic recording does not hold its whole session (start or end missing) where that was required."""

@@ -124,10 +124,19 @@ class SignedSegment:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a viewer's writer sends next: a frame (None at the end) and the manifests to send first."""
+    """What a viewer's writer sends next: a frame (None at the end) and the manifests to send first.
+
+    ``not_sent`` lists the frames of the session this viewer will never get
+    (it joined after them, they were replaced in its slot, or its fps cap
+    left them out), as inclusive seq ranges, since the previous delivery. The
+    writer tells the viewer (``X-Frames-Not-Sent``), so a recording can say
+    which listed frames it lacks because they never came, apart from frames
+    removed from it later.
+    """
 
     frame: EncodedFrame | None
     manifests: tuple[SignedSegment, ...]
+    not_sent: tuple[tuple[int, int], ...] = ()
 
 
 def percentile(values: list[int], q: float) -> int:
@@ -225,6 +234,8 @@ class Viewer:
         self._event = asyncio.Event()
         self._next_due_ns: int | None = None
         self.closed: str | None = None  # why the stream ended
+        self._offered = False  # a frame of the session was offered: later seqs are this viewer's business
+        self._not_sent: list[tuple[int, int]] = []  # seq ranges not sent since the last delivery
         self._finished = False
         self.sent = 0
         self.dropped = 0  # replaced in the slot before the writer took them
@@ -232,22 +243,40 @@ class Viewer:
         self.bytes = 0
         self.latencies_ns: deque[int] = deque(maxlen=window)
 
+    def _skip(self, first: int, last: int) -> None:
+        """Note seqs ``first..last`` as never sent to this viewer (merged into the last range)."""
+        if self._not_sent and self._not_sent[-1][1] + 1 == first:
+            self._not_sent[-1] = (self._not_sent[-1][0], last)
+        else:
+            self._not_sent.append((first, last))
+
     def offer(self, frame: EncodedFrame) -> None:
         if self.closed is not None:
             return
+        if not self._offered:
+            self._offered = True
+            if frame.seq > 0:  # joined a running session: its earlier frames are not ours to get
+                self._skip(0, frame.seq - 1)
         if self._interval_ns:
             # Frames are due every interval on a fixed schedule, so the cap is met on
             # average even when capture times jitter; after a long gap, restart it.
             t, due = frame.capture_mono_ns, self._next_due_ns
             if due is not None and t < due:
                 self.skipped += 1
+                self._skip(frame.seq, frame.seq)
                 return
             late = due is None or t - due >= self._interval_ns
             self._next_due_ns = t + self._interval_ns if late else due + self._interval_ns  # type: ignore[operator]
         if self._slot is not None:
             self.dropped += 1
+            self._skip(self._slot.seq, self._slot.seq)
         self._slot = frame
         self._event.set()
+
+    def _take_not_sent(self) -> tuple[tuple[int, int], ...]:
+        taken = tuple(self._not_sent)
+        self._not_sent.clear()
+        return taken
 
     def offer_segment(self, segment: SignedSegment) -> None:
         if self.closed is not None:
@@ -282,14 +311,14 @@ class Viewer:
                 ready = tuple(m for m in self._manifests if m.last_seq < frame.seq)
                 for _ in ready:
                     self._manifests.popleft()
-                return Delivery(frame, ready)
+                return Delivery(frame, ready, self._take_not_sent())
             if self.closed is not None:
                 if self._finished:
                     return None
                 self._finished = True
                 rest = tuple(self._manifests)
                 self._manifests.clear()
-                return Delivery(None, rest)
+                return Delivery(None, rest, self._take_not_sent())
             self._event.clear()
             await self._event.wait()
 

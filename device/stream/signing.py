@@ -11,15 +11,16 @@ whitespace (``separators=(",", ":")``), ASCII only, integers and strings
 only (no floats, so every encoder produces the same bytes)::
 
     {
-      "type": "refcam.stream.segment/1",
+      "type": "refcam.stream.segment/2",
       "alg": "ed25519" | "ecdsa-p256-sha256",
       "frame_hash": "sha256" | "blake3",  # how each frame's digest below is computed
       "key_id": "<hex SHA-256 of the signing key's DER SubjectPublicKeyInfo>",
       "session": "<32 hex: 128 random bits, new for every stream session>",
       "segment": 0,                   # counter, from 0 within the session
       "first_seq": 120,               # sequence number of the segment's first frame (0 in segment 0)
+      "last_seq": 149,                # sequence number of its last frame: it lists last_seq - first_seq + 1
       "frames": [["<hex frame_hash digest of the JPEG>", <capture wall ns>], ...],
-                                      # consecutive seq from first_seq, in order
+                                      # every seq first_seq..last_seq, in order, none left out
       "previous": "<hex SHA-256 of the previous segment's payload bytes>" | null,
       "linked_frame": "<hex digest of the previous segment's first frame>" | null,
       "device": "<serial number>"
@@ -34,6 +35,14 @@ signatures stay SHA-256 based either way, and one session uses one
 segment breaks it); ``linked_frame`` is the Axis/ONVIF "linked hash" tying a
 segment to the first frame of the one before. Both are null in segment 0 and
 only there: that is how a verifier knows a recording holds the session's start.
+
+So every manifest commits to the exact run of frames it covers (its seq
+numbers, digests and capture times), and the chain commits to every seq of
+the session from 0: a verifier holding the manifests can name each frame a
+recording lacks by number and time. Whether the viewer was *sent* a frame is
+not signed (it depends on the viewer, not the camera); the server says it in
+an unsigned ``X-Frames-Not-Sent`` header (:mod:`.multipart`) and the recorder
+keeps it as a note beside the signed records.
 
 End of session (signed when a session ends: the source ended or failed, the
 last viewer left, the server shut down), chained to the last segment so that
@@ -114,7 +123,7 @@ Algorithm = Literal["ed25519", "ecdsa-p256-sha256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ed25519", "ecdsa-p256-sha256")
 FrameHash = Literal["sha256", "blake3"]
 FRAME_HASHES: tuple[FrameHash, ...] = ("sha256", "blake3")
-SEGMENT_TYPE = "refcam.stream.segment/1"
+SEGMENT_TYPE = "refcam.stream.segment/2"
 SEGMENT_PAYLOAD_TYPE = "application/vnd.refcam.stream-segment+json"
 END_TYPE = "refcam.stream.end/1"
 END_PAYLOAD_TYPE = "application/vnd.refcam.stream-end+json"
@@ -378,6 +387,7 @@ class SegmentSigner:
                 "session": self.session,
                 "segment": self.segment,
                 "first_seq": self._first_seq,
+                "last_seq": self._first_seq + len(self._frames) - 1,
                 "frames": self._frames,
                 "previous": self._previous,
                 "linked_frame": self._linked_frame,

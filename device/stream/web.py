@@ -2,7 +2,8 @@
 
 * ``GET /api/v1/stream.mjpeg[?fps=N]``: ``multipart/x-mixed-replace`` of JPEG
   parts with ``X-Frame-Seq``, ``X-Capture-Timestamp`` and, on the part after
-  each segment, the signed manifest (:mod:`.multipart`). ``fps`` caps this
+  each segment, the signed manifest (:mod:`.multipart`), and
+  ``X-Frames-Not-Sent`` after frames this viewer was not sent. ``fps`` caps this
   viewer's rate (0.1..120). When the stream session ends (source ended,
   server shutdown) the last manifests and the signed end marker follow as
   parts of their own, then the close delimiter.
@@ -58,21 +59,24 @@ class _PartCache:
         self._frame: EncodedFrame | None = None
         self._part = b""
 
-    def part(self, frame: EncodedFrame, manifests: tuple[bytes, ...]) -> bytes:
-        if manifests:  # once a segment per viewer: its own head
-            return b"".join((_head(frame, manifests), frame.jpeg, b"\r\n"))
+    def part(
+        self, frame: EncodedFrame, manifests: tuple[bytes, ...], not_sent: tuple[tuple[int, int], ...] = ()
+    ) -> bytes:
+        if manifests or not_sent:  # once a segment, or after a skip, per viewer: its own head
+            return b"".join((_head(frame, manifests, not_sent), frame.jpeg, b"\r\n"))
         if frame is not self._frame:
-            self._frame, self._part = frame, b"".join((_head(frame, ()), frame.jpeg, b"\r\n"))
+            self._frame, self._part = frame, b"".join((_head(frame, (), ()), frame.jpeg, b"\r\n"))
         return self._part
 
 
-def _head(frame: EncodedFrame, manifests: tuple[bytes, ...]) -> bytes:
+def _head(frame: EncodedFrame, manifests: tuple[bytes, ...], not_sent: tuple[tuple[int, int], ...]) -> bytes:
     return multipart.frame_part_head(
         seq=frame.seq,
         capture_wall_ns=frame.capture_wall_ns,
         session=frame.session,
         length=len(frame.jpeg),
         manifests=manifests,
+        not_sent=not_sent,
     )
 
 
@@ -137,6 +141,7 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
     pipeline = routes.pipeline
     viewer = await pipeline.subscribe(fps=fps)
     next_check = time.monotonic() + routes.reauth_interval
+    session = pipeline.session_id  # the stream session, named on the end parts too
     response = web.StreamResponse(headers={"Content-Type": multipart.CONTENT_TYPE, **_NO_STORE})
     try:
         await response.prepare(request)
@@ -145,7 +150,12 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
             if delivery is None:
                 break
             if delivery.frame is None:  # stream over: pending manifests (and the end marker) as parts
-                tail = [multipart.manifest_part(m.envelope, final=m.final) for m in delivery.manifests]
+                tail = [
+                    multipart.manifest_part(
+                        m.envelope, final=m.final, session=session, not_sent=delivery.not_sent if i == 0 else ()
+                    )
+                    for i, m in enumerate(delivery.manifests)
+                ]
                 await response.write(b"".join([*tail, multipart.close_delimiter()]))
                 continue
             if time.monotonic() >= next_check:
@@ -153,7 +163,8 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
                     break  # the session ended: stop streaming to it
                 next_check = time.monotonic() + routes.reauth_interval
             frame = delivery.frame
-            part = routes.parts.part(frame, tuple(m.envelope for m in delivery.manifests))
+            session = frame.session
+            part = routes.parts.part(frame, tuple(m.envelope for m in delivery.manifests), delivery.not_sent)
             await response.write(part)
             viewer.record_sent(frame, len(part), time.monotonic_ns())
         await response.write_eof()

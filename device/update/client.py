@@ -207,11 +207,11 @@ class UpdateClient:
             self._refuse_during_trial()
             slot = self.handoff.services.inactive_slot()
             self.status.state = "downloading"
-            streamed = self._download_to_slot(info, slot)
-            if isinstance(streamed, StreamedDigests):
+            data = self._download_to_slot(info, slot)
+            if data is None:  # checked in one pass as it was written
                 self._install_streamed(slot, expected=candidate)
             else:
-                self._install_bytes(streamed, expected=candidate, written_to=slot)
+                self._install_bytes(data, expected=candidate, written_to=slot)
             return candidate
 
         result: Candidate = self._run("checking", action)
@@ -228,13 +228,13 @@ class UpdateClient:
         base = replace(self.config, repository_url=self.repository_url()).target_base_url
         return base + path
 
-    def _download_to_slot(self, info: TargetFile, slot: Slot) -> StreamedDigests | bytes:
+    def _download_to_slot(self, info: TargetFile, slot: Slot) -> bytes | None:
         """Stream the target into ``slot`` (resuming a cut download) and check its length and
         hashes against the signed target.
 
         One pass: a download that started at byte 0 is hashed by the slot writer as
         it is programmed (the TUF hash, and the image hash the bootloader's check
-        needs); those digests are returned. A resumed download saw only its tail,
+        needs); then None is returned. A resumed download saw only its tail,
         so the slot is read back and python-tuf checks what is on flash; those
         bytes are returned. The flaw profiles that write unverified bytes take
         that path too. A target that does not match its signed length and hashes
@@ -275,7 +275,7 @@ class UpdateClient:
             if one_pass and digests is not None and set(info.hashes) == {"sha256"}:
                 _check_target_digests(info, digests)
                 record.clear()
-                return digests
+                return None
             data = services.read_slot(slot, info.length)
             info.verify_length_and_hashes(data)
         except (exceptions.DownloadLengthMismatchError, exceptions.LengthOrHashMismatchError) as exc:

@@ -55,7 +55,7 @@ class Boot:
     """One simulated boot: what chain.py hands to the firmware, plus the raw keys."""
 
     ca: ManufacturerCA
-    device_id_key: Ed25519PrivateKey
+    device_id_key: ec.EllipticCurvePrivateKey
     device_id_cert: x509.Certificate
     alias_key: Ed25519PrivateKey
     chain: tuple[x509.Certificate, ...]
@@ -171,13 +171,26 @@ def test_without_reference_values_stages_are_reported_not_checked(
     assert [v.verdict for v in result.verdicts] == ["not checked", "not checked"]
 
 
-def test_stage_without_published_reference_is_reported(ca: ManufacturerCA, genuine: Boot) -> None:
+def test_partial_reference_values_are_refused(ca: ManufacturerCA, genuine: Boot) -> None:
+    """Fail closed: a stage the evidence reports without a reference value is an error."""
+    evidence = genuine.attester.evidence(NONCE, now=T0)
     only_fw = reference_values({"firmware": [(FW, "2.3.0", 4)]})
-    result = _verify(genuine.attester.evidence(NONCE, now=T0), ca, reference=only_fw)
-    assert [v.verdict for v in result.verdicts] == [
-        "no reference value published",
-        "reference value",
-    ]
+    with pytest.raises(
+        AttestationError,
+        match=r"^reference values have no entry for the measured stage\(s\) bootloader: every stage the "
+        r"evidence reports needs one \(they cover firmware\)$",
+    ):
+        _verify(evidence, ca, reference=only_fw)
+    only_bl = reference_values({"bootloader": [(BL, "1.0.0", 1)]})
+    with pytest.raises(AttestationError, match=r"no entry for the measured stage\(s\) firmware"):
+        _verify(evidence, ca, reference=only_bl)
+
+
+def test_empty_reference_values_are_refused(ca: ManufacturerCA, genuine: Boot) -> None:
+    evidence = genuine.attester.evidence(NONCE, now=T0)
+    empty = {**REFERENCE, "stages": {}}
+    with pytest.raises(AttestationError, match="^reference values document lists no stage: it would match nothing$"):
+        _verify(evidence, ca, reference=empty)
 
 
 def test_tampered_payload_is_rejected(ca: ManufacturerCA, genuine: Boot) -> None:
@@ -217,12 +230,12 @@ def test_chain_to_another_root_is_rejected(ca: ManufacturerCA) -> None:
     other = boot(manufacturer_ca())
     with pytest.raises(
         AttestationError,
-        match="^certificate chain does not lead to the manufacturer root: 'refcam Device CA' is "
-        r"not issued by 'refcam Manufacturer Root CA' \(bad signature\)$",
+        match="^certificate chain does not lead to the manufacturer root: validation failed: "
+        "candidates exhausted: signature does not match$",
     ):
         _verify(other.attester.evidence(NONCE, now=T0), ca)
     renamed = boot(manufacturer_ca(name="other"))
-    with pytest.raises(AttestationError, match="'other Device CA' is not issued by"):
+    with pytest.raises(AttestationError, match="^certificate chain does not lead to the manufacturer root: "):
         _verify(renamed.attester.evidence(NONCE, now=T0), ca)
 
 
@@ -232,7 +245,7 @@ def test_self_made_device_id_is_rejected(ca: ManufacturerCA, genuine: Boot) -> N
     rogue_ca = dataclasses.replace(ca, device_ca_key=rogue_key)
     forged = boot(rogue_ca)
     with pytest.raises(
-        AttestationError, match="'refcam DeviceID RC1-0001' is not issued by 'refcam Device CA'"
+        AttestationError, match="does not lead to the manufacturer root: .*signature does not match"
     ):
         _verify(forged.attester.evidence(NONCE, now=T0), ca)
 
@@ -349,7 +362,7 @@ def test_serial_differing_from_the_certificate_is_rejected(
 
 def test_evidence_signed_by_a_tls_leaf_is_rejected(ca: ManufacturerCA, genuine: Boot) -> None:
     """A non-CA certificate (the TLS leaf) cannot issue an alias certificate."""
-    tls_key = Ed25519PrivateKey.generate()
+    tls_key = ec.generate_private_key(ec.SECP256R1())
     leaf = issue_tls_certificate(
         serial="RC1-0001",
         public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
@@ -364,7 +377,7 @@ def test_evidence_signed_by_a_tls_leaf_is_rejected(ca: ManufacturerCA, genuine: 
         firmware_measurement=FW,
         now=NOW,
     )
-    with pytest.raises(AttestationError, match="is not issued by|is not a CA"):
+    with pytest.raises(AttestationError, match="basicConstraints.cA must be asserted in a CA certificate"):
         verify_chain([alias, leaf, ca.device_ca], root_cert=ca.root, now=T0)
 
 
@@ -373,7 +386,9 @@ def test_alias_certificate_expired_at_verification_is_rejected(
 ) -> None:
     later = T0 + 400 * 86400
     evidence = genuine.attester.evidence(NONCE, now=later)
-    with pytest.raises(AttestationError, match="'refcam Alias [0-9a-f]{16}' is not valid at"):
+    with pytest.raises(
+        AttestationError, match="cert is not valid at validation time .*CN=refcam Alias [0-9a-f]{16}"
+    ):
         _verify(evidence, ca, now=later)
 
 
@@ -392,7 +407,7 @@ def test_path_length_of_the_device_ca_is_enforced(genuine: Boot) -> None:
         issuer_cert=ca.root,
     )
     b = boot(dataclasses.replace(ca, device_ca=narrow))
-    with pytest.raises(AttestationError, match="has path length 0 but issues a path with 1"):
+    with pytest.raises(AttestationError, match="path length constraint violated"):
         _verify(b.attester.evidence(NONCE, now=T0), ca)
 
 
@@ -410,8 +425,8 @@ def test_unknown_critical_extension_is_rejected(ca: ManufacturerCA, genuine: Boo
             x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00"), critical=True
         )
     )
-    odd = builder.sign(genuine.device_id_key, None)
-    with pytest.raises(AttestationError, match="unsupported critical extension 1.2.3.4"):
+    odd = builder.sign(genuine.device_id_key, hashes.SHA256())
+    with pytest.raises(AttestationError, match="1.2.3.4: certificate contains unaccounted-for critical"):
         verify_chain([odd, *genuine.chain[1:]], root_cert=ca.root, now=T0)
 
 
@@ -474,7 +489,8 @@ def test_ecdsa_leaf_cannot_sign_eddsa_evidence(ca: ManufacturerCA) -> None:
     }
     signing_input = ".".join(b64url_encode(json.dumps(p).encode()) for p in (header, {}))
     sig = key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-    with pytest.raises(AttestationError, match="does not hold an Ed25519 key"):
+    # The TLS leaf is refused for its purpose before its key type matters.
+    with pytest.raises(AttestationError, match="is not issued for this purpose: extended key usage 1.3.6.1.5.5.7.3.1"):
         _verify(f"{signing_input}.{b64url_encode(sig)}".encode(), ca)
 
 
@@ -509,7 +525,7 @@ def test_signing_certificate_without_digital_signature_usage_is_rejected(
         .not_valid_before(cert.not_valid_before_utc)
         .not_valid_after(cert.not_valid_after_utc)
         .add_extension(usage, critical=True)
-        .sign(genuine.device_id_key, None)
+        .sign(genuine.device_id_key, hashes.SHA256())
     )
     with pytest.raises(AttestationError, match="key usage lacks digitalSignature"):
         verify_chain([odd, *genuine.chain[1:]], root_cert=ca.root, now=T0)

@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from bootloader.pki import issue_device_id_certificate, issue_tls_certificate
 from common.image import sign_image
 from refcam.cli import main
-from tests.bootloader.test_attestation import FW, NONCE, REFERENCE, T0, boot
+from tests.bootloader.test_attestation import FW, NONCE, NOW, REFERENCE, T0, boot
 from tests.bootloader.test_pki import ManufacturerCA, manufacturer_ca
 
 
@@ -314,3 +316,84 @@ def test_provisioned_device_attests_end_to_end(
     # Firmware 1.0.0 is not among the reference values of a vendor that only lists 1.1.0.
     assert main([*verify, str(tmp_path / "newer.json")]) == 1
     assert "stage firmware digest" in _one_error_line(capsys)
+
+
+# -- binding evidence to the unit: a relay that forwards another unit's genuine evidence --------
+
+
+def _tls_chain(ca: ManufacturerCA, serial: str, path: Path) -> Path:
+    leaf = issue_tls_certificate(
+        serial=serial,
+        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        device_ca_key=ca.device_ca_key,
+        device_ca_cert=ca.device_ca,
+        now=NOW,
+    )
+    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca.device_ca)))
+    return path
+
+
+def test_evidence_of_another_unit_is_refused_with_expect_serial(
+    ca: ManufacturerCA, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files["evidence"].write_bytes(boot(ca, serial="RC1-0002").attester.evidence(NONCE, now=T0))
+    assert main([*_verify_args(files), "--expect-serial", "RC1-0002"]) == 0
+    capsys.readouterr()
+    assert main([*_verify_args(files), "--expect-serial", "RC1-0001"]) == 1
+    assert _one_error_line(capsys) == (
+        "refcam: error: evidence is from unit 'RC1-0002', not from the expected unit 'RC1-0001'\n"
+    )
+
+
+def test_evidence_of_another_unit_is_refused_with_the_units_tls_certificate(
+    ca: ManufacturerCA, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the probe does: the unit it talks TLS to must be the unit whose evidence it gets."""
+    mine = _tls_chain(ca, "RC1-0001", tmp_path / "tls-1.pem")
+    assert main([*_verify_args(files), "--expect-cert", str(mine)]) == 0  # files hold RC1-0001's evidence
+    capsys.readouterr()
+    files["evidence"].write_bytes(boot(ca, serial="RC1-0002").attester.evidence(NONCE, now=T0))
+    assert main([*_verify_args(files), "--expect-cert", str(mine)]) == 1
+    assert "evidence is from unit 'RC1-0002', but the expected certificate is of unit 'RC1-0001' (relayed evidence?)" in (
+        _one_error_line(capsys)
+    )
+    foreign = _tls_chain(manufacturer_ca(), "RC1-0002", tmp_path / "tls-foreign.pem")  # another manufacturer
+    assert main([*_verify_args(files), "--expect-cert", str(foreign)]) == 1
+    assert "the expected unit's certificate is not valid" in _one_error_line(capsys)
+
+
+def test_expect_cert_with_a_deviceid_certificate_binds_by_key(
+    ca: ManufacturerCA, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    genuine = boot(ca)
+    deviceid = tmp_path / "deviceid.pem"
+    deviceid.write_bytes(genuine.device_id_cert.public_bytes(serialization.Encoding.PEM))
+    assert main([*_verify_args(files), "--expect-cert", str(deviceid)]) == 0
+    capsys.readouterr()
+    other = issue_device_id_certificate(
+        serial="RC1-0001", device_id_public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        device_ca_key=ca.device_ca_key, device_ca_cert=ca.device_ca, now=NOW,
+    )  # fmt: skip
+    deviceid.write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    assert main([*_verify_args(files), "--expect-cert", str(deviceid)]) == 1
+    assert "whose DeviceID key is not the key of the expected certificate" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ({}, "refcam: error: reference values document lists no stage: it would match nothing\n"),
+        (
+            {"firmware": REFERENCE["stages"]["firmware"]},
+            "refcam: error: reference values have no entry for the measured stage(s) bootloader: "
+            "every stage the evidence reports needs one (they cover firmware)\n",
+        ),
+    ],
+    ids=["empty", "partial"],
+)
+def test_empty_or_partial_reference_values_are_refused_with_one_line(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], stages: dict[str, object], message: str
+) -> None:
+    files["reference"].write_text(json.dumps({**REFERENCE, "stages": stages}))
+    assert main(_verify_args(files)) == 1
+    assert _one_error_line(capsys) == message

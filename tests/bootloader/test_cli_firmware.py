@@ -10,6 +10,7 @@ import pytest
 from bootloader.firmware import FirmwarePayload
 from bootloader.keys import load_public_key, spki_sha256
 from common.image import SignedImage
+from device.disclosure import with_image_digest
 from refcam.cli import main
 
 PW_ENV = "REFCAM_TEST_KEY_PASSPHRASE"
@@ -95,6 +96,19 @@ def test_firmware_build_packs_the_device_package(firmware: Path, keydir: Path) -
     assert payload.manifest.support_end == "2032-01-15"
     assert payload.manifest.vendor_tls_root == (keydir / "vendor" / "root-ca.pem").read_bytes()
     assert "device/main.py" in payload.files
+
+
+def test_firmware_build_publishes_an_sbom_naming_the_measured_image_digest(firmware: Path) -> None:
+    """The SBOM beside the image carries the digest the bootloader measures; the packed copy
+    cannot (the device adds its measured digest when it serves it)."""
+    image = SignedImage.parse(firmware.read_bytes())
+    published = json.loads(firmware.with_suffix(".cdx.json").read_text())
+    assert published["metadata"]["component"]["hashes"] == [{"alg": "SHA-256", "content": image.image_hash.hex()}]
+    packed = json.loads(FirmwarePayload.parse(image.payload).files["device/sbom.cdx.json"])
+    assert "hashes" not in packed["metadata"]["component"]
+    served = json.loads(with_image_digest(json.dumps(packed).encode(), image.image_hash.hex()))
+    assert served["metadata"]["component"]["hashes"] == published["metadata"]["component"]["hashes"]
+    assert {c["name"] for c in served["components"]} == {c["name"] for c in packed["components"]}
 
 
 def test_firmware_build_packs_another_source_tree(keydir: Path, tmp_path: Path) -> None:

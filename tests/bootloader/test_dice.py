@@ -9,6 +9,7 @@ import hashlib
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from bootloader.attestation import DiceAttester
 from bootloader.dice import (
+    TCG_DICE_KP_ATTEST_LOC,
     TCG_DICE_TCB_INFO,
     TcbInfo,
     alias_tcb_info,
@@ -34,8 +36,9 @@ FW1 = hashlib.sha256(b"firmware 1").digest()
 FW2 = hashlib.sha256(b"firmware 2").digest()
 
 
-def _raw(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def _raw(key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    """The public key's bytes (SubjectPublicKeyInfo DER), whatever its type."""
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +62,12 @@ def test_known_answer_derivation_follows_the_documented_hkdf_chain() -> None:
         return HKDF(hashes.SHA256(), 32, salt, info).derive(ikm)
 
     cdi0 = hkdf(UDS, BL_DIGEST, b"refcam DICE CDI_L0")
-    device_id = Ed25519PrivateKey.from_private_bytes(hkdf(cdi0, None, b"refcam DeviceID"))
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256 order
+    seed = HKDF(hashes.SHA256(), 40, None, b"refcam DeviceID").derive(cdi0)
+    device_id_scalar = int.from_bytes(seed, "big") % (n - 1) + 1  # FIPS 186-5 A.2.1
     cdi1 = hkdf(cdi0, FW1, b"refcam DICE CDI_L1")
     alias = Ed25519PrivateKey.from_private_bytes(hkdf(cdi1, None, b"refcam DICE Alias"))
-    assert _raw(derive_device_id(UDS, BL_DIGEST)) == _raw(device_id)
+    assert derive_device_id(UDS, BL_DIGEST).private_numbers().private_value == device_id_scalar
     assert _raw(derive_alias(UDS, BL_DIGEST, FW1)) == _raw(alias)
 
 
@@ -109,7 +114,9 @@ def test_alias_certificate_is_issued_by_the_device_id_and_names_the_firmware(
     assert cert.public_key() == alias.public_key()
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     ext = cert.extensions.get_extension_for_oid(TCG_DICE_TCB_INFO)
-    assert ext.critical
+    assert not ext.critical  # the attestLoc key purpose keeps the key in its lane (dice module docstring)
+    purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(purposes) == [TCG_DICE_KP_ATTEST_LOC]
     assert alias_tcb_info(cert) == TcbInfo(fwid_sha256=FW1, version="2.3.0", svn=4, layer=1)
     assert cert.not_valid_before_utc == NOW
     assert cert.subject.get_attributes_for_oid(x509.NameOID.SERIAL_NUMBER)[0].value == "RC1-0001"

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from device_fixtures import NEW_PASSWORD, PKI, RunningDevice, StartDevice
-from stream_fixtures import device_stream_signer
+from stream_fixtures import device_stream_signer, make_pki, pem
 
 from device.stream.pipeline import PipelineConfig, StreamPipeline
+from device.stream.signing import SegmentSigner
 from device.stream.sources import SyntheticSource
-from device.stream.verify import MAGIC, FrameRecord, encode_record, parse_container
 from device.stream.web import add_stream_routes
 from refcam.cli import main
+from refcam.streamverify import (
+    MAGIC,
+    FrameRecord,
+    ManifestRecord,
+    NoteRecord,
+    Record,
+    encode_record,
+    parse_container,
+)
 
 FRAMES = 60
 
@@ -50,10 +62,16 @@ async def test_recorded_stream_verifies(
     assert sum(isinstance(r, FrameRecord) for r in records) == 12
     assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0
     output = capsys.readouterr().out
-    assert output.splitlines()[-1] in ("verdict: authentic", "verdict: authentic with missing frames (normal for a slow viewer)")
-    # The recorder stopped, the camera did not: authentic, from the start, but no end marker.
+    assert output.splitlines()[-1] in (
+        "verdict: authentic",
+        "verdict: authentic with missing frames (each noted by the recorder as not sent to it, or after it stopped)",
+    )
+    # The recorder stopped, the camera did not: authentic, from the start, but no end marker,
+    # and the recorder's note says where and why it stopped.
     assert "  recorded from the session's start (segment 0) without an end marker" in output
-    assert "  note: no end marker: the end may have been cut" in output and "complete: no, see the notes" in output
+    assert "  note: no end marker: the recorder stopped after seq " in output
+    assert "(frame limit (12) reached; its unsigned note)" in output and "complete: no, see the notes" in output
+    assert "removed" not in output
     assert await run(["stream", "verify", str(out), "--ca", str(root), "--require-complete"]) == 1
     assert capsys.readouterr().out.splitlines()[-1].startswith("verdict: authentic")
 
@@ -156,14 +174,19 @@ async def test_recording_until_the_stream_ends_is_complete(
     assert await run([*argv, "--out", str(out)]) == 0  # the 60-frame source ends long before 60 s
     recorded = capsys.readouterr()
     assert "warning" not in recorded.err and "and the session's end marker" in recorded.out
-    assert await run(["stream", "verify", str(out), "--ca", str(root), "--json", "--require-complete"]) == 0
+    code = await run(["stream", "verify", str(out), "--ca", str(root), "--json", "--require-complete"])
     report = json.loads(capsys.readouterr().out)
-    assert report["complete"] is True and report["sessions"][0]["frames_listed"] == 60
-    assert report["sessions"][0]["end_reason"] == "source ended"
+    (session,) = report["sessions"]
+    assert session["frames_listed"] == 60 and session["end_reason"] == "source ended"
+    assert session["begins"] and session["ends"]
+    # The unpaced source outruns the viewer now and then: each frame it lacks is one the
+    # server said it did not send, and then --require-complete refuses (naming them).
+    assert {gap["kind"] for gap in session["gaps"]} <= {"not_sent"}
+    assert report["complete"] is (not session["gaps"]) and code == (0 if report["complete"] else 1)
     assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0
     output = capsys.readouterr().out
     assert "  recorded from the session's start (segment 0) to its signed end (12 segments; source ended)" in output
-    assert "complete: yes, the whole session" in output
+    assert ("complete: yes, the whole session" in output) is report["complete"]
 
 
 @pytest.fixture
@@ -217,3 +240,120 @@ async def test_snapshot_is_checked_against_the_recording_of_its_session(
 
     assert await run(["stream", "verify", str(snap), "--ca", str(root), "--snapshot", str(other)]) == 1
     assert "is a snapshot; --snapshot checks snapshots against a stream recording" in capsys.readouterr().err
+
+
+async def test_an_fps_capped_recording_names_its_gaps_as_not_sent_and_passes(
+    paced_camera: tuple[RunningDevice, Path, StreamPipeline], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A real slow viewer: the server skips frames for an fps cap and says so; the recording
+    verifies (exit 0), every gap is named as not sent, and --require-complete refuses it."""
+    device, root, _ = paced_camera
+    monkeypatch.setenv("CAM_PW", NEW_PASSWORD)
+    out = tmp_path / "slow.rcs"
+    argv = ["stream", "record", device.base, "--ca", str(root), "--user", "admin", "--password-env", "CAM_PW"]
+    assert await run([*argv, "--fps", "5", "--frames", "6", "--out", str(out)]) == 0
+    capsys.readouterr()
+    records = parse_container(out.read_bytes())
+    notes = [r for r in records if isinstance(r, NoteRecord)]
+    assert any(n.not_sent for n in notes) and notes[-1].stopped  # what the server said, and where it stopped
+    assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0
+    output = capsys.readouterr().out
+    assert "not sent to the recorder" in output and "removed" not in output
+    assert "  note: no end marker: the recorder stopped after seq " in output
+    assert await run(["stream", "verify", str(out), "--ca", str(root), "--require-complete"]) == 1
+    capsys.readouterr()
+    # The same recording without the recorder's notes: the gaps are now removals.
+    stripped = tmp_path / "stripped.rcs"
+    stripped.write_bytes(MAGIC + b"".join(encode_record(r) for r in records if not isinstance(r, NoteRecord)))
+    assert await run(["stream", "verify", str(stripped), "--ca", str(root)]) == 1
+    assert "removed from the recording" in capsys.readouterr().out
+
+
+# -- `refcam stream verify` on tampered recordings: exit 1, with and without --require-complete,
+#    and the missing frames named by seq (offline: a recording made with the signer directly) --------
+
+TAMPER_PKI = make_pki()
+PER_SEGMENT = 5
+
+
+def _recording(frames: int = 20) -> list[Record]:
+    signer = TAMPER_PKI.stream_signer()
+    segments = SegmentSigner(signer, session=os.urandom(16), frames_per_segment=PER_SEGMENT)
+    records: list[Record] = []
+    for seq in range(frames):
+        jpeg = b"\xff\xd8 frame %d" % seq
+        wall = 1_763_800_000_000_000_000 + seq * 33_333_333
+        records.append(FrameRecord(seq, wall, jpeg))
+        envelope = segments.add(seq, signer.frame_digest(jpeg), wall)
+        if envelope is not None:
+            records.append(ManifestRecord(envelope))
+    records.append(ManifestRecord(segments.end(reason="source ended", end_wall_ns=1_763_800_100_000_000_000)))
+    return records
+
+
+def _drop(records: list[Record], seqs: range) -> list[Record]:
+    return [r for r in records if not (isinstance(r, FrameRecord) and r.seq in seqs)]
+
+
+def _manifest_at(records: list[Record], n: int) -> int:
+    return [i for i, r in enumerate(records) if isinstance(r, ManifestRecord)][n]
+
+
+TAMPERS: dict[str, tuple[Callable[[list[Record]], list[Record]], list[str]]] = {
+    "one frame": (lambda r: _drop(r, range(7, 8)), ["seq 7 (segment 1, captured 2025-11-22T08:26:40.233Z)"]),
+    "a segment, manifest kept": (lambda r: _drop(r, range(5, 10)), ["seq 5..9 (segment 1, captured "]),
+    "a segment with its manifest": (
+        lambda r: r[: _manifest_at(r, 0) + 1] + r[_manifest_at(r, 1) + 1 :],
+        ["seq 5..9 (segment 1, manifests missing too, captured between 2025-11-22T08:26:40.133Z and 2025-11-22T08:26:40.333Z)",
+         "segments 1..1 are missing: removed"],
+    ),
+    "the head": (lambda r: r[_manifest_at(r, 0) + 1 :], ["seq 0..4 (segment 0, manifests missing too, captured before 2025-11-22T08:26:40.166Z)"]),
+    "the tail, end marker kept": (lambda r: _drop(r, range(15, 20)), ["seq 15..19 (segment 3, captured "]),
+    "the tail with the end marker": (
+        lambda r: r[: _manifest_at(r, 2) + 1],
+        ["the end is missing: no end marker after segment 2 (seq 14, captured 2025-11-22T08:26:40.466Z)"],
+    ),
+    "the tail's frames and the end marker": (
+        lambda r: _drop(r, range(17, 20))[:-1],
+        ["seq 17..19 (segment 3, captured ", "the end is missing: no end marker after segment 3 (seq 19"],
+    ),
+}
+
+
+@pytest.mark.parametrize("require_complete", [False, True], ids=["plain", "require-complete"])
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_verify_names_what_was_removed_and_fails(
+    tamper: str, require_complete: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut, named = TAMPERS[tamper]
+    root, path = tmp_path / "root.pem", tmp_path / "cut.rcs"
+    root.write_bytes(pem(TAMPER_PKI.root))
+    path.write_bytes(MAGIC + b"".join(encode_record(r) for r in cut(_recording())))
+    argv = ["stream", "verify", str(path), "--ca", str(root)] + (["--require-complete"] if require_complete else [])
+    assert main(argv) == 1
+    output = capsys.readouterr().out
+    for text in named:
+        assert text in output, output
+    assert output.splitlines()[-1] == "verdict: NOT AUTHENTIC"
+
+
+def test_verify_tells_frames_not_sent_apart_from_removed_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records = _recording()
+    session = json.loads(base64.b64decode(json.loads(records[_manifest_at(records, 0)].envelope)["payload"]))["session"]  # type: ignore[union-attr]
+    recorded = [NoteRecord(session, ((3, 4),)), *_drop(records, range(3, 5))]  # the server did not send 3..4
+    root, path = tmp_path / "root.pem", tmp_path / "slow.rcs"
+    root.write_bytes(pem(TAMPER_PKI.root))
+    path.write_bytes(MAGIC + b"".join(encode_record(r) for r in recorded))
+    assert main(["stream", "verify", str(path), "--ca", str(root)]) == 0
+    output = capsys.readouterr().out
+    assert "  missing: frames seq 3..4 (segment 0, captured 2025-11-22T08:26:40.099Z..2025-11-22T08:26:40.133Z): not sent to the recorder" in output
+    assert main(["stream", "verify", str(path), "--ca", str(root), "--require-complete", "--all-frames"]) == 1
+    output = capsys.readouterr().out
+    assert "    frame seq 3: missing (not sent), captured 2025-11-22T08:26:40.099Z" in output
+    # The same recording with one more frame cut, that no note covers: refused, and told apart.
+    path.write_bytes(MAGIC + b"".join(encode_record(r) for r in _drop(recorded, range(9, 10))))
+    assert main(["stream", "verify", str(path), "--ca", str(root)]) == 1
+    output = capsys.readouterr().out
+    assert "  missing: frames seq 3..4 (segment 0, " in output and "not sent to the recorder" in output
+    assert "  missing: frames seq 9 (segment 1, captured 2025-11-22T08:26:40.299Z): removed from the recording" in output

@@ -15,17 +15,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_fixtures import NOW, issue, make_pki
 
-from device.stream.errors import FormatError, Incomplete, NotAuthentic
+from device.stream.errors import FormatError
 from device.stream.signing import (
     END_PAYLOAD_TYPE,
     SEGMENT_PAYLOAD_TYPE,
     SegmentSigner,
     StreamSigner,
 )
-from device.stream.verify import (
+from refcam.streamverify import (
     MAGIC,
     FrameRecord,
+    Incomplete,
     ManifestRecord,
+    NotAuthentic,
+    NoteRecord,
     Record,
     SnapshotRecord,
     StreamReport,
@@ -149,8 +152,8 @@ def test_frame_hash_switched_within_a_session_is_not_authentic() -> None:
 
 def test_unknown_frame_hash_is_refused() -> None:
     payload = {
-        "type": "refcam.stream.segment/1", "alg": SIGNER.algorithm, "frame_hash": "md5", "key_id": SIGNER.key_id,
-        "device": SIGNER.device, "session": "cd" * 16, "segment": 0, "first_seq": 0, "frames": [["00" * 32, 1]],
+        "type": "refcam.stream.segment/2", "alg": SIGNER.algorithm, "frame_hash": "md5", "key_id": SIGNER.key_id,
+        "device": SIGNER.device, "session": "cd" * 16, "segment": 0, "first_seq": 0, "last_seq": 0, "frames": [["00" * 32, 1]],
         "previous": None, "linked_frame": None,
     }  # fmt: skip
     report = verify([FrameRecord(0, 1, b"x"), ManifestRecord(SIGNER.envelope(SEGMENT_PAYLOAD_TYPE, payload))])
@@ -158,58 +161,178 @@ def test_unknown_frame_hash_is_refused() -> None:
     assert "frame_hash 'md5' is not one of sha256, blake3" in report.problems[0]
 
 
-def test_dropped_frames_are_authentic_with_missing_frames() -> None:
+def session_of(records: Sequence[Record]) -> str:
+    return str(payload_of(next(r for r in records if isinstance(r, ManifestRecord)))["session"])
+
+
+def not_sent(records: Sequence[Record], *ranges: tuple[int, int]) -> NoteRecord:
+    """The note a recorder writes when the server says it did not send these seqs."""
+    return NoteRecord(session_of(records), tuple(ranges))
+
+
+def stopped_note(records: Sequence[Record], after: int | None, reason: str = "frame limit (12) reached") -> NoteRecord:
+    return NoteRecord(session_of(records), stopped=True, stopped_after=after, reason=reason)
+
+
+def without_frames(records: list[Record], seqs: set[int]) -> list[Record]:
+    return [r for r in records if not (isinstance(r, FrameRecord) and r.seq in seqs)]
+
+
+def test_frames_the_server_did_not_send_are_authentic_missing_frames_and_named() -> None:
     records = stream()
-    kept = [r for r in records if not (isinstance(r, FrameRecord) and r.seq % 3 == 1)]
+    dropped = {seq for seq in range(20) if seq % 3 == 1}
+    kept = without_frames(records, dropped)
+    kept.insert(0, not_sent(records, *((seq, seq) for seq in sorted(dropped))))  # what the server told the recorder
     report = verify(kept)
-    assert report.verdict == "authentic_missing_frames"
-    assert report.sessions[0].frames_missing == 7
-    report.check()  # a slow viewer's recording is still accepted
+    assert report.verdict == "authentic_missing_frames" and report.problems == ()
+    (session,) = report.sessions
+    assert session.frames_missing == 7
+    assert [(g.first_seq, g.last_seq, g.kind) for g in session.gaps] == [(s, s, "not_sent") for s in sorted(dropped)]
+    assert session.gaps[0].capture_wall_ns == (1_763_800_000_000_000_000 + 33_333_333,)
+    assert session.gaps[0].describe() == "seq 1 (segment 0, captured 2025-11-22T08:26:40.033Z)"
+    report.check()  # a slow viewer's recording is still accepted...
+    with pytest.raises(Incomplete, match=r"frames seq 1 \(segment 0, captured 2025-11-22T08:26:40.033Z\) not sent"):
+        report.check(complete=True)  # ...but it is not the whole session
 
 
-def test_recording_joined_mid_session_is_authentic_but_does_not_begin() -> None:
-    records = stream(frames=20)
-    first_manifest = manifest_indices(records)[0]
-    report = verify(records[first_manifest + 3 :])  # starts inside segment 1
-    assert report.verdict == "authentic_missing_frames"
-    assert report.sessions[0].first_segment == 1
-    assert not report.sessions[0].begins and report.sessions[0].ends and not report.complete
+# -- a tamper per kind of removal: each is named by seq, segment and time, and refused -------
 
 
-def test_recording_cut_at_the_start_is_reported_as_truncated_not_tampered() -> None:
+def test_one_frame_removed_is_named_and_not_authentic() -> None:
+    report = verify(without_frames(stream(), {7}))
+    assert report.verdict == "not_authentic"
+    (gap,) = report.sessions[0].gaps
+    assert (gap.first_seq, gap.last_seq, gap.kind, gap.segments) == (7, 7, "removed", (1, 1))
+    assert report.problems == (
+        "frames seq 7 (segment 1, captured 2025-11-22T08:26:40.233Z) are missing: "
+        "removed from the recording (no note says they were not sent)",
+    )
+    with pytest.raises(NotAuthentic, match="frames seq 7 "):
+        report.check()
+
+
+def test_whole_segment_removed_keeping_its_manifest_is_named() -> None:
+    report = verify(without_frames(stream(), set(range(5, 10))))  # segment 1's five frames, manifest kept
+    assert report.verdict == "not_authentic"
+    (gap,) = report.sessions[0].gaps
+    assert (gap.first_seq, gap.last_seq, gap.kind, gap.manifests_missing) == (5, 9, "removed", False)
+    assert "frames seq 5..9 (segment 1, captured 2025-11-22T08:26:40.166Z..2025-11-22T08:26:40.299Z)" in report.problems[0]
+
+
+def test_whole_segment_removed_with_its_manifest_is_named() -> None:
+    records = stream()
+    m = manifest_indices(records)
+    report = verify(records[: m[0] + 1] + records[m[1] + 1 :])  # segment 1: frames and manifest
+    assert report.verdict == "not_authentic"
+    assert any("segments 1..1 are missing: removed" in p for p in report.problems)
+    (gap,) = report.sessions[0].gaps
+    assert (gap.first_seq, gap.last_seq, gap.segments, gap.manifests_missing) == (5, 9, (1, 1), True)
+    assert any(p.startswith(
+        "frames seq 5..9 (segment 1, manifests missing too, captured between 2025-11-22T08:26:40.133Z and "
+        "2025-11-22T08:26:40.333Z) are missing: removed"
+    ) for p in report.problems)
+
+
+def test_head_removed_is_named_and_not_authentic() -> None:
     records = stream(frames=20)
     cut = records[manifest_indices(records)[1] + 1 :]  # segments 0 and 1 removed whole
     report = verify(cut)
-    assert report.verdict == "authentic" and report.problems == ()  # every remaining frame is genuine
+    assert report.verdict == "not_authentic"
     (session,) = report.sessions
     assert session.first_segment == 2 and not session.begins and session.ends
-    assert session.notes == (
-        "the recording starts at segment 2: the session's start is not in it "
-        "(the recorder joined late, or the start was cut)",
+    (gap,) = session.gaps
+    assert (gap.first_seq, gap.last_seq, gap.segments, gap.kind) == (0, 9, (0, 1), "removed")
+    assert report.problems == (
+        "frames seq 0..9 (segments 0..1, manifests missing too, captured before 2025-11-22T08:26:40.333Z) are missing: "
+        "removed from the recording (no note says they were not sent)",
     )
-    report.check()  # authentic...
-    with pytest.raises(Incomplete, match="authentic but incomplete: the recording starts at segment 2"):
-        report.check(complete=True)  # ...but not the whole session
 
 
-def test_recording_cut_at_the_end_has_no_end_marker() -> None:
+def test_recorder_that_joined_late_is_told_apart_from_a_removed_head() -> None:
     records = stream(frames=20)
-    cut = records[: manifest_indices(records)[2] + 1]  # segment 3 and the end marker removed
-    report = verify(cut)
-    assert report.verdict == "authentic" and report.problems == ()
+    first_manifest = manifest_indices(records)[0]
+    joined = [not_sent(records, (0, 6)), *records[first_manifest + 3 :]]  # starts at seq 7, inside segment 1
+    report = verify(joined)
+    assert report.verdict == "authentic_missing_frames" and report.problems == ()
     (session,) = report.sessions
-    assert session.begins and not session.ends and session.end_reason is None
-    assert session.notes == (
-        "no end marker: the end may have been cut (normal when the recorder stopped before the session ended)",
-    )
-    with pytest.raises(Incomplete, match="no end marker: the end may have been cut"):
+    assert session.first_segment == 1 and not session.begins and session.ends and not report.complete
+    assert [(g.first_seq, g.last_seq, g.segments, g.kind) for g in session.gaps] == [
+        (0, 4, (0, 0), "not_sent"), (5, 6, (1, 1), "not_sent"),
+    ]  # fmt: skip
+    assert "the session's start (segment 0, seq 0) is not in the recording" in session.notes
+    with pytest.raises(Incomplete, match=r"frames seq 0\.\.4 \(segment 0, manifests missing too, captured before 2025-11-22T08:26:40\.166Z\) not sent"):
         report.check(complete=True)
 
 
-def test_recorder_that_stopped_first_is_authentic_without_an_end_marker() -> None:
-    report = verify(stream(end=None))
-    assert report.verdict == "authentic" and not report.sessions[0].ends and not report.complete
+def test_tail_removed_with_the_end_marker_is_named_and_not_authentic() -> None:
+    records = stream(frames=20)
+    cut = records[: manifest_indices(records)[2] + 1]  # segment 3 and the end marker removed
+    report = verify(cut)
+    assert report.verdict == "not_authentic"
+    (session,) = report.sessions
+    assert session.begins and not session.ends and session.end_reason is None
+    assert report.problems == (
+        "the end is missing: no end marker after segment 2 (seq 14, captured 2025-11-22T08:26:40.466Z) "
+        "and no recorder note that it stopped there: the end was removed from the recording",
+    )
+
+
+def test_tail_frames_removed_keeping_the_end_marker_are_named() -> None:
+    report = verify(without_frames(stream(frames=20), {17, 18, 19}))
+    assert report.verdict == "not_authentic"
+    (gap,) = report.sessions[0].gaps
+    assert (gap.first_seq, gap.last_seq, gap.segments, gap.kind) == (17, 19, (3, 3), "removed")
+
+
+def test_tail_frames_removed_with_the_end_marker_are_named() -> None:
+    records = without_frames(stream(frames=20), {17, 18, 19})[:-1]  # the last frames and the end marker
+    report = verify(records)
+    assert report.verdict == "not_authentic"
+    assert report.problems[0].startswith("frames seq 17..19 (segment 3, captured ")
+    assert report.problems[1].startswith("the end is missing: no end marker after segment 3 (seq 19")
+
+
+def test_recorder_that_stopped_first_notes_it_and_is_authentic_without_an_end_marker() -> None:
+    records = stream(frames=20, end=None)
+    recorded = without_frames(records, {18, 19})  # it took frames up to 17, then waited for the manifest
+    report = verify([*recorded, stopped_note(records, 17)])
+    assert report.verdict == "authentic_missing_frames" and report.problems == ()
+    (session,) = report.sessions
+    assert not session.ends and session.recorder_stopped == "frame limit (12) reached" and not report.complete
+    assert [(g.first_seq, g.last_seq, g.kind) for g in session.gaps] == [(18, 19, "recorder_stopped")]
+    assert (
+        "no end marker: the recorder stopped after seq 17 (frame limit (12) reached; its unsigned note), "
+        "so the session's end is not in the recording"
+    ) in session.notes
     report.check()
+    with pytest.raises(Incomplete, match="no end marker: the recorder stopped after seq 17"):
+        report.check(complete=True)
+
+
+def test_a_stop_note_does_not_excuse_frames_removed_before_the_stop() -> None:
+    records = stream(frames=20, end=None)
+    report = verify([*without_frames(records, {3}), stopped_note(records, 19)])
+    assert report.verdict == "not_authentic"
+    assert report.problems[0].startswith("frames seq 3 (segment 0, captured ")
+
+
+def test_manifest_whose_bounds_disagree_with_its_list_is_refused() -> None:
+    payload = {
+        "type": "refcam.stream.segment/2", "alg": SIGNER.algorithm, "frame_hash": "sha256", "key_id": SIGNER.key_id,
+        "device": SIGNER.device, "session": "cd" * 16, "segment": 0, "first_seq": 0, "last_seq": 1,
+        "frames": [[hashlib.sha256(b"x").hexdigest(), 1]], "previous": None, "linked_frame": None,
+    }  # fmt: skip
+    report = verify([FrameRecord(0, 1, b"x"), ManifestRecord(SIGNER.envelope(SEGMENT_PAYLOAD_TYPE, payload))])
+    assert report.verdict == "not_authentic"
+    assert "segment 0 covers seq 0..1 but lists 1 frames" in report.problems[0]
+
+
+def test_note_records_round_trip_and_malformed_notes_are_refused() -> None:
+    note = NoteRecord("ab" * 16, ((0, 3), (9, 9)), stopped=True, stopped_after=12, reason="interrupted")
+    assert parse_container(MAGIC + encode_record(note)) == (note,)
+    bad = b'{"type":"refcam.recorder.note/1","session":"ab","not_sent":[],"stopped":false,"stopped_after":null,"reason":""}'
+    with pytest.raises(FormatError, match="session is not 32 lowercase hex"):
+        parse_container(MAGIC + b"\x04" + len(bad).to_bytes(4, "big") + bad)
 
 
 def test_end_cut_but_end_marker_kept_is_detected() -> None:
@@ -288,7 +411,7 @@ def test_segment_after_a_valid_end_marker_is_refused() -> None:
     records = stream(frames=20)
     last = payload_of(records[manifest_indices(records)[-1]])
     extra = {
-        **last, "segment": 4, "first_seq": 20, "frames": [[hashlib.sha256(b"late").hexdigest(), 1]],
+        **last, "segment": 4, "first_seq": 20, "last_seq": 20, "frames": [[hashlib.sha256(b"late").hexdigest(), 1]],
         "previous": hashlib.sha256(json.dumps(last, sort_keys=True, separators=(",", ":")).encode()).hexdigest(),
         "linked_frame": last["frames"][0][0],  # type: ignore[index]
     }  # fmt: skip
@@ -314,8 +437,8 @@ def test_session_without_frames_is_complete() -> None:
 
 def test_segment_zero_with_an_anchor_is_refused() -> None:
     payload = {
-        "type": "refcam.stream.segment/1", "alg": SIGNER.algorithm, "frame_hash": "sha256", "key_id": SIGNER.key_id, "device": SIGNER.device,
-        "session": "cd" * 16, "segment": 0, "first_seq": 0, "frames": [["00" * 32, 1]],
+        "type": "refcam.stream.segment/2", "alg": SIGNER.algorithm, "frame_hash": "sha256", "key_id": SIGNER.key_id, "device": SIGNER.device,
+        "session": "cd" * 16, "segment": 0, "first_seq": 0, "last_seq": 0, "frames": [["00" * 32, 1]],
         "previous": "ab" * 32, "linked_frame": "ab" * 32,
     }  # fmt: skip
     report = verify([FrameRecord(0, 1, b"x"), ManifestRecord(SIGNER.envelope(SEGMENT_PAYLOAD_TYPE, payload))])
@@ -456,7 +579,7 @@ def test_certificate_without_the_stream_signing_purpose_is_refused() -> None:
     leaf = issue("not for streams", key.public_key(), PKI.ca, PKI.ca_key, ca=False, serial="RC1")
     report = verify(stream(StreamSigner(key, [leaf, PKI.ca], device="RC1")))
     assert report.verdict == "not_authentic"
-    assert "lacks the stream-signing EKU" in report.problems[0]
+    assert "is not issued for this purpose: extended key usage none, expected 2.25." in report.problems[0]
 
 
 def test_manifest_claiming_another_device_is_refused() -> None:
@@ -595,7 +718,7 @@ def test_snapshot_of_the_recorded_session_is_linked_by_hash_and_anchor() -> None
 def test_snapshot_after_the_recording_ended_is_linked_by_its_anchor() -> None:
     records = stream(frames=20)
     snapshot = snapshot_of(records, 17)  # segment 3
-    cut = records[: manifest_indices(records)[2] + 1]  # the recording stops after segment 2
+    cut = [*records[: manifest_indices(records)[2] + 1], stopped_note(records, 14)]  # the recorder stopped
     result = link_snapshot(snapshot, cut, trust_root=PKI.root, now=NOW)
     assert result.verdict == "in_session"
     assert "chained to recorded segment 2 (segment 3 is not recorded)" in result.detail
@@ -604,7 +727,7 @@ def test_snapshot_after_the_recording_ended_is_linked_by_its_anchor() -> None:
 def test_snapshot_outside_the_recorded_segments_is_linked_by_session_only() -> None:
     records = stream(frames=20)
     snapshot = snapshot_of(records, 2)  # segment 0
-    late = records[manifest_indices(records)[1] + 1 :]  # the recording starts at segment 2
+    late = [not_sent(records, (0, 9)), *records[manifest_indices(records)[1] + 1 :]]  # joined at segment 2
     result = link_snapshot(snapshot, late, trust_root=PKI.root, now=NOW)
     assert result.verdict == "in_session"
     assert "its segment 0 is outside the recorded segments (2..3), so its place in the chain is not checked" in result.detail
@@ -674,6 +797,6 @@ def test_snapshot_naming_a_segment_after_the_session_ended_is_refused() -> None:
         session=session, seq=40, segment=8, previous="ab" * 32, digest=hashlib.sha256(jpeg).digest(),
         capture_wall_ns=1, width=64, height=48,
     )  # fmt: skip
-    late_start = records[manifest_indices(records)[1] + 1 :]  # segments 2, 3 and the end marker
+    late_start = [not_sent(records, (0, 9)), *records[manifest_indices(records)[1] + 1 :]]  # segments 2, 3, end
     result = link_snapshot([FrameRecord(40, 1, jpeg), SnapshotRecord(envelope)], late_start, trust_root=PKI.root, now=NOW)
     assert result.verdict == "not_authentic" and result.detail == "the snapshot names segment 8; the session ended after 4"

@@ -20,13 +20,20 @@ from device.stream.multipart import (
     END_CONTENT_TYPE,
     MANIFEST_CONTENT_TYPE,
     SIGNED_CONTENT_TYPES,
-    PartParser,
 )
 from device.stream.pipeline import PipelineConfig, StreamPipeline
 from device.stream.signing import StreamSigner
 from device.stream.sources import SyntheticSource
-from device.stream.verify import FrameRecord, ManifestRecord, Record, SnapshotRecord, verify_records
 from device.stream.web import SIGNATURE_HEADER, add_stream_routes
+from refcam.streamverify import (
+    FrameRecord,
+    ManifestRecord,
+    NoteRecord,
+    Record,
+    SnapshotRecord,
+    verify_records,
+)
+from refcam.streamwire import PartParser, parse_ranges
 
 ROUTES = ("/api/v1/stream.mjpeg", "/api/v1/snapshot.jpg", "/api/v1/stream/stats")
 FRAMES = 40
@@ -82,6 +89,9 @@ async def read_stream(device: RunningDevice, token: str, query: str = "") -> tup
         assert r.headers["Cache-Control"] == "no-store"
         async for chunk in r.content.iter_any():
             for part in parser.feed(chunk):
+                not_sent = parse_ranges(part.headers.get("x-frames-not-sent", ""))
+                if not_sent:  # what the server did not send this viewer, as the recorder keeps it
+                    records.append(NoteRecord(part.headers["x-stream-session"], not_sent))
                 records.extend(ManifestRecord(m) for m in part.manifests)
                 if part.headers["content-type"] in SIGNED_CONTENT_TYPES:
                     records.append(ManifestRecord(part.body))
@@ -106,7 +116,11 @@ async def test_stream_parts_carry_seq_timestamps_and_verifiable_manifests(
     report = verify_records(records, trust_root=root, now=pki_now(device_pki))
     assert report.verdict in ("authentic", "authentic_missing_frames"), report.problems
     assert report.sessions[0].frames_listed == FRAMES and report.sessions[0].segments == FRAMES // 5
-    assert report.complete and report.sessions[0].end_reason == "source ended"  # the end marker came last
+    (session,) = report.sessions
+    assert session.begins and session.ends and session.end_reason == "source ended"  # the end marker came last
+    # Every frame this viewer lacks is one the server said it did not send: none is "removed".
+    assert {g.kind for g in session.gaps} <= {"not_sent"}
+    assert report.complete == (not session.gaps)
 
 
 async def test_stream_rejects_bad_and_unknown_query_parameters(streaming: tuple[RunningDevice, StreamPipeline]) -> None:

@@ -183,3 +183,57 @@ def test_db_defaults_to_the_environment_variable(
     monkeypatch.setenv("REFCAM_PSIRT_DB", str(db))
     code, out, _ = run(capsys, "psirt", "list")
     assert code == 0 and out.count("R-2026-") == 2
+
+
+def _fixed(db: Path, capsys: pytest.CaptureFixture[str], *triage: str) -> None:
+    d = ["--db", str(db)]
+    for step in (
+        ["ack", "R-2026-0001", "--at", "2026-03-02T00:00:00Z"],
+        ["triage", "R-2026-0001", "--cvss", V31, *triage, "--at", "2026-03-02T01:00:00Z"],
+        ["start-fix", "R-2026-0001", "--at", "2026-03-02T02:00:00Z"],
+        ["fixed", "R-2026-0001", "--release", "refcam-rc1080-v1:1.0.1", "--at", "2026-03-10"],
+    ):
+        assert run(capsys, "psirt", *step, *d)[0] == 0, step
+
+
+def test_publish_names_the_publisher_the_vendor_server_announces(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fixed(db, capsys, "--cwe", "CWE-798", "--cwe-name", "Use of Hard-coded Credentials")
+    d = ["--db", str(db), "--at", "2026-03-11"]
+    code, _, err = run(capsys, "psirt", "publish", "R-2026-0001", *d)
+    assert code == 1 and "no CSAF publisher recorded in" in err and err.count("\n") == 1
+    store = PSIRTStore.open(db)
+    server = csaf.Publisher.default("https://localhost:8443")
+    store.record_publisher(server)  # what the vendor server does when it starts on this database
+    store.close()
+    code, _, err = run(capsys, "psirt", "publish", "R-2026-0001", *d, "--base-url", "https://vendor.example")
+    assert code == 1 and err == (
+        "refcam: error: --base-url https://vendor.example differs from the publisher the vendor server "
+        "announces (https://localhost:8443); advisories must name their provider's publisher\n"
+    )
+    assert run(capsys, "psirt", "publish", "R-2026-0001", *d)[0] == 0
+    store = PSIRTStore.open(db)
+    [advisory] = store.advisories()
+    store.close()
+    assert advisory["document"]["publisher"] == server.to_json()
+    assert advisory["vulnerabilities"][0]["cwe"] == {"id": "CWE-798", "name": "Use of Hard-coded Credentials"}
+
+
+def test_cwe_needs_its_name(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "psirt", "triage", "R-2026-0001", "--cvss", V31, "--cwe", "CWE-798", "--db", str(db))
+    assert code == 1 and "--cwe and --cwe-name go together" in err
+
+
+def test_vex_of_a_release_names_the_advisories_that_affect_it(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fixed(db, capsys)
+    d = ["--db", str(db)]
+    assert run(capsys, "psirt", "publish", "R-2026-0001", *d, "--base-url", "https://vendor.example",
+               "--at", "2026-03-11")[0] == 0  # fmt: skip
+    out = tmp_path / "vex.json"
+    code, text, _ = run(capsys, "psirt", "vex", "--release", "refcam-rc1080-v1:1.0.0", "-o", str(out), *d)
+    assert code == 0 and "1 advisories, 1 affect refcam-rc1080-v1:1.0.0" in text
+    (vuln,) = json.loads(out.read_text())["vulnerabilities"]
+    assert vuln["analysis"]["state"] == "exploitable" and vuln["properties"][0]["value"] == "REFCAM-SA-2026-0001"
+    code, text, _ = run(capsys, "psirt", "vex", "--release", "refcam-rc1080-v1:1.0.1", *d)
+    assert code == 0 and json.loads(text)["vulnerabilities"][0]["analysis"]["state"] == "resolved"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from update_server import csaf
 from update_server.psirt import model
 from update_server.psirt.cvss import score_vector
-from update_server.psirt.errors import CSAFError
+from update_server.psirt.errors import CSAFError, PSIRTInputError
 from update_server.psirt.policy import load_policy
 from update_server.psirt.store import PSIRTStore
 from update_server.psirt.web import create_vendor_psirt_app
@@ -29,7 +30,12 @@ V40 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
 
 
 def fixed_report(
-    vector: str = V31, *, exploited: bool = False, report_id: str = "R-2026-0001"
+    vector: str = V31,
+    *,
+    exploited: bool = False,
+    report_id: str = "R-2026-0001",
+    v3: str | None = None,
+    cwe: model.CWE | None = None,
 ) -> model.Report:
     sub = model.parse_submission(
         {
@@ -43,7 +49,8 @@ def fixed_report(
     r = model.acknowledge(r, now=T0 + timedelta(hours=1))
     if exploited:
         r = model.mark_exploited(r, now=T0 + timedelta(hours=2))
-    r = model.triage(r, score_vector(vector), now=T0 + timedelta(hours=3))
+    score_v3 = score_vector(v3) if v3 else None
+    r = model.triage(r, score_vector(vector), now=T0 + timedelta(hours=3), score_v3=score_v3, cwe=cwe)
     r = model.start_fix(r, now=T0 + timedelta(hours=3))
     return model.mark_fixed(
         r, model.FirmwareRelease.parse("refcam-rc1080-v1:1.0.1"), now=T0 + timedelta(days=3)
@@ -82,17 +89,40 @@ def test_advisory_is_valid_against_the_official_schema(no_network: None) -> None
     assert fixed_pid == ["CSAFPID-refcam-rc1080-v1-1.0.1"]
 
 
-def test_cvss4_goes_into_a_note_and_exploitation_into_threats() -> None:
+def test_cvss4_goes_into_a_note_its_v3_score_into_scores_and_exploitation_into_threats() -> None:
     doc = csaf.build_advisory(
-        fixed_report(V40, exploited=True),
+        fixed_report(V40, exploited=True, v3=V31),
         publisher=PUBLISHER,
         product=PRODUCT,
         now=T0 + timedelta(days=4),
     )
     [vuln] = doc["vulnerabilities"]
-    assert "scores" not in vuln
+    # Every affected product has a score (CSAF 6.2.3): the v3.1 vector triaged beside the v4.0 one.
+    assert vuln["scores"] == [{"cvss_v3": vuln["scores"][0]["cvss_v3"], "products": vuln["product_status"]["known_affected"]}]
+    assert vuln["scores"][0]["cvss_v3"]["vectorString"] == V31
     assert any(V40 in note["text"] for note in vuln["notes"])
     assert vuln["threats"][0]["category"] == "exploit_status"
+
+
+def test_cvss4_only_report_is_refused_for_csaf_2_0() -> None:
+    with pytest.raises(CSAFError, match="scored with CVSS 4.0 only; .* triage it again with --cvss-v3 VECTOR"):
+        csaf.build_advisory(fixed_report(V40), publisher=PUBLISHER, product=PRODUCT, now=T0 + timedelta(days=4))
+
+
+def test_separate_v3_score_is_only_for_a_v4_report() -> None:
+    with pytest.raises(PSIRTInputError, match="only for a report scored with CVSS v4.0"):
+        fixed_report(V31, v3=V31)
+    with pytest.raises(PSIRTInputError, match="must be a v3.x vector"):
+        fixed_report(V40, v3=V40)
+
+
+def test_cwe_is_recorded_in_the_advisory_and_keys_are_sorted() -> None:
+    cwe = model.CWE.parse("CWE-287", "Improper Authentication")
+    doc = csaf.build_advisory(fixed_report(cwe=cwe), publisher=PUBLISHER, product=PRODUCT, now=T0 + timedelta(days=4))
+    assert doc["vulnerabilities"][0]["cwe"] == {"id": "CWE-287", "name": "Improper Authentication"}
+    assert json.dumps(doc) == json.dumps(doc, sort_keys=True)  # CSAF 6.2.13
+    with pytest.raises(PSIRTInputError, match="CWE id 'CWE287' is malformed"):
+        model.CWE.parse("CWE287", "x")
 
 
 def test_republishing_adds_a_revision() -> None:
@@ -247,4 +277,17 @@ async def test_provider_directory_is_served(aiohttp_client: Any, tmp_path: Path)
     assert (await client.get("/.well-known/csaf/white/2026/nope.json")).status == 404
     changes = await (await client.get("/.well-known/csaf/white/changes.csv")).text()
     assert changes.startswith('"2026/refcam-sa-2026-0001.json",')
+    # CSAF 7.1.14 (requirement 14): a directory listing of each folder.
+    root = await client.get("/.well-known/csaf/white/")
+    assert root.status == 200 and root.content_type == "text/html"
+    page = await root.text()
+    for name in ("index.txt", "changes.csv", "2026/"):
+        assert f'<a href="{name}">{name}</a>' in page
+    year = await (await client.get("/.well-known/csaf/white/2026/")).text()
+    assert '<a href="refcam-sa-2026-0001.json">refcam-sa-2026-0001.json</a>' in year and '"../"' in year
+    bare = await client.get("/.well-known/csaf/white", allow_redirects=False)
+    assert bare.status == 301 and bare.headers["Location"] == "/.well-known/csaf/white/"
+    assert (await client.get("/.well-known/csaf/white/1999/")).status == 404
+    # The app records the publisher it announces, for `refcam psirt publish`.
+    assert store.publisher() == PUBLISHER
     store.close()

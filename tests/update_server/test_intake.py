@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import pytest
+import sectxt
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,7 @@ from update_server.psirt.web import (
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+V40 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
 OPERATOR = "operator-token-0123456789abcdef"
 BASE = "https://vendor.example"
 
@@ -295,6 +297,34 @@ async def test_security_txt_and_policy_are_public_and_valid(client: Client, cloc
     assert text.startswith("Vulnerability disclosure policy\n")
 
 
+async def test_vendor_security_txt_passes_sectxt(client: Client, clock: Clock) -> None:
+    """sectxt, an independent RFC 9116 validator: no error; only the missing signature is recommended."""
+    clock.now = datetime.now(UTC)  # sectxt judges Expires against the real clock
+    body = await (await client.get("/.well-known/security.txt")).read()
+    parser = sectxt.Parser(body, urls=f"{BASE}/.well-known/security.txt")
+    assert parser.errors == [], parser.errors
+    assert {r["code"] for r in parser.recommendations} <= {"not_signed"}, parser.recommendations
+    assert parser.contact_url == f"{BASE}/security/policy"  # the first Contact: the page with the form
+
+
+async def test_the_policy_page_report_form_files_a_report(client: Client, store: PSIRTStore) -> None:
+    page = await client.get("/security/policy")
+    text = await page.text()
+    assert '<form method="post" action="/security/report">' in text
+    assert "form-action 'self'" in page.headers["Content-Security-Policy"]
+    form = {"title": "Telnet left open", "description": "port 23 answers", "product": "RC-1080",
+            "version": "1.0.0", "reporter_contact": ""}  # fmt: skip
+    sent = await client.post("/security/report", data=form)
+    assert sent.status == 201 and sent.content_type == "text/html"
+    answer = await sent.text()
+    report = store.all()[-1]
+    assert report.submission.title == "Telnet left open" and report.submission.reporter_contact is None
+    assert f"Tracking id: <b>{report.report_id}</b>" in answer and "reporter token" in answer
+    bad = await client.post("/security/report", data={**form, "title": ""})
+    assert bad.status == 400 and "The report was not sent" in await bad.text()
+    assert (await client.post("/security/report", json=form)).status == 415
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3),
@@ -363,10 +393,14 @@ async def test_operator_drives_the_workflow_over_the_api(client: Client, clock: 
         in (await act(409, action="fixed", release="refcam-rc1080-v1:1.0.1"))["error"]
     )
     assert "unknown action 'hack'" in (await act(400, action="hack"))["error"]
-    assert "takes parameters: cvss" in (await act(400, action="triage"))["error"]
+    assert "takes parameters: cvss (optional: cvss_v3, cwe, cwe_name)" in (await act(400, action="triage"))["error"]
     assert "mark it fixed first" in (await act(409, action="publish"))["error"]
     await act(200, action="ack")
-    await act(200, action="triage", cvss="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H")
+    assert "cwe and cwe_name go together" in (await act(400, action="triage", cvss=V40, cwe="CWE-287"))["error"]
+    await act(  # a CVSS v4.0 score, its v3.1 vector for the CSAF 2.0 advisory, and the weakness
+        200, action="triage", cvss=V40, cvss_v3="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+        cwe="CWE-287", cwe_name="Improper Authentication",
+    )  # fmt: skip
     await act(200, action="start_fix")
     clock.now = T0 + timedelta(days=5)
     await act(200, action="fixed", release="refcam-rc1080-v1:1.0.1")
@@ -376,6 +410,8 @@ async def test_operator_drives_the_workflow_over_the_api(client: Client, clock: 
     index = await (await client.get("/.well-known/csaf/white/index.txt")).text()
     advisory = await (await client.get(f"/.well-known/csaf/white/{index.strip()}")).json()
     assert advisory["vulnerabilities"][0]["cve"] == "CVE-2026-12345"
+    assert advisory["vulnerabilities"][0]["cwe"] == {"id": "CWE-287", "name": "Improper Authentication"}
+    assert advisory["vulnerabilities"][0]["scores"][0]["cvss_v3"]["baseScore"] == 9.8
     view = await (
         await client.get(
             f"/api/v1/reports/{answer['tracking_id']}", headers=auth(answer["reporter_token"])

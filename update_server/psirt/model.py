@@ -128,6 +128,25 @@ class FirmwareRelease:
         return f"{self.hardware_id}:{self.version}"
 
 
+_CWE_RE = re.compile(r"CWE-[1-9][0-9]{0,5}")
+
+
+@dataclass(frozen=True)
+class CWE:
+    """The weakness a report is an instance of (MITRE CWE; CSAF 2.0 3.2.3.3 ``cwe``)."""
+
+    id: str  # "CWE-287"
+    name: str  # the CWE catalogue's name, e.g. "Improper Authentication"
+
+    @classmethod
+    def parse(cls, cwe_id: str, name: str) -> CWE:
+        if not _CWE_RE.fullmatch(cwe_id):
+            raise PSIRTInputError(f"CWE id {cwe_id[:40]!r} is malformed; expected CWE-NNN, e.g. CWE-287")
+        if not name.strip() or len(name) > 300:
+            raise PSIRTInputError(f"{cwe_id} needs its catalogue name (1 to 300 characters)")
+        return cls(cwe_id, name.strip())
+
+
 @dataclass(frozen=True)
 class Event:
     """One step in a report's history (a state change or a CRA submission)."""
@@ -154,6 +173,9 @@ class Report:
     history: tuple[Event, ...] = ()
     messages: tuple[Message, ...] = ()
     score: Score | None = None
+    # A CVSS v3.x score kept beside a v4.0 one: CSAF 2.0 advisories carry v2/v3 scores only.
+    score_v3: Score | None = None
+    cwe: CWE | None = None
     fixed_in: FirmwareRelease | None = None
     duplicate_of: str | None = None
     advisory_id: str | None = None
@@ -366,8 +388,20 @@ def acknowledge(report: Report, *, now: datetime) -> Report:
     return _move(report, State.ACKNOWLEDGED, now=now)
 
 
-def triage(report: Report, score: Score, *, now: datetime) -> Report:
-    return _move(report, State.TRIAGED, now=now, detail=score.vector, score=score)
+def triage(
+    report: Report, score: Score, *, now: datetime, score_v3: Score | None = None, cwe: CWE | None = None
+) -> Report:
+    """Score a report (and, optionally, name its weakness).
+
+    ``score_v3`` is only for a CVSS v4.0 ``score``: the v3.x vector of the
+    same finding, which the CSAF 2.0 advisory carries as its score.
+    """
+    if score_v3 is not None:
+        if not score.version.startswith("4."):
+            raise PSIRTInputError("a separate CVSS v3 score is only for a report scored with CVSS v4.0")
+        if not score_v3.version.startswith("3."):
+            raise PSIRTInputError(f"the CVSS v3 score must be a v3.x vector, not CVSS {score_v3.version}")
+    return _move(report, State.TRIAGED, now=now, detail=score.vector, score=score, score_v3=score_v3, cwe=cwe)
 
 
 def start_fix(report: Report, *, now: datetime) -> Report:
@@ -455,6 +489,9 @@ ACTIONS: Mapping[str, tuple[str, ...]] = {  # action -> required parameters
     "exploited": (),
     "cra_report": ("kind",),
 }
+OPTIONAL_PARAMETERS: Mapping[str, tuple[str, ...]] = {  # action -> parameters it may also take
+    "triage": ("cvss_v3", "cwe", "cwe_name"),
+}
 
 
 def apply_action(report: Report, body: Any, *, now: datetime) -> Report:
@@ -467,16 +504,22 @@ def apply_action(report: Report, body: Any, *, now: datetime) -> Report:
             f"unknown action {action[:40]!r}; expected one of {', '.join(ACTIONS)}"
         )
     params = {k: v for k, v in body.items() if k != "action"}
-    if set(params) != set(ACTIONS[action]):
+    required, optional = set(ACTIONS[action]), set(OPTIONAL_PARAMETERS.get(action, ()))
+    if not required <= set(params) <= required | optional:
         wanted = ", ".join(ACTIONS[action]) or "none"
-        raise PSIRTInputError(f"action {action!r} takes parameters: {wanted}")
+        extra = f" (optional: {', '.join(sorted(optional))})" if optional else ""
+        raise PSIRTInputError(f"action {action!r} takes parameters: {wanted}{extra}")
     for key, value in params.items():
         if not isinstance(value, str) or not value.strip() or len(value) > 2000:
             raise PSIRTInputError(f"parameter {key!r} must be a non-empty string")
     if action == "ack":
         return acknowledge(report, now=now)
     if action == "triage":
-        return triage(report, score_vector(params["cvss"]), now=now)
+        if ("cwe" in params) != ("cwe_name" in params):
+            raise PSIRTInputError("cwe and cwe_name go together (the CSAF cwe member needs both)")
+        score_v3 = score_vector(params["cvss_v3"]) if "cvss_v3" in params else None
+        cwe = CWE.parse(params["cwe"], params["cwe_name"]) if "cwe" in params else None
+        return triage(report, score_vector(params["cvss"]), now=now, score_v3=score_v3, cwe=cwe)
     if action == "start_fix":
         return start_fix(report, now=now)
     if action == "fixed":
@@ -529,6 +572,8 @@ def report_to_json(report: Report, *, with_attachment_data: bool = False) -> dic
             {"at": m.at.isoformat(), "author": m.author, "body": m.body} for m in report.messages
         ],
         "score": report.score.to_json() if report.score else None,
+        "score_v3": report.score_v3.to_json() if report.score_v3 else None,
+        "cwe": {"id": report.cwe.id, "name": report.cwe.name} if report.cwe else None,
         "fixed_in": str(report.fixed_in) if report.fixed_in else None,
         "duplicate_of": report.duplicate_of,
         "advisory_id": report.advisory_id,
@@ -562,6 +607,8 @@ def report_from_json(doc: dict[str, Any]) -> Report:
         ),
         messages=tuple(Message(dt(m["at"]), m["author"], m["body"]) for m in doc["messages"]),
         score=Score.from_json(doc["score"]) if doc["score"] else None,
+        score_v3=Score.from_json(doc["score_v3"]) if doc.get("score_v3") else None,  # absent before CSAF v4 scores
+        cwe=CWE(doc["cwe"]["id"], doc["cwe"]["name"]) if doc.get("cwe") else None,
         fixed_in=FirmwareRelease.parse(doc["fixed_in"]) if doc["fixed_in"] else None,
         duplicate_of=doc["duplicate_of"],
         advisory_id=doc["advisory_id"],

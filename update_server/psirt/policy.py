@@ -186,11 +186,29 @@ def disclosure_policy_text(policy: SLAPolicy, *, contacts: Sequence[str], report
     )
 
 
-def disclosure_policy_html(policy: SLAPolicy, *, contacts: Sequence[str], report_url: str) -> str:
+REPORT_FORM_PATH = "/security/report"  # the HTML form's target (update_server.psirt.web)
+
+# The report form: what a person uses (security.txt's first Contact points at this page).
+_FORM = f"""<h2>Report a vulnerability</h2>
+<form method="post" action="{REPORT_FORM_PATH}">
+<p><label>Title <input name="title" required maxlength="200"></label></p>
+<p><label>Product <input name="product" required maxlength="100" value="RC-1080"></label>
+<label>Firmware version <input name="version" required maxlength="50"></label></p>
+<p><label>Description<br><textarea name="description" required rows="12" cols="80"></textarea></label></p>
+<p><label>Your contact (optional; leave empty to stay anonymous)
+<input name="reporter_contact" maxlength="200"></label></p>
+<p><button type="submit">Send the report</button></p>
+</form>"""
+
+
+def disclosure_policy_html(
+    policy: SLAPolicy, *, contacts: Sequence[str], report_url: str, form: bool = True
+) -> str:
+    """The policy page; with ``form``, the report form that posts to :data:`REPORT_FORM_PATH`."""
     lines = disclosure_policy_lines(policy, contacts=contacts, report_url=report_url)
     body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines[2:])
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(lines[0])}</title></head>\n"
-        f"<body><h1>{html.escape(lines[0])}</h1>\n{body}\n</body></html>\n"
+        f"<body><h1>{html.escape(lines[0])}</h1>\n{body}\n{_FORM if form else ''}\n</body></html>\n"
     )

@@ -30,7 +30,13 @@ from typing import Any
 from common.sqlitedb import open_database
 from update_server import csaf
 
-from .errors import PSIRTStoreError, ReporterAuthError, ReportNotFoundError, TransitionError
+from .errors import (
+    PSIRTInputError,
+    PSIRTStoreError,
+    ReporterAuthError,
+    ReportNotFoundError,
+    TransitionError,
+)
 from .model import (
     Report,
     Submission,
@@ -57,6 +63,10 @@ CREATE TABLE IF NOT EXISTS advisories (
     report_id   TEXT NOT NULL REFERENCES reports(report_id),
     updated_at  TEXT NOT NULL,       -- ISO 8601, the document's current_release_date
     doc         TEXT NOT NULL        -- the CSAF 2.0 JSON document
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key        TEXT PRIMARY KEY,     -- "publisher": the CSAF publisher the vendor server serves
+    value      TEXT NOT NULL         -- JSON
 );
 CREATE TABLE IF NOT EXISTS audit (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -237,21 +247,52 @@ class PSIRTStore:
         rows = self._all("SELECT doc FROM advisories ORDER BY advisory_id")
         return [json.loads(r[0]) for r in rows]
 
+    def record_publisher(self, publisher: csaf.Publisher) -> None:
+        """Remember the CSAF publisher the vendor server announces (its provider-metadata.json),
+        so that advisories published from the command line name the same one."""
+        value = json.dumps(publisher.to_json(), sort_keys=True)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('publisher', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (value,),
+            )
+
+    def publisher(self) -> csaf.Publisher | None:
+        """The publisher :meth:`record_publisher` stored, if any."""
+        row = self._one("SELECT value FROM settings WHERE key = 'publisher'")
+        if row is None:
+            return None
+        doc = json.loads(row[0])
+        return csaf.Publisher(
+            name=doc["name"], namespace=doc["namespace"], category=doc["category"],
+            contact_details=doc.get("contact_details"),
+        )  # fmt: skip
+
     def publish(
         self,
         report_id: str,
         *,
-        publisher: csaf.Publisher,
+        publisher: csaf.Publisher | None,
         vendor: str,
         model_name: str,
         now: datetime,
         cve: str | None = None,
     ) -> tuple[Report, dict[str, Any]]:
-        """Build the CSAF advisory of a fixed report and publish both in one transaction."""
+        """Build the CSAF advisory of a fixed report and publish both in one transaction.
+
+        ``publisher`` None: the one the vendor server recorded (:meth:`record_publisher`).
+        """
         report = self.get(report_id)
         if report.fixed_in is None:
             raise TransitionError(
                 f"report {report.report_id} is {report.state.value}; mark it fixed first"
+            )
+        publisher = publisher or self.publisher()
+        if publisher is None:
+            raise PSIRTInputError(
+                f"no CSAF publisher recorded in {self.path}: start the vendor server on this database "
+                "once (it records the publisher it announces), or give --base-url"
             )
         product = csaf.ProductInfo(
             vendor=vendor, model=model_name, hardware_id=report.fixed_in.hardware_id

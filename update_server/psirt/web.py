@@ -46,12 +46,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from common.securitytxt import security_txt_for
 from update_server import csaf
+from update_server.openpgp import OpenPGPSigner
 
 from .errors import (
     CSAFError,
@@ -72,9 +73,12 @@ from .model import (
     parse_submission,
     report_to_json,
 )
-from .policy import SLAPolicy, disclosure_policy_html, disclosure_policy_text
+from .policy import REPORT_FORM_PATH, SLAPolicy, disclosure_policy_html, disclosure_policy_text
 from .sla import evaluate
 from .store import PSIRTStore
+
+if TYPE_CHECKING:  # python-gnupg is loaded only by a server that signs
+    from update_server.openpgp import OpenPGPSigner
 
 _log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -230,7 +234,7 @@ def _reporter_view(report: Report, policy: SLAPolicy) -> dict[str, Any]:
     }
 
 
-def _page(title: str, body: str) -> web.Response:
+def _page(title: str, body: str, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     text = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head>\n<body><h1>{html.escape(title)}</h1>\n"
@@ -238,10 +242,12 @@ def _page(title: str, body: str) -> web.Response:
     )
     return web.Response(
         text=text,
+        status=status,
         content_type="text/html",
         headers={
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
             "X-Content-Type-Options": "nosniff",
+            **(headers or {}),
         },
     )
 
@@ -291,6 +297,42 @@ def add_psirt_routes(
                 "status_url": f"/api/v1/reports/{report.report_id}",
                 "acknowledge_by": (report.received_at + policy.acknowledge).isoformat(),
             },
+            status=201,
+        )
+
+    async def submit_form(request: web.Request) -> web.StreamResponse:
+        """The policy page's report form (``application/x-www-form-urlencoded``): a report from a
+        person with a browser, answered with a page that shows the tracking id and token once."""
+        now = clock()
+        try:
+            report_limiter.hit(request.remote or "unknown", now)
+        except _RateLimited as exc:
+            return _page("Too many reports", f"<p>Too many reports from here; try again in {exc.retry_after} s.</p>",
+                         status=429, headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
+        if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return _page("Not a form", "<p>Send the report with the form on the policy page.</p>", status=415)
+        form = await request.post()
+        fields = {k: str(form[k]) for k in ("title", "description", "product", "version") if k in form}
+        contact = str(form.get("reporter_contact", "")).strip()
+        if contact:
+            fields["reporter_contact"] = contact
+        try:
+            submission = parse_submission(fields, intake_limits)
+            report, token = store.create_report(submission, now=now)
+        except PSIRTStoreError as exc:
+            _log.error("PSIRT storage failed: %s", exc)
+            return _page("Try again later", "<p>The vulnerability database is unavailable.</p>", status=503)
+        except PSIRTError as exc:
+            return _page("The report was not sent", f"<p>{html.escape(str(exc))}</p>", status=400)
+        e = html.escape
+        return _page(
+            f"Report {report.report_id} received",
+            f"<p>Tracking id: <b>{e(report.report_id)}</b>. We acknowledge it by "
+            f"{e((report.received_at + policy.acknowledge).isoformat())}.</p>"
+            f"<p>Your reporter token (shown once; keep it to read the status and to write to us): "
+            f"<code>{e(token)}</code></p>"
+            f"<p>Status: <code>GET /api/v1/reports/{e(report.report_id)}</code> with "
+            "<code>Authorization: Bearer &lt;token&gt;</code>.</p>",
             status=201,
         )
 
@@ -447,6 +489,7 @@ def add_psirt_routes(
         return _page(f"{report.report_id}: {sub.title}", body)
 
     app.router.add_post("/api/v1/reports", submit)
+    app.router.add_post(REPORT_FORM_PATH, submit_form)
     app.router.add_get("/api/v1/reports/{report_id}", reporter_status)
     app.router.add_post("/api/v1/reports/{report_id}/messages", reporter_message)
     app.router.add_get("/api/v1/psirt/reports", psirt_list)
@@ -466,14 +509,21 @@ def add_disclosure_routes(
     base_url: str,
     clock: Clock,
     contacts: Sequence[str] | None = None,
+    signer: OpenPGPSigner | None = None,
 ) -> None:
-    """Register ``/.well-known/security.txt`` and ``/security/policy`` (public)."""
+    """Register ``/.well-known/security.txt`` and ``/security/policy`` (public).
+
+    With ``signer`` the security.txt is served OpenPGP clear-signed (RFC 9116 2.3).
+    """
     base = base_url.rstrip("/")
     report_url = f"{base}/api/v1/reports"
     contact_list = list(contacts) if contacts else [f"{base}/security/policy"]
 
     async def security_txt(request: web.Request) -> web.StreamResponse:
-        text = security_txt_for(clock(), base_url=base, contacts=contact_list)
+        def make() -> str:
+            return security_txt_for(clock(), base_url=base, contacts=contact_list)
+
+        text = make() if signer is None else await asyncio.to_thread(signer.signed, make)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def policy_page(request: web.Request) -> web.StreamResponse:
@@ -483,7 +533,15 @@ def add_disclosure_routes(
             text = disclosure_policy_text(policy, contacts=contact_list, report_url=report_url)
             return web.Response(text=text, content_type="text/plain", charset="utf-8")
         page = disclosure_policy_html(policy, contacts=contact_list, report_url=report_url)
-        return web.Response(text=page, content_type="text/html", charset="utf-8")
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={  # the form posts to this origin only
+                "Content-Security-Policy": "default-src 'none'; form-action 'self'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     app.router.add_get("/.well-known/security.txt", security_txt)
     app.router.add_get("/security/policy", policy_page)
@@ -520,7 +578,22 @@ def add_csaf_routes(
                 return web.json_response(doc)
         return _error(404, f"no advisory {wanted}")
 
+    async def listing(request: web.Request) -> web.StreamResponse:
+        year = request.match_info.get("year")
+        entries = csaf.directory_entries(store.advisories(), year)
+        if year is not None and not entries:
+            return _error(404, f"no advisories in {year}")
+        page = csaf.directory_listing(request.path, entries)
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    async def to_folder(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently(request.path + "/")
+
     app.router.add_get(csaf.PROVIDER_METADATA, metadata)
+    app.router.add_get(f"{csaf.DIRECTORY}/", listing)  # CSAF 7.1.14: directory listings
+    app.router.add_get(csaf.DIRECTORY, to_folder)
+    app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}/", listing)
+    app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}", to_folder)
     app.router.add_get(f"{csaf.DIRECTORY}/index.txt", index)
     app.router.add_get(f"{csaf.DIRECTORY}/changes.csv", changes)
     app.router.add_get(f"{csaf.DIRECTORY}/{{year:\\d{{4}}}}/{{name}}", advisory)
@@ -542,6 +615,7 @@ def create_vendor_psirt_app(
     app = web.Application(client_max_size=web_limits.max_body)
     add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
     publisher = publisher or csaf.Publisher.default(base_url)
+    store.record_publisher(publisher)
     add_psirt_routes(
         app,
         publisher=publisher,
@@ -570,13 +644,15 @@ def disclosure_extension(
     psirt_token: str,
     base_url: str,
     publisher: csaf.Publisher | None = None,
+    signer: OpenPGPSigner | None = None,
 ) -> Callable[[web.Application], None]:
     """All disclosure routes as one ``extensions=[...]`` entry for
     :func:`update_server.server.create_app` (the vendor server over TLS)."""
     chosen = publisher or csaf.Publisher.default(base_url)
+    store.record_publisher(chosen)  # `refcam psirt publish` then names the same publisher
 
     def extend(app: web.Application) -> None:
-        add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
+        add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock, signer=signer)
         add_psirt_routes(
             app, store=store, policy=policy, clock=clock, psirt_token=psirt_token, publisher=chosen
         )

@@ -1,36 +1,46 @@
 """Verify a recorded signed stream (or a signed snapshot): a pure core.
 
-Input: the records of a recording (frames and signed manifests, in the
-order they were received), the manufacturer root certificate and ``now``.
-Output: a frozen :class:`StreamReport` with a verdict per frame, per stream
-session and overall:
+Input: the records of a recording (frames, signed manifests and the
+recorder's unsigned notes, in the order they were received), the
+manufacturer root certificate and ``now``. Output: a frozen
+:class:`StreamReport` with a verdict per frame, per stream session and
+overall:
 
-* ``authentic``: every frame is listed, unchanged and in order in a validly
-  signed manifest, and the manifests form one unbroken chain;
-* ``authentic_missing_frames``: the same, but some listed frames were never
-  received (normal for a slow viewer, or an fps-capped one);
-* ``not_authentic``: a frame was modified, inserted or reordered, a segment
-  was removed, sessions were spliced, the signing key changed, a manifest's
-  or end marker's signature or certificate chain is bad, an end marker does
-  not chain to the last segment, or frames follow the last manifest;
+* ``authentic``: every frame of the session is in the recording, listed,
+  unchanged and in order in a validly signed manifest, and the manifests
+  form one unbroken chain from segment 0 to the signed end marker;
+* ``authentic_missing_frames``: the same, except frames the recording lacks
+  for a reason the recorder noted: the server said it did not send them
+  (a slow or fps-capped viewer, a recorder that joined a running session),
+  or the recorder stopped before the session ended;
+* ``not_authentic``: a frame was modified, inserted or reordered, frames or
+  segments the manifests commit to are missing without such a note (removed
+  from the recording: one frame, a whole segment, the start, the end),
+  sessions were spliced, the signing key changed, a manifest's or end
+  marker's signature or certificate chain is bad, an end marker does not
+  chain to the last segment, or frames follow the last manifest;
 * ``not_signed``: no manifest at all.
 
-Completeness is reported apart from authenticity, per session:
+Every manifest commits to the exact run of seq numbers it lists (with the
+digests and capture times), segment 0 starts at seq 0 and each segment
+starts where the one before ended, and the end marker counts the segments
+and frames of the whole session. So the verifier knows every seq of a
+session and names each one the recording lacks (:class:`Gap`: seq numbers,
+segment numbers, capture times when the manifest is recorded), and of what
+kind:
 
-* ``begins``: segment 0 (the only one whose ``previous`` is null) is in the
-  recording. Without it the recording starts later in the session: the
-  recorder joined late, or the start was cut. The two look alike, and
-  neither changes a frame, so it is a note, not a verdict.
-* ``ends``: the session's signed end marker is in the recording and chains to
-  the last recorded segment. Without it the end may have been cut; that is
-  also what a recording looks like when the *recorder* stopped while the
-  camera streamed on, so it is a note too. A forged, unsigned or unchained
-  end marker, or segments missing before it, is ``not_authentic``.
+* ``not_sent``: the server told the recorder it did not send it
+  (``X-Frames-Not-Sent``, kept as a note record). Unsigned: it is the
+  recorder's report of what the server said, not the camera's signature;
+* ``recorder_stopped``: after the seq at which the recorder noted that it
+  stopped (its frame or time limit, the connection closed, an interrupt);
+* ``removed``: neither: the recording was cut. Not authentic.
 
 ``report.check()`` raises :class:`NotAuthentic` unless the verdict is one of
 the first two (verification raises; the report carries the detail);
-``report.check(complete=True)`` also raises :class:`Incomplete` unless every
-session begins and ends in the recording.
+``report.check(complete=True)`` also raises :class:`Incomplete` when any
+frame, segment, the session's start or its signed end marker is missing,
+for whatever reason.
 
 :func:`link_snapshot` checks that a signed snapshot was taken from a session
 of a recording: same session id and key, and the frame hash and chain anchor
@@ -44,6 +54,10 @@ The recording container (``refcam stream record`` writes it), big-endian::
       type 1 frame:     seq u64 | capture wall time u64 (ns since the epoch) | JPEG bytes
       type 2 manifest:  signed segment or end-of-session envelope (see device.stream.signing)
       type 3 snapshot:  signed snapshot envelope, for the one frame record of a snapshot
+      type 4 note:      the recorder's unsigned note, canonical JSON (:class:`NoteRecord`)
+
+This is a client tool (it runs on the lab's machine, not on the camera), so
+it lives in ``refcam/``, outside the firmware payload.
 
 Example::
 
@@ -57,23 +71,23 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
 from bootloader.pki import STREAM_SIGNING_EKU
-
-from .errors import FormatError, Incomplete, NotAuthentic
-from .signing import (
+from bootloader.x509verify import CertificateChainError, verify_certificate_chain
+from device.stream.errors import FormatError, StreamError
+from device.stream.signing import (
     END_PAYLOAD_TYPE,
     END_TYPE,
     FRAME_HASHES,
@@ -95,10 +109,14 @@ assert struct.calcsize(RECORD_HEADER) == RECORD_HEADER_SIZE
 FRAME_HEADER = ">QQ"  # seq, capture wall time (ns)
 FRAME_HEADER_SIZE = 16
 assert struct.calcsize(FRAME_HEADER) == FRAME_HEADER_SIZE
-TYPE_FRAME, TYPE_MANIFEST, TYPE_SNAPSHOT = 1, 2, 3
+TYPE_FRAME, TYPE_MANIFEST, TYPE_SNAPSHOT, TYPE_NOTE = 1, 2, 3, 4
 MAX_RECORD = 64 * 2**20  # bytes
 MAX_SEGMENT_FRAMES = 10_000
+NOTE_TYPE = "refcam.recorder.note/1"
+MAX_NOTE_REASON = 200  # characters
+MAX_LISTED_GAPS = 20  # gaps spelled out in an Incomplete message (all are in SessionResult.gaps)
 
+GapKind = Literal["not_sent", "recorder_stopped", "removed"]
 FrameStatus = Literal["authentic", "not_authentic", "not_signed"]
 Verdict = Literal["authentic", "authentic_missing_frames", "not_authentic", "not_signed"]
 ACCEPTED: tuple[Verdict, ...] = ("authentic", "authentic_missing_frames")
@@ -122,13 +140,87 @@ class SnapshotRecord:
     envelope: bytes = field(repr=False)
 
 
-Record = FrameRecord | ManifestRecord | SnapshotRecord
+@dataclass(frozen=True)
+class NoteRecord:
+    """What the recorder was told, or did; signed by nothing (the recorder's word, not the camera's).
+
+    Canonical JSON in the container::
+
+        {"type": "refcam.recorder.note/1", "session": "<32 hex>",
+         "not_sent": [[first, last], ...],   # seq ranges the server said it did not send (X-Frames-Not-Sent)
+         "stopped": false,                  # true: the recorder stopped before the session's end marker
+         "stopped_after": 299 | null,       # the last seq it took (null: none)
+         "reason": "frame limit reached"}
+    """
+
+    session: str
+    not_sent: tuple[tuple[int, int], ...] = ()
+    stopped: bool = False
+    stopped_after: int | None = None
+    reason: str = ""
+
+    def to_json(self) -> bytes:
+        return canonical_json(
+            {
+                "type": NOTE_TYPE,
+                "session": self.session,
+                "not_sent": [list(r) for r in self.not_sent],
+                "stopped": self.stopped,
+                "stopped_after": self.stopped_after,
+                "reason": self.reason[:MAX_NOTE_REASON],
+            }
+        )
+
+    @classmethod
+    def parse(cls, body: bytes) -> NoteRecord:
+        """Parse a note strictly; raises :class:`FormatError`."""
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise FormatError(f"recorder note is not JSON: {e}") from e
+        fields = {"type", "session", "not_sent", "stopped", "stopped_after", "reason"}
+        if not isinstance(doc, dict) or set(doc) != fields or doc["type"] != NOTE_TYPE:
+            raise FormatError(f"recorder note is not a {NOTE_TYPE} object with fields {sorted(fields)}")
+        session, not_sent, after, reason = doc["session"], doc["not_sent"], doc["stopped_after"], doc["reason"]
+        if not (isinstance(session, str) and len(session) == 32 and all(c in "0123456789abcdef" for c in session)):
+            raise FormatError("recorder note session is not 32 lowercase hex digits")
+        ranges: list[tuple[int, int]] = []
+        if not isinstance(not_sent, list):
+            raise FormatError("recorder note not_sent is not a list")
+        for item in not_sent:
+            if not (
+                isinstance(item, list) and len(item) == 2 and all(_natural(v) for v in item) and item[0] <= item[1]
+            ):
+                raise FormatError(f"recorder note range {item!r} is not [first, last] with 0 <= first <= last")
+            ranges.append((item[0], item[1]))
+        if not isinstance(doc["stopped"], bool) or not (after is None or _natural(after)):
+            raise FormatError("recorder note stopped / stopped_after are not a boolean / a seq or null")
+        if not isinstance(reason, str) or len(reason) > MAX_NOTE_REASON:
+            raise FormatError(f"recorder note reason is not a string of at most {MAX_NOTE_REASON} characters")
+        return cls(session, tuple(ranges), doc["stopped"], after, reason)
+
+
+def _natural(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+Record = FrameRecord | ManifestRecord | SnapshotRecord | NoteRecord
+
+
+class NotAuthentic(StreamError):
+    """A recorded stream or snapshot failed verification (see the report for details)."""
+
+
+class Incomplete(StreamError):
+    """A recording lacks frames, segments, its session's start or signed end where completeness was required."""
 
 
 def encode_record(record: Record) -> bytes:
     if isinstance(record, FrameRecord):
         body = struct.pack(FRAME_HEADER, record.seq, record.capture_wall_ns) + record.jpeg
         kind = TYPE_FRAME
+    elif isinstance(record, NoteRecord):
+        body, kind = record.to_json(), TYPE_NOTE
     else:
         body = record.envelope
         kind = TYPE_MANIFEST if isinstance(record, ManifestRecord) else TYPE_SNAPSHOT
@@ -158,8 +250,13 @@ def parse_container(data: bytes) -> tuple[Record, ...]:
             records.append(ManifestRecord(body))
         elif kind == TYPE_SNAPSHOT:
             records.append(SnapshotRecord(body))
+        elif kind == TYPE_NOTE:
+            try:
+                records.append(NoteRecord.parse(body))
+            except FormatError as e:
+                raise FormatError(f"record at offset {offset}: {e}") from e
         else:
-            raise FormatError(f"record at offset {offset} has unknown type {kind} (expected 1, 2 or 3)")
+            raise FormatError(f"record at offset {offset} has unknown type {kind} (expected 1 to 4)")
         offset = start + length
     return tuple(records)
 
@@ -172,6 +269,64 @@ class FrameResult:
     reason: str = ""
     session: str | None = None
     segment: int | None = None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A run of consecutive seqs of a session that the recording lacks, all of one kind.
+
+    ``segments`` is the first and last segment the run lies in;
+    ``capture_wall_ns`` the capture time of each of its frames, from the
+    recorded manifests, or empty when those manifests are missing too
+    (``manifests_missing``): a whole segment cut with its manifest, the start
+    or the end.
+    """
+
+    first_seq: int
+    last_seq: int
+    kind: GapKind
+    segments: tuple[int, int]
+    capture_wall_ns: tuple[int, ...] = ()
+    manifests_missing: bool = False
+    # With manifests_missing: the capture times around the run, from the recorded manifests (or the
+    # end marker), when there are any: its frames were captured after ``after_ns``, before ``before_ns``.
+    after_ns: int | None = None
+    before_ns: int | None = None
+
+    @property
+    def count(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+    def describe(self) -> str:
+        """``seq 5..9 (segment 1, captured 08:13:20.166Z..08:13:20.300Z)``."""
+        seqs = f"seq {self.first_seq}" if self.count == 1 else f"seq {self.first_seq}..{self.last_seq}"
+        a, b = self.segments
+        where = f"segment {a}" if a == b else f"segments {a}..{b}"
+        if self.capture_wall_ns:
+            first, last = wall_time(self.capture_wall_ns[0]), wall_time(self.capture_wall_ns[-1])
+            when = f"captured {first}" if self.count == 1 else f"captured {first}..{last}"
+            return f"{seqs} ({where}, {when})"
+        window = ""
+        if self.after_ns is not None and self.before_ns is not None:
+            window = f", captured between {wall_time(self.after_ns)} and {wall_time(self.before_ns)}"
+        elif self.before_ns is not None:
+            window = f", captured before {wall_time(self.before_ns)}"
+        elif self.after_ns is not None:
+            window = f", captured after {wall_time(self.after_ns)}"
+        return f"{seqs} ({where}, manifests missing too{window})"
+
+
+GAP_TEXT: dict[GapKind, str] = {
+    "not_sent": "not sent to the recorder (the server said so; the recorder's unsigned note)",
+    "recorder_stopped": "after the recorder stopped (its unsigned note)",
+    "removed": "removed from the recording (no note says they were not sent)",
+}
+
+
+def wall_time(ns: int) -> str:
+    """Capture time as ISO 8601 UTC with milliseconds (integer arithmetic: no float rounding)."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True)
@@ -191,6 +346,13 @@ class SessionResult:
     end_reason: str | None = None  # what the end marker says ended the session
     total_segments: int | None = None  # segments in the whole session, from the end marker
     notes: tuple[str, ...] = ()  # completeness remarks (not authenticity problems)
+    gaps: tuple[Gap, ...] = ()  # every seq of the session the recording lacks, by kind
+    recorder_stopped: str | None = None  # the recorder's note on why the recording ends before the session
+
+    @property
+    def complete(self) -> bool:
+        """The whole session: its start, every frame and its signed end marker are in the recording."""
+        return self.begins and self.ends and not self.gaps
 
 
 @dataclass(frozen=True)
@@ -204,11 +366,7 @@ class StreamReport:
     @property
     def complete(self) -> bool:
         """Authentic, and every session's start and signed end are in the recording."""
-        return (
-            self.kind == "stream"
-            and self.verdict in ACCEPTED
-            and all(s.begins and s.ends for s in self.sessions)
-        )
+        return self.kind == "stream" and self.verdict in ACCEPTED and all(s.complete for s in self.sessions)
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -221,7 +379,12 @@ class StreamReport:
             first = self.problems[0] if self.problems else "no signed manifest"
             raise NotAuthentic(f"{self.kind} is {self.verdict.replace('_', ' ')}: {first}")
         if complete and not self.complete:
-            raise Incomplete(f"{self.kind} is authentic but incomplete: {'; '.join(self.notes)}")
+            gaps = [g for s in self.sessions for g in s.gaps]
+            named = [f"frames {g.describe()} {g.kind.replace('_', ' ')}" for g in gaps[:MAX_LISTED_GAPS]]
+            if len(gaps) > MAX_LISTED_GAPS:
+                named.append(f"{len(gaps) - MAX_LISTED_GAPS} more runs")
+            missing = "; ".join([*self.notes, *named]) or "not a stream recording"
+            raise Incomplete(f"{self.kind} is authentic but incomplete: {missing}")
 
 
 @dataclass(frozen=True)
@@ -272,43 +435,25 @@ class _End:
     end_wall_ns: int
 
 
-def _chain_verifier(trust_root: x509.Certificate, now: datetime) -> verification.ClientVerifier:
-    # Any EE key usage policy is checked by hand below; CA certs get the WebPKI CA checks.
-    return (
-        verification.PolicyBuilder()
-        .store(verification.Store([trust_root]))
-        .time(now)
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-        .build_client_verifier()
-    )
+@dataclass(frozen=True)
+class _Trust:
+    """What every certificate chain in a recording is validated against."""
+
+    root: x509.Certificate
+    now: datetime
 
 
-def _verify_envelope(
-    envelope: Envelope, verifier: verification.ClientVerifier, payload_type: str
-) -> dict[str, Any]:
+def _verify_envelope(envelope: Envelope, trust: _Trust, payload_type: str) -> dict[str, Any]:
     if envelope.payload_type != payload_type:
         raise _ManifestInvalid(f"payload type {envelope.payload_type!r}, expected {payload_type!r}")
     leaf = envelope.certificates[0]
     try:
-        verifier.verify(leaf, list(envelope.certificates[1:]))
-    except verification.VerificationError as e:
-        raise _ManifestInvalid(f"certificate chain does not lead to the trusted root: {e}") from e
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        usage = None
-    if usage is None or not usage.digital_signature:
-        raise _ManifestInvalid("stream certificate does not allow digitalSignature")
-    try:
-        purposes = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        purposes = None
-    if purposes is None or STREAM_SIGNING_EKU not in purposes:
         # Only a certificate issued for stream signing may sign streams (not e.g. the TLS key).
-        raise _ManifestInvalid(f"certificate {leaf.subject.rfc4514_string()} lacks the stream-signing EKU")
+        verify_certificate_chain(
+            leaf, envelope.certificates[1:], trust_root=trust.root, now=trust.now, purpose=STREAM_SIGNING_EKU
+        )
+    except CertificateChainError as e:
+        raise _ManifestInvalid(str(e)) from e
     try:
         envelope.verify_signature()
     except (InvalidSignature, FormatError) as e:
@@ -357,13 +502,13 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def _segment(envelope: Envelope, verifier: verification.ClientVerifier) -> _Segment:
-    p = _verify_envelope(envelope, verifier, SEGMENT_PAYLOAD_TYPE)
+def _segment(envelope: Envelope, trust: _Trust) -> _Segment:
+    p = _verify_envelope(envelope, trust, SEGMENT_PAYLOAD_TYPE)
     _fields(
         p,
         SEGMENT_TYPE,
-        {"type", "alg", "frame_hash", "key_id", "session", "segment", "first_seq", "frames", "previous",
-         "linked_frame", "device"},
+        {"type", "alg", "frame_hash", "key_id", "session", "segment", "first_seq", "last_seq", "frames",
+         "previous", "linked_frame", "device"},
     )
     frame_hash = _frame_hash(p["frame_hash"])
     frames = p["frames"]
@@ -377,6 +522,11 @@ def _segment(envelope: Envelope, verifier: verification.ClientVerifier) -> _Segm
     if not isinstance(p["device"], str):
         raise _ManifestInvalid("device is not a string")
     segment, first_seq = _int(p["segment"], "segment"), _int(p["first_seq"], "first_seq")
+    if _int(p["last_seq"], "last_seq") != first_seq + len(listed) - 1:
+        # The manifest commits to its run of seqs twice: as bounds and as the list itself.
+        raise _ManifestInvalid(
+            f"segment {segment} covers seq {first_seq}..{p['last_seq']} but lists {len(listed)} frames"
+        )
     previous = _optional_hex(p["previous"], "previous")
     linked = _optional_hex(p["linked_frame"], "linked_frame")
     # Segment 0, and only segment 0, has no anchor: that is what marks a session's start.
@@ -398,8 +548,8 @@ def _segment(envelope: Envelope, verifier: verification.ClientVerifier) -> _Segm
     )
 
 
-def _end(envelope: Envelope, verifier: verification.ClientVerifier) -> _End:
-    p = _verify_envelope(envelope, verifier, END_PAYLOAD_TYPE)
+def _end(envelope: Envelope, trust: _Trust) -> _End:
+    p = _verify_envelope(envelope, trust, END_PAYLOAD_TYPE)
     _fields(
         p,
         END_TYPE,
@@ -438,17 +588,21 @@ class _SessionState:
     problems: list[str] = field(default_factory=list)
     by_number: dict[int, _Segment] = field(default_factory=dict)  # the valid, chained segments
     ended: _End | None = None  # a valid end marker that chains to the last segment
+    end_seen: _End | None = None  # the first validly signed end marker of the session, chained or not
+    gaps: list[Gap] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    recorder_stopped: str | None = None
 
 
 def verify_records(records: Sequence[Record], *, trust_root: x509.Certificate, now: datetime) -> StreamReport:
     """Verify a recording (see the module docstring). Pure: no I/O, ``now`` is given."""
     if any(isinstance(r, SnapshotRecord) for r in records):
         return _verify_snapshot(records, trust_root=trust_root, now=now)[0]
-    return _verify_stream(records, _chain_verifier(trust_root, now))[0]
+    return _verify_stream(records, _Trust(trust_root, now))[0]
 
 
 def _verify_stream(
-    records: Sequence[Record], verifier: verification.ClientVerifier
+    records: Sequence[Record], trust: _Trust
 ) -> tuple[StreamReport, list[_SessionState]]:
     results: dict[int, FrameResult] = {}
     problems: list[str] = []
@@ -485,15 +639,17 @@ def _verify_stream(
         if isinstance(record, FrameRecord):
             pending.append((index, record))
             continue
+        if isinstance(record, NoteRecord):
+            continue  # read below, per session
         assert isinstance(record, ManifestRecord)
         what = "manifest"
         try:
             envelope = Envelope.parse(record.envelope)
             if envelope.payload_type == END_PAYLOAD_TYPE:
                 what = "end marker"
-                item: _Segment | _End = _end(envelope, verifier)
+                item: _Segment | _End = _end(envelope, trust)
             else:
-                item = _segment(envelope, verifier)
+                item = _segment(envelope, trust)
         except (FormatError, _ManifestInvalid) as e:
             problem(sessions[-1] if sessions else None, f"{what} (record {index}) is not valid: {e}")
             for i, frame in pending:
@@ -542,6 +698,10 @@ def _verify_stream(
         else:
             results[i] = FrameResult(i, frame.seq, "not_signed", "no manifest in the recording")
     frames = tuple(results[i] for i in sorted(results))
+    notes = [r for r in records if isinstance(r, NoteRecord)]
+    for state in sessions:
+        present = {f.seq for f in frames if f.session == state.session}
+        _account(state, present, [n for n in notes if n.session == state.session], problem)
     session_results = tuple(_session_result(s) for s in sessions)
     if problems:
         verdict: Verdict = "not_authentic"
@@ -579,6 +739,8 @@ def _link(state: _SessionState, seg: _Segment, index: int, problem: Any) -> None
 
 def _close(state: _SessionState, end: _End, index: int, problem: Any) -> None:
     """Check the end marker against the recorded segments; a good one marks the session as ended."""
+    if state.end_seen is None:
+        state.end_seen = end  # signed: it tells how long the session was, even when it does not chain
     last = state.last
     where = f"end marker (record {index})"
     found: list[str] = []
@@ -605,25 +767,143 @@ def _close(state: _SessionState, end: _End, index: int, problem: Any) -> None:
         state.ended = end
 
 
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _account(state: _SessionState, present: set[int], notes: Sequence[NoteRecord], problem: Any) -> None:
+    """Name every seq of the session the recording lacks, and why (module docstring); problems for removals.
+
+    The session's seqs are known from the manifests: 0 up to the end
+    marker's frame count, or up to the last recorded segment's last seq when
+    the end marker is not in the recording. Between and around the recorded
+    segments the seqs are known too (each segment starts where the one
+    before ended), only not their capture times.
+    """
+    not_sent = _merge(r for n in notes for r in n.not_sent)
+    starts = [a for a, _ in not_sent]
+    stops = [n for n in notes if n.stopped]
+    stop = stops[-1] if stops else None
+
+    def kind(seq: int) -> GapKind:
+        i = bisect.bisect_right(starts, seq) - 1
+        if i >= 0 and not_sent[i][0] <= seq <= not_sent[i][1]:
+            return "not_sent"
+        if stop is not None and (stop.stopped_after is None or seq > stop.stopped_after):
+            return "recorder_stopped"
+        return "removed"
+
+    segs = sorted(state.by_number.values(), key=lambda g: g.segment)
+    end = state.end_seen
+    next_seq = next_segment = 0
+    gaps: list[Gap] = []
+
+    def scan(
+        first: int, last: int, segments: tuple[int, int], seg: _Segment | None,
+        window: tuple[int | None, int | None] = (None, None),
+    ) -> None:  # fmt: skip
+        run: list[int] = []
+        for seq in range(first, last + 1):
+            if seq in present:
+                continue
+            k = kind(seq)
+            if run and (run[-1] != seq - 1 or kind(run[-1]) != k):
+                gaps.append(_gap(run, kind(run[0]), segments, seg, window))
+                run = []
+            run.append(seq)
+        if run:
+            gaps.append(_gap(run, kind(run[0]), segments, seg, window))
+
+    after: int | None = None  # capture time of the last frame the recorded manifests list so far
+    for seg in segs:
+        if seg.first_seq > next_seq:  # segments before it, manifests and all, are not in the recording
+            scan(next_seq, seg.first_seq - 1, (next_segment, max(next_segment, seg.segment - 1)), None,
+                 (after, seg.frames[0][1]))  # fmt: skip
+        last_seq = seg.first_seq + len(seg.frames) - 1
+        scan(max(seg.first_seq, next_seq), last_seq, (seg.segment, seg.segment), seg)
+        next_seq, next_segment = max(next_seq, last_seq + 1), seg.segment + 1
+        after = seg.frames[-1][1]
+    if end is not None and end.frames > next_seq:  # segments the end marker counts after the last recorded one
+        scan(next_seq, end.frames - 1, (next_segment, max(next_segment, end.segments - 1)), None,
+             (after, end.end_wall_ns))  # fmt: skip
+    state.gaps = _join(gaps)
+
+    for gap in state.gaps:
+        if gap.kind == "removed":
+            problem(state, f"frames {gap.describe()} are missing: {GAP_TEXT['removed']}")
+    if state.gaps:
+        by_kind = {k: sum(g.count for g in state.gaps if g.kind == k) for k in GAP_TEXT}
+        counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in by_kind.items() if n)
+        state.notes.append(f"{sum(by_kind.values())} frames missing in {len(state.gaps)} runs ({counts})")
+    if state.first_segment != 0:
+        state.notes.append("the session's start (segment 0, seq 0) is not in the recording")
+    if state.ended is None and end is None:
+        if stop is not None:
+            where = "before any frame" if stop.stopped_after is None else f"after seq {stop.stopped_after}"
+            state.recorder_stopped = stop.reason
+            state.notes.append(
+                f"no end marker: the recorder stopped {where} ({stop.reason}; its unsigned note), "
+                "so the session's end is not in the recording"
+            )
+        elif segs:
+            last = segs[-1]
+            last_seq = last.first_seq + len(last.frames) - 1
+            problem(
+                state,
+                f"the end is missing: no end marker after segment {last.segment} (seq {last_seq}, captured "
+                f"{wall_time(last.frames[-1][1])}) and no recorder note that it stopped there: "
+                "the end was removed from the recording",
+            )
+    elif state.ended is None:
+        state.notes.append("the session's signed end marker does not chain to the recording (see the problems)")
+
+
+def _gap(
+    run: list[int], kind: GapKind, segments: tuple[int, int], seg: _Segment | None,
+    window: tuple[int | None, int | None] = (None, None),
+) -> Gap:  # fmt: skip
+    if seg is None:
+        return Gap(run[0], run[-1], kind, segments, (), True, window[0], window[1])
+    walls = tuple(seg.frames[seq - seg.first_seq][1] for seq in run)
+    return Gap(run[0], run[-1], kind, segments, walls)
+
+
+def _join(gaps: list[Gap]) -> list[Gap]:
+    """Merge runs that continue each other across a segment boundary (same kind, manifests alike)."""
+    joined: list[Gap] = []
+    for gap in gaps:
+        prev = joined[-1] if joined else None
+        if (
+            prev is not None
+            and prev.last_seq + 1 == gap.first_seq
+            and prev.kind == gap.kind
+            and prev.manifests_missing == gap.manifests_missing
+        ):
+            joined[-1] = Gap(
+                prev.first_seq, gap.last_seq, gap.kind, (prev.segments[0], gap.segments[1]),
+                prev.capture_wall_ns + gap.capture_wall_ns, gap.manifests_missing, prev.after_ns, gap.before_ns,
+            )  # fmt: skip
+        else:
+            joined.append(gap)
+    return joined
+
+
 def _session_result(state: _SessionState) -> SessionResult:
     missing = state.listed - state.authentic
     if state.problems:
         verdict: Verdict = "not_authentic"
-    elif missing:
+    elif missing or state.gaps:
         verdict = "authentic_missing_frames"
     else:
         verdict = "authentic"
     begins = state.first_segment == 0
-    notes: list[str] = []
-    if not begins:
-        notes.append(
-            f"the recording starts at segment {state.first_segment}: the session's start is not in it "
-            "(the recorder joined late, or the start was cut)"
-        )
-    if state.ended is None:
-        notes.append(
-            "no end marker: the end may have been cut (normal when the recorder stopped before the session ended)"
-        )
+    notes = state.notes
     return SessionResult(
         session=state.session,
         device=state.device,
@@ -640,6 +920,8 @@ def _session_result(state: _SessionState) -> SessionResult:
         end_reason=state.ended.reason if state.ended else None,
         total_segments=state.ended.segments if state.ended else None,
         notes=tuple(notes),
+        gaps=tuple(state.gaps),
+        recorder_stopped=state.recorder_stopped,
     )
 
 
@@ -656,7 +938,7 @@ def _verify_snapshot(
     records = list(records)
     frames = [(i, r) for i, r in enumerate(records) if isinstance(r, FrameRecord)]
     signatures = [r for r in records if isinstance(r, SnapshotRecord)]
-    others = [r for r in records if isinstance(r, ManifestRecord)]
+    others = [r for r in records if isinstance(r, ManifestRecord | NoteRecord)]
     if len(frames) != 1 or len(signatures) != 1 or others:
         raise FormatError(
             f"a snapshot recording holds one frame and one snapshot signature; found {len(frames)} frames, "
@@ -667,7 +949,7 @@ def _verify_snapshot(
     payload: dict[str, Any] | None = None
     try:
         envelope = Envelope.parse(signatures[0].envelope)
-        p = _verify_envelope(envelope, _chain_verifier(trust_root, now), SNAPSHOT_PAYLOAD_TYPE)
+        p = _verify_envelope(envelope, _Trust(trust_root, now), SNAPSHOT_PAYLOAD_TYPE)
         if p.get("type") != SNAPSHOT_TYPE:
             raise _ManifestInvalid(f"payload type {p.get('type')!r}, expected {SNAPSHOT_TYPE!r}")
         _fields(p, SNAPSHOT_TYPE, _SNAPSHOT_FIELDS)
@@ -708,11 +990,11 @@ def link_snapshot(
     names, the same frame hash under its seq in its segment (and that segment's
     anchor), or its anchor as the digest of the segment before.
     """
-    verifier = _chain_verifier(trust_root, now)
+    trust = _Trust(trust_root, now)
     snap_report, p = _verify_snapshot(snapshot, trust_root=trust_root, now=now)
     if any(isinstance(r, SnapshotRecord) for r in recording):
         raise FormatError("the recording to check a snapshot against holds a snapshot, not a stream")
-    rec_report, states = _verify_stream(recording, verifier)
+    rec_report, states = _verify_stream(recording, trust)
     seq = snap_report.frames[0].seq
 
     def link(verdict: LinkVerdict, detail: str) -> SnapshotLink:

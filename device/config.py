@@ -38,6 +38,11 @@ class ThrottleConfig:
     Per source address: at most ``source_failures`` failures in any
     ``source_window`` seconds, then the source waits until the window clears.
     Unknown user names are counted exactly like real ones (no enumeration).
+
+    Per-account limits bind untrusted clients only. A login presenting a valid
+    device cookie for its user (``device.devicecookies``, OWASP's scheme) skips
+    the source and account limits and meets the same back-off and lockout
+    curve counted per cookie instead, so an attacker cannot lock the owner out.
     """
 
     backoff_base: float = 1.0  # seconds, wait after the first failure
@@ -46,6 +51,7 @@ class ThrottleConfig:
     lockout_max: float = 900.0  # seconds (15 min)
     source_failures: int = 20  # failures per window
     source_window: float = 60.0  # seconds
+    device_cookie_max_age: float = 365 * 86400.0  # seconds a device cookie is honoured
 
 
 @dataclass(frozen=True)
@@ -131,19 +137,28 @@ MAX_URL = 256  # characters
 
 
 def check_update_url(value: object) -> str:
-    """An update source must be a plain https origin (plus an optional path)."""
+    """An update source must be a plain https origin (plus an optional path).
+
+    Only :class:`ConfigError` is raised, whatever the value: printable ASCII
+    (an IDN host in its punycode form), no space, a host that parses (a
+    bracketed IPv6 literal is checked), a port in 0..65535.
+    """
     if not isinstance(value, str) or not 0 < len(value) <= MAX_URL:
         raise ConfigError(f"update_url must be a string of 1..{MAX_URL} characters")
-    parts = urlsplit(value)
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ConfigError(
+            f"update_url {value!a} must be printable ASCII without spaces (IDN hosts in punycode)"
+        )
     try:
-        port = parts.port
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check (ValueError when out of range)
+        host = parts.hostname
     except ValueError as exc:
-        raise ConfigError(f"update_url {value!r} has a bad port") from exc
-    if parts.scheme != "https" or not parts.hostname:
+        raise ConfigError(f"update_url {value!r} is not a valid URL: {exc}") from exc
+    if parts.scheme != "https" or not host:
         raise ConfigError(f"update_url {value!r} must be an https:// URL with a host")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"update_url {value!r} must not carry credentials, a query or a fragment")
-    del port
     return value.rstrip("/")
 
 
@@ -159,6 +174,14 @@ def load_settings(path: Path) -> RuntimeSettings:
         return RuntimeSettings.from_json(json.loads(text))
     except ValueError as exc:
         raise ConfigError(f"settings file {path} is not JSON: {exc}") from exc
+
+
+def restore_settings(path: Path, previous: bytes | None) -> None:
+    """Put back the settings file as it was (``None``: there was none)."""
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomic(path, previous)
 
 
 def save_settings(path: Path, settings: RuntimeSettings) -> None:

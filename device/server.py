@@ -53,6 +53,7 @@ from .appkeys import (
     HANDOFF_KEY,
     REBOOT_KEY,
     SESSIONS_KEY,
+    USER_KEY,
 )
 from .audit import AuditLog
 from .config import DeviceConfig, load_settings
@@ -155,9 +156,33 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except PasswordHashFormatError:
         log.exception("stored password hash is corrupt")
         return _json_error(503, "storage", "device storage failure; see the device log")
-    except Exception:
+    except Exception as exc:
         log.exception("unexpected error in %s %s", request.method, request.path)
+        _audit_internal_error(request, exc)
         return _json_error(500, "internal", "internal error")
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` as ASCII for the audit log, whatever it holds (lone surrogates included)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:limit]
+
+
+def _audit_internal_error(request: web.Request, exc: Exception) -> None:
+    """An unexpected exception is an ``internal_error`` audit entry (effects were rolled back)."""
+    audit = request.app.get(AUDIT_KEY)
+    if audit is None:
+        return
+    user = request.get(USER_KEY)
+    try:
+        audit.record(
+            "internal_error",
+            actor=user.name if user is not None else "-",
+            source=request.remote or "unknown",
+            detail={"method": request.method, "path": _printable(request.path), "exception": type(exc).__name__},
+            now=request.config_dict[CLOCK_KEY](),
+        )
+    except DeviceError as audit_exc:  # the 500 goes out anyway; the device log has both
+        log.error("cannot record the internal error in the audit log: %s", audit_exc)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

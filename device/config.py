@@ -55,6 +55,21 @@ class ThrottleConfig:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """Slow clients and the connection cap (``device.listener``)."""
+
+    handshake_timeout: float = 10.0  # seconds from accept to an established TLS session
+    header_timeout: float = 10.0  # seconds from the handshake to a complete request head
+    body_timeout: float = 10.0  # seconds: longest pause between body bytes (whole body without a session)
+    idle_timeout: float = 15.0  # seconds a kept-alive connection waits for its next request head
+    max_connections: int = 256  # connections, at most half the file-descriptor limit
+    per_source: int = 32  # connections from one client address
+    new_per_second: float = 10.0  # new connections a second from one address (bursts of per_source)
+    reserve: int = 16  # connections kept for new sessions once the others are busy
+    tick: float = 0.25  # seconds between deadline checks
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     idle_timeout: float = 15 * 60.0  # seconds without a request
     absolute_timeout: float = 8 * 3600.0  # seconds since login
@@ -70,6 +85,7 @@ class DeviceConfig:
     password_policy: PasswordPolicyName = "nist-800-63b"  # noqa: S105 - a profile name
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     sessions: SessionConfig = field(default_factory=SessionConfig)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     api_max_body: int = 64 * 1024  # bytes, largest JSON request body
     hsts_max_age: int = 63072000  # seconds (2 years, Mozilla guideline)
     server_header: str = "refcam"  # no version (no fingerprinting)

@@ -538,10 +538,16 @@ class CredentialStore:
         ``lockout`` and ``lockout_end`` with their scope), so they commit together.
         """
         record: AuditSink = audit or _no_audit
+        unthrottled = {"failures": 0, "route": route, "trusted_client": False}
         if "user-enumeration" in self.flaws and self.get_user(username) is None:
+            record("login_failure", unthrottled)
             raise UnsafeUnknownUser("no such user")  # UNSAFE flaw profile: tells names apart
         if "no-lockout" in self.flaws:
-            return self._unsafe_authenticate_without_throttle(username, password)
+            try:
+                return self._unsafe_authenticate_without_throttle(username, password)
+            except InvalidCredentials:
+                record("login_failure", unthrottled)
+                raise
         nonce = self._trusted_nonce(device_cookie, username, now)
         keys = [("device", nonce)] if nonce is not None else [("source", source), ("account", username)]
         row: tuple[str, str, str, int, float, float] | None = None

@@ -39,6 +39,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from bootloader.handoff import BootHandoff
@@ -49,6 +50,7 @@ from .appkeys import (
     AUDIT_KEY,
     CLOCK_KEY,
     CONFIG_KEY,
+    CONNECTIONS_KEY,
     CREDENTIALS_KEY,
     HANDOFF_KEY,
     REBOOT_KEY,
@@ -56,7 +58,7 @@ from .appkeys import (
     USER_KEY,
 )
 from .audit import AuditLog
-from .config import DeviceConfig, load_settings
+from .config import ConnectionLimits, DeviceConfig, load_settings
 from .credentials import CredentialStore, PolicyContext
 from .errors import (
     AuditChainError,
@@ -70,6 +72,7 @@ from .errors import (
     UnsafeUnknownUser,
     UserError,
 )
+from .listener import ConnectionGuard, connection_middleware
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
+    except ConnectionError as exc:  # the client left mid-request (aborted upload, slow body closed)
+        log.warning("client left during %s %s: %s", request.method, request.path, exc)
+        return _json_error(400, "client_gone", "the connection was lost")  # nobody reads it
+    except HttpProcessingError as exc:  # a body the HTTP parser refused mid-stream (bad chunking...)
+        log.warning("malformed request body in %s %s: %s", request.method, request.path, exc.message)
+        return _json_error(400, "bad_request", "malformed request body")
     except PasswordHashFormatError:
         log.exception("stored password hash is corrupt")
         return _json_error(503, "storage", "device storage failure; see the device log")
@@ -287,8 +296,10 @@ def create_app(
     from . import api
 
     app = web.Application(
-        middlewares=[error_middleware, access_middleware], client_max_size=config.api_max_body
+        middlewares=[connection_middleware, error_middleware, access_middleware],
+        client_max_size=config.api_max_body,
     )
+    app[CONNECTIONS_KEY] = ConnectionGuard(config.connections)
     app[CONFIG_KEY] = config
     app[HANDOFF_KEY] = handoff
     app[CLOCK_KEY] = clock
@@ -327,9 +338,10 @@ def _redirect_handler(https_port: int) -> Handler:
     return redirect
 
 
-def create_redirect_app(https_port: int) -> web.Application:
+def create_redirect_app(https_port: int, *, limits: ConnectionLimits | None = None) -> web.Application:
     """Plain HTTP that only redirects to HTTPS on ``https_port``."""
-    app = web.Application(client_max_size=1)
+    app = web.Application(client_max_size=1, middlewares=[connection_middleware])
+    app[CONNECTIONS_KEY] = ConnectionGuard(limits or ConnectionLimits())
     app.router.add_route("*", "/{tail:.*}", _redirect_handler(https_port))
     app.on_response_prepare.append(_redirect_headers)
     return app

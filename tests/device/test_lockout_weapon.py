@@ -14,7 +14,12 @@ from typing import Any
 import aiohttp
 from device_fixtures import NEW_PASSWORD, RunningDevice
 
-from device.devicecookies import DEVICE_COOKIE, device_cookie_nonce, issue_device_cookie, new_device_key
+from device.devicecookies import (
+    DEVICE_COOKIE,
+    device_cookie_nonce,
+    issue_device_cookie,
+    new_device_key,
+)
 
 WRONG = "wrong wrong wrong wrong"
 LOGIN = "/api/v1/session"

@@ -20,7 +20,8 @@ The caps: at most ``per_source`` connections from one address and
 connection beyond its address's cap evicts that address's oldest connection
 the client is slow with (handshake, request head, or an anonymous body still
 coming); from ``max_connections - reserve`` on, it evicts the oldest slow
-connection of the address holding the most. An address may open
+connection of the address holding the most. An address that holds a
+quarter of its cap (or any, once the device holds half of its) may open
 ``new_per_second`` connections a second (bursts of ``per_source``); beyond
 that a connection is closed at accept, before any TLS work. So clients holding or churning
 connections from a few addresses only ever push out their own, and a new admin
@@ -48,7 +49,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from aiohttp.web_runner import BaseRunner, BaseSite
+from aiohttp.web_server import Server
 
 from .appkeys import CONNECTIONS_KEY, USER_KEY
 from .config import ConnectionLimits
@@ -206,8 +210,16 @@ class GuardedConnection(asyncio.Protocol):
 class ConnectionGuard:
     """Counts a site's connections, enforces their deadlines and the cap."""
 
-    def __init__(self, limits: ConnectionLimits, *, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        limits: ConnectionLimits,
+        *,
+        headers: Mapping[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.limits = limits
+        # on every response, parser-level errors included (which no app middleware sees)
+        self.error_headers: dict[str, str] = dict(headers or {"Server": "refcam"})
         self.cap = descriptor_cap(limits.max_connections)
         self.reserve = min(limits.reserve, self.cap // 2)
         self._clock = clock
@@ -228,11 +240,12 @@ class ConnectionGuard:
 
     def admit(self, conn: GuardedConnection) -> bool:
         """Take ``conn`` in, evicting a slow one of the biggest holder near a cap; False to refuse it."""
-        if not self._take_token(conn.source):
-            self.count("rate_limited")  # closed before any TLS work: cheap for the device
-            return False
         none: Mapping[GuardedConnection, None] = {}
         own = self.by_source.get(conn.source, none)
+        pressed = len(own) >= max(2, self.per_source // 4) or len(self.connections) >= self.cap // 2
+        if pressed and not self._take_token(conn.source):
+            self.count("rate_limited")  # closed before any TLS work: cheap for the device
+            return False
         if len(own) >= self.per_source and not self._evict(own):
             self.count("refused")
             return False
@@ -328,6 +341,40 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
         conn.enter("head")
 
 
+class DeviceRequestHandler(RequestHandler):
+    """aiohttp's request handler, but a request its parser refuses gets the device's
+    answer: JSON, ``Server: refcam`` and the security headers, no parser detail, no
+    ``Python/3.x aiohttp/x.y`` (aiohttp's own 400 bypasses every app hook)."""
+
+    __slots__ = ("_refcam_headers",)
+    _refcam_headers: dict[str, str]
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs it (one line, see device.logs)
+        code = {400: "bad_request", 413: "payload_too_large", 431: "headers_too_large"}.get(status, "http_error")
+        text = "malformed HTTP request" if status < 500 else "internal error"
+        response = web.json_response({"error": code if status < 500 else "internal", "message": text}, status=status)
+        response.headers.update(self._refcam_headers)
+        response.force_close()
+        return response
+
+
+def _handler_factory(server: Server, guard: ConnectionGuard) -> Callable[[], asyncio.Protocol]:
+    """Request handlers of ``server``'s kind, as :class:`DeviceRequestHandler`."""
+    loop, kwargs = getattr(server, "_loop", None), getattr(server, "_kwargs", None)
+    if loop is None or kwargs is None:  # a future aiohttp: plain handlers (only the 400s lose our headers)
+        return server
+
+    def make() -> asyncio.Protocol:
+        handler = DeviceRequestHandler(server, loop=loop, **kwargs)
+        handler._refcam_headers = guard.error_headers
+        return handler
+
+    return make
+
+
 class GuardedSite(BaseSite):
     """A TCP site whose connections go through a :class:`ConnectionGuard`."""
 
@@ -361,7 +408,7 @@ class GuardedSite(BaseSite):
         server = self._runner.server
         assert server is not None
         guard, ctx = self._guard, self._ssl_context
-        guard.make_handler = server
+        guard.make_handler = _handler_factory(server, guard)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: GuardedConnection(guard, ctx), self._host, self._port, backlog=self._backlog

@@ -180,7 +180,7 @@ async def serve(
             await _listen(web.TCPSite(runner, args.host, plain_port), args.host, plain_port)
             announce(f"UNSAFE: management API also on http://{args.host}:{plain_port}")
         if args.redirect_port is not None:
-            redirect_app = create_redirect_app(port, limits=config.connections)
+            redirect_app = create_redirect_app(port, host=args.host, limits=config.connections)
             redirect_runner = web.AppRunner(redirect_app, **runner_options(config.connections))
             await redirect_runner.setup()
             redirect_site = GuardedSite(

@@ -18,9 +18,10 @@ Resources (the user, session and audit databases) are opened by one
 ``device.appkeys``. Extensions (web UI, stream, update) are callables
 ``f(app)`` that add routes, each handler decorated with ``access.requires``.
 
-``create_redirect_app(https_port)`` is the optional plain-HTTP listener: it
-answers every request with ``308`` to the same path on HTTPS, with an empty
-body, and never reads the request body or its credentials.
+``create_redirect_app(https_port, host=...)`` is the optional plain-HTTP
+listener: it answers every request with ``308`` to the same path on HTTPS of
+the configured listen address (never the client's ``Host`` header), with an
+empty body, and never reads the request body or its credentials.
 
 Example::
 
@@ -194,16 +195,22 @@ def _audit_internal_error(request: web.Request, exc: Exception) -> None:
         log.error("cannot record the internal error in the audit log: %s", audit_exc)
 
 
+def security_headers(config: DeviceConfig) -> dict[str, str]:
+    """The headers every HTTPS response carries (parser-level errors included)."""
+    return {
+        "Strict-Transport-Security": f"max-age={config.hsts_max_age}",
+        "Server": config.server_header,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    config = request.config_dict[CONFIG_KEY]
     headers = response.headers
-    headers["Strict-Transport-Security"] = f"max-age={config.hsts_max_age}"
-    headers["Server"] = config.server_header
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers.update(request.config_dict[CONNECTIONS_KEY].error_headers)
     if request.path.startswith("/api/") and "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"
 
@@ -299,7 +306,7 @@ def create_app(
         middlewares=[connection_middleware, error_middleware, access_middleware],
         client_max_size=config.api_max_body,
     )
-    app[CONNECTIONS_KEY] = ConnectionGuard(config.connections)
+    app[CONNECTIONS_KEY] = ConnectionGuard(config.connections, headers=security_headers(config))
     app[CONFIG_KEY] = config
     app[HANDOFF_KEY] = handoff
     app[CLOCK_KEY] = clock
@@ -315,18 +322,28 @@ def create_app(
     return app
 
 
-def _redirect_handler(https_port: int) -> Handler:
+def _redirect_host(listen_host: str, request: web.Request) -> str:
+    """The host of the HTTPS URL: the configured listen address, never the Host header.
+
+    A wildcard listen address (``0.0.0.0``, ``::``) names no host, so the local
+    address the client reached is used (the kernel's word, not the client's).
+    """
+    try:
+        address = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return listen_host  # a configured name (e.g. localhost)
+    if not address.is_unspecified:
+        return str(address)
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    return str(sockname[0]) if isinstance(sockname, tuple) and sockname else "localhost"
+
+
+def _redirect_handler(https_port: int, listen_host: str) -> Handler:
     @requires("public")
     async def redirect(request: web.Request) -> web.StreamResponse:
-        host = request.url.host or ""
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if not host or not all(c.isalnum() or c in "-." for c in host):
-                host = "localhost"
         target = URL.build(
             scheme="https",
-            host=host,
+            host=_redirect_host(listen_host, request),
             port=https_port,
             path=request.path,
             query_string=request.query_string,
@@ -338,11 +355,13 @@ def _redirect_handler(https_port: int) -> Handler:
     return redirect
 
 
-def create_redirect_app(https_port: int, *, limits: ConnectionLimits | None = None) -> web.Application:
-    """Plain HTTP that only redirects to HTTPS on ``https_port``."""
+def create_redirect_app(
+    https_port: int, *, host: str = "localhost", limits: ConnectionLimits | None = None
+) -> web.Application:
+    """Plain HTTP that only redirects to HTTPS on ``https_port`` of ``host`` (the listen address)."""
     app = web.Application(client_max_size=1, middlewares=[connection_middleware])
     app[CONNECTIONS_KEY] = ConnectionGuard(limits or ConnectionLimits())
-    app.router.add_route("*", "/{tail:.*}", _redirect_handler(https_port))
+    app.router.add_route("*", "/{tail:.*}", _redirect_handler(https_port, host))
     app.on_response_prepare.append(_redirect_headers)
     return app
 

@@ -388,7 +388,7 @@ class GuardedSite(BaseSite):
         *,
         guard: ConnectionGuard,
         ssl_context: ssl.SSLContext | None = None,
-        backlog: int = 128,
+        backlog: int = 1024,  # SYNs waiting while the loop is busy: dropped ones retry only after 1 s
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host, self._port, self._guard = host, port, guard

@@ -7,11 +7,17 @@ import logging
 import socket
 import struct
 import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from update_fixtures import Vendor, update_server
 
 from device import tls
+from update_server.psirt.policy import load_policy
+from update_server.psirt.store import PSIRTStore
+from update_server.psirt.web import create_vendor_psirt_app
 
 
 def test_a_client_dying_mid_download_logs_no_traceback(vendor: Vendor, caplog: pytest.LogCaptureFixture) -> None:
@@ -40,3 +46,17 @@ def test_a_client_dying_mid_download_logs_no_traceback(vendor: Vendor, caplog: p
             assert conn2.recv(64).startswith(b"HTTP/1.1 200")
     noisy = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert not noisy, "\n".join(f"{r.name} {r.levelname} {r.getMessage()}" for r in noisy)
+
+
+async def test_a_lone_surrogate_in_a_report_is_a_400_not_a_stored_500(aiohttp_client: Any, tmp_path: Path) -> None:
+    """Valid JSON, invalid Unicode: stored, it made the operator's HTML view of the report a 500."""
+    store = PSIRTStore.open(tmp_path / "psirt.db")
+    app = create_vendor_psirt_app(store=store, policy=load_policy(), clock=lambda: datetime(2026, 3, 1, tzinfo=UTC),
+                                  psirt_token="operator-token-0123456789abcdef", base_url="https://vendor.example")
+    client = await aiohttp_client(app)
+    body = {"title": "XSS \ud800", "description": "d", "product": "RC-1080", "version": "1.0.0"}
+    response = await client.post("/api/v1/reports", json=body)
+    assert response.status == 400, await response.text()
+    assert "Unicode" in (await response.json())["error"]
+    assert store.all() == []
+    store.close()

@@ -10,11 +10,12 @@ import contextlib
 import logging
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 from device_fixtures import RunningDevice, StartDevice
 
-from device.appkeys import CONNECTIONS_KEY
+from device.appkeys import AUDIT_KEY, CONNECTIONS_KEY
 from device.config import ConnectionLimits
 
 FAST = ConnectionLimits(
@@ -156,3 +157,34 @@ def test_the_log_filter_keeps_one_line_per_client_error_and_rate_limits() -> Non
     record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
                                ("127.0.0.1",), None)
     assert quiet.filter(record) and "97 similar messages suppressed" in record.getMessage()
+
+
+async def test_an_aborted_upload_is_one_log_line_and_installs_nothing(
+    start_device: StartDevice, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from update_fixtures import make_camera, make_vendor, update_client
+
+    from device.update.web import add_update_routes
+
+    vendor = make_vendor(tmp_path / "vendor")
+    camera = make_camera(tmp_path / "cam", vendor, vendor.image("1.0.0", 1))
+    client = update_client(camera.boot(), vendor, "https://localhost:1")
+    device = await start_device(extensions=[lambda app: add_update_routes(app, client)])
+    token = await device.admin_token()
+    with caplog.at_level(logging.DEBUG):
+        _reader, writer = await _tls(device)
+        writer.write(
+            b"POST /api/v1/update/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+            + token.encode() + b"\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n"
+            + b"\0" * 100_000
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.transport.abort()  # the uploader dies half-way
+        await asyncio.sleep(0.5)
+    left = [r for r in caplog.records if r.name.startswith("device") and "client left" in r.getMessage()]
+    assert len(left) == 1 and left[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING], caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert camera.boot().handoff.slots[1].state == "empty"
+    assert "internal_error" not in [e.event for e in device.app[AUDIT_KEY].entries()]

@@ -4,7 +4,7 @@ For every operation, positive and negative examples (a bounded number each),
 sent as each caller: the first-boot admin before the forced change, a viewer,
 an operator, an admin that must still change its password, a full admin, and
 nobody. Every answer: no 5xx, a documented status, the documented content type
-and schema; a 4xx changes nothing (audit head, settings, users), except where a
+and schema; a 4xx changes nothing (audit head, settings, users, sessions), except where a
 refusal is itself recorded by design (failed logins and password changes).
 Figures are printed (pytest -s) and asserted non-trivial.
 """
@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from device.appkeys import AUDIT_KEY, CONFIG_KEY, CREDENTIALS_KEY
+from device.appkeys import AUDIT_KEY, CONFIG_KEY, CREDENTIALS_KEY, SESSIONS_KEY
 from device.openapi import build_openapi
 
 EXAMPLES = int(os.environ.get("REFCAM_FUZZ_EXAMPLES", "8"))  # per operation, mode and caller
@@ -52,7 +52,7 @@ def _state(device: RunningDevice) -> tuple[Any, ...]:
     except FileNotFoundError:
         settings_bytes = b""
     users = tuple(device.app[CREDENTIALS_KEY].list_users())
-    return device.app[AUDIT_KEY].head(), settings_bytes, users
+    return device.app[AUDIT_KEY].head(), settings_bytes, users, device.app[SESSIONS_KEY].count()
 
 
 def _fuzz(
@@ -162,3 +162,4 @@ async def test_schemathesis_finds_no_5xx_no_schema_drift_and_no_4xx_effect(
     assert not failures, "\n".join(failures[:30])
     assert figures["requests"] >= 5 * 19 * EXAMPLES
     assert figures["status_5xx"] == 0
+    assert "internal_error" not in {entry.event for entry in device.app[AUDIT_KEY].entries()}

@@ -471,7 +471,7 @@ class CredentialStore:
         with self._lock:
             return self._untrusted_wait(self._db, username, source, now)
 
-    def _untrusted_wait(self, db: sqlite3.Connection, username: str, source: str, now: float) -> tuple[float, str]:
+    def _source_wait(self, db: sqlite3.Connection, source: str, now: float) -> float:
         times = [
             t
             for (t,) in db.execute(
@@ -479,7 +479,10 @@ class CredentialStore:
                 (source, now - self.throttle.source_window),
             )
         ]
-        by_source = source_retry_after(times, now, self.throttle)
+        return source_retry_after(times, now, self.throttle)
+
+    def _untrusted_wait(self, db: sqlite3.Connection, username: str, source: str, now: float) -> tuple[float, str]:
+        by_source = self._source_wait(db, source, now)
         if by_source > 0:  # per source first: one address cannot run through many accounts
             return by_source, "source"
         row = db.execute(
@@ -508,8 +511,10 @@ class CredentialStore:
                 db.execute("DELETE FROM lockouts WHERE scope = ? AND key = ?", (scope, key))
                 audit("lockout_end", {"scope": scope, "ended": row[0]})
 
-    def _decide_lockout(self, db: sqlite3.Connection, scope: str, key: str, wait: float, failures: int, now: float,
-              audit: AuditSink) -> None:
+    def _decide_lockout(
+        self, db: sqlite3.Connection, scope: str, key: str, wait: float, failures: int, now: float, audit: AuditSink
+    ) -> None:
+        """Lock ``key`` out for ``wait`` seconds and audit the decision (inside the caller's transaction)."""
         db.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?)", (scope, key, now + wait))
         audit("lockout", {"scope": scope, "seconds": wait, "failures": failures})
 
@@ -589,7 +594,7 @@ class CredentialStore:
                 locked = account_wait(failures, self.throttle)
                 self._decide_lockout(db, "device" if nonce else "account", nonce or username, locked, failures, now, record)
             if nonce is None:
-                by_source, _ = self._untrusted_wait(db, "", source, now)
+                by_source = self._source_wait(db, source, now)
                 if by_source > 0 and db.execute(
                     "SELECT 1 FROM lockouts WHERE scope = 'source' AND key = ?", (source,)
                 ).fetchone() is None:

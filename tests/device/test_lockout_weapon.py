@@ -127,3 +127,14 @@ async def test_per_source_throttle_comes_first_and_its_lockout_is_audited(device
             entries = (await r.json())["entries"]
     scopes = [(e["event"], e["detail"].get("scope")) for e in entries if e["event"].startswith("lockout")]
     assert ("lockout", "source") in scopes and ("lockout_end", "source") in scopes
+
+
+async def test_failures_of_the_empty_user_name_are_no_source_lockout(device: RunningDevice) -> None:
+    token = await device.admin_token()
+    attacker = device.client(cookie_jar=aiohttp.DummyCookieJar())
+    for _ in range(3):
+        assert (await _post(attacker, device, "", WRONG))[0] == 401
+        device.clock.advance(10)
+    async with device.client() as s, s.get(device.url("/api/v1/audit?limit=500"), headers=bearer(token)) as r:
+        entries = (await r.json())["entries"]
+    assert not [e for e in entries if e["event"] == "lockout"], entries

@@ -8,8 +8,13 @@ server-side profiles:
   ``server_preferred_order: false``); key-exchange groups X25519, P-256, P-384.
 * ``modern``: TLS 1.3 only, same groups.
 
-Both: no TLS compression (CRIME), no renegotiation, no session tickets
-(Mozilla: tickets weaken forward secrecy without key rotation).
+Both: no TLS compression (CRIME), no renegotiation, and no session tickets of
+any kind: ``OP_NO_TICKET`` stops TLS 1.2 tickets, and ``num_tickets = 0`` stops
+TLS 1.3 ones (with ``OP_NO_TICKET`` alone OpenSSL still sends *stateful* TLS 1.3
+tickets). Tickets encrypted under a long-lived key weaken forward secrecy; a
+camera has few clients, so a full handshake each time costs little. TLS 1.3
+therefore never resumes; TLS 1.2 may still resume by session ID from the
+server's in-memory cache (bounded lifetime, no ticket key).
 
 Python 3.11's ``ssl`` has no ``SSLContext.set_groups`` (added in 3.15), and the
 only built-in knob, ``set_ecdh_curve``, allows exactly one group. We set the
@@ -114,6 +119,7 @@ def server_context(
         # TLS 1.3 suites are all AEAD and are set separately by OpenSSL.
         ctx.set_ciphers(INTERMEDIATE_TLS12_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
+    ctx.num_tickets = 0  # TLS 1.3: OP_NO_TICKET alone still issues stateful tickets
     ctx.options |= ssl.OP_SINGLE_ECDH_USE
     ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE  # Mozilla 5.7: server_preferred_order false
     if not _set_groups(ctx, GROUPS):

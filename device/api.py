@@ -58,14 +58,17 @@ from .config import (
     RuntimeSettings,
     check_update_url,
     load_settings,
+    restore_settings,
     save_settings,
 )
-from .credentials import User
+from .credentials import AuditSink, User
+from .devicecookies import DEVICE_COOKIE
+from .inputs import ascii_int, first_unencodable
 from .sessions import csrf_token_for
 
 if TYPE_CHECKING:
     from common.handoff import BootHandoff
-from .errors import AuditChainError, ConfigError, InvalidCredentials, RequestError, UserError
+from .errors import AuditChainError, ConfigError, RequestError, StorageError, UserError
 
 PREFIX = "/api/v1"
 MAX_NAME_CHARS = 64
@@ -93,6 +96,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise RequestError("malformed_json", f"request body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise RequestError("bad_type", f"request body must be a JSON object, found {type(value).__name__}")
+    bad = first_unencodable(value)
+    if bad is not None:  # a lone surrogate ("\ud800"): valid JSON, but not text anything can store
+        raise RequestError("bad_encoding", f"request body holds a string that is not valid Unicode: {ascii(bad)[:40]}")
     return value
 
 
@@ -136,10 +142,24 @@ def _audit(request: web.Request, event: str, actor: str, detail: dict[str, Any],
     request.config_dict[AUDIT_KEY].record(event, actor=actor, source=_source(request), detail=detail, now=now)
 
 
-def _audit_failure(request: web.Request, username: str, exc: InvalidCredentials, route: str, now: float) -> None:
-    _audit(request, "login_failure", username, {"failures": exc.failures, "route": route}, now)
-    if exc.locked_for:
-        _audit(request, "lockout", username, {"seconds": exc.locked_for, "failures": exc.failures}, now)
+def _audit_hook(
+    request: web.Request, event: str, actor: str, detail: dict[str, Any], now: float
+) -> Callable[[], object]:
+    """The audit record of an effect, to run inside the effect's transaction before COMMIT:
+    if recording fails, the effect is rolled back (they commit together or not at all)."""
+    return functools.partial(
+        request.config_dict[AUDIT_KEY].record, event, actor=actor, source=_source(request), detail=detail, now=now
+    )
+
+
+def _audit_sink(request: web.Request, actor: str, now: float) -> AuditSink:
+    """Where the credential store records login decisions (failure, lockout, its end)."""
+    audit, source = request.config_dict[AUDIT_KEY], _source(request)
+
+    def sink(event: str, detail: dict[str, Any]) -> None:
+        audit.record(event, actor=actor, source=source, detail=detail, now=now)
+
+    return sink
 
 
 def _user_json(user: User) -> dict[str, Any]:
@@ -247,14 +267,20 @@ async def post_session(request: web.Request) -> web.Response:
     password = field(body, "password", str, max_len=MAX_PASSWORD_INPUT)
     now = _now(request)
     store = request.config_dict[CREDENTIALS_KEY]
-    try:
-        user = await _off_loop(store.authenticate, username, password, source=_source(request), now=now)
-    except InvalidCredentials as exc:
-        _audit_failure(request, username, exc, "login", now)
-        raise
+    user = await _off_loop(
+        store.authenticate,
+        username,
+        password,
+        source=_source(request),
+        now=now,
+        device_cookie=request.cookies.get(DEVICE_COOKIE),
+        audit=_audit_sink(request, username, now),
+    )
     config = request.config_dict[CONFIG_KEY]
-    issued = request.config_dict[SESSIONS_KEY].create(user.name, now=now)
-    _audit(request, "login_success", user.name, {"password_change_required": user.must_change}, now)
+    detail = {"password_change_required": user.must_change}
+    issued = request.config_dict[SESSIONS_KEY].create(
+        user.name, now=now, commit_hook=_audit_hook(request, "login_success", user.name, detail, now)
+    )
     response = web.json_response(
         {
             "token": issued.token,
@@ -275,6 +301,17 @@ async def post_session(request: web.Request) -> web.Response:
         samesite="Strict",
         path="/",
         max_age=int(config.sessions.absolute_timeout),
+    )
+    # OWASP device cookie: this client is now recognised, and an account lockout
+    # caused by others does not stop its next logins (credentials.authenticate)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        store.device_cookie(user.name, now=now),
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+        path=f"{PREFIX}/session",
+        max_age=int(config.throttle.device_cookie_max_age),
     )
     return response
 
@@ -301,8 +338,9 @@ async def get_session(request: web.Request) -> web.Response:
 async def delete_session(request: web.Request) -> web.Response:
     """Log out: end this session and clear the cookie."""
     user = request[USER_KEY]
-    request.config_dict[SESSIONS_KEY].delete(user.session_id)
-    _audit(request, "logout", user.name, {}, _now(request))
+    request.config_dict[SESSIONS_KEY].delete(
+        user.session_id, commit_hook=_audit_hook(request, "logout", user.name, {}, _now(request))
+    )
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
@@ -317,13 +355,25 @@ async def post_password(request: web.Request) -> web.Response:
     user = request[USER_KEY]
     now = _now(request)
     store = request.config_dict[CREDENTIALS_KEY]
-    try:
-        await _off_loop(store.change_password, user.name, current, new, source=_source(request), now=now)
-    except InvalidCredentials as exc:  # a wrong current password counts like a failed login
-        _audit_failure(request, user.name, exc, "password_change", now)
-        raise
-    ended = request.config_dict[SESSIONS_KEY].delete_user_sessions(user.name, keep=user.session_id)
-    _audit(request, "password_change", user.name, {"forced": user.must_change, "sessions_ended": ended}, now)
+    sessions = request.config_dict[SESSIONS_KEY]
+
+    def end_other_sessions_and_audit() -> None:  # inside the password change's transaction
+        ended = sessions.delete_user_sessions(user.name, keep=user.session_id)
+        detail = {"forced": user.must_change, "sessions_ended": ended}
+        _audit_hook(request, "password_change", user.name, detail, now)()
+
+    # a wrong current password counts like a failed login (and is audited as one)
+    await _off_loop(
+        store.change_password,
+        user.name,
+        current,
+        new,
+        source=_source(request),
+        now=now,
+        device_cookie=request.cookies.get(DEVICE_COOKIE),
+        audit=_audit_sink(request, user.name, now),
+        commit_hook=end_other_sessions_and_audit,
+    )
     return web.Response(status=204)
 
 
@@ -345,8 +395,10 @@ async def create_user(request: web.Request) -> web.Response:
     role = field(body, "role", str, max_len=16)
     password = field(body, "password", str, max_len=MAX_PASSWORD_INPUT)
     now = _now(request)
-    user = await _off_loop(request.config_dict[CREDENTIALS_KEY].create_user, name, role, password, now=now)
-    _audit(request, "user_create", request[USER_KEY].name, {"username": name, "role": role}, now)
+    hook = _audit_hook(request, "user_create", request[USER_KEY].name, {"username": name, "role": role}, now)
+    user = await _off_loop(
+        request.config_dict[CREDENTIALS_KEY].create_user, name, role, password, now=now, commit_hook=hook
+    )
     return web.json_response(_user_json(user), status=201)
 
 
@@ -368,8 +420,10 @@ async def patch_user(request: web.Request) -> web.Response:
     """Change a user's role {role}."""
     body = await read_json(request)
     role = field(body, "role", str, max_len=16)
-    user = request.config_dict[CREDENTIALS_KEY].set_role(_target(request), role)
-    _audit(request, "user_role", request[USER_KEY].name, {"username": user.name, "role": role}, _now(request))
+    name = _target(request)
+    detail = {"username": name, "role": role}
+    hook = _audit_hook(request, "user_role", request[USER_KEY].name, detail, _now(request))
+    user = request.config_dict[CREDENTIALS_KEY].set_role(name, role, commit_hook=hook)
     return web.json_response(_user_json(user))
 
 
@@ -377,9 +431,10 @@ async def patch_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     """Delete a user and end their sessions (the last admin cannot be deleted)."""
     name = _target(request)
-    request.config_dict[CREDENTIALS_KEY].delete_user(name)
+    hook = _audit_hook(request, "user_delete", request[USER_KEY].name, {"username": name}, _now(request))
+    request.config_dict[CREDENTIALS_KEY].delete_user(name, commit_hook=hook)
+    # a session of a deleted user is refused anyway (access.authenticate finds no user)
     request.config_dict[SESSIONS_KEY].delete_user_sessions(name)
-    _audit(request, "user_delete", request[USER_KEY].name, {"username": name}, _now(request))
     return web.Response(status=204)
 
 
@@ -390,9 +445,16 @@ async def reset_user_password(request: web.Request) -> web.Response:
     password = field(body, "password", str, max_len=MAX_PASSWORD_INPUT)
     name = _target(request)
     now = _now(request)
-    await _off_loop(request.config_dict[CREDENTIALS_KEY].reset_password, name, password, now=now)
-    request.config_dict[SESSIONS_KEY].delete_user_sessions(name)
-    _audit(request, "user_password_reset", request[USER_KEY].name, {"username": name}, now)
+    sessions = request.config_dict[SESSIONS_KEY]
+
+    def end_sessions_and_audit() -> None:  # inside the reset's transaction
+        sessions.delete_user_sessions(name)
+        _audit_hook(request, "user_password_reset", request[USER_KEY].name, {"username": name}, now)()
+
+    await _off_loop(
+        request.config_dict[CREDENTIALS_KEY].reset_password, name, password, now=now,
+        commit_hook=end_sessions_and_audit,
+    )
     return web.Response(status=204)
 
 
@@ -439,10 +501,23 @@ async def patch_settings(request: web.Request) -> web.Response:
         except ConfigError as exc:
             raise RequestError("bad_value", str(exc)) from exc
         changes["update_url"] = [_update_url(request), update_url or config.update_url]
-    save_settings(config.settings_file, RuntimeSettings(password_policy=policy, update_url=update_url))
+    # Settings live in a file, the audit log in SQLite: write, audit, and put the old
+    # file back if the audit record fails, so the change and its record go together.
+    path = config.settings_file
+    try:
+        previous: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        previous = None
+    except OSError as exc:
+        raise StorageError(f"cannot read the settings {path}: {exc}") from exc
+    try:
+        save_settings(path, RuntimeSettings(password_policy=policy, update_url=update_url))
+        _audit(request, "config_change", request[USER_KEY].name, changes, _now(request))
+    except BaseException:
+        restore_settings(path, previous)
+        raise
     if policy is not None:
         store.policy = policy
-    _audit(request, "config_change", request[USER_KEY].name, changes, _now(request))
     return web.json_response({"password_policy": store.policy, "update_url": _update_url(request)})
 
 
@@ -453,9 +528,10 @@ def _int_query(request: web.Request, name: str, default: int, *, low: int, high:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = ascii_int(raw)  # ASCII digits only: "²".isdigit() is true, int("²") raises
+    if value is None or not low <= value <= high:
         raise RequestError("bad_query", f"query parameter {name!r} must be an integer from {low} to {high}")
-    return int(raw)
+    return value
 
 
 @requires("admin")

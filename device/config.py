@@ -38,6 +38,11 @@ class ThrottleConfig:
     Per source address: at most ``source_failures`` failures in any
     ``source_window`` seconds, then the source waits until the window clears.
     Unknown user names are counted exactly like real ones (no enumeration).
+
+    Per-account limits bind untrusted clients only. A login presenting a valid
+    device cookie for its user (``device.devicecookies``, OWASP's scheme) skips
+    the source and account limits and meets the same back-off and lockout
+    curve counted per cookie instead, so an attacker cannot lock the owner out.
     """
 
     backoff_base: float = 1.0  # seconds, wait after the first failure
@@ -46,6 +51,22 @@ class ThrottleConfig:
     lockout_max: float = 900.0  # seconds (15 min)
     source_failures: int = 20  # failures per window
     source_window: float = 60.0  # seconds
+    device_cookie_max_age: float = 365 * 86400.0  # seconds a device cookie is honoured
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Slow clients and the connection cap (``device.listener``)."""
+
+    handshake_timeout: float = 10.0  # seconds from accept to an established TLS session
+    header_timeout: float = 10.0  # seconds from the handshake to a complete request head
+    body_timeout: float = 10.0  # seconds: longest pause between body bytes (whole body without a session)
+    idle_timeout: float = 15.0  # seconds a kept-alive connection waits for its next request head
+    max_connections: int = 256  # connections, at most half the file-descriptor limit
+    per_source: int = 32  # connections from one client address
+    new_per_second: float = 10.0  # new connections a second from one address (bursts of per_source)
+    reserve: int = 16  # connections kept for new sessions once the others are busy
+    tick: float = 0.25  # seconds between deadline checks
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,7 @@ class DeviceConfig:
     password_policy: PasswordPolicyName = "nist-800-63b"  # noqa: S105 - a profile name
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     sessions: SessionConfig = field(default_factory=SessionConfig)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     api_max_body: int = 64 * 1024  # bytes, largest JSON request body
     hsts_max_age: int = 63072000  # seconds (2 years, Mozilla guideline)
     server_header: str = "refcam"  # no version (no fingerprinting)
@@ -131,19 +153,28 @@ MAX_URL = 256  # characters
 
 
 def check_update_url(value: object) -> str:
-    """An update source must be a plain https origin (plus an optional path)."""
+    """An update source must be a plain https origin (plus an optional path).
+
+    Only :class:`ConfigError` is raised, whatever the value: printable ASCII
+    (an IDN host in its punycode form), no space, a host that parses (a
+    bracketed IPv6 literal is checked), a port in 0..65535.
+    """
     if not isinstance(value, str) or not 0 < len(value) <= MAX_URL:
         raise ConfigError(f"update_url must be a string of 1..{MAX_URL} characters")
-    parts = urlsplit(value)
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ConfigError(
+            f"update_url {value!a} must be printable ASCII without spaces (IDN hosts in punycode)"
+        )
     try:
-        port = parts.port
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check (ValueError when out of range)
+        host = parts.hostname
     except ValueError as exc:
-        raise ConfigError(f"update_url {value!r} has a bad port") from exc
-    if parts.scheme != "https" or not parts.hostname:
+        raise ConfigError(f"update_url {value!r} is not a valid URL: {exc}") from exc
+    if parts.scheme != "https" or not host:
         raise ConfigError(f"update_url {value!r} must be an https:// URL with a host")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"update_url {value!r} must not carry credentials, a query or a fragment")
-    del port
     return value.rstrip("/")
 
 
@@ -159,6 +190,14 @@ def load_settings(path: Path) -> RuntimeSettings:
         return RuntimeSettings.from_json(json.loads(text))
     except ValueError as exc:
         raise ConfigError(f"settings file {path} is not JSON: {exc}") from exc
+
+
+def restore_settings(path: Path, previous: bytes | None) -> None:
+    """Put back the settings file as it was (``None``: there was none)."""
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomic(path, previous)
 
 
 def save_settings(path: Path, settings: RuntimeSettings) -> None:

@@ -26,14 +26,15 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from common.flaws import UnsafeFlaws
 from common.passwords import (
@@ -48,6 +49,7 @@ from common.sqlitedb import open_database
 from .access import ROLES, Role
 from .blocklist import is_blocklisted
 from .config import PASSWORD_POLICIES, PasswordPolicyName, ThrottleConfig
+from .devicecookies import device_cookie_nonce, issue_device_cookie, new_device_key
 from .errors import (
     InvalidCredentials,
     PasswordPolicyError,
@@ -64,6 +66,17 @@ NIST_MIN_CHARS = 15  # NIST SP 800-63B rev. 4, single-factor password
 KR_RULES = ((8, 3), (10, 2))  # (minimum length, minimum character classes)
 CONTEXT_MIN_CHARS = 4  # context words shorter than this are only refused as the whole password
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+# Called inside a write's transaction, just before COMMIT (the API records the audit
+# entry there): if it raises, the write is rolled back, so an effect never outlives
+# a failed audit record.
+CommitHook = Callable[[], object]
+# (event, detail): records a login decision into the audit log, inside its transaction
+AuditSink = Callable[[str, dict[str, Any]], object]
+
+
+def _no_audit(event: str, detail: dict[str, Any]) -> None:
+    del event, detail
 
 
 @dataclass(frozen=True)
@@ -195,6 +208,21 @@ CREATE TABLE IF NOT EXISTS source_failures (
     time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS source_failures_by_source ON source_failures (source, time);
+CREATE TABLE IF NOT EXISTS device_failures (
+    nonce TEXT PRIMARY KEY,  -- a device cookie's nonce (devicecookies)
+    failures INTEGER NOT NULL,
+    last_failure REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lockouts (  -- decided lockouts, so their end is audited once
+    scope TEXT NOT NULL,  -- account, source or device
+    key TEXT NOT NULL,
+    until REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS device_key (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    key BLOB NOT NULL  -- HMAC key of the device cookies
+);
 """
 
 
@@ -221,6 +249,7 @@ class CredentialStore:
         self.policy = policy
         self.context = context
         self.throttle = throttle
+        self._device_key = new_device_key()  # replaced by the stored key in open()
 
     @classmethod
     def open(
@@ -251,11 +280,15 @@ class CredentialStore:
                         "INSERT INTO users VALUES ('admin', 'admin', ?, ?, ?, ?)",
                         (first_hash, must_change, now, now),
                     )
+                db.execute("INSERT OR IGNORE INTO device_key VALUES (1, ?)", (new_device_key(),))
+                (device_key,) = db.execute("SELECT key FROM device_key WHERE id = 1").fetchone()
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the user database {path}: {exc}") from exc
-        return cls(
+        store = cls(
             db, initial_hash=initial_hash, policy=policy, context=context, throttle=throttle, flaws=flaws
         )
+        store._device_key = bytes(device_key)
+        return store
 
     def close(self) -> None:
         with self._lock:
@@ -300,24 +333,54 @@ class CredentialStore:
         if reasons:
             raise PasswordPolicyError(reasons)
 
+    @contextlib.contextmanager
+    def _transaction(
+        self, commit_hook: CommitHook | None, *, keep_cache: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``commit_hook()`` ... ``COMMIT``; any exception rolls back.
+
+        ``keep_cache`` for writes that leave the ``users`` table alone (throttling).
+        """
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    yield self._db
+                    if commit_hook is not None:
+                        commit_hook()
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot write the user database: {exc}") from exc
+            finally:
+                if not keep_cache:
+                    self._users = None  # whatever happened, read the users again
+
     def create_user(
-        self, name: str, role: str, password: str, *, now: float, must_change: bool = True
+        self,
+        name: str,
+        role: str,
+        password: str,
+        *,
+        now: float,
+        must_change: bool = True,
+        commit_hook: CommitHook | None = None,
     ) -> User:
         if not USERNAME_RE.fullmatch(name):
             raise UserError("invalid_username", "user name must be 1-32 of A-Z a-z 0-9 _ . -")
         role_ = _role(role)
         self._check_new_password(name, password)
         encoded = hash_password(normalize_password(password))
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.execute(
-                        "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
-                        (name, role_, encoded, int(must_change), now, now),
-                    )
-                    self._users = None
-            except sqlite3.IntegrityError as exc:
-                raise UserError("user_exists", f"user {name!r} already exists", status=409) from exc
+        try:
+            with self._transaction(commit_hook) as db:
+                if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                    raise UserError("user_exists", f"user {name!r} already exists", status=409)
+                db.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, role_, encoded, int(must_change), now, now),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise UserError("user_exists", f"user {name!r} already exists", status=409) from exc
         return User(name, role_, must_change, now, now)
 
     def _require(self, name: str) -> User:
@@ -330,127 +393,237 @@ class CredentialStore:
         (n,) = self._db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetchone()
         return int(n)
 
-    def delete_user(self, name: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+    def delete_user(self, name: str, *, commit_hook: CommitHook | None = None) -> None:
+        with self._transaction(commit_hook) as db:
+            row = db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise UserError("no_such_user", f"there is no user {name!r}", status=404)
             if row[0] == "admin" and self._admins() == 1:
                 raise UserError("last_admin", "cannot delete the last admin", status=409)
-            self._db.execute("DELETE FROM users WHERE name = ?", (name,))
-            self._users = None
+            db.execute("DELETE FROM users WHERE name = ?", (name,))
 
-    def set_role(self, name: str, role: str) -> User:
+    def set_role(self, name: str, role: str, *, commit_hook: CommitHook | None = None) -> User:
         role_ = _role(role)
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        with self._transaction(commit_hook) as db:
+            row = db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise UserError("no_such_user", f"there is no user {name!r}", status=404)
             if row[0] == "admin" and role_ != "admin" and self._admins() == 1:
                 raise UserError("last_admin", "cannot demote the last admin", status=409)
-            self._db.execute("UPDATE users SET role = ? WHERE name = ?", (role_, name))
-            self._users = None
+            db.execute("UPDATE users SET role = ? WHERE name = ?", (role_, name))
         return self._require(name)
 
-    def reset_password(self, name: str, password: str, *, now: float) -> User:
+    def reset_password(
+        self, name: str, password: str, *, now: float, commit_hook: CommitHook | None = None
+    ) -> User:
         """An admin sets ``name``'s password; the user must change it at next login."""
         self._require(name)
         self._check_new_password(name, password)
         encoded = hash_password(normalize_password(password))
-        with self._lock, self._db:
-            self._db.execute(
+        with self._transaction(commit_hook) as db:
+            cursor = db.execute(
                 "UPDATE users SET hash = ?, must_change = 1, password_changed = ? WHERE name = ?",
                 (encoded, now, name),
             )
-            self._users = None
+            if cursor.rowcount != 1:  # deleted while the new hash was computed
+                raise UserError("no_such_user", f"there is no user {name!r}", status=404)
         return self._require(name)
 
-    def change_password(self, name: str, current: str, new: str, *, source: str, now: float) -> User:
+    def change_password(
+        self,
+        name: str,
+        current: str,
+        new: str,
+        *,
+        source: str,
+        now: float,
+        device_cookie: str | None = None,
+        audit: AuditSink | None = None,
+        commit_hook: CommitHook | None = None,
+    ) -> User:
         """The user changes their own password (the forced change, or later).
 
         ``current`` is checked through :meth:`authenticate`, so guessing it from
         a stolen session is throttled like any login.
         """
-        self.authenticate(name, current, source=source, now=now)
+        self.authenticate(
+            name, current, source=source, now=now, device_cookie=device_cookie, audit=audit,
+            route="password_change",
+        )
         self._check_new_password(name, new)
         if normalize_password(new) == normalize_password(current):
             raise PasswordPolicyError(["new password is the same as the current password"])
         encoded = hash_password(normalize_password(new))
-        with self._lock, self._db:
-            self._db.execute(
+        with self._transaction(commit_hook) as db:
+            db.execute(
                 "UPDATE users SET hash = ?, must_change = 0, password_changed = ? WHERE name = ?",
                 (encoded, now, name),
             )
-            self._users = None
         return self._require(name)
 
     # -- login ---------------------------------------------------------------
 
     def retry_after(self, username: str, source: str, *, now: float) -> tuple[float, str]:
-        """The longer of the account's and the source's wait, and which one it is."""
+        """The wait an untrusted client meets: the source's first, then the account's."""
         with self._lock:
-            return self._retry_after(username, source, now)
+            return self._untrusted_wait(self._db, username, source, now)
 
-    def _retry_after(self, username: str, source: str, now: float) -> tuple[float, str]:
-        row = self._db.execute(
-            "SELECT failures, last_failure FROM account_failures WHERE name = ?", (username,)
-        ).fetchone()
-        account = account_retry_after(row[0], row[1], now, self.throttle) if row else 0.0
+    def _source_wait(self, db: sqlite3.Connection, source: str, now: float) -> float:
         times = [
             t
-            for (t,) in self._db.execute(
+            for (t,) in db.execute(
                 "SELECT time FROM source_failures WHERE source = ? AND time > ?",
                 (source, now - self.throttle.source_window),
             )
         ]
-        by_source = source_retry_after(times, now, self.throttle)
-        return (account, "account") if account >= by_source else (by_source, "source")
+        return source_retry_after(times, now, self.throttle)
 
-    def authenticate(self, username: str, password: str, *, source: str, now: float) -> User:
+    def _untrusted_wait(self, db: sqlite3.Connection, username: str, source: str, now: float) -> tuple[float, str]:
+        by_source = self._source_wait(db, source, now)
+        if by_source > 0:  # per source first: one address cannot run through many accounts
+            return by_source, "source"
+        row = db.execute(
+            "SELECT failures, last_failure FROM account_failures WHERE name = ?", (username,)
+        ).fetchone()
+        return (account_retry_after(row[0], row[1], now, self.throttle) if row else 0.0), "account"
+
+    def _device_wait(self, db: sqlite3.Connection, nonce: str, now: float) -> tuple[float, str]:
+        row = db.execute("SELECT failures, last_failure FROM device_failures WHERE nonce = ?", (nonce,)).fetchone()
+        return (account_retry_after(row[0], row[1], now, self.throttle) if row else 0.0), "device"
+
+    def device_cookie(self, username: str, *, now: float) -> str:
+        """A new signed device cookie for ``username`` (given after a successful login)."""
+        return issue_device_cookie(self._device_key, username, now=now)
+
+    def _trusted_nonce(self, cookie: str | None, username: str, now: float) -> str | None:
+        return device_cookie_nonce(
+            self._device_key, cookie, username, now=now, max_age=self.throttle.device_cookie_max_age
+        )
+
+    def _end_lockouts(self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]], now: float, audit: AuditSink) -> None:
+        """Record the end of every lockout of ``keys`` that is over by ``now``."""
+        for scope, key in keys:
+            row = db.execute("SELECT until FROM lockouts WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+            if row is not None and row[0] <= now:
+                db.execute("DELETE FROM lockouts WHERE scope = ? AND key = ?", (scope, key))
+                audit("lockout_end", {"scope": scope, "ended": row[0]})
+
+    def _decide_lockout(
+        self, db: sqlite3.Connection, scope: str, key: str, wait: float, failures: int, now: float, audit: AuditSink
+    ) -> None:
+        """Lock ``key`` out for ``wait`` seconds and audit the decision (inside the caller's transaction)."""
+        db.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?)", (scope, key, now + wait))
+        audit("lockout", {"scope": scope, "seconds": wait, "failures": failures})
+
+    def authenticate(
+        self,
+        username: str,
+        password: str,
+        *,
+        source: str,
+        now: float,
+        device_cookie: str | None = None,
+        audit: AuditSink | None = None,
+        route: str = "login",
+    ) -> User:
         """The user, or raise :class:`Throttled` / :class:`InvalidCredentials`.
 
+        Untrusted clients meet the per-source throttle first, then the per-account
+        back-off and lockout. A client presenting a valid device cookie for this
+        user (:mod:`device.devicecookies`) is trusted: only its own per-cookie
+        back-off applies, so an attacker elsewhere cannot lock the owner out.
+
         The failure is recorded *before* the slow hash is checked and undone on
-        success, so parallel guesses cannot all slip past the throttle.
+        success or on an unexpected error, so parallel guesses cannot all slip past
+        the throttle and a crash has no effect. ``audit(event, detail)`` is called
+        inside the transactions that make the decisions (``login_failure``,
+        ``lockout`` and ``lockout_end`` with their scope), so they commit together.
         """
+        record: AuditSink = audit or _no_audit
+        unthrottled = {"failures": 0, "route": route, "trusted_client": False}
         if "user-enumeration" in self.flaws and self.get_user(username) is None:
+            record("login_failure", unthrottled)
             raise UnsafeUnknownUser("no such user")  # UNSAFE flaw profile: tells names apart
         if "no-lockout" in self.flaws:
-            return self._unsafe_authenticate_without_throttle(username, password)
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            wait, scope = self._retry_after(username, source, now)
-            if wait > 0:
-                raise Throttled(retry_after=max(1, int(wait + 0.999)), scope=scope)
-            row = self._db.execute("SELECT * FROM users WHERE name = ?", (username,)).fetchone()
-            previous = self._db.execute(
-                "SELECT failures, last_failure FROM account_failures WHERE name = ?", (username,)
-            ).fetchone()
-            failures = (previous[0] if previous else 0) + 1
-            self._db.execute(
-                "INSERT OR REPLACE INTO account_failures VALUES (?, ?, ?)", (username, failures, now)
-            )
-            cursor = self._db.execute("INSERT INTO source_failures (source, time) VALUES (?, ?)", (source, now))
-            source_row = cursor.lastrowid
-            self._db.execute(
-                "DELETE FROM source_failures WHERE time <= ?", (now - self.throttle.source_window,)
-            )
+            try:
+                return self._unsafe_authenticate_without_throttle(username, password)
+            except InvalidCredentials:
+                record("login_failure", unthrottled)
+                raise
+        nonce = self._trusted_nonce(device_cookie, username, now)
+        keys = [("device", nonce)] if nonce is not None else [("source", source), ("account", username)]
+        row: tuple[str, str, str, int, float, float] | None = None
+        failures, source_row = 0, None
+        with self._transaction(None, keep_cache=True) as db:
+            self._end_lockouts(db, keys, now, record)
+            if nonce is not None:
+                wait, scope = self._device_wait(db, nonce, now)
+            else:
+                wait, scope = self._untrusted_wait(db, username, source, now)
+            if wait <= 0:
+                row = db.execute("SELECT * FROM users WHERE name = ?", (username,)).fetchone()
+                failures, source_row = self._count_failure(db, username, source, nonce, now)
+        if wait > 0:
+            raise Throttled(retry_after=max(1, int(wait + 0.999)), scope=scope)
         encoded = row[2] if row is not None else DUMMY_HASH
         try:
-            verify_password(normalize_password(password), encoded)
-            ok = row is not None
-        except (InvalidPassword, PasswordHashFormatError):
-            ok = False
-        if not ok:
-            locked = account_wait(failures, self.throttle) if failures >= self.throttle.account_lockout_after else 0.0
-            raise InvalidCredentials(
-                "invalid user name or password", failures=failures, locked_for=locked
-            )
-        with self._lock, self._db:  # success: undo the pessimistic failure, reset the count
-            self._db.execute("DELETE FROM account_failures WHERE name = ?", (username,))
-            self._db.execute("DELETE FROM source_failures WHERE id = ?", (source_row,))
-        return self._user(row)
+            try:
+                verify_password(normalize_password(password), encoded)
+                ok = row is not None
+            except (InvalidPassword, PasswordHashFormatError):
+                ok = False
+        except BaseException:  # an unexpected error: no effect at all
+            with self._transaction(None, keep_cache=True) as db:
+                self._uncount_failure(db, username, nonce, source_row)
+            raise
+        if ok and row is not None:
+            with self._transaction(None, keep_cache=True) as db:  # undo the pessimistic failure, reset
+                if nonce is not None:
+                    db.execute("DELETE FROM device_failures WHERE nonce = ?", (nonce,))
+                else:
+                    db.execute("DELETE FROM account_failures WHERE name = ?", (username,))
+                    db.execute("DELETE FROM source_failures WHERE id = ?", (source_row,))
+            return self._user(row)
+        locked = 0.0
+        with self._transaction(None, keep_cache=True) as db:
+            record("login_failure", {"failures": failures, "route": route, "trusted_client": nonce is not None})
+            if failures >= self.throttle.account_lockout_after:
+                locked = account_wait(failures, self.throttle)
+                self._decide_lockout(db, "device" if nonce else "account", nonce or username, locked, failures, now, record)
+            if nonce is None:
+                by_source = self._source_wait(db, source, now)
+                if by_source > 0 and db.execute(
+                    "SELECT 1 FROM lockouts WHERE scope = 'source' AND key = ?", (source,)
+                ).fetchone() is None:
+                    self._decide_lockout(db, "source", source, by_source, self.throttle.source_failures, now, record)
+        raise InvalidCredentials("invalid user name or password", failures=failures, locked_for=locked)
+
+    def _count_failure(
+        self, db: sqlite3.Connection, username: str, source: str, nonce: str | None, now: float
+    ) -> tuple[int, int | None]:
+        """Count a failure before the hash is checked; returns the new count and the source row."""
+        table, column, key = (
+            ("device_failures", "nonce", nonce) if nonce is not None else ("account_failures", "name", username)
+        )
+        previous = db.execute(f"SELECT failures FROM {table} WHERE {column} = ?", (key,)).fetchone()  # noqa: S608
+        failures = (previous[0] if previous else 0) + 1
+        db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (key, failures, now))  # noqa: S608
+        source_row = None
+        if nonce is None:
+            source_row = db.execute(
+                "INSERT INTO source_failures (source, time) VALUES (?, ?)", (source, now)
+            ).lastrowid
+            db.execute("DELETE FROM source_failures WHERE time <= ?", (now - self.throttle.source_window,))
+        return failures, source_row
+
+    @staticmethod
+    def _uncount_failure(db: sqlite3.Connection, username: str, nonce: str | None, source_row: int | None) -> None:
+        table, column, key = (
+            ("device_failures", "nonce", nonce) if nonce is not None else ("account_failures", "name", username)
+        )
+        db.execute(f"UPDATE {table} SET failures = failures - 1 WHERE {column} = ?", (key,))  # noqa: S608
+        db.execute(f"DELETE FROM {table} WHERE {column} = ? AND failures <= 0", (key,))  # noqa: S608
+        db.execute("DELETE FROM source_failures WHERE id = ?", (source_row,))
 
     def _unsafe_authenticate_without_throttle(self, username: str, password: str) -> User:
         """The ``no-lockout`` flaw profile: the same check with no throttling at all."""

@@ -47,9 +47,11 @@ from common import tls
 from common.flaws import PLAINTEXT_FLAW_PORT_OFFSET, UnsafeFlaws
 from common.handoff import EXIT_REBOOT, BootHandoff
 
-from .appkeys import AUDIT_KEY, CLOCK_KEY, REBOOT_KEY
+from . import logs
+from .appkeys import AUDIT_KEY, CLOCK_KEY, CONNECTIONS_KEY, REBOOT_KEY
 from .config import PASSWORD_POLICIES, DeviceConfig
 from .errors import ConfigError
+from .listener import GuardedSite, runner_options
 from .server import Extension, builtin_extensions, create_app, create_redirect_app
 from .stream import build_pipeline, stream_options
 from .stream.web import add_stream_routes
@@ -185,7 +187,7 @@ async def serve(
     if extensions is None:
         extensions = extensions_for(handoff, args)
     app = create_app(config, handoff=handoff, clock=clock, extensions=extensions)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, **runner_options(config.connections))
     await runner.setup()
     redirect_runner: web.AppRunner | None = None
     stop = asyncio.Event()
@@ -194,7 +196,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     try:
-        site = web.TCPSite(runner, args.host, args.port, ssl_context=context)
+        site = GuardedSite(runner, args.host, args.port, guard=app[CONNECTIONS_KEY], ssl_context=context)
         await _listen(site, args.host, args.port)
         port = _bound_port(site, args.port)
         if "plaintext-http" in config.flaws:  # UNSAFE flaw profile: the whole API over HTTP
@@ -202,9 +204,12 @@ async def serve(
             await _listen(web.TCPSite(runner, args.host, plain_port), args.host, plain_port)
             announce(f"UNSAFE: management API also on http://{args.host}:{plain_port}")
         if args.redirect_port is not None:
-            redirect_runner = web.AppRunner(create_redirect_app(port), access_log=None)
+            redirect_app = create_redirect_app(port, host=args.host, limits=config.connections)
+            redirect_runner = web.AppRunner(redirect_app, **runner_options(config.connections))
             await redirect_runner.setup()
-            redirect_site = web.TCPSite(redirect_runner, args.host, args.redirect_port)
+            redirect_site = GuardedSite(
+                redirect_runner, args.host, args.redirect_port, guard=redirect_app[CONNECTIONS_KEY]
+            )
             await _listen(redirect_site, args.host, args.redirect_port)
             announce(
                 f"refcam device redirecting http://{args.host}:"
@@ -231,7 +236,7 @@ async def serve(
         await runner.cleanup()
 
 
-async def _listen(site: web.TCPSite, host: str, port: int) -> None:
+async def _listen(site: web.BaseSite, host: str, port: int) -> None:
     try:
         await site.start()
     except OSError as exc:
@@ -286,7 +291,7 @@ async def confirm_trial(
     announce(f"trial firmware {handoff.firmware.version} passed its health check and is confirmed")
 
 
-def _bound_port(site: web.TCPSite, requested: int) -> int:
+def _bound_port(site: web.BaseSite, requested: int) -> int:
     server = site._server  # the asyncio server: the real port when 0 was asked for
     sockets = getattr(server, "sockets", None) or []
     return int(sockets[0].getsockname()[1]) if sockets else requested
@@ -298,6 +303,8 @@ def run(handoff: BootHandoff, argv: list[str]) -> int:
 
     def announce(line: str) -> None:
         print(line, flush=True)
+
+    logs.install()  # one line per event, rate-limited: hostile clients cannot fill the log
 
     result = asyncio.run(serve(handoff, args, announce=announce))
     sys.stdout.flush()

@@ -2,7 +2,8 @@
 
 Nothing is written by hand twice: paths and methods come from
 ``app.router``, the summary from each handler's docstring, and the security
-requirement from ``access.requires``. Routes added by extensions (web UI,
+requirement from ``access.requires``; request and answer schemas of the core
+API come from ``apischema.OPERATIONS`` (what the schemathesis run checks). Routes added by extensions (web UI,
 stream, update) appear automatically.
 
 Example::
@@ -19,17 +20,23 @@ from typing import Any
 from aiohttp import web
 
 from .access import requirement_of, requires
+from .apischema import OPERATIONS
 from .appkeys import HANDOFF_KEY
 
 OPENAPI_VERSION = "3.1.0"
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message"],
-    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "retry_after": {"type": "integer"},  # throttled
+        "reasons": {"type": "array", "items": {"type": "string"}},  # password_policy
+    },
 }
 
 
-def _operation(route: web.AbstractRoute) -> dict[str, Any]:
+def _operation(route: web.AbstractRoute, method: str, path: str) -> dict[str, Any]:
     handler = route.handler
     requirement = requirement_of(handler) or "undeclared"
     doc = inspect.getdoc(handler) or ""
@@ -49,8 +56,18 @@ def _operation(route: web.AbstractRoute) -> dict[str, Any]:
         op["security"] = []
     else:
         op["security"] = [{"bearer": []}, {"cookie": []}]
-        op["responses"]["401"] = {"description": "authentication_required"}
-        op["responses"]["403"] = {"description": "forbidden / password_change_required / csrf"}
+        for status, text in (("401", "authentication_required"), ("403", "forbidden / password_change_required / csrf")):
+            op["responses"][status] = {
+                "description": text,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+    spec = OPERATIONS.get((method, path))
+    if spec is not None:
+        op["responses"].update(spec["responses"])
+        if "requestBody" in spec:
+            op["requestBody"] = spec["requestBody"]
+        if "parameters" in spec:
+            op["parameters"] = spec["parameters"]
     return op
 
 
@@ -69,7 +86,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             item["parameters"] = params
         methods = ["get", "post", "put", "patch", "delete"] if route.method == "*" else [route.method.lower()]
         for method in methods:
-            item[method] = _operation(route)
+            item[method] = _operation(route, method, path)
     handoff = app.get(HANDOFF_KEY)
     version = handoff.firmware.version if handoff is not None else "unknown"
     return {

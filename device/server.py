@@ -18,9 +18,10 @@ Resources (the user, session and audit databases) are opened by one
 ``device.appkeys``. Extensions (web UI, stream, update) are callables
 ``f(app)`` that add routes, each handler decorated with ``access.requires``.
 
-``create_redirect_app(https_port)`` is the optional plain-HTTP listener: it
-answers every request with ``308`` to the same path on HTTPS, with an empty
-body, and never reads the request body or its credentials.
+``create_redirect_app(https_port, host=...)`` is the optional plain-HTTP
+listener: it answers every request with ``308`` to the same path on HTTPS of
+the configured listen address (never the client's ``Host`` header), with an
+empty body, and never reads the request body or its credentials.
 
 Example::
 
@@ -39,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from common.handoff import BootHandoff
@@ -49,13 +51,15 @@ from .appkeys import (
     AUDIT_KEY,
     CLOCK_KEY,
     CONFIG_KEY,
+    CONNECTIONS_KEY,
     CREDENTIALS_KEY,
     HANDOFF_KEY,
     REBOOT_KEY,
     SESSIONS_KEY,
+    USER_KEY,
 )
 from .audit import AuditLog
-from .config import DeviceConfig, load_settings
+from .config import ConnectionLimits, DeviceConfig, load_settings
 from .credentials import CredentialStore, PolicyContext
 from .errors import (
     AuditChainError,
@@ -69,6 +73,7 @@ from .errors import (
     UnsafeUnknownUser,
     UserError,
 )
+from .listener import ConnectionGuard, connection_middleware
 
 log = logging.getLogger(__name__)
 
@@ -152,24 +157,60 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
+    except ConnectionError as exc:  # the client left mid-request (aborted upload, slow body closed)
+        log.warning("client left during %s %s: %s", request.method, request.path, exc)
+        return _json_error(400, "client_gone", "the connection was lost")  # nobody reads it
+    except HttpProcessingError as exc:  # a body the HTTP parser refused mid-stream (bad chunking...)
+        log.warning("malformed request body in %s %s: %s", request.method, request.path, exc.message)
+        return _json_error(400, "bad_request", "malformed request body")
     except PasswordHashFormatError:
         log.exception("stored password hash is corrupt")
         return _json_error(503, "storage", "device storage failure; see the device log")
-    except Exception:
+    except Exception as exc:
         log.exception("unexpected error in %s %s", request.method, request.path)
+        _audit_internal_error(request, exc)
         return _json_error(500, "internal", "internal error")
 
 
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` as ASCII for the audit log, whatever it holds (lone surrogates included)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:limit]
+
+
+def _audit_internal_error(request: web.Request, exc: Exception) -> None:
+    """An unexpected exception is an ``internal_error`` audit entry (effects were rolled back)."""
+    audit = request.app.get(AUDIT_KEY)
+    if audit is None:
+        return
+    user = request.get(USER_KEY)
+    try:
+        audit.record(
+            "internal_error",
+            actor=user.name if user is not None else "-",
+            source=request.remote or "unknown",
+            detail={"method": request.method, "path": _printable(request.path), "exception": type(exc).__name__},
+            now=request.config_dict[CLOCK_KEY](),
+        )
+    except DeviceError as audit_exc:  # the 500 goes out anyway; the device log has both
+        log.error("cannot record the internal error in the audit log: %s", audit_exc)
+
+
+def security_headers(config: DeviceConfig) -> dict[str, str]:
+    """The headers every HTTPS response carries (parser-level errors included)."""
+    return {
+        "Strict-Transport-Security": f"max-age={config.hsts_max_age}",
+        "Server": config.server_header,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    config = request.config_dict[CONFIG_KEY]
     headers = response.headers
-    headers["Strict-Transport-Security"] = f"max-age={config.hsts_max_age}"
-    headers["Server"] = config.server_header
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers.update(request.config_dict[CONNECTIONS_KEY].error_headers)
     if request.path.startswith("/api/") and "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"
 
@@ -262,8 +303,10 @@ def create_app(
     from . import api
 
     app = web.Application(
-        middlewares=[error_middleware, access_middleware], client_max_size=config.api_max_body
+        middlewares=[connection_middleware, error_middleware, access_middleware],
+        client_max_size=config.api_max_body,
     )
+    app[CONNECTIONS_KEY] = ConnectionGuard(config.connections, headers=security_headers(config))
     app[CONFIG_KEY] = config
     app[HANDOFF_KEY] = handoff
     app[CLOCK_KEY] = clock
@@ -279,18 +322,28 @@ def create_app(
     return app
 
 
-def _redirect_handler(https_port: int) -> Handler:
+def _redirect_host(listen_host: str, request: web.Request) -> str:
+    """The host of the HTTPS URL: the configured listen address, never the Host header.
+
+    A wildcard listen address (``0.0.0.0``, ``::``) names no host, so the local
+    address the client reached is used (the kernel's word, not the client's).
+    """
+    try:
+        address = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return listen_host  # a configured name (e.g. localhost)
+    if not address.is_unspecified:
+        return str(address)
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    return str(sockname[0]) if isinstance(sockname, tuple) and sockname else "localhost"
+
+
+def _redirect_handler(https_port: int, listen_host: str) -> Handler:
     @requires("public")
     async def redirect(request: web.Request) -> web.StreamResponse:
-        host = request.url.host or ""
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if not host or not all(c.isalnum() or c in "-." for c in host):
-                host = "localhost"
         target = URL.build(
             scheme="https",
-            host=host,
+            host=_redirect_host(listen_host, request),
             port=https_port,
             path=request.path,
             query_string=request.query_string,
@@ -302,10 +355,13 @@ def _redirect_handler(https_port: int) -> Handler:
     return redirect
 
 
-def create_redirect_app(https_port: int) -> web.Application:
-    """Plain HTTP that only redirects to HTTPS on ``https_port``."""
-    app = web.Application(client_max_size=1)
-    app.router.add_route("*", "/{tail:.*}", _redirect_handler(https_port))
+def create_redirect_app(
+    https_port: int, *, host: str = "localhost", limits: ConnectionLimits | None = None
+) -> web.Application:
+    """Plain HTTP that only redirects to HTTPS on ``https_port`` of ``host`` (the listen address)."""
+    app = web.Application(client_max_size=1, middlewares=[connection_middleware])
+    app[CONNECTIONS_KEY] = ConnectionGuard(limits or ConnectionLimits())
+    app.router.add_route("*", "/{tail:.*}", _redirect_handler(https_port, host))
     app.on_response_prepare.append(_redirect_headers)
     return app
 

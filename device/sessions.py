@@ -23,6 +23,7 @@ import hmac
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -108,18 +109,29 @@ class SessionStore:
         with self._lock:
             self._db.close()
 
-    def create(self, username: str, *, now: float) -> IssuedSession:
+    def create(
+        self, username: str, *, now: float, commit_hook: Callable[[], object] | None = None
+    ) -> IssuedSession:
+        """A new session; ``commit_hook`` (the audit record) runs before COMMIT, and if it
+        raises the session is never created."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         session = Session(token_digest(token), username, now, now)
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?, ?)", (session.session_id, username, now, now)
-            )
-            self._db.execute(
-                "DELETE FROM sessions WHERE created <= ? OR last_seen <= ?",
-                (now - self.config.absolute_timeout, now - self.config.idle_timeout),
-            )
+        with self._lock:
             self._cache.clear()
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute(
+                        "INSERT INTO sessions VALUES (?, ?, ?, ?)", (session.session_id, username, now, now)
+                    )
+                    self._db.execute(
+                        "DELETE FROM sessions WHERE created <= ? OR last_seen <= ?",
+                        (now - self.config.absolute_timeout, now - self.config.idle_timeout),
+                    )
+                    if commit_hook is not None:
+                        commit_hook()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot write the session database: {exc}") from exc
         return IssuedSession(token=token, csrf_token=csrf_token_for(token), session=session)
 
     def resolve(self, token: str, *, now: float) -> Session:
@@ -154,10 +166,18 @@ class SessionStore:
         if not presented or not hmac.compare_digest(expected, presented.encode("utf-8", "surrogatepass")):
             raise SessionError("missing or wrong CSRF token")
 
-    def delete(self, session_id: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+    def delete(self, session_id: str, *, commit_hook: Callable[[], object] | None = None) -> None:
+        """End one session; ``commit_hook`` (the audit record) runs before COMMIT."""
+        with self._lock:
             self._cache.pop(session_id, None)
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+                    if commit_hook is not None:
+                        commit_hook()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot write the session database: {exc}") from exc
 
     def delete_user_sessions(self, username: str, *, keep: str | None = None) -> int:
         """End every session of ``username`` except ``keep``; returns how many ended."""

@@ -6,7 +6,8 @@ what a production deployment (see ``docs/UPDATES.md`` for nginx) must have:
 * TLS only, with the management server's policy (``common.tls.server_context``,
   Mozilla "intermediate" by default) and a leaf from the vendor root
   (:mod:`update_server.tls`); ``Strict-Transport-Security`` on every response;
-* HTTP ``Range`` for resumable downloads (aiohttp's ``FileResponse``);
+* HTTP ``Range`` for resumable downloads (aiohttp's ``FileResponse``, copying
+  in chunks so a client leaving mid-download is no traceback: ``TLSFileResponse``);
 * cache headers: ``timestamp.json`` and the ``root.json`` copy must be
   revalidated every time, every versioned or hash-prefixed file is immutable;
 * a periodic task re-signing snapshot and timestamp before they expire
@@ -33,8 +34,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.web_request import BaseRequest
 
 from common import tls as device_tls
 
@@ -88,12 +92,31 @@ def _safe_file(base: Path, relative: str) -> Path:
     return resolved
 
 
+class TLSFileResponse(web.FileResponse):
+    """``FileResponse`` (Range, conditional requests) that copies the file in chunks itself.
+
+    Over TLS the kernel's ``sendfile`` cannot be used anyway, and asyncio's own
+    fallback fails on a client that leaves mid-download with an ``AttributeError``
+    from the closed TLS transport, logged as an unhandled exception with a
+    traceback. aiohttp's chunked copy raises ``ConnectionResetError`` there,
+    which aiohttp treats as the client's normal leaving (nothing logged).
+    """
+
+    async def _sendfile(
+        self, request: BaseRequest, fobj: IO[Any], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        writer = await web.StreamResponse.prepare(self, request)
+        if writer is None:  # prepared already: nothing more to send
+            raise ConnectionResetError("response already sent")
+        return await self._sendfile_fallback(writer, fobj, offset, count)
+
+
 async def metadata_file(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG_KEY]
     name = request.match_info["name"]
     path = _safe_file(config.repo_dir / "metadata", name)
     cache = REVALIDATE if name in MUTABLE_METADATA else IMMUTABLE
-    return web.FileResponse(
+    return TLSFileResponse(
         path, headers={"Cache-Control": cache, "Content-Type": "application/json"}
     )
 
@@ -102,7 +125,7 @@ async def target_file(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG_KEY]
     path = _safe_file(config.repo_dir / "targets", request.match_info["path"])
     # Hash-prefixed names (consistent snapshots): the bytes behind a URL never change.
-    return web.FileResponse(
+    return TLSFileResponse(
         path, headers={"Cache-Control": IMMUTABLE, "Content-Type": "application/octet-stream"}
     )
 

@@ -37,7 +37,9 @@ from common.handoff import (
     SlotStatus,
 )
 from common.passwords import hash_password
+from device.appkeys import CONNECTIONS_KEY
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
+from device.listener import GuardedSite, runner_options
 from device.server import create_app
 
 # Real time: the TLS certificates must be valid for the real clock of the TLS client.
@@ -316,12 +318,12 @@ async def start_device(
     ) -> RunningDevice:
         config = config_for(handoff, tls_profile=profile, **config_changes)
         app = create_app(config, handoff=handoff, clock=clock, extensions=list(extensions))
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, **runner_options(config.connections))
         await runner.setup()
         ctx = tls.server_context(config.tls_chain_file, config.tls_key_file, profile=profile)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        site = GuardedSite(runner, "127.0.0.1", 0, guard=app[CONNECTIONS_KEY], ssl_context=ctx)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site.bound_port
         device = RunningDevice(app, port, clock, handoff, tls.client_context(root), runner)
         devices.append(device)
         return device

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -117,12 +118,19 @@ def label_password(state: Path) -> str:
     return match.group(1)
 
 
-def _start(args: list[str], ready: re.Pattern[str], cwd: Path | None = None) -> tuple[subprocess.Popen[str], list[str]]:
-    """Start a refcam server; return once it prints its ready line."""
+def _start(
+    args: list[str], ready: re.Pattern[str], cwd: Path | None = None, *, nofile: int | None = None
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start a refcam server (with at most ``nofile`` file descriptors); return once it prints its ready line."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def limit_descriptors() -> None:  # in the child, before exec
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "refcam.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env=env, cwd=cwd,
+        text=True, env=env, cwd=cwd, preexec_fn=limit_descriptors if nofile is not None else None,
     )
     lines: queue.Queue[str | None] = queue.Queue()
     output: list[str] = []
@@ -155,6 +163,7 @@ def start_device(
     extra: Sequence[str] = (),
     port: int | None = None,
     vendor_url: str | None = None,
+    nofile: int | None = None,
 ) -> RunningDevice:
     port = port or free_port()
     args = ["device", "run", "--state", str(state), "--port", str(port)]
@@ -163,7 +172,7 @@ def start_device(
     if vendor_url:
         args += ["--vendor-url", vendor_url, "--update-url", vendor_url]
     args += list(extra)
-    proc, output = _start(args, READY)
+    proc, output = _start(args, READY, nofile=nofile)
     root = state / "root.pem"
     root.write_bytes((state / "data" / "identity" / "manufacturer-root.pem").read_bytes())
     return RunningDevice(state, f"https://localhost:{port}", port, root, label_password(state), proc, output)

@@ -52,6 +52,7 @@ from aiohttp import web
 
 from common.securitytxt import security_txt_for
 from update_server import csaf
+from update_server.openapi import add_openapi_route
 from update_server.openpgp import OpenPGPSigner
 
 from .errors import (
@@ -185,9 +186,30 @@ async def _read_json(request: web.Request, max_body: int) -> Any:
             raise _TooLarge(f"request body is larger than {max_body} bytes")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks).decode("utf-8"))
+        value = json.loads(b"".join(chunks).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PSIRTInputError(f"request body is not valid UTF-8 JSON: {str(exc)[:120]}") from exc
+    if not _valid_unicode(value):  # "\ud800" is valid JSON, but no text: refused before any effect
+        raise PSIRTInputError("request body holds a string that is not valid Unicode (a lone surrogate)")
+    return value
+
+
+def _valid_unicode(value: Any) -> bool:
+    """Every string (keys too) in a decoded JSON value encodes as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _bearer(request: web.Request) -> str:
@@ -500,6 +522,7 @@ def add_psirt_routes(
     app.router.add_get("/api/v1/sla", public_sla)
     app.router.add_get("/psirt/status", status_page)
     app.router.add_get("/psirt/reports/{report_id}", report_page)
+    add_openapi_route(app)  # the description the test suite fuzzes these routes from
 
 
 def add_disclosure_routes(

@@ -194,6 +194,7 @@ def provision_device(
     lifecycle: Lifecycle = "secured",
     now: dt.datetime,
     uds: bytes | None = None,
+    label_fold_hash: str | None = None,
 ) -> VerifiedFirmware:
     """Program blank hardware and write the identity under ``device.state_dir/data``."""
     verified, _payload = check_firmware(
@@ -256,7 +257,10 @@ def provision_device(
         now=now,
     )
     hash_path = identity_dir / INITIAL_PASSWORD_HASH
-    hash_path.write_text(initial_password_hash + "\n", encoding="utf-8")
+    # line 1: the label password's hash; line 2: the hash of its fold, so the firmware
+    # can refuse simple variants of the label as a new password (NIST SP 800-63B 3.1.1.2)
+    lines = [initial_password_hash] + ([label_fold_hash] if label_fold_hash else [])
+    hash_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.chmod(hash_path, 0o600)
     return verified
 
@@ -279,7 +283,7 @@ def provision_state_dir(
     passphrase: bytes | None = None,
 ) -> ProvisionResult:
     """Provision a file-backed device in ``state_dir`` (which must be absent or empty)."""
-    from refcam.passwords import generate_initial_password, hash_password
+    from refcam.passwords import generate_initial_password, hash_password, label_fold
 
     if state_dir.exists() and (not state_dir.is_dir() or any(state_dir.iterdir())):
         raise ProvisioningError(
@@ -315,6 +319,7 @@ def provision_state_dir(
             firmware_image=firmware_image,
             serial=serial,
             initial_password_hash=hash_password(password),
+            label_fold_hash=hash_password(label_fold(password)),
             lifecycle=lifecycle,
             now=now,
         )

@@ -178,8 +178,10 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         hash_file = config.initial_password_hash_file
         try:
-            initial_hash = hash_file.read_text("ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+            # line 1: the label password's hash; line 2 (optional): the hash of its fold
+            hashes = hash_file.read_text("ascii").split()
+            initial_hash, label_fold_hash = hashes[0], (hashes[1] if len(hashes) > 1 else None)
+        except (IndexError, OSError, UnicodeDecodeError) as exc:
             raise StorageError(f"cannot read the initial password hash {hash_file}: {exc}") from exc
         identity = handoff.identity
         settings = load_settings(config.settings_file)
@@ -193,6 +195,7 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
             throttle=config.throttle,
             now=app[CLOCK_KEY](),
             flaws=config.flaws,
+            label_fold_hash=label_fold_hash,
         )
         app[CREDENTIALS_KEY] = store
         yield

@@ -38,7 +38,7 @@ from bootloader.keys import make_ca_certificate
 from device import tls
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
 from device.server import create_app
-from refcam.passwords import hash_password
+from refcam.passwords import hash_password, label_fold
 
 # Real time: the TLS certificates must be valid for the real clock of the TLS client.
 NOW = float(int(time.time()))
@@ -123,7 +123,8 @@ def device_pki() -> PKI:
 
 @pytest.fixture(scope="session")
 def initial_hash() -> str:
-    return hash_password(INITIAL_PASSWORD)
+    """The provisioned ``initial-password.hash`` content: the label's hash, then its fold's."""
+    return hash_password(INITIAL_PASSWORD) + "\n" + hash_password(label_fold(INITIAL_PASSWORD))
 
 
 class NoFlashServices:

@@ -218,9 +218,16 @@ def _sessions_ctx(config: DeviceConfig) -> Callable[[web.Application], AsyncIter
 
 def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        audit = AuditLog.open(config.audit_db)
+        services = handoff.services
+        audit = AuditLog.open(config.audit_db, key=services.derive_key("audit-log"), anchor=services)
         app[AUDIT_KEY] = audit
         now = app[CLOCK_KEY]()
+        try:  # verified at every boot: a cut or edited log is a boot notice and an audit event
+            audit.verify_chain()
+            broken = None
+        except AuditChainError as exc:
+            broken = f"audit log fails verification at boot: {exc}"
+            log.warning("%s", broken)
         audit.record(
             "boot",
             actor="-",
@@ -235,6 +242,8 @@ def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Appl
         )
         for notice in handoff.notices:  # fallbacks and tamper met by the boot chain
             audit.record("boot_notice", actor="-", source="device", detail={"notice": notice}, now=now)
+        if broken is not None:
+            audit.record("boot_notice", actor="-", source="device", detail={"notice": broken}, now=now)
         yield
         audit.close()
 

@@ -34,6 +34,7 @@ from bootloader.handoff import (
     MeasurementEvent,
     SlotStatus,
 )
+from bootloader.hardware import SecureCounters
 from bootloader.keys import make_ca_certificate
 from device import tls
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
@@ -132,8 +133,26 @@ class NoFlashServices:
 
     trial = False
 
-    def __init__(self, fuses: FuseSummary | None = None) -> None:
+    def __init__(self, fuses: FuseSummary | None = None, *, state_dir: Path | None = None) -> None:
+        """``state_dir`` holds the test device's UDS and secure counters (kept across restarts)."""
         self._fuses = fuses
+        self._state_dir = state_dir
+        self._counters = SecureCounters.in_memory() if state_dir is None else SecureCounters.open_file(state_dir / "rpmb.bin")
+        self._uds = os.urandom(32)
+        if state_dir is not None:
+            uds_file = state_dir / "test-uds.bin"
+            if not uds_file.exists():
+                uds_file.write_bytes(self._uds)
+            self._uds = uds_file.read_bytes()
+
+    def derive_key(self, label: str) -> bytes:
+        return dice.derive_sealing_key(self._uds, label)
+
+    def audit_anchor(self) -> tuple[int, int]:
+        return self._counters.read("audit_base"), self._counters.read("audit_head")
+
+    def advance_audit_head(self, seq: int) -> None:
+        self._counters.advance("audit_head", seq)
 
     def fuses(self) -> FuseSummary:
         assert self._fuses is not None
@@ -223,7 +242,7 @@ def make_handoff(state_dir: Path, device_pki: PKI, initial_hash: str, *, tls90: 
         measurement_register="5a" * 32,
         notices=(NOTICE,),
         attester=RecordingAttester(alias_key),
-        services=NoFlashServices(fuses),  # type: ignore[arg-type]
+        services=NoFlashServices(fuses, state_dir=state_dir),  # type: ignore[arg-type]
     )
 
 

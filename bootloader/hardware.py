@@ -475,7 +475,9 @@ class FileFlashStorage:
 
     @classmethod
     def create(cls, path: Path, size: int) -> FileFlashStorage:
-        with open(path, "xb") as fh:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)  # state of the device: the owner only, whatever the umask
+        with os.fdopen(fd, "wb") as fh:
             fh.truncate(size)
             os.fsync(fh.fileno())
         fsync_dir(path.parent)

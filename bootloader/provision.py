@@ -265,6 +265,15 @@ def provision_device(
     return verified
 
 
+def _make_private(root: Path) -> None:
+    """Every file of a new device 0600 and every directory 0700: fuses, flash, keys and
+    the label password are the device's alone (issue 13 defect 6)."""
+    os.chmod(root, 0o700)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 def label_text(*, serial: str, model: str, vendor: str, password: str) -> str:
     return (
         f"{vendor} {model}\nserial: {serial}\ninitial password: {password}\nchange at first login\n"
@@ -304,7 +313,7 @@ def provision_state_dir(
     parent = state_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = parent / f".{state_dir.name}.provisioning-{secrets.token_hex(4)}"
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     try:
         (staging / BOARD_FILE).write_text(board.to_json() + "\n", encoding="utf-8")
         device = Device(
@@ -330,6 +339,7 @@ def provision_state_dir(
             encoding="utf-8",
         )
         os.chmod(label, 0o600)
+        _make_private(staging)
         if state_dir.exists():
             state_dir.rmdir()  # empty, checked above
         os.replace(staging, state_dir)

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bootloader.atomicfile import private_sqlite_file
+
 from .errors import AuditChainError, StorageError
 
 GENESIS_HASH = "0" * 64
@@ -187,12 +189,12 @@ class AuditLog:
     @classmethod
     def open(cls, path: Path, *, key: bytes, anchor: AuditAnchor) -> AuditLog:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)  # 0600, and so its -wal/-shm; directory 0700
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the audit log {path}: {exc}") from exc
         return cls(db, key=key, anchor=anchor)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from bootloader.atomicfile import write_atomic
+from bootloader.atomicfile import private_dir, write_atomic
 
 from .errors import ConfigError
 from .flaws import UnsafeFlaws
@@ -163,5 +163,5 @@ def load_settings(path: Path) -> RuntimeSettings:
 
 def save_settings(path: Path, settings: RuntimeSettings) -> None:
     """Write atomically: a power cut leaves the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     write_atomic(path, json.dumps(settings.to_json(), sort_keys=True).encode())

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from bootloader.atomicfile import private_sqlite_file
 from refcam.passwords import (
     DUMMY_HASH,
     InvalidPassword,
@@ -243,7 +244,7 @@ class CredentialStore:
         if "no-forced-change" in flaws:  # UNSAFE flaw profile: the label password is enough
             must_change = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)  # 0600, and so its -wal/-shm; directory 0700
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -256,7 +257,7 @@ class CredentialStore:
                         "INSERT INTO users VALUES ('admin', 'admin', ?, ?, ?, ?)",
                         (first_hash, must_change, now, now),
                     )
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the user database {path}: {exc}") from exc
         return cls(
             db,

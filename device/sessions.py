@@ -26,6 +26,8 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bootloader.atomicfile import private_sqlite_file
+
 from .config import SessionConfig
 from .errors import SessionError, StorageError
 
@@ -96,12 +98,12 @@ class SessionStore:
     @classmethod
     def open(cls, path: Path, *, config: SessionConfig) -> SessionStore:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)  # 0600, and so its -wal/-shm; directory 0700
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # losing a last-seen update is harmless
             db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the session database {path}: {exc}") from exc
         return cls(db, config=config)
 

@@ -95,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bootloader.handoff import EXIT_REBOOT
     from device.flaws import UnsafeFlaws
 
+    os.umask(0o077)  # whatever the firmware creates (databases, downloads) is the owner's only
     state = _state(args)
     # The bootloader's own flaw is known before the firmware runs; the loopback rule first.
     flaws = UnsafeFlaws.parse(args.flaw or [], host=args.host or "127.0.0.1")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bootloader.atomicfile import write_atomic
+from bootloader.atomicfile import private_dir, write_atomic
 from device.flaws import UnsafeFlaws
 
 from .errors import ServerConfigError
@@ -48,7 +48,7 @@ def psirt_token(data_dir: Path) -> tuple[str, str]:
     path = data_dir / "psirt-token"
     if not path.exists():
         # written whole or not at all: a crash never leaves a short token
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         write_atomic(path, (secrets.token_urlsafe(32) + "\n").encode(), mode=0o600)
     token = path.read_text().strip()
     if not token:

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bootloader.atomicfile import private_sqlite_file
 from update_server import csaf
 
 from .errors import PSIRTStoreError, ReporterAuthError, ReportNotFoundError, TransitionError
@@ -102,7 +103,7 @@ class PSIRTStore:
         if not create and not path.is_file():
             raise PSIRTStoreError(f"no PSIRT database at {path}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)  # 0600, and so its -wal/-shm; directory 0700
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")

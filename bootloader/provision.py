@@ -48,6 +48,7 @@ from bootloader.chain import (
     OTP_FILE,
     Device,
     advance_fuses,
+    read_control,
     read_image,
     trust_state,
     verify_slot_image,
@@ -209,9 +210,12 @@ def provision_device(
     flash = device.flash
     write_partition(flash, "bootloader", keys.bootloader_image)
     write_partition(flash, "a", firmware_image)
-    write_control(
-        flash, None, BootControl(seq=0, active="a", trial_state="confirmed", last_confirmed="a")
-    )
+    # Both boot-control copies (seq 1 and 2, the same state): one flipped bit in either
+    # must leave a valid copy that keeps slot a confirmed, not "no boot-control at all".
+    factory_control = BootControl(seq=0, active="a", trial_state="confirmed", last_confirmed="a")
+    write_control(flash, None, factory_control)
+    first, _problem = read_control(flash)
+    write_control(flash, first, factory_control)
     # Sanity: the device verifies its own factory image.
     bootloader_bytes = read_image(flash, "bootloader")
     assert bootloader_bytes is not None

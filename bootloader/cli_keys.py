@@ -27,7 +27,7 @@ from typing import Any
 
 from bootloader.cli_files import read_input, write_output
 from bootloader.errors import BootError, BootloaderError, KeyStoreError
-from bootloader.firmware import FirmwarePayload, build_payload
+from bootloader.firmware import FirmwarePayload, build_payload, check_manifest_inputs
 from bootloader.image import TLV, TLV_NAMES, SignedImage, iter_tlvs
 from bootloader.keymanifest import KeyManifest
 from bootloader.keys import (
@@ -116,6 +116,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     tuf_root = read_input(Path(args.tuf_root), "TUF root") if args.tuf_root else None
     tls_path = Path(args.vendor_tls_root) if args.vendor_tls_root else keys.vendor_root_ca
     vendor_tls_root = read_input(tls_path, "vendor TLS root")
+    check_manifest_inputs(support_end=support_end, tuf_root=tuf_root, vendor_tls_root=vendor_tls_root)
     source_dir = Path(args.source) if args.source else None
     if source_dir is not None and not (source_dir / "main.py").is_file():
         raise BootloaderError(f"--source {source_dir} is not a firmware package directory (no main.py)")

@@ -69,16 +69,19 @@ def _casefold(password: str) -> str:
     return unicodedata.normalize("NFKC", password).casefold()
 
 
-def variants(password: str) -> frozenset[str]:
+def variants(password: str, *, strip_decoration: bool = True) -> frozenset[str]:
     """The normalised forms of ``password`` compared with blocklists and context words.
 
-    Case-folded; without separators; without trailing digits and punctuation;
-    each also with leetspeak folded. Empty forms are left out.
+    Case-folded; without separators; without trailing digits and punctuation
+    (unless ``strip_decoration`` is false, as for the context words themselves:
+    user ``viewer1`` must not forbid every password holding "viewer"); each
+    also with leetspeak folded. Empty forms are left out.
     """
     folded = _casefold(password)
     compact = _SEPARATORS.sub("", folded)
-    stripped = _TRAILING_DECORATION.sub("", compact)
-    forms = {folded, compact, stripped}
+    forms = {folded, compact}
+    if strip_decoration:
+        forms.add(_TRAILING_DECORATION.sub("", compact))
     forms |= {form.translate(_LEET) for form in list(forms)}
     return frozenset(form for form in forms if form)
 
@@ -137,7 +140,7 @@ def guessable_problems(
         reasons.append("password is a known default or commonly used password")
     words = [(what, word) for what, word in context_words if word]
     for what, word in words:
-        word_forms = variants(word) | {label_fold(word)}
+        word_forms = variants(word, strip_decoration=False) | {label_fold(word)}
         if any(
             form == w or (len(w) >= CONTEXT_MIN_CHARS and w in form)
             for form in forms | {label_fold(password)}

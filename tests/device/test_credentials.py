@@ -348,3 +348,11 @@ async def test_forced_change_refuses_label_password_variants(device: RunningDevi
         refused = await r.json()
         assert r.status == 400 and refused["error"] == "password_policy", refused
         assert any("initial (label) password" in reason for reason in refused["reasons"])
+
+
+def test_a_user_name_with_digits_does_not_forbid_its_stem() -> None:
+    ctx = PolicyContext(username="viewer1", serial="RCTEST000001", model="RC-1080", vendor="refcam")
+    assert password_problems("a viewer password set by the admin", policy="nist-800-63b", context=ctx) == []
+    assert "password contains the user name" in password_problems(
+        "my name is Viewer1 indeed", policy="nist-800-63b", context=ctx
+    )

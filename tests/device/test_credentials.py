@@ -185,6 +185,12 @@ async def test_factory_reset_brings_back_the_label_password_and_forced_change(
         device.url("/api/v1/status"), headers={"Authorization": f"Bearer {token}"}
     ) as r:
         assert r.status == 401  # sessions from before the reset are gone too
+    # the reset re-anchored the audit log: the new log verifies, with no boot notice about it
+    from device.appkeys import AUDIT_KEY
+
+    audit = device.app[AUDIT_KEY]
+    assert audit.verify_chain() >= 1
+    assert not any(e.event == "boot_notice" and "audit log" in str(e.detail) for e in audit.entries())
 
 
 def test_factory_reset_refuses_a_directory_that_is_not_a_device(

@@ -231,10 +231,21 @@ def boot(device: Device, *, now: int, unsafe_hash_only: bool = False) -> BootOut
 
     decision = decide_boot(control, statuses, control_problem=problem, superseded=superseded)
     notices = list(decision.notices)
+    if view is not None and view.problems:
+        # Provisioning writes both copies and updates overwrite the older one, so one bad
+        # copy means a torn update or corruption: the state may have gone back one step
+        # (a pending trial dropped). Say so, and rewrite the bad copy from the good one.
+        notices.insert(
+            0,
+            f"boot-control fell back to copy {1 - view.next_copy} (seq {view.current.seq}): "
+            + "; ".join(view.problems),
+        )
     for notice in notices:
         lines.append(f"bootloader: notice: {notice}")
     if decision.control_update is not None:
         write_control(device.flash, view, decision.control_update)  # before the jump
+    elif view is not None and view.problems:
+        write_control(device.flash, view, view.current)  # repair: both copies valid again
     chosen = verified[decision.slot]
     if decision.advance_fuses:
         # A confirm whose fuse burn was cut short is completed here.

@@ -10,6 +10,7 @@ HKDF-SHA256 (RFC 5869)::
     DeviceID = ECDSA P-256, d = HKDF(IKM=CDI_L0, salt=none, info="refcam DeviceID", 40 bytes) mod (n-1) + 1
     CDI_L1   = HKDF(IKM=CDI_L0, salt=firmware measurement,   info="refcam DICE CDI_L1")
     Alias    = Ed25519(HKDF(IKM=CDI_L1, salt=none, info="refcam DICE Alias"))
+    Sealing  = HKDF(IKM=UDS, salt=none, info="refcam sealing key: " + label)
 
 So the DeviceID key is stable across firmware updates (it changes only with
 the bootloader), and the Alias key changes with every different firmware: a
@@ -86,6 +87,24 @@ def cdi_l0(uds: bytes, bootloader_measurement: bytes) -> bytes:
     _check("UDS", uds, 32)
     _check("bootloader measurement", bootloader_measurement, 32)
     return _hkdf(uds, salt=bootloader_measurement, info=INFO_CDI_L0)
+
+
+INFO_SEALING = b"refcam sealing key: "
+SEALING_LABELS = frozenset({"audit-log"})  # the keys firmware may ask for (BootServices.derive_key)
+
+
+def derive_sealing_key(uds: bytes, label: str) -> bytes:
+    """A 32-byte device-unique key for ``label``: HKDF(IKM=UDS, salt=none, info="refcam sealing key: " + label).
+
+    Like the sealing CDI of Open Profile for DICE, it does not depend on the
+    firmware measurement, so data it protects (the audit log's MAC chain)
+    survives a firmware update; the bootloader hands it only to firmware it has
+    verified, through ``BootServices.derive_key``. Unknown labels raise.
+    """
+    _check("UDS", uds, 32)
+    if label not in SEALING_LABELS:
+        raise AttestationError(f"no sealing key labelled {label!r}; labels are {sorted(SEALING_LABELS)}")
+    return _hkdf(uds, salt=None, info=INFO_SEALING + label.encode("ascii"))
 
 
 def derive_device_id(uds: bytes, bootloader_measurement: bytes) -> ec.EllipticCurvePrivateKey:

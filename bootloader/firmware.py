@@ -100,6 +100,39 @@ def _compression_for(data: bytes) -> int:
     return zipfile.ZIP_DEFLATED
 
 
+def check_manifest_inputs(
+    *, support_end: str, tuf_root: bytes | None, vendor_tls_root: bytes | None
+) -> None:
+    """Refuse what a device could not use before anything is signed: a support end that is
+    not a calendar date, a TUF root that is not a JSON root metadata document, a vendor TLS
+    root that is not PEM certificates. Raises :class:`FirmwarePayloadError`."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    try:
+        if len(support_end) != 10:
+            raise ValueError("expected YYYY-MM-DD")
+        dt.date.fromisoformat(support_end)
+    except ValueError as exc:
+        raise FirmwarePayloadError(f"support end {support_end!r} is not a date YYYY-MM-DD: {exc}") from exc
+    if tuf_root is not None:
+        try:
+            doc = json.loads(tuf_root)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FirmwarePayloadError(f"TUF root is not JSON: {exc}") from exc
+        signed = doc.get("signed") if isinstance(doc, dict) else None
+        if not isinstance(signed, dict) or signed.get("_type") != "root" or "signatures" not in doc:
+            raise FirmwarePayloadError(
+                'TUF root is JSON but not TUF root metadata ({"signed": {"_type": "root", ...}, "signatures": [...]})'
+            )
+    if vendor_tls_root is not None:
+        try:
+            x509.load_pem_x509_certificates(vendor_tls_root)
+        except ValueError as exc:
+            raise FirmwarePayloadError(f"vendor TLS root is not PEM certificates: {exc}") from exc
+
+
 def build_payload(
     *,
     version: str,

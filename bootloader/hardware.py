@@ -20,6 +20,9 @@ of the silicon live in one place:
   :class:`PowerCut` is raised; the device then stays off (every later
   operation raises) until it is powered on again (a new object over the same
   storage, see :meth:`Flash.power_on`).
+- :class:`SecureCounters`: monotonic 64-bit counters in replay-protected
+  storage (RPMB-like): ``advance`` only moves them up. The audit log anchors
+  its head there, so truncating or deleting the log file is detected.
 
 File backends are durable per operation: fuses are rewritten with
 tmp + fsync + ``os.replace`` + directory fsync (all or nothing); flash
@@ -43,6 +46,7 @@ import functools
 import hashlib
 import json
 import os
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -471,7 +475,9 @@ class FileFlashStorage:
 
     @classmethod
     def create(cls, path: Path, size: int) -> FileFlashStorage:
-        with open(path, "xb") as fh:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)  # state of the device: the owner only, whatever the umask
+        with os.fdopen(fd, "wb") as fh:
             fh.truncate(size)
             os.fsync(fh.fileno())
         fsync_dir(path.parent)
@@ -631,3 +637,107 @@ class Board:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise HardwareError(f"board description is malformed: {exc}") from exc
+
+
+# ---------------------------------------------------------------- secure counters
+
+SecureCounterName = Literal["audit_head", "audit_base"]
+SECURE_COUNTERS: tuple[SecureCounterName, ...] = ("audit_head", "audit_base")
+_RPMB_MAGIC = b"refcam-rpmb/1\n"
+_RPMB_FMT = ">" + "Q" * len(SECURE_COUNTERS)  # one big-endian u64 per counter, in SECURE_COUNTERS order
+
+
+class CounterStorage(Protocol):
+    """Where the secure counters live; ``store`` is all-or-nothing."""
+
+    def load(self) -> bytes: ...
+
+    def store(self, data: bytes) -> None: ...
+
+
+class MemoryCounterStorage:
+    def __init__(self) -> None:
+        self._data = struct.pack(_RPMB_FMT, *(0 for _ in SECURE_COUNTERS))
+
+    def load(self) -> bytes:
+        return self._data
+
+    def store(self, data: bytes) -> None:
+        self._data = bytes(data)
+
+
+class FileCounterStorage:
+    """``<path>``: magic, counters, SHA-256 of both; replaced atomically (mode 0600).
+
+    A missing file reads as all counters zero: devices provisioned before the
+    counters existed start from zero, like a fresh RPMB partition.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> bytes:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return struct.pack(_RPMB_FMT, *(0 for _ in SECURE_COUNTERS))
+        except OSError as exc:
+            raise HardwareError(f"secure counter file {self.path} cannot be read: {exc}") from exc
+        size = struct.calcsize(_RPMB_FMT)
+        body, digest = raw[:-32], raw[-32:]
+        if (
+            len(raw) != len(_RPMB_MAGIC) + size + 32
+            or not raw.startswith(_RPMB_MAGIC)
+            or hashlib.sha256(body).digest() != digest
+        ):
+            raise HardwareError(f"secure counter file {self.path} is corrupt")
+        return body[len(_RPMB_MAGIC) :]
+
+    def store(self, data: bytes) -> None:
+        body = _RPMB_MAGIC + data
+        write_atomic(self.path, body + hashlib.sha256(body).digest(), mode=0o600)
+
+
+class SecureCounters:
+    """Monotonic counters in replay-protected storage (an eMMC RPMB or OTP-backed counter).
+
+    ``advance(name, value)`` only moves a counter up (a lower value raises
+    :class:`HardwareError`, an equal one is a no-op), so nothing the firmware or
+    an attacker does to its own files can lower them. The audit log anchors its
+    head here (``audit_head``); a factory reset moves ``audit_base`` up to it.
+    """
+
+    def __init__(self, storage: CounterStorage) -> None:
+        self._storage = storage  # callers serialise their writes (the audit log holds its lock)
+
+    @classmethod
+    def in_memory(cls) -> SecureCounters:
+        return cls(MemoryCounterStorage())
+
+    @classmethod
+    def open_file(cls, path: Path) -> SecureCounters:
+        return cls(FileCounterStorage(path))
+
+    def _values(self) -> dict[SecureCounterName, int]:
+        data = self._storage.load()
+        if len(data) != struct.calcsize(_RPMB_FMT):
+            raise HardwareError(f"secure counters hold {len(data)} bytes, expected {struct.calcsize(_RPMB_FMT)}")
+        return dict(zip(SECURE_COUNTERS, struct.unpack(_RPMB_FMT, data), strict=True))
+
+    def read(self, name: SecureCounterName) -> int:
+        if name not in SECURE_COUNTERS:
+            raise HardwareError(f"no secure counter named {name!r}; counters are {SECURE_COUNTERS}")
+        return self._values()[name]
+
+    def advance(self, name: SecureCounterName, value: int) -> None:
+        if name not in SECURE_COUNTERS:
+            raise HardwareError(f"no secure counter named {name!r}; counters are {SECURE_COUNTERS}")
+        if not 0 <= value < 2**64:
+            raise HardwareError(f"secure counter value {value} is outside 0..2**64-1")
+        values = self._values()
+        if value < values[name]:
+            raise HardwareError(f"secure counter {name} is {values[name]}; it cannot go down to {value}")
+        if value == values[name]:
+            return
+        values[name] = value
+        self._storage.store(struct.pack(_RPMB_FMT, *(values[n] for n in SECURE_COUNTERS)))

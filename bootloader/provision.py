@@ -59,6 +59,7 @@ from bootloader.keys import (
 )
 from bootloader.slots import (
     advance_fuses,
+    read_control,
     read_image,
     trust_state,
     verify_slot_image,
@@ -189,6 +190,7 @@ def provision_device(
     lifecycle: Lifecycle = "secured",
     now: dt.datetime,
     uds: bytes | None = None,
+    label_fold_hash: str | None = None,
 ) -> VerifiedFirmware:
     """Program blank hardware and write the identity under ``device.state_dir/data``."""
     verified, _payload = check_firmware(
@@ -203,9 +205,12 @@ def provision_device(
     flash = device.flash
     write_partition(flash, "bootloader", keys.bootloader_image)
     write_partition(flash, "a", firmware_image)
-    write_control(
-        flash, None, BootControl(seq=0, active="a", trial_state="confirmed", last_confirmed="a")
-    )
+    # Both boot-control copies (seq 1 and 2, the same state): one flipped bit in either
+    # must leave a valid copy that keeps slot a confirmed, not "no boot-control at all".
+    factory_control = BootControl(seq=0, active="a", trial_state="confirmed", last_confirmed="a")
+    write_control(flash, None, factory_control)
+    first, _problem = read_control(flash)
+    write_control(flash, first, factory_control)
     # Sanity: the device verifies its own factory image.
     bootloader_bytes = read_image(flash, "bootloader")
     assert bootloader_bytes is not None
@@ -251,9 +256,21 @@ def provision_device(
         now=now,
     )
     hash_path = identity_dir / INITIAL_PASSWORD_HASH
-    hash_path.write_text(initial_password_hash + "\n", encoding="utf-8")
+    # line 1: the label password's hash; line 2: the hash of its fold, so the firmware
+    # can refuse simple variants of the label as a new password (NIST SP 800-63B 3.1.1.2)
+    lines = [initial_password_hash] + ([label_fold_hash] if label_fold_hash else [])
+    hash_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.chmod(hash_path, 0o600)
     return verified
+
+
+def _make_private(root: Path) -> None:
+    """Every file of a new device 0600 and every directory 0700: fuses, flash, keys and
+    the label password are the device's alone (issue 13 defect 6)."""
+    os.chmod(root, 0o700)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def label_text(*, serial: str, model: str, vendor: str, password: str) -> str:
@@ -274,7 +291,7 @@ def provision_state_dir(
     passphrase: bytes | None = None,
 ) -> ProvisionResult:
     """Provision a file-backed device in ``state_dir`` (which must be absent or empty)."""
-    from common.passwords import generate_initial_password, hash_password
+    from common.passwords import generate_initial_password, hash_password, label_fold
 
     if state_dir.exists() and (not state_dir.is_dir() or any(state_dir.iterdir())):
         raise ProvisioningError(
@@ -295,7 +312,7 @@ def provision_state_dir(
     parent = state_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = parent / f".{state_dir.name}.provisioning-{secrets.token_hex(4)}"
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     try:
         (staging / BOARD_FILE).write_text(board.to_json() + "\n", encoding="utf-8")
         device = Device(
@@ -310,6 +327,7 @@ def provision_state_dir(
             firmware_image=firmware_image,
             serial=serial,
             initial_password_hash=hash_password(password),
+            label_fold_hash=hash_password(label_fold(password)),
             lifecycle=lifecycle,
             now=now,
         )
@@ -320,6 +338,7 @@ def provision_state_dir(
             encoding="utf-8",
         )
         os.chmod(label, 0o600)
+        _make_private(staging)
         if state_dir.exists():
             state_dir.rmdir()  # empty, checked above
         os.replace(staging, state_dir)

@@ -16,6 +16,9 @@ goes through the flash and fuse models, so the power-cut injector applies:
   counters up to the running image's counters (MCUboot ``boot_set_confirmed``
   plus the anti-rollback update). A power cut between the two is completed
   by the next boot; the counter never advances for an unconfirmed image.
+- ``derive_key(label)``: a device-unique key derived from the UDS (the audit
+  log's MAC key); ``audit_anchor()`` / ``advance_audit_head(seq)``: the audit
+  log's head in the secure monotonic counters.
 
 Example::
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bootloader import dice
 from bootloader.bootctl import BootControl
 from bootloader.decision import other_slot
 from bootloader.slots import (
@@ -186,6 +190,19 @@ class FlashBootServices:
             raise ImageFormatError(f"image of {len(image)} bytes does not fit slot {slot}")
         write_partition(self._device.flash, slot, bytes(image))
         self._mark_pending(slot)
+
+    def derive_key(self, label: str) -> bytes:
+        uds = self._device.fuses.read().uds
+        if uds is None:
+            raise BootError("the device has no UDS: it was never provisioned")
+        return dice.derive_sealing_key(uds, label)
+
+    def audit_anchor(self) -> tuple[int, int]:
+        counters = self._device.counters
+        return counters.read("audit_base"), counters.read("audit_head")
+
+    def advance_audit_head(self, seq: int) -> None:
+        self._device.counters.advance("audit_head", seq)
 
     def _mark_pending(self, slot: Slot) -> None:
         view, _problem = read_control(self._device.flash)

@@ -10,7 +10,7 @@ Example::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -20,6 +20,7 @@ from bootloader.hardware import (
     Flash,
     OTPFuses,
     PowerCutInjector,
+    SecureCounters,
 )
 from common.errors import (
     HardwareError,
@@ -31,6 +32,7 @@ from common.handoff import (
 
 OTP_FILE = "otp.bin"
 FLASH_FILE = "flash.bin"
+RPMB_FILE = "rpmb.bin"  # the secure (replay-protected) counters
 BOARD_FILE = "hardware.json"  # the board: model, hardware id, flash geometry
 IDENTITY_DIR = Path("data") / "identity"
 DEVICE_JSON = "device.json"
@@ -45,6 +47,8 @@ class Device:
     board: Board
     fuses: OTPFuses
     flash: Flash
+    # replay-protected monotonic counters (RPMB-like); the audit log anchors its head here
+    counters: SecureCounters = field(default_factory=SecureCounters.in_memory)
 
     @classmethod
     def in_memory(
@@ -69,6 +73,7 @@ class Device:
             board=self.board,
             fuses=self.fuses.power_on(injector=injector),
             flash=self.flash.power_on(injector=injector),
+            counters=self.counters,
         )
 
     @property
@@ -92,6 +97,7 @@ def open_device(state_dir: Path, *, injector: PowerCutInjector | None = None) ->
         board=board,
         fuses=OTPFuses.open_file(state_dir / OTP_FILE, injector=injector),
         flash=Flash.open_file(state_dir / FLASH_FILE, board.geometry, injector=injector),
+        counters=SecureCounters.open_file(state_dir / RPMB_FILE),
     )
 
 

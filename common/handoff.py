@@ -172,6 +172,21 @@ class BootServices(Protocol):
         """UNSAFE, flaw profiles only: write ``slot`` and mark it pending without any check."""
         ...
 
+    def derive_key(self, label: str) -> bytes:
+        """A 32-byte device-unique key for ``label`` (``"audit-log"``), derived by the boot
+        side from the UDS with HKDF (``bootloader.dice.derive_sealing_key``); the UDS
+        itself never reaches the firmware."""
+        ...
+
+    def audit_anchor(self) -> tuple[int, int]:
+        """``(base, head)`` of the audit log from the secure monotonic counters: entries
+        ``base+1 .. head`` must exist (a factory reset moves ``base`` up to ``head``)."""
+        ...
+
+    def advance_audit_head(self, seq: int) -> None:
+        """Move the secure ``audit_head`` counter up to ``seq`` (never down)."""
+        ...
+
 
 @dataclass(frozen=True)
 class BootHandoff:

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import string
+import unicodedata
 
 from common.errors import RefcamError
 
@@ -64,6 +65,31 @@ def generate_initial_password() -> str:
         for i in range(0, len(chars), INITIAL_PASSWORD_GROUP_LEN)
     ]
     return "-".join(groups)
+
+
+LABEL_FOLD_CHARS = INITIAL_PASSWORD_GROUPS * INITIAL_PASSWORD_GROUP_LEN  # 20
+
+
+def label_fold(password: str) -> str:
+    """The form that simple variants of a label password share: NFKC, case-folded, letters
+    and digits only (``k7QmZ-2xR9p`` and ``K7QMZ2XR9P!`` both give ``k7qmz2xr9p``).
+
+    Provisioning stores a slow hash of the label's fold next to the label's own hash,
+    so the device can refuse case changes, dropped dashes and appended ``!`` as a new
+    password without ever holding the label password (NIST SP 800-63B 3.1.1.2).
+    """
+    return "".join(c for c in unicodedata.normalize("NFKC", password).casefold() if c.isalnum())
+
+
+def label_fold_candidates(password: str) -> list[str]:
+    """The folds of ``password`` worth comparing with a label fold: the whole fold if it has
+    the label's length, and its first 20 characters if only digits follow them (``...1``)."""
+    folded = label_fold(password)
+    if len(folded) == LABEL_FOLD_CHARS:
+        return [folded]
+    if len(folded) > LABEL_FOLD_CHARS and folded[LABEL_FOLD_CHARS:].isdigit():
+        return [folded[:LABEL_FOLD_CHARS]]
+    return []
 
 
 def _b64(data: bytes) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from common.atomicfile import write_atomic
+from common.atomicfile import private_dir, write_atomic
 from common.flaws import UnsafeFlaws
 
 from .errors import ConfigError
@@ -202,5 +202,5 @@ def restore_settings(path: Path, previous: bytes | None) -> None:
 
 def save_settings(path: Path, settings: RuntimeSettings) -> None:
     """Write atomically: a power cut leaves the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     write_atomic(path, json.dumps(settings.to_json(), sort_keys=True).encode())

@@ -42,12 +42,12 @@ from common.passwords import (
     InvalidPassword,
     PasswordHashFormatError,
     hash_password,
+    label_fold_candidates,
     verify_password,
 )
 from common.sqlitedb import open_database
 
 from .access import ROLES, Role
-from .blocklist import is_blocklisted
 from .config import PASSWORD_POLICIES, PasswordPolicyName, ThrottleConfig
 from .devicecookies import device_cookie_nonce, issue_device_cookie, new_device_key
 from .errors import (
@@ -58,13 +58,13 @@ from .errors import (
     UnsafeUnknownUser,
     UserError,
 )
+from .guessable import guessable_problems
 
 UNSAFE_SHARED_PASSWORD = "admin"  # noqa: S105 - the shared-default-password flaw: admin/admin
 
 MAX_PASSWORD_CHARS = 128  # NIST 800-63B: allow at least 64; we allow 128
 NIST_MIN_CHARS = 15  # NIST SP 800-63B rev. 4, single-factor password
 KR_RULES = ((8, 3), (10, 2))  # (minimum length, minimum character classes)
-CONTEXT_MIN_CHARS = 4  # context words shorter than this are only refused as the whole password
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 # Called inside a write's transaction, just before COMMIT (the API records the audit
@@ -128,22 +128,16 @@ def password_problems(
         reasons.append(f"password has {length} characters; at most {MAX_PASSWORD_CHARS} are allowed")
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in password):
         reasons.append("password contains control characters")
-    if is_blocklisted(password):
-        reasons.append("password is a known default or commonly used password")
-    if length and len(set(password)) <= 2:
-        reasons.append("password repeats one or two characters")
-    folded = password.casefold()
-    for label, word in (
-        ("user name", context.username),
-        ("device serial number", context.serial),
-        ("device model", context.model),
-        ("vendor name", context.vendor),
-    ):
-        word_folded = word.casefold()
-        if not word_folded:
-            continue
-        if folded == word_folded or (len(word_folded) >= CONTEXT_MIN_CHARS and word_folded in folded):
-            reasons.append(f"password contains the {label}")
+    reasons += guessable_problems(
+        password,
+        context_words=(
+            ("user name", context.username),
+            ("device serial number", context.serial),
+            ("device model", context.model),
+            ("vendor name", context.vendor),
+        ),
+        estimate=not reasons,
+    )
     return reasons
 
 
@@ -238,8 +232,10 @@ class CredentialStore:
         context: PolicyContext,
         throttle: ThrottleConfig,
         flaws: UnsafeFlaws | None = None,
+        label_fold_hash: str | None = None,
     ) -> None:
         self.flaws = flaws or UnsafeFlaws()
+        self.label_fold_hash = label_fold_hash
         self._db = connection
         self._lock = threading.Lock()
         # Users as of the last read; every write drops it. Only this process writes the
@@ -262,8 +258,14 @@ class CredentialStore:
         throttle: ThrottleConfig,
         now: float,
         flaws: UnsafeFlaws | None = None,
+        label_fold_hash: str | None = None,
     ) -> CredentialStore:
-        """Open (creating if needed) the store; the first start creates ``admin``."""
+        """Open (creating if needed) the store; the first start creates ``admin``.
+
+        ``label_fold_hash`` is the provisioned hash of ``refcam.passwords.label_fold`` of
+        the label password: new passwords that fold to it (case changes, dashes dropped,
+        ``!`` or digits appended) are refused like the label password itself.
+        """
         flaws = flaws or UnsafeFlaws()
         first_hash, must_change = initial_hash, 1
         if "shared-default-password" in flaws:  # UNSAFE flaw profile: the Mirai-era default
@@ -285,7 +287,8 @@ class CredentialStore:
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the user database {path}: {exc}") from exc
         store = cls(
-            db, initial_hash=initial_hash, policy=policy, context=context, throttle=throttle, flaws=flaws
+            db, initial_hash=initial_hash, policy=policy, context=context, throttle=throttle, flaws=flaws,
+            label_fold_hash=label_fold_hash,
         )
         store._device_key = bytes(device_key)
         return store
@@ -330,6 +333,17 @@ class CredentialStore:
                 reasons.append("password is the device's initial (label) password")
             except InvalidPassword:
                 pass  # different from the label password: what we want
+        if not reasons and self.label_fold_hash is not None:
+            for candidate in label_fold_candidates(normalize_password(password)):
+                try:
+                    verify_password(candidate, self.label_fold_hash)
+                    reasons.append(
+                        "password is a variant of the device's initial (label) password "
+                        "(case, separators or appended characters changed)"
+                    )
+                    break
+                except InvalidPassword:
+                    pass  # not this variant of the label password
         if reasons:
             raise PasswordPolicyError(reasons)
 

@@ -33,12 +33,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -49,7 +51,7 @@ from common.handoff import EXIT_REBOOT, BootHandoff
 
 from . import logs
 from .appkeys import AUDIT_KEY, CLOCK_KEY, CONNECTIONS_KEY, REBOOT_KEY
-from .config import PASSWORD_POLICIES, DeviceConfig
+from .config import PASSWORD_POLICIES, DeviceConfig, check_update_url
 from .errors import ConfigError
 from .listener import GuardedSite, runner_options
 from .server import Extension, builtin_extensions, create_app, create_redirect_app
@@ -106,7 +108,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and not 0 <= value <= 65535:
             raise ConfigError(f"--{name.replace('_', '-')} {value} is not a TCP port (0..65535)")
+    _check_run_inputs(args)
     return args
+
+
+def _check_run_inputs(args: argparse.Namespace) -> None:
+    """Refuse bad values before anything starts: each a one-line ConfigError."""
+    if args.update_url is not None:
+        try:
+            args.update_url = check_update_url(args.update_url)
+        except ConfigError as exc:
+            raise ConfigError(f"--update-url: {exc}") from exc
+        except ValueError as exc:  # urlsplit: "https://[::1" and the like
+            raise ConfigError(f"--update-url {args.update_url!r} is not a URL: {exc}") from exc
+    interval = args.update_check_interval
+    if interval is not None and not (math.isfinite(interval) and interval >= 0):
+        raise ConfigError(
+            f"--update-check-interval {interval} must be a number of seconds >= 0 (0 turns checks off)"
+        )
+    kind, _sep, rest = str(args.stream_source).partition(":")
+    if kind == "file" and rest and not Path(rest).is_file():
+        raise ConfigError(f"--source file:{rest}: no such video file")
+    if kind == "folder" and rest and not Path(rest).is_dir():
+        raise ConfigError(f"--source folder:{rest}: no such directory")
 
 
 def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Extension]:

@@ -219,8 +219,10 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         hash_file = config.initial_password_hash_file
         try:
-            initial_hash = hash_file.read_text("ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+            # line 1: the label password's hash; line 2 (optional): the hash of its fold
+            hashes = hash_file.read_text("ascii").split()
+            initial_hash, label_fold_hash = hashes[0], (hashes[1] if len(hashes) > 1 else None)
+        except (IndexError, OSError, UnicodeDecodeError) as exc:
             raise StorageError(f"cannot read the initial password hash {hash_file}: {exc}") from exc
         identity = handoff.identity
         settings = load_settings(config.settings_file)
@@ -234,6 +236,7 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
             throttle=config.throttle,
             now=app[CLOCK_KEY](),
             flaws=config.flaws,
+            label_fold_hash=label_fold_hash,
         )
         app[CREDENTIALS_KEY] = store
         yield
@@ -256,9 +259,16 @@ def _sessions_ctx(config: DeviceConfig) -> Callable[[web.Application], AsyncIter
 
 def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        audit = AuditLog.open(config.audit_db)
+        services = handoff.services
+        audit = AuditLog.open(config.audit_db, key=services.derive_key("audit-log"), anchor=services)
         app[AUDIT_KEY] = audit
         now = app[CLOCK_KEY]()
+        try:  # verified at every boot: a cut or edited log is a boot notice and an audit event
+            audit.verify_chain()
+            broken = None
+        except AuditChainError as exc:
+            broken = f"audit log fails verification at boot: {exc}"
+            log.warning("%s", broken)
         audit.record(
             "boot",
             actor="-",
@@ -273,6 +283,8 @@ def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Appl
         )
         for notice in handoff.notices:  # fallbacks and tamper met by the boot chain
             audit.record("boot_notice", actor="-", source="device", detail={"notice": notice}, now=now)
+        if broken is not None:
+            audit.record("boot_notice", actor="-", source="device", detail={"notice": broken}, now=now)
         yield
         audit.close()
 

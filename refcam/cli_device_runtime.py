@@ -1,4 +1,4 @@
-"""``refcam device run|ca|label|factory-reset|renew-cert``: operate a provisioned camera.
+"""``refcam device run|ca|label|factory-reset|audit verify|renew-cert``: operate a provisioned camera.
 
 ``device run`` powers the camera on through the whole chain: the ROM and
 bootloader verify a slot (``bootloader.chain.boot``), and the firmware runtime
@@ -12,6 +12,7 @@ Examples::
     refcam device ca --state S > root.pem        # the manufacturer root to trust
     refcam device label --state S                 # serial, model, initial password
     refcam device factory-reset --state S         # users, sessions, settings wiped
+    refcam device audit verify --state S          # the audit log's keyed chain and anchor
     refcam device renew-cert --state S --keys K   # new TLS leaf for the same key
 """
 
@@ -95,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from common.flaws import UnsafeFlaws
     from common.handoff import EXIT_REBOOT
 
+    os.umask(0o077)  # whatever the firmware creates (databases, downloads) is the owner's only
     state = _state(args)
     # The bootloader's own flaw is known before the firmware runs; the loopback rule first.
     flaws = UnsafeFlaws.parse(args.flaw or [], host=args.host or "127.0.0.1")
@@ -132,7 +134,50 @@ def cmd_factory_reset(args: argparse.Namespace) -> int:
         raise DeviceRuntimeError(f"{runtime} is a symbolic link; refusing to follow it")
     if runtime.exists():
         shutil.rmtree(runtime)
+    # Re-anchor the audit log: the entries up to the secure head were discarded on purpose.
+    # After the wipe, so a cut in between is a (safe) false alarm, never a hidden gap.
+    from bootloader.hardware import SecureCounters
+    from bootloader.unit import RPMB_FILE
+
+    counters = SecureCounters.open_file(state / RPMB_FILE)
+    head = counters.read("audit_head")
+    counters.advance("audit_base", head)
     print(f"factory reset: {runtime} wiped; log in with the label password and change it")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Verify the audit log at rest with the device key and the secure counters."""
+    from bootloader import dice
+    from bootloader.unit import open_device
+    from device.audit import AuditLog, MemoryAuditAnchor
+    from device.errors import AuditChainError
+
+    state = _state(args)
+    device = open_device(state)
+    uds = device.fuses.read().uds
+    if uds is None:
+        raise DeviceRuntimeError(f"{state} has no UDS fused: it was never provisioned")
+    base = device.counters.read("audit_base")
+    head = device.counters.read("audit_head")
+    path = state / RUNTIME / "audit.sqlite3"
+    if not path.is_file():
+        if head > base:
+            raise DeviceRuntimeError(
+                f"audit log {path} is missing, but the secure counter says it holds entries "
+                f"{base + 1}..{head}"
+            )
+        print(f"audit log: empty (no entries since seq {base})")
+        return 0
+    log = AuditLog.open(path, key=dice.derive_sealing_key(uds, "audit-log"), anchor=MemoryAuditAnchor(base, head))
+    try:
+        count = log.verify_chain()
+        seq, _digest = log.head()
+    except AuditChainError as exc:
+        raise DeviceRuntimeError(f"audit log {path} is broken: {exc}") from exc
+    finally:
+        log.close()
+    print(f"audit log verified: {count} entries up to seq {seq}, secure head {head}")
     return 0
 
 
@@ -195,6 +240,12 @@ def register(groups: dict[str, Any]) -> None:
     p = device.add_parser("factory-reset", help="wipe users, sessions and settings")
     p.add_argument("--state", required=True, type=Path)
     p.set_defaults(handler=cmd_factory_reset)
+
+    p = device.add_parser("audit", help="check the audit log at rest")
+    audit = p.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    p = audit.add_parser("verify", help="verify the keyed chain against the secure counters")
+    p.add_argument("--state", required=True, type=Path, help="device state directory")
+    p.set_defaults(handler=cmd_audit_verify)
 
     p = device.add_parser("renew-cert", help="issue a new TLS leaf for the device's key")
     p.add_argument("--state", required=True, type=Path)

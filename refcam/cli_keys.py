@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bootloader.build import build_bootloader_image, build_firmware_image
-from bootloader.firmware import FirmwarePayload, build_payload
+from bootloader.firmware import FirmwarePayload, build_payload, check_manifest_inputs
 from bootloader.keys import (
     KeySet,
     init_keys,
@@ -115,6 +115,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     tuf_root = read_input(Path(args.tuf_root), "TUF root") if args.tuf_root else None
     tls_path = Path(args.vendor_tls_root) if args.vendor_tls_root else keys.vendor_root_ca
     vendor_tls_root = read_input(tls_path, "vendor TLS root")
+    check_manifest_inputs(support_end=support_end, tuf_root=tuf_root, vendor_tls_root=vendor_tls_root)
     source_dir = Path(args.source) if args.source else None
     if source_dir is not None and not (source_dir / "main.py").is_file():
         raise BootloaderError(f"--source {source_dir} is not a firmware package directory (no main.py)")

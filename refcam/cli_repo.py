@@ -192,6 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_server_run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # the vendor's state (PSIRT database, token) is the owner's only
     if not 0 <= args.port <= 65535:
         raise RepositoryInputError(f"--port {args.port} is not a TCP port")
     repo_dir = Path(args.repo)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from common.atomicfile import write_atomic
+from common.atomicfile import private_dir, write_atomic
 from common.flaws import UnsafeFlaws
 
 from .errors import ServerConfigError
@@ -52,7 +52,7 @@ def psirt_token(data_dir: Path) -> tuple[str, str]:
     path = data_dir / "psirt-token"
     if not path.exists():
         # written whole or not at all: a crash never leaves a short token
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         write_atomic(path, (secrets.token_urlsafe(32) + "\n").encode(), mode=0o600)
     token = path.read_text().strip()
     if not token:

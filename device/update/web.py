@@ -101,6 +101,9 @@ def _schedule_reboot(app: web.Application) -> None:
 @_typed
 async def install(request: web.Request) -> web.StreamResponse:
     client = request.config_dict[UPDATE_CLIENT_KEY]
+    # The intent is on record before flash is touched: a write to a slot cannot be rolled
+    # back with an audit entry that failed, so no slot is written without one.
+    _audit(request, "update_install_started", {"running": client.handoff.firmware.version})
     candidate = await asyncio.to_thread(client.install)
     _audit(request, "update_install", {"version": candidate.version, "slot": client.status.installed_slot})
     _schedule_reboot(request.app)
@@ -132,6 +135,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         body += chunk
         if len(body) > limit:
             raise ImageTooLarge(f"image exceeds the limit of {limit} bytes")
+    _audit(request, "update_upload_started", {"bytes": len(body)})  # before any slot write
     facts = await asyncio.to_thread(client.install_upload, bytes(body))
     _audit(request, "update_upload", {"version": facts.version, "slot": client.status.installed_slot})
     _schedule_reboot(request.app)

@@ -124,13 +124,13 @@ def test_boot_attempts_are_counted_only_while_a_trial_is_pending(
 
     boot(device, now=NOW)
     boot(device, now=NOW)
-    assert control() == (1, "confirmed", 0)
+    assert control() == (2, "confirmed", 0)  # provisioning wrote both copies: seq 1 and 2
     services = boot(device, now=NOW).handoff.services
     services.write_image("b", image_v2)
     services.set_pending("b")
-    assert control() == (2, "pending", 1)
+    assert control() == (3, "pending", 1)
     boot(device, now=NOW)
-    assert control() == (3, "trial-booted", 0)
+    assert control() == (4, "trial-booted", 0)
 
 
 def test_tampered_v2_in_slot_b_stays_on_a_with_a_notice(device: Device, image_v2: bytes) -> None:

@@ -111,3 +111,45 @@ def test_fuses_prints_the_summary(
     out = capsys.readouterr().out
     assert "lifecycle: development\n" in out and "debug: enabled\n" in out
     assert "firmware counter: 1\n" in out and "root-of-trust slot 2: empty\n" in out
+
+
+def test_audit_verify_cli_detects_cuts_and_factory_reset_reanchors(
+    tmp_path: Path, keyset: KeySet, firmware_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issue 13 defect 5: `refcam device audit verify` with the device key and the secure counters."""
+    import sqlite3
+    import time
+
+    from bootloader.chain import boot
+    from bootloader.unit import open_device
+    from device.audit import AuditLog
+
+    state = tmp_path / "cam"
+    assert provision(state, keyset, firmware_files[0]) == 0
+    assert main(["device", "audit", "verify", "--state", str(state)]) == 0
+    outcome = boot(open_device(state), now=int(time.time()))
+    services = outcome.handoff.services
+    path = state / "data" / "runtime" / "audit.sqlite3"
+    log = AuditLog.open(path, key=services.derive_key("audit-log"), anchor=services)
+    for i in range(4):
+        log.record("config_change", actor="admin", source="127.0.0.1", detail={"i": i}, now=1000.0 + i)
+    log.close()
+    capsys.readouterr()
+    assert main(["device", "audit", "verify", "--state", str(state)]) == 0
+    assert "audit log verified: 4 entries up to seq 4, secure head 4" in capsys.readouterr().out
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM audit WHERE seq = 4")
+    assert main(["device", "audit", "verify", "--state", str(state)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "audit entry 4: missing" in err[0]
+    path.unlink()
+    assert main(["device", "audit", "verify", "--state", str(state)]) == 1
+    assert "secure counter says it holds entries 1..4" in capsys.readouterr().err
+    assert main(["device", "factory-reset", "--state", str(state)]) == 0
+    assert main(["device", "audit", "verify", "--state", str(state)]) == 0
+    outcome = boot(open_device(state), now=int(time.time()))
+    services = outcome.handoff.services
+    log = AuditLog.open(path, key=services.derive_key("audit-log"), anchor=services)
+    assert log.record("boot", actor="-", source="device", detail={}, now=2000.0).seq == 5
+    assert log.verify_chain() == 1
+    log.close()

@@ -373,3 +373,32 @@ def test_unwritable_output_is_one_line_error(
     )  # fmt: skip
     assert code == 1
     assert _one_error_line(capsys).startswith(f"refcam: error: cannot write {out}")
+
+
+# -- issue 13 defect 9: bad build inputs are one-line errors, nothing is signed ---------
+
+
+@pytest.mark.parametrize(
+    ("extra", "contents", "message"),
+    [
+        (["--support-end", "2020-13-45"], None, "support end '2020-13-45' is not a date YYYY-MM-DD"),
+        (["--support-end", "2031-1-1"], None, "is not a date YYYY-MM-DD"),
+        (["--tuf-root", "{path}"], b"not json at all", "TUF root is not JSON"),
+        (["--tuf-root", "{path}"], b'{"signed": {"_type": "targets"}}', "not TUF root metadata"),
+        (["--vendor-tls-root", "{path}"], b"hello, I am not PEM\n", "vendor TLS root is not PEM certificates"),
+    ],
+)
+def test_firmware_build_refuses_bad_manifest_inputs(
+    keydir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    extra: list[str], contents: bytes | None, message: str,
+) -> None:
+    path = tmp_path / "input"
+    if contents is not None:
+        path.write_bytes(contents)
+    args = [a.replace("{path}", str(path)) for a in extra]
+    out = tmp_path / "x.img"
+    code = main(["firmware", "build", "--keys", str(keydir), "--version", "3.0.0",
+                 "--security-counter", "3", *args, "-o", str(out)])  # fmt: skip
+    assert code == 1
+    assert message in _one_error_line(capsys)
+    assert not out.exists()

@@ -11,10 +11,14 @@ still be able to finish the update.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from bootloader.chain import boot
 from bootloader.hardware import PowerCutInjector
+from bootloader.provision import ProvisionKeys
 from bootloader.slots import read_control
 from bootloader.unit import Device
 from common.errors import PowerCut
@@ -114,3 +118,109 @@ def test_power_cut_during_a_trial_boot_write_keeps_v1_or_runs_the_trial(
         view, _ = read_control(device.flash)
         assert view is not None and view.current.trial_state == "pending"
     assert boot(device.power_on(), now=NOW).handoff.trial
+
+
+# -- issue 13 defect 7: both boot-control copies, and power cuts during provisioning ----
+
+
+def flip_control_bit(device: Device, copy: int) -> None:
+    """One flipped bit in a boot-control copy (a NOR cell going bad, or an attacker)."""
+    from bootloader.bootctl import RECORD_SIZE
+
+    sector = device.flash.geometry.sector_size
+    record = bytearray(device.flash.read("boot-control", copy * sector, RECORD_SIZE))
+    record[9] ^= 0x01  # inside the sequence number: the checksum no longer matches
+    device.flash.erase("boot-control", copy)
+    device.flash.write("boot-control", copy * sector, bytes(record))
+
+
+def test_provisioning_writes_both_boot_control_copies(factory: Factory) -> None:
+    from bootloader.bootctl import RECORD_SIZE, parse_record
+
+    device = factory.device()
+    sector = device.flash.geometry.sector_size
+    copies = [parse_record(device.flash.read("boot-control", i * sector, RECORD_SIZE)) for i in (0, 1)]
+    assert [(c.active, c.trial_state) for c in copies] == [("a", "confirmed"), ("a", "confirmed")]
+
+
+@pytest.mark.parametrize("copy", [0, 1])
+def test_one_flipped_copy_after_provisioning_keeps_trial_semantics(
+    factory: Factory, image_v2: bytes, copy: int
+) -> None:
+    device = factory.device()
+    flip_control_bit(device, copy)
+    first = boot(device, now=NOW)
+    assert first.handoff.booted_slot == "a" and not first.handoff.trial
+    assert first.handoff.notices[0].startswith("boot-control fell back to copy")
+    services = first.handoff.services
+    services.write_image("b", image_v2)
+    services.set_pending("b")
+    trial = boot(device, now=NOW)
+    assert trial.handoff.booted_slot == "b" and trial.handoff.trial  # a real trial, not a permanent image
+    assert trial.handoff.notices == ()  # repaired at the first boot
+    reverted = boot(device, now=NOW)  # v2 never confirmed: back to a
+    assert reverted.handoff.booted_slot == "a" and not reverted.handoff.trial
+    assert device.fuses.read().firmware_counter == 1
+
+
+def test_a_corrupt_newer_copy_is_a_boot_notice(factory: Factory, image_v2: bytes) -> None:
+    device = factory.device()
+    services = boot(device, now=NOW).handoff.services
+    services.write_image("b", image_v2)
+    services.set_pending("b")
+    view, _ = read_control(device.flash)
+    assert view is not None and view.current.trial_state == "pending"
+    newer = 1 - view.next_copy
+    flip_control_bit(device, newer)
+    outcome = boot(device, now=NOW)
+    assert outcome.handoff.booted_slot == "a" and not outcome.handoff.trial
+    notice = outcome.handoff.notices[0]
+    assert notice.startswith(f"boot-control fell back to copy {view.next_copy}") and f"copy {newer}:" in notice
+
+
+def count_provisioning_operations(make: Callable[[PowerCutInjector | None], None]) -> int:
+    counter = PowerCutInjector()
+    make(counter)
+    return counter.operations
+
+
+def test_power_cut_at_every_provisioning_operation(
+    tmp_path: Path, provision_keys: ProvisionKeys, image_v1: bytes, password_hash: str
+) -> None:
+    """After a cut anywhere in provisioning's hardware operations the unit boots verified
+    slot a as a confirmed image (no trial) or refuses with a typed error; a cut during or
+    after the boot-control writes always leaves a bootable unit."""
+    from bootloader.provision import provision_device
+    from common.errors import BootloaderError
+    from tests.bootloader.conftest import BOARD, NOW_DT
+
+    uds = bytes(range(32))  # the same unit every time, so the identity written once matches
+    devices: list[Device] = []
+
+    def make(injector: PowerCutInjector | None) -> None:
+        device = Device.in_memory(tmp_path, board=BOARD, injector=injector)
+        devices.append(device)
+        provision_device(
+            device, keys=provision_keys, firmware_image=image_v1, serial="RCTEST000002",
+            initial_password_hash=password_hash, now=NOW_DT, uds=uds,
+        )  # fmt: skip
+
+    total = count_provisioning_operations(make)  # also writes the identity files
+    outcomes: list[str] = []
+    for n in range(1, total + 1):
+        for torn in (False, True):
+            with pytest.raises(PowerCut):
+                make(PowerCutInjector(at_operation=n, torn=torn))
+            device = devices[-1].power_on()
+            try:
+                outcome = boot(device, now=NOW)
+            except BootloaderError:
+                outcomes.append("refused")
+                continue
+            outcomes.append("booted")
+            assert outcome.handoff.booted_slot == "a" and not outcome.handoff.trial
+            assert outcome.firmware.version == "1.0.0"
+            view, _ = read_control(device.flash)
+            assert view is not None and view.current.active == "a" and view.current.pending is None
+            assert view.current.trial_state in ("confirmed", "none")  # "none": rebuilt, no trial
+    assert "booted" in outcomes and outcomes[-4:] == ["booted"] * 4  # cuts in the last writes

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bootloader import dice, pki
+from bootloader.hardware import SecureCounters
 from bootloader.keys import make_ca_certificate
 from common import tls
 from common.handoff import (
@@ -36,7 +37,7 @@ from common.handoff import (
     MeasurementEvent,
     SlotStatus,
 )
-from common.passwords import hash_password
+from common.passwords import hash_password, label_fold
 from device.appkeys import CONNECTIONS_KEY
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
 from device.listener import GuardedSite, runner_options
@@ -125,7 +126,8 @@ def device_pki() -> PKI:
 
 @pytest.fixture(scope="session")
 def initial_hash() -> str:
-    return hash_password(INITIAL_PASSWORD)
+    """The provisioned ``initial-password.hash`` content: the label's hash, then its fold's."""
+    return hash_password(INITIAL_PASSWORD) + "\n" + hash_password(label_fold(INITIAL_PASSWORD))
 
 
 class NoFlashServices:
@@ -133,8 +135,26 @@ class NoFlashServices:
 
     trial = False
 
-    def __init__(self, fuses: FuseSummary | None = None) -> None:
+    def __init__(self, fuses: FuseSummary | None = None, *, state_dir: Path | None = None) -> None:
+        """``state_dir`` holds the test device's UDS and secure counters (kept across restarts)."""
         self._fuses = fuses
+        self._state_dir = state_dir
+        self._counters = SecureCounters.in_memory() if state_dir is None else SecureCounters.open_file(state_dir / "rpmb.bin")
+        self._uds = os.urandom(32)
+        if state_dir is not None:
+            uds_file = state_dir / "test-uds.bin"
+            if not uds_file.exists():
+                uds_file.write_bytes(self._uds)
+            self._uds = uds_file.read_bytes()
+
+    def derive_key(self, label: str) -> bytes:
+        return dice.derive_sealing_key(self._uds, label)
+
+    def audit_anchor(self) -> tuple[int, int]:
+        return self._counters.read("audit_base"), self._counters.read("audit_head")
+
+    def advance_audit_head(self, seq: int) -> None:
+        self._counters.advance("audit_head", seq)
 
     def fuses(self) -> FuseSummary:
         assert self._fuses is not None
@@ -224,7 +244,7 @@ def make_handoff(state_dir: Path, device_pki: PKI, initial_hash: str, *, tls90: 
         measurement_register="5a" * 32,
         notices=(NOTICE,),
         attester=RecordingAttester(alias_key),
-        services=NoFlashServices(fuses),  # type: ignore[arg-type]
+        services=NoFlashServices(fuses, state_dir=state_dir),  # type: ignore[arg-type]
     )
 
 

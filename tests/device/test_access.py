@@ -181,3 +181,25 @@ async def test_every_route_of_a_full_device_declares_and_enforces_access(
             ) as r:
                 assert r.status == 403, (method, path)
                 assert (await r.json())["error"] == "password_change_required", (method, path)
+
+
+# -- issue 13 defect 9: `device run` input is checked before anything starts ------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--update-url", "http://127.0.0.1:9443"], "must be an https:// URL with a host"),
+        (["--update-url", "https://[::1"], "--update-url"),
+        (["--update-check-interval", "-5"], "must be a number of seconds >= 0"),
+        (["--update-check-interval", "nan"], "must be a number of seconds >= 0"),
+        (["--source", "file:/nonexistent/clip.mp4"], "no such video file"),
+    ],
+)
+def test_device_run_refuses_bad_inputs_with_one_line(argv: list[str], message: str) -> None:
+    from device.errors import ConfigError
+    from device.main import parse_args
+
+    with pytest.raises(ConfigError) as info:
+        parse_args(argv)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -284,7 +284,7 @@ async def test_admin_switches_password_policy_and_it_is_audited_and_kept(start_d
     device = await start_device()
     token = await device.admin_token()
     headers = bearer(token)
-    new_user = {"username": "kim", "role": "viewer", "password": "Ab3$efgh"}
+    new_user = {"username": "kim", "role": "viewer", "password": "Zq8#mT2v"}
     async with device.client() as s:
         async with s.post(device.url("/api/v1/users"), json=new_user, headers=headers) as r:
             assert r.status == 400  # 8 characters: too short for NIST 800-63B

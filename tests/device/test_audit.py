@@ -12,14 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from device_fixtures import NOTICE, NOW, RunningDevice
+from device_fixtures import NEW_PASSWORD, NOTICE, NOW, RunningDevice, StartDevice
 
-from device.audit import GENESIS_HASH, AuditLog, entry_hash
+from device.audit import GENESIS_HASH, AuditLog, MemoryAuditAnchor, entry_hash
 from device.errors import AuditChainError
 
+KEY = bytes(range(32))
 
-def filled(path: Path, n: int = 5) -> AuditLog:
-    log = AuditLog.open(path)
+
+def filled(path: Path, n: int = 5, anchor: MemoryAuditAnchor | None = None) -> AuditLog:
+    log = AuditLog.open(path, key=KEY, anchor=anchor if anchor is not None else MemoryAuditAnchor())
     for i in range(n):
         log.record("login_failure", actor=f"user{i}", source="127.0.0.1", detail={"failures": i}, now=NOW + i)
     return log
@@ -33,7 +35,7 @@ def test_chain_links_every_entry_to_the_previous_one(tmp_path: Path) -> None:
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     e = entries[2]
     assert e.hash == entry_hash(
-        seq=3, time=NOW + 2, event="login_failure", actor="user2", source="127.0.0.1",
+        key=KEY, seq=3, time=NOW + 2, event="login_failure", actor="user2", source="127.0.0.1",
         detail={"failures": 2}, prev_hash=entries[1].hash,
     )
     assert log.verify_chain() == 5
@@ -72,7 +74,7 @@ def test_rehashed_entry_still_breaks_the_next_link(tmp_path: Path) -> None:
     log = filled(path)
     entries = list(log.entries())
     forged = entry_hash(
-        seq=2, time=entries[1].time, event="login_success", actor="user1", source="127.0.0.1",
+        key=KEY, seq=2, time=entries[1].time, event="login_success", actor="user1", source="127.0.0.1",
         detail={"failures": 1}, prev_hash=entries[0].hash,
     )
     with sqlite3.connect(path) as db:
@@ -84,8 +86,17 @@ def test_rehashed_entry_still_breaks_the_next_link(tmp_path: Path) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
+from bootloader.hardware import SecureCounters
 from device.audit import AuditLog
-log = AuditLog.open(Path(sys.argv[1]))
+
+class Anchor:
+    counters = SecureCounters.open_file(Path(sys.argv[2]))
+    def audit_anchor(self):
+        return self.counters.read("audit_base"), self.counters.read("audit_head")
+    def advance_audit_head(self, seq):
+        self.counters.advance("audit_head", seq)
+
+log = AuditLog.open(Path(sys.argv[1]), key=bytes(range(32)), anchor=Anchor())
 for i in range(50):
     log.record("config_change", actor="admin", source="127.0.0.1", detail={"i": i}, now=1.0 + i)
 print("recorded", flush=True)
@@ -95,14 +106,21 @@ time.sleep(60)
 
 def test_recorded_entries_survive_kill_minus_9(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True)
+    rpmb = tmp_path / "rpmb.bin"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(rpmb)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "recorded"
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    log = AuditLog.open(path)
+    from bootloader.hardware import SecureCounters
+
+    counters = SecureCounters.open_file(rpmb)
+    assert counters.read("audit_head") == 50
+    log = AuditLog.open(path, key=KEY, anchor=MemoryAuditAnchor(0, counters.read("audit_head")))
     assert log.verify_chain() == 50
     assert log.head()[0] == 50
 
@@ -135,3 +153,120 @@ async def test_audit_is_admin_only_and_holds_the_boot_notices(device: RunningDev
     async with device.client() as s, s.get(device.url("/api/v1/audit/verify"), headers=headers) as r:
         assert r.status == 409
         assert (await r.json())["seq"] == 2
+
+
+# -- issue 13 defect 5: a log that cannot be cut ------------------------------------------
+
+
+def test_rewriting_every_hash_after_an_edit_is_detected(tmp_path: Path) -> None:
+    """An attacker who recomputes the chain (without the device key) still fails verification."""
+    path = tmp_path / "a.sqlite3"
+    log = filled(path)
+    rows = list(log.entries())
+    forged_key = b"\x00" * 32  # the attacker does not have the device-unique key
+    prev = GENESIS_HASH
+    with sqlite3.connect(path) as db:
+        for e in rows:
+            actor = "nobody" if e.seq == 2 else e.actor
+            digest = entry_hash(
+                key=forged_key, seq=e.seq, time=e.time, event=e.event, actor=actor,
+                source=e.source, detail=e.detail, prev_hash=prev,
+            )
+            db.execute("UPDATE audit SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?", (actor, prev, digest, e.seq))
+            prev = digest
+    with pytest.raises(AuditChainError, match="audit entry 1: content does not match"):
+        log.verify_chain()
+
+
+def test_deleting_the_newest_entries_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    anchor = MemoryAuditAnchor()
+    log = filled(path, anchor=anchor)
+    assert anchor.head == 5
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM audit WHERE seq >= 4")
+    with pytest.raises(AuditChainError, match=r"audit entry 4: missing: the log ends at 3 but the secure counter says it reached 5"):
+        log.verify_chain()
+    # new entries continue above the anchored head: the gap stays visible
+    assert log.record("logout", actor="a", source="127.0.0.1", detail={}, now=NOW).seq == 6
+    with pytest.raises(AuditChainError, match="audit entry 4: missing"):
+        log.verify_chain()
+
+
+def test_deleting_every_entry_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    anchor = MemoryAuditAnchor()
+    log = filled(path, anchor=anchor)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM audit")
+    with pytest.raises(AuditChainError, match="audit entry 1: missing"):
+        log.verify_chain()
+    path.unlink()  # even a new, empty database
+    fresh = AuditLog.open(tmp_path / "b.sqlite3", key=KEY, anchor=anchor)
+    with pytest.raises(AuditChainError, match="audit entry 1: missing"):
+        fresh.verify_chain()
+    assert fresh.record("boot", actor="-", source="device", detail={}, now=NOW).seq == 6
+    with pytest.raises(AuditChainError):
+        fresh.verify_chain()
+
+
+def test_a_factory_reset_base_starts_a_new_valid_log(tmp_path: Path) -> None:
+    anchor = MemoryAuditAnchor()
+    filled(tmp_path / "a.sqlite3", anchor=anchor)
+    anchor.base = anchor.head  # what `refcam device factory-reset` does in the secure counters
+    log = AuditLog.open(tmp_path / "b.sqlite3", key=KEY, anchor=anchor)
+    assert log.verify_chain() == 0
+    assert log.record("boot", actor="-", source="device", detail={}, now=NOW).seq == 6
+    assert log.verify_chain() == 1
+
+
+def test_an_unanchored_newest_entry_after_a_power_cut_still_verifies(tmp_path: Path) -> None:
+    anchor = MemoryAuditAnchor()
+    log = filled(tmp_path / "a.sqlite3", anchor=anchor)
+    anchor.head = 4  # the cut fell between the SQLite commit of 5 and the counter update
+    assert AuditLog.open(tmp_path / "a.sqlite3", key=KEY, anchor=anchor).verify_chain() == 5
+    del log
+
+
+def test_a_corrupt_row_does_not_break_paging_or_export(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    log = filled(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE audit SET detail = 'not json', actor = x'00ff' WHERE seq = 2")
+        db.execute("UPDATE audit SET detail = '[1, 2]' WHERE seq = 3")
+    entries = list(log.entries())
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[1].detail == {"corrupt_detail": "not json"} and entries[1].actor == "blob:00ff"
+    for e in entries:
+        json.dumps(e.to_json())
+    with pytest.raises(AuditChainError, match="audit entry 2"):
+        log.verify_chain()
+
+
+async def test_api_verify_fails_on_every_cut_and_boot_records_it(start_device: StartDevice) -> None:
+    device = await start_device()
+    token = await device.admin_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    db_path = device.handoff.data_dir / "runtime" / "audit.sqlite3"
+    async with device.client() as s, s.get(device.url("/api/v1/audit/verify"), headers=headers) as r:
+        assert r.status == 200
+        count = (await r.json())["entries"]
+    with sqlite3.connect(db_path) as db:
+        db.execute("DELETE FROM audit WHERE seq = ?", (count,))
+    async with device.client() as s:
+        async with s.get(device.url("/api/v1/audit/verify"), headers=headers) as r:
+            assert r.status == 409 and (await r.json())["seq"] == count
+        with sqlite3.connect(db_path) as db:
+            db.execute("UPDATE audit SET detail = 'garbage' WHERE seq = 1")
+        async with s.get(device.url("/api/v1/audit/export"), headers=headers) as r:
+            assert r.status == 200
+            lines = [json.loads(line) for line in (await r.text()).splitlines()]
+            assert lines[0]["detail"] == {"corrupt_detail": "garbage"} and len(lines) == count - 1
+    await device.stop()
+    restarted = await start_device()  # the same state: verification at boot finds the cut
+    token = (await restarted.login(password=NEW_PASSWORD))["token"]
+    async with restarted.client() as s, s.get(
+        restarted.url("/api/v1/audit?after=0&limit=500"), headers={"Authorization": f"Bearer {token}"}
+    ) as r:
+        notices = [e["detail"]["notice"] for e in (await r.json())["entries"] if e["event"] == "boot_notice"]
+    assert any(n.startswith("audit log fails verification at boot: audit entry 1") for n in notices)

@@ -63,8 +63,8 @@ def test_context_words_are_refused_with_the_exact_reason() -> None:
 
 
 def test_kr_terminal_profile_counts_character_classes() -> None:
-    assert password_problems("Ab3$efgh", policy="kr-terminal", context=CTX) == []  # 8 chars, 4 classes
-    assert password_problems("abcdefg3hi", policy="kr-terminal", context=CTX) == []  # 10 chars, 2 classes
+    assert password_problems("Zq8#mT2v", policy="kr-terminal", context=CTX) == []  # 8 chars, 4 classes
+    assert password_problems("kq7vrx3plm", policy="kr-terminal", context=CTX) == []  # 10 chars, 2 classes
     assert password_problems("abcdefgh3", policy="kr-terminal", context=CTX) == [
         "password has 9 characters from 2 character classes; "
         "at least 8 with 3 classes or 10 with 2 classes are required"
@@ -185,6 +185,12 @@ async def test_factory_reset_brings_back_the_label_password_and_forced_change(
         device.url("/api/v1/status"), headers={"Authorization": f"Bearer {token}"}
     ) as r:
         assert r.status == 401  # sessions from before the reset are gone too
+    # the reset re-anchored the audit log: the new log verifies, with no boot notice about it
+    from device.appkeys import AUDIT_KEY
+
+    audit = device.app[AUDIT_KEY]
+    assert audit.verify_chain() >= 1
+    assert not any(e.event == "boot_notice" and "audit log" in str(e.detail) for e in audit.entries())
 
 
 def test_factory_reset_refuses_a_directory_that_is_not_a_device(
@@ -242,3 +248,117 @@ async def test_flaw_profiles_weaken_exactly_their_code_path(start_device: StartD
     assert await attempt(device, "mallory", "x") == (404, {"error": "unknown_user", "message": "no such user"})
     status, body = await attempt(device, "admin", "admin")  # the shared default works, no forced change
     assert status == 200 and body["password_change_required"] is False
+
+
+# -- issue 13 defect 4: guessable passwords (NIST SP 800-63B 3.1.1.2) -------------------
+
+GUESSABLE_LONG = [
+    "passwordpassword",
+    "123456789012345",
+    "xc3511xc3511xc3511",
+    "qwertyuiopasdfgh",
+    "abcdefghijklmnop",
+    "iloveyouiloveyou",
+    "Password12345678",
+    "P-a-s-s-w-o-r-d-1-2-3",
+    "administrator123",
+    "zyxwvutsrqponmlk",
+    "1111111111111111",
+    "monkey1234567890",
+    "welcomewelcome1!",
+]
+
+
+@pytest.mark.parametrize("password", GUESSABLE_LONG)
+def test_guessable_passwords_of_15_or_more_characters_are_refused(password: str) -> None:
+    reasons = password_problems(password, policy="nist-800-63b", context=CTX)
+    assert reasons, f"{password!r} was accepted"
+    assert all(r.startswith("password ") for r in reasons)
+
+
+@pytest.mark.parametrize("password", ["Passw0rd!", "Welcome1!", "P@ssw0rd1", "Adm1n!234", "Qwerty123!"])
+def test_kr_terminal_refuses_decorated_common_passwords(password: str) -> None:
+    reasons = password_problems(password, policy="kr-terminal", context=CTX)
+    assert reasons, f"{password!r} was accepted under kr-terminal"
+
+
+def test_repeats_and_sequences_are_refused_with_the_reason() -> None:
+    assert "password repeats 'password' 2 times" in password_problems(
+        "passwordpassword", policy="nist-800-63b", context=CTX
+    )
+    assert "password repeats 'xc3511' 3 times" in password_problems(
+        "xc3511xc3511xc3511", policy="nist-800-63b", context=CTX
+    )
+    assert "password is a sequence of consecutive characters" in password_problems(
+        "123456789012345", policy="nist-800-63b", context=CTX
+    )
+
+
+def test_context_words_are_refused_after_normalisation() -> None:
+    assert "password contains the vendor name" in password_problems(
+        "R-E-F-C-A-M is great fun!", policy="nist-800-63b", context=CTX
+    )
+    assert "password contains the device serial number" in password_problems(
+        "rctest-000001-forever", policy="nist-800-63b", context=CTX
+    )
+    assert "password contains the user name" in password_problems(
+        "Adm1n-and-nothing-else", policy="nist-800-63b", context=CTX
+    )
+
+
+def test_strong_passwords_still_pass_both_profiles() -> None:
+    for password in (NEW_PASSWORD, "granite lantern orbit seven", "correct horse battery"):
+        assert password_problems(password, policy="nist-800-63b", context=CTX) == []
+    assert password_problems("Zq8#mT2v", policy="kr-terminal", context=CTX) == []
+
+
+LABEL_VARIANTS = [
+    INITIAL_PASSWORD.upper(),
+    INITIAL_PASSWORD.lower(),
+    INITIAL_PASSWORD.replace("-", ""),
+    INITIAL_PASSWORD + "!",
+    INITIAL_PASSWORD.swapcase().replace("-", " ") + "1",
+]
+
+
+def test_label_password_variants_are_refused_by_the_store(tmp_path: Path) -> None:
+    from common.passwords import hash_password, label_fold
+    from device.credentials import CredentialStore
+
+    store = CredentialStore.open(
+        tmp_path / "users.sqlite3",
+        initial_hash=hash_password(INITIAL_PASSWORD),
+        label_fold_hash=hash_password(label_fold(INITIAL_PASSWORD)),
+        policy="nist-800-63b",
+        context=CTX,
+        throttle=ThrottleConfig(),
+        now=1000.0,
+    )
+    for variant in LABEL_VARIANTS:
+        with pytest.raises(PasswordPolicyError) as info:
+            store.create_user("olga", "viewer", variant, now=1000.0)
+        assert any("initial (label) password" in r for r in info.value.reasons), variant
+    store.create_user("olga", "viewer", NEW_PASSWORD, now=1000.0)
+
+
+@pytest.mark.parametrize("variant", [LABEL_VARIANTS[0], LABEL_VARIANTS[3]])
+async def test_forced_change_refuses_label_password_variants(device: RunningDevice, variant: str) -> None:
+    status, body = await attempt(device, "admin", INITIAL_PASSWORD)
+    assert status == 200 and body["password_change_required"] is True
+    token = body["token"]
+    async with device.client() as s, s.post(
+        device.url("/api/v1/session/password"),
+        json={"current_password": INITIAL_PASSWORD, "new_password": variant},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as r:
+        refused = await r.json()
+        assert r.status == 400 and refused["error"] == "password_policy", refused
+        assert any("initial (label) password" in reason for reason in refused["reasons"])
+
+
+def test_a_user_name_with_digits_does_not_forbid_its_stem() -> None:
+    ctx = PolicyContext(username="viewer1", serial="RCTEST000001", model="RC-1080", vendor="refcam")
+    assert password_problems("a viewer password set by the admin", policy="nist-800-63b", context=ctx) == []
+    assert "password contains the user name" in password_problems(
+        "my name is Viewer1 indeed", policy="nist-800-63b", context=ctx
+    )

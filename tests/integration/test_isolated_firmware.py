@@ -55,12 +55,20 @@ for mod in ("common.handoff", "device.main"):
     if not origin.startswith(sys.argv[1]):
         sys.exit(f"{mod} came from {origin}, not the payload")
 
-class Services:  # a boot side with nothing to flash: this boot is not a trial
-    def __init__(self, handoff):
+class Services:  # the boot side's answers, as the real chain gave them; nothing to flash
+    def __init__(self, handoff, answers):
         self._handoff = handoff
+        self._answers = answers
     trial = False
     def fuses(self):
         return self._handoff.fuses
+    def derive_key(self, label):
+        return self._answers["keys"][label]
+    def audit_anchor(self):
+        return tuple(self._answers["audit_anchor"])
+    def advance_audit_head(self, seq):  # held in memory: the test's unit is not booted again
+        base, head = self._answers["audit_anchor"]
+        self._answers["audit_anchor"] = (base, max(head, seq))
     def __getattr__(self, name):
         raise RuntimeError(f"boot service {name} is not available in the isolated boot test")
 
@@ -69,8 +77,8 @@ class Attester:
         raise RuntimeError("no attester in the isolated boot test")
 
 with open(sys.argv[3], "rb") as f:
-    handoff = pickle.load(f)
-handoff = dataclasses.replace(handoff, services=Services(handoff), attester=Attester())
+    handoff, answers = pickle.load(f)
+handoff = dataclasses.replace(handoff, services=Services(handoff, answers), attester=Attester())
 sys.exit(device.main.run(handoff, sys.argv[4:]))
 '''
 
@@ -96,7 +104,10 @@ def _prepare(tmp_path: Path, state: Path, drop: str | None = None) -> tuple[Path
     payload = tmp_path / "payload.zip"
     payload.write_bytes(archive)
     handoff = tmp_path / "handoff.pickle"
-    handoff.write_bytes(pickle.dumps(dataclasses.replace(outcome.handoff, services=None, attester=None)))
+    services = outcome.handoff.services
+    answers = {"keys": {"audit-log": services.derive_key("audit-log")}, "audit_anchor": services.audit_anchor()}
+    plain = dataclasses.replace(outcome.handoff, services=None, attester=None)
+    handoff.write_bytes(pickle.dumps((plain, answers)))
     return payload, handoff
 
 

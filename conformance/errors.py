@@ -1,12 +1,17 @@
-"""Errors of the conformance probe."""
+"""Errors of the conformance probe.
+
+The probe shares no code with the cameras it judges, not even their root
+error: :class:`ProbeError` is its own, and the ``refcam`` command turns it into
+one line and ``exit_code`` as it does the others' errors.
+"""
 
 from __future__ import annotations
 
-from common.errors import RefcamError
 
-
-class ProbeError(RefcamError):
+class ProbeError(Exception):
     """Base of every expected probe failure."""
+
+    exit_code: int = 1
 
 
 class CatalogueError(ProbeError):

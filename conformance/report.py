@@ -11,6 +11,7 @@ a level, because a lab cannot claim what it could not show).
 from __future__ import annotations
 
 import html
+import importlib.metadata
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,11 +19,20 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from refcam import __version__
-
 from .catalogue import KS_CONTROLS, Catalogue, TestCase
 from .errors import ReportError
 from .model import CaseResult, Verdict, case_verdict
+
+
+def _tool_version() -> str:
+    """The installed distribution's version (the probe imports nothing else of refcam)."""
+    try:
+        return importlib.metadata.version("refcam")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+TOOL_VERSION = _tool_version()
 
 REPORT_SCHEMA = "refcam-probe-report/1"
 NOT_TESTED = "NOT TESTED"
@@ -117,7 +127,7 @@ class ProbeReport:
             )
         return {
             "schema": REPORT_SCHEMA,
-            "tool": {"name": "refcam probe", "version": __version__},
+            "tool": {"name": "refcam probe", "version": TOOL_VERSION},
             "target": self.target,
             "started": self.started,
             "finished": self.finished,
@@ -208,7 +218,7 @@ def render_html(report: ProbeReport) -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>refcam probe report: {e(report.target)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Conformance report for {e(report.target)}</h1>",
-        f"<p class='small'>refcam probe {e(__version__)}, catalogue {e(report.catalogue.version)}; "
+        f"<p class='small'>refcam probe {e(TOOL_VERSION)}, catalogue {e(report.catalogue.version)}; "
         f"run {e(report.started)} to {e(report.finished)}.</p>",
         "<h2>Summary</h2><table><tr><th>verdict</th><th>cases</th></tr>",
     ]

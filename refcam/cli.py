@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from common.errors import RefcamError
+from conformance.errors import ProbeError
 from refcam import __version__
 
 # group name -> help text
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except RefcamError as exc:
+    except (RefcamError, ProbeError) as exc:
         print(f"refcam: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import statistics
 import string
+from importlib import resources
 from typing import Any
 
-from device.blocklist import MIRAI_PAIRS, is_blocklisted
+from zxcvbn import zxcvbn
 
 from ..http import Exchange
 from ..model import Evidence, UnitResult
@@ -111,10 +112,35 @@ def initial_password_quality(ctx: ProbeContext) -> list[UnitResult]:
     b = failed("b", f"contains device names {contained}") if contained else passed(
         "b", f"contains none of {names or 'the device names'}"
     )
-    c = failed("c", "it is on the common-password or Mirai lists") if is_blocklisted(password) else passed(
-        "c", "not on the common-password or Mirai lists"
-    )
+    c = _guessable(password)
     return [a, b, c]
+
+
+def _mirai_pairs() -> tuple[tuple[str, str], ...]:
+    """Mirai's credential pairs, from the probe's own data file."""
+    text = (resources.files("conformance") / "mirai-credentials.txt").read_text(encoding="utf-8")
+    return tuple(
+        (user, password)
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+        for user, _, password in [line.partition("\t")]
+    )
+
+
+MIRAI_PAIRS = _mirai_pairs()
+GUESSES_FLOOR = 1e10  # zxcvbn's estimate: below it, an offline attack finds the password
+
+
+def _guessable(password: str) -> UnitResult:
+    """Judged by Mirai's list and an independent estimator (zxcvbn), never the camera's lists."""
+    if any(password.lower() == p.lower() for _, p in MIRAI_PAIRS):
+        return failed("c", "it is one of Mirai's built-in passwords")
+    estimate = zxcvbn(password[:100])
+    guesses = float(estimate["guesses"])
+    if guesses < GUESSES_FLOOR:
+        warning = estimate["feedback"].get("warning") or "a common pattern"
+        return failed("c", f"zxcvbn estimates {guesses:.0e} guesses ({warning})")
+    return passed("c", f"not a Mirai password; zxcvbn estimates {guesses:.0e} guesses")
 
 
 @register("CRED-03", budget=70, order=90)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from common.errors import SecurityTxtError
-from update_server.csaf import validate_advisory, validate_provider_metadata
+from sectxt import Parser
 
+from ..csafcheck import check_csaf
+from ..errors import ProbeError
 from ..http import ProbeHTTP
 from ..model import Evidence, UnitResult
 from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
@@ -24,10 +26,38 @@ _ACK = re.compile(r"acknowledg\w*\D{0,80}?(\d+)\s*(hours?|days?|business days?)"
 _STATUS = re.compile(r"(?:status|progress)\s+update\w*\D{0,80}?(\d+)\s*(hours?|days?)", re.I | re.S)
 
 
-def _parse(text: str) -> Any:
-    from common.securitytxt import parse_security_txt
+class SecurityTxtError(ProbeError):
+    """The camera's security.txt is missing or does not hold (RFC 9116)."""
 
-    return parse_security_txt(text, now=datetime.now(UTC))
+
+@dataclass(frozen=True)
+class SecurityTxt:
+    contacts: tuple[str, ...]
+    expires: datetime
+    policy: tuple[str, ...]
+    csaf: tuple[str, ...]
+
+
+def _parse(text: str) -> SecurityTxt:
+    """RFC 9116 as ``sectxt`` (an independent validator) reads it; its errors are the reason."""
+    parser = Parser(text.encode("utf-8", "replace"))
+    if parser.errors:
+        raise SecurityTxtError(
+            "; ".join(f"{e['code']}: {e['message']}" for e in parser.errors[:3])
+        )
+    fields: dict[str, list[str]] = {}
+    for line in parser.lines:
+        if line["type"] == "field" and line["field_name"]:
+            fields.setdefault(line["field_name"].lower(), []).append(line["value"].strip())
+    try:
+        expires = datetime.fromisoformat(fields["expires"][0].replace("Z", "+00:00"))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SecurityTxtError(f"Expires is missing or not a date: {exc}") from exc
+    if expires <= datetime.now(UTC):
+        raise SecurityTxtError(f"Expires {expires.isoformat()} is in the past")
+    return SecurityTxt(
+        tuple(fields.get("contact", ())), expires, tuple(fields.get("policy", ())), tuple(fields.get("csaf", ()))
+    )
 
 
 def _security_txt(ctx: ProbeContext) -> tuple[Any, Evidence]:
@@ -110,7 +140,7 @@ def csaf(ctx: ProbeContext) -> list[UnitResult]:
     ex = vendor.request("GET", PROVIDER_METADATA)
     doc = ex.json()
     try:
-        validate_provider_metadata(doc)
+        check_csaf(doc, "provider")
     except Exception as exc:  # noqa: BLE001 - the schema error is the verdict reason
         return [failed("a", f"provider metadata invalid: {exc}", ex.evidence())]
     a = passed("a", "provider-metadata.json validates against the CSAF 2.0 schema", ex.evidence())
@@ -127,7 +157,7 @@ def csaf(ctx: ProbeContext) -> list[UnitResult]:
     for name in names:
         adv = vendor.request("GET", urljoin(base, name))
         try:
-            validate_advisory(adv.json())
+            check_csaf(adv.json(), "csaf")
         except Exception as exc:  # noqa: BLE001 - reported per advisory
             bad.append(Evidence("http", f"{name}: {exc}", {"status": adv.status}))
     if bad:

@@ -10,22 +10,16 @@ install it, which is why these cases only run with ``--allow-destructive``.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import socket
 import ssl
-import struct
 import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from common.image import TLV_INFO_MAGIC, TLV_SHA256, SignedImage, sign_image
-from common.keymanifest import build_key_manifest
-
 from ..errors import ProbeError
 from ..http import Exchange
+from ..mcuboot import flip_payload_byte, forge_image, read_header, strip_signature
 from ..model import Evidence, UnitResult
 from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ._session import admin, test_user
@@ -45,28 +39,19 @@ def _device(ctx: ProbeContext) -> dict[str, Any]:
 
 def attacker_image(hardware_id: str, *, version: str = "99.0.0", security_counter: int = 250) -> bytes:
     """A well-formed image for this model, signed by a key the vendor never certified."""
-    rot = ed25519.Ed25519PrivateKey.generate()
-    signer = ed25519.Ed25519PrivateKey.generate()
-    manifest = build_key_manifest(rot_key=rot, signing_keys=[signer.public_key()], counter=250)
-    return sign_image(
-        secrets.token_bytes(ATTACK_PAYLOAD), version=version, security_counter=security_counter,
-        hardware_id=hardware_id, signing_key=signer, key_manifest=manifest,
-    )
+    return forge_image(
+        secrets.token_bytes(ATTACK_PAYLOAD), hardware_id=hardware_id, version=version,
+        security_counter=security_counter,
+    )  # fmt: skip
 
 
 def unsigned_image(signed: bytes) -> bytes:
     """The same covered bytes with an unprotected area holding only the SHA-256 TLV."""
-    image = SignedImage.parse(signed)
-    covered = bytes(image.covered)
-    tlv = struct.pack("<HH", TLV_SHA256, 32) + hashlib.sha256(covered).digest()
-    return covered + struct.pack("<HH", TLV_INFO_MAGIC, 4 + len(tlv)) + tlv
+    return strip_signature(signed)
 
 
 def flipped_image(signed: bytes) -> bytes:
-    image = SignedImage.parse(signed)
-    data = bytearray(signed)
-    data[image.header.hdr_size + image.header.img_size // 2] ^= 0x01
-    return bytes(data)
+    return flip_payload_byte(signed)
 
 
 REBOOT_DOWN_WAIT = 10.0  # seconds for an accepting device to go down for its reboot
@@ -153,7 +138,7 @@ def older_image(ctx: ProbeContext) -> list[UnitResult]:
     before = str(_device(ctx)["firmware_version"])
     data = Path(ctx.options.older_image).read_bytes()
     return [
-        _rejected("a", f"older image {SignedImage.parse(data).version}", _upload(ctx, data, admin(ctx).token)),
+        _rejected("a", f"older image {read_header(data).version}", _upload(ctx, data, admin(ctx).token)),
         _unchanged(ctx, "b", before),
     ]
 

@@ -32,7 +32,10 @@ def _schemas() -> tuple[referencing.Registry[Any], dict[str, Any]]:
         resource = referencing.Resource.from_contents(
             contents, default_specification=referencing.jsonschema.DRAFT202012
         )
-        registry = registry.with_resource(contents["$id"], resource)
+        # draft-04 schemas name themselves "id"; FIRST's ids carry a date query that the
+        # CSAF schema's references leave out
+        uri = str(contents.get("$id") or contents["id"]).split("?")[0]
+        registry = registry.with_resource(uri, resource)
         loaded[name] = contents
     return registry, loaded
 

@@ -43,14 +43,12 @@ from common.handoff import (
     StreamedDigests,
 )
 from common.image import (
-    HEADER_FMT,
     IMAGE_HEADER_SIZE,
-    IMAGE_MAGIC,
     TLV_INFO_FMT,
-    TLV_INFO_MAGIC,
     TLV_INFO_SIZE,
     ImageVersion,
     covered_size,
+    image_extent,
 )
 from common.verify import (
     TrustState,
@@ -66,36 +64,6 @@ def is_erased(data: bytes) -> bool:
     return data.count(0xFF) == len(data)
 
 
-def image_extent(data: bytes) -> int:
-    """Length of the MCUboot image at the start of ``data`` (header + payload + both TLV areas).
-
-    Only the lengths are read here; :meth:`SignedImage.parse` checks everything.
-    """
-    if len(data) < IMAGE_HEADER_SIZE:
-        raise ImageFormatError(
-            f"{len(data)} bytes cannot hold a {IMAGE_HEADER_SIZE}-byte image header"
-        )
-    magic, _load, hdr_size, prot_size, img_size = struct.unpack_from(HEADER_FMT, data, 0)[:5]
-    if magic != IMAGE_MAGIC:
-        raise ImageFormatError(f"image magic is 0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x}")
-    unprotected_at = hdr_size + img_size + prot_size
-    if unprotected_at + TLV_INFO_SIZE > len(data):
-        raise ImageFormatError(
-            f"image header declares {unprotected_at} bytes before its TLV area, "
-            f"more than the {len(data)}-byte partition"
-        )
-    tlv_magic, tlv_total = struct.unpack_from(TLV_INFO_FMT, data, unprotected_at)
-    if tlv_magic != TLV_INFO_MAGIC:
-        raise ImageFormatError(
-            f"TLV area magic at offset {unprotected_at} is 0x{tlv_magic:04x}, "
-            f"expected 0x{TLV_INFO_MAGIC:04x}"
-        )
-    end = int(unprotected_at + tlv_total)
-    if end > len(data):
-        raise ImageFormatError(f"image ends at byte {end}, past the {len(data)}-byte partition")
-    return end
-
-
 def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
     """The image stored in ``partition`` (its exact length), or None when erased.
 
@@ -108,15 +76,13 @@ def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
         return None
     # Read only what the header and TLV info declare (a slot may be much larger than
     # its image); the lengths are checked against the partition, not trusted.
-    if len(head) >= IMAGE_HEADER_SIZE:
-        magic, _load, hdr_size, prot_size, img_size = struct.unpack_from(HEADER_FMT, head, 0)[:5]
-        info_at = hdr_size + img_size + prot_size
-        if magic == IMAGE_MAGIC and info_at + TLV_INFO_SIZE <= size:
-            info = flash.read(partition, info_at, TLV_INFO_SIZE)
-            declared = info_at + struct.unpack_from(TLV_INFO_FMT, info)[1]
-            if declared <= size:
-                data = flash.read(partition, 0, declared)
-                return data[: image_extent(data)]
+    info_at = covered_size(head)
+    if info_at is not None and info_at + TLV_INFO_SIZE <= size:
+        info = flash.read(partition, info_at, TLV_INFO_SIZE)
+        declared = info_at + struct.unpack_from(TLV_INFO_FMT, info)[1]
+        if declared <= size:
+            data = flash.read(partition, 0, declared)
+            return data[: image_extent(data)]
     data = flash.read(partition)  # malformed: image_extent says exactly what is wrong
     return data[: image_extent(data)]
 

@@ -651,6 +651,36 @@ def covered_size(header: bytes) -> int | None:
     return int(hdr_size + img_size + prot_size)
 
 
+def image_extent(data: bytes) -> int:
+    """Length of the MCUboot image at the start of ``data`` (header + payload + both TLV areas).
+
+    Only the lengths are read here; :meth:`SignedImage.parse` checks everything.
+    """
+    if len(data) < IMAGE_HEADER_SIZE:
+        raise ImageFormatError(
+            f"{len(data)} bytes cannot hold a {IMAGE_HEADER_SIZE}-byte image header"
+        )
+    magic, _load, hdr_size, prot_size, img_size = struct.unpack_from(HEADER_FMT, data, 0)[:5]
+    if magic != IMAGE_MAGIC:
+        raise ImageFormatError(f"image magic is 0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x}")
+    unprotected_at = hdr_size + img_size + prot_size
+    if unprotected_at + TLV_INFO_SIZE > len(data):
+        raise ImageFormatError(
+            f"image header declares {unprotected_at} bytes before its TLV area, "
+            f"more than the {len(data)}-byte partition"
+        )
+    tlv_magic, tlv_total = struct.unpack_from(TLV_INFO_FMT, data, unprotected_at)
+    if tlv_magic != TLV_INFO_MAGIC:
+        raise ImageFormatError(
+            f"TLV area magic at offset {unprotected_at} is 0x{tlv_magic:04x}, "
+            f"expected 0x{TLV_INFO_MAGIC:04x}"
+        )
+    end = int(unprotected_at + tlv_total)
+    if end > len(data):
+        raise ImageFormatError(f"image ends at byte {end}, past the {len(data)}-byte partition")
+    return end
+
+
 def unsafe_image_facts(data: bytes | bytearray | memoryview) -> ImageFacts:
     """UNSAFE (flaw profiles only): the header and the protected TLVs, whatever the
     rest of the image holds (a client that trusts an image's word about itself).

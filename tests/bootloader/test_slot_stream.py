@@ -15,6 +15,7 @@ from bootloader.chain import boot
 from bootloader.slots import SlotWriter
 from bootloader.unit import Device
 from common.errors import ImageVerificationError
+from common.handoff import BootServices
 from common.image import TLV_SEC_CNT, SignedImage
 from tests.bootloader.conftest import NOW
 
@@ -26,6 +27,12 @@ def _stream(device: Device, image: bytes, *, chunk: int = 700) -> SlotWriter:
         writer.write(image[start : start + chunk])
     writer.finish()
     return writer  # type: ignore[no-any-return]
+
+
+def _write(services: BootServices, image: bytes) -> None:
+    writer = services.open_slot_writer("b", total=len(image))
+    writer.write(image)
+    writer.finish()
 
 
 @pytest.mark.parametrize("chunk", [1, 31, 32, 700, 1 << 20])
@@ -58,9 +65,7 @@ def test_a_streamed_image_is_verified_without_hashing_it_again(
 ) -> None:
     _stream(device, image_v2)
     services = boot(device, now=NOW).handoff.services  # a fresh boot: nothing remembered
-    writer = services.open_slot_writer("b", total=len(image_v2))
-    writer.write(image_v2)
-    writer.finish()
+    _write(services, image_v2)
     hashed: list[int] = []
     real = hashlib.sha256
 
@@ -81,9 +86,7 @@ def test_a_byte_changed_through_the_flash_after_the_write_is_refused_at_install(
     device: Device, image_v2: bytes
 ) -> None:
     services = boot(device, now=NOW).handoff.services
-    writer = services.open_slot_writer("b", total=len(image_v2))
-    writer.write(image_v2)
-    writer.finish()
+    _write(services, image_v2)
     sector = device.flash.geometry.sector_size
     tampered = bytearray(device.flash.read("b", sector, sector))
     tampered[10] ^= 0x01
@@ -97,9 +100,7 @@ def test_a_byte_changed_behind_the_flash_after_the_write_never_boots(
     device: Device, image_v2: bytes
 ) -> None:
     services = boot(device, now=NOW).handoff.services
-    writer = services.open_slot_writer("b", total=len(image_v2))
-    writer.write(image_v2)
-    writer.finish()
+    _write(services, image_v2)
     # raise the security counter in the protected TLVs (covered by the image hash), with no
     # flash operation: the image parses, and the policy alone would accept it
     counter = next(t for t in SignedImage.parse(image_v2).protected_tlvs if t.type == TLV_SEC_CNT)

@@ -952,7 +952,8 @@
     try {
       state.installs = installHistory(await fetchAuditAll());
     } catch (err) {
-      if (!handleCommonError(err)) $("update-outcome").textContent = errorText(err);
+      if (state.restarting && !(err instanceof ApiError)) return; // asked again once it is back
+      if (!handleCommonError(err)) banner(errorText(err));
       return;
     }
     renderHistory(state.installs);
@@ -1063,7 +1064,8 @@
       stopUpdatePolling();
       return;
     }
-    if (state.restarting) {
+    // Until the camera has restarted, its old run may still answer "pending-reboot".
+    if (state.restarting && data.state !== "pending-reboot") {
       state.restarting = false;
       loadUpdateHistory(); // the camera is back: how did the trial go?
     }

@@ -136,7 +136,10 @@ class Progress:
             self.stream.write(f" {message}\n")
             self.stream.flush()
             return
-        self._line(f"{render_line(self.label, self.done, self.total, self.unit)}, {message}")
+        if self._last_step == LINE_STEPS:  # the 100 % line is already there
+            self._line(f"{self.label}: {message}")
+        else:
+            self._line(f"{render_line(self.label, self.done, self.total, self.unit)}, {message}")
 
     def _draw(self) -> None:
         self.stream.write("\r\x1b[K" + render_bar(self.label, self.done, self.total, self.unit))

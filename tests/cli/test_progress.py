@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import io
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from refcam.cli import main
 from refcam.progress import Progress, render_bar, render_line
 
 
@@ -31,7 +37,7 @@ def test_plain_lines_at_each_tenth_when_not_a_terminal() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "recording: 10% (10/100 frames)"
     assert lines[-2] == "recording: 100% (100/100 frames)"
-    assert lines[-1] == "recording: 100% (100/100 frames), done"
+    assert lines[-1] == "recording: done"
     assert len(lines) == 11 and "\r" not in out.getvalue()
 
 
@@ -77,3 +83,40 @@ def test_nothing_is_written_for_work_that_never_began() -> None:
     out = io.StringIO()
     Progress("recording", total=10, stream=out, tty=False).finish("failed")
     assert out.getvalue() == ""
+
+
+def test_probe_reports_progress_per_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``refcam probe`` gets the factory from the CLI (conformance imports nothing of refcam)."""
+    root = tmp_path / "root.pem"
+    root.write_bytes(_self_signed_pem())
+    port = _closed_port()
+    code = main(["probe", f"https://127.0.0.1:{port}", "--ca", str(root), "--report", str(tmp_path / "r"),
+                 "--only", "CRED-01", "--only", "CRED-02"])  # fmt: skip
+    assert code in (0, 1)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["probe: 50% (1/2 cases)", "probe: 100% (2/2 cases)", "probe: done"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again: nothing listens there
+
+
+def _self_signed_pem() -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test root")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)

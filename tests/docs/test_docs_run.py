@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from docrunner import DocRun, Step, parse_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNABLE_DOCS = ("docs/WORKSHOP.md", "docs/LAB_GUIDE.md")
+RUNNABLE_DOCS = ("README.md", "docs/WORKSHOP.md", "docs/LAB_GUIDE.md")
 BUDGET_S = 180.0  # the whole run of one document
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from docrunner import DocRun, Step, parse_steps  # noqa: E402
+from tests.docs.docrunner import DocRun, Step, parse_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNABLE_DOCS = ("README.md", "docs/WORKSHOP.md", "docs/LAB_GUIDE.md")

@@ -2,11 +2,14 @@
 # Installs the Debian packages the test-suite needs, when they are missing:
 # chromium (driven by Playwright for the web-UI test; no browser download) and
 # certutil from libnss3-tools (to trust the test manufacturer root in a
-# throw-away NSS database instead of ignoring certificate errors).
+# throw-away NSS database instead of ignoring certificate errors); curl and
+# openssl, which the documents' runnable blocks use (tests/docs/).
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
 command -v certutil >/dev/null 2>&1 || missing="$missing libnss3-tools"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2

@@ -649,6 +649,11 @@ def _token(device: RunningDevice, password: str) -> str:
     return str(session["token"])
 
 
+def _settings_patch(response: Any) -> bool:
+    """The answer to the page's PATCH (not to the GET that loads the form)."""
+    return bool(response.url.endswith("/api/v1/settings") and response.request.method == "PATCH")
+
+
 def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
     device: RunningDevice, page: Watched, admin_password: str
 ) -> None:
@@ -665,7 +670,7 @@ def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
 
     # The device's own validation: a plain-http source is refused with its message.
     p.fill("#set-update-url", "http://127.0.0.1:8443/repo")
-    with p.expect_response("**/api/v1/settings") as answer:
+    with p.expect_response(_settings_patch) as answer:
         p.click("#settings-form button[type=submit]")
     assert answer.value.status == 400
     expect(p.locator("#settings-error")).to_contain_text("must be an https:// URL")
@@ -673,7 +678,7 @@ def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
     # A good change: saved, shown, and in the audit log.
     p.fill("#set-update-url", "https://127.0.0.1:8443/repo")
     p.select_option("#set-policy", "kr-terminal")
-    with p.expect_response("**/api/v1/settings") as answer:
+    with p.expect_response(_settings_patch) as answer:
         p.click("#settings-form button[type=submit]")
     assert answer.value.status == 200, answer.value.text()
     expect(p.locator("#banner")).to_contain_text("Settings saved")
@@ -696,7 +701,7 @@ def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
     p.select_option("#set-policy", "nist-800-63b")
     p.check("#set-update-default")
     expect(p.locator("#set-update-url")).to_be_disabled()
-    with p.expect_response("**/api/v1/settings") as answer:
+    with p.expect_response(_settings_patch) as answer:
         p.click("#settings-form button[type=submit]")
     assert answer.value.status == 200
     status, settings = _api(device, "GET", "/api/v1/settings", token=token)

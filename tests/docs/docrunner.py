@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MARKER = "<!-- doc-test -->"
-DOC_PORTS = (8443, 8444, 8445, 8446, 8447, 8448, 9443)
+DOC_PORTS = (8443, 8444, 8445, 8446, 8447, 8448, 8449, 8450, 8451, 9443)
 STEP_TIMEOUT = 120.0  # seconds for one foreground step
 START_TIMEOUT = 60.0  # seconds for a background server to listen
 _PROMISE = re.compile(r'exit\s+(\d+)|"([^"]*)"')

@@ -16,13 +16,16 @@ server in the background: the runner keeps its process group, waits until
 its ``--port`` answers, and kills it when the document is done. Exported
 variables (``export T=...``) carry over to the next steps.
 
-The documents use fixed ports (8443, 8444, ...); the runner maps each to a
-free port of this machine, so runs in parallel do not collide.
+The documents use fixed ports (8443 to 8453, and 9443); the runner maps them
+to free ports of this machine, so runs in parallel do not collide. 8443 to
+8453 map to one contiguous block, so "the management port + 1" (the
+plaintext-http flaw's listener) stays true after mapping.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shlex
 import signal
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MARKER = "<!-- doc-test -->"
-DOC_PORTS = (8443, 8444, 8445, 8446, 8447, 8448, 8449, 8450, 8451, 9443)
+DOC_PORTS = (*range(8443, 8454), 9443)
 STEP_TIMEOUT = 120.0  # seconds for one foreground step
 START_TIMEOUT = 60.0  # seconds for a background server to listen
 _PROMISE = re.compile(r'exit\s+(\d+)|"([^"]*)"')
@@ -108,13 +111,36 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_map() -> dict[int, int]:
+    """Doc port -> free port; 8443..8453 keep their offsets (one free block)."""
+    block = [p for p in DOC_PORTS if 8443 <= p <= 8453]
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - len(block))
+        socks: list[socket.socket] = []
+        try:
+            for offset in range(len(block)):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        mapping = {p: base + (p - 8443) for p in block}
+        mapping.update({p: _free_port() for p in DOC_PORTS if p not in mapping})
+        return mapping
+    raise RuntimeError("no block of free ports on 127.0.0.1")
+
+
 @dataclass
 class DocRun:
     """One document's run: a directory, its environment and its servers."""
 
     workdir: Path
     env: dict[str, str]
-    ports: dict[int, int] = field(default_factory=lambda: {p: _free_port() for p in DOC_PORTS})
+    ports: dict[int, int] = field(default_factory=_port_map)
     servers: list[tuple[subprocess.Popen[bytes], Step]] = field(default_factory=list)
 
     def localize(self, command: str) -> str:

@@ -649,6 +649,16 @@ def _token(device: RunningDevice, password: str) -> str:
     return str(session["token"])
 
 
+def _open_settings(p: Any) -> None:
+    """Open the settings view and wait until its form is loaded (editable)."""
+    from playwright.sync_api import expect
+
+    with p.expect_response(lambda r: r.url.endswith("/api/v1/settings") and r.request.method == "GET"):
+        p.click("#nav a[data-view=settings]")
+    expect(p.locator("#view-settings")).to_be_visible()
+    expect(p.locator("#settings-form button[type=submit]")).to_be_enabled()
+
+
 def _settings_patch(response: Any) -> bool:
     """The answer to the page's PATCH (not to the GET that loads the form)."""
     return bool(response.url.endswith("/api/v1/settings") and response.request.method == "PATCH")
@@ -660,8 +670,7 @@ def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
     from playwright.sync_api import expect
 
     p = _open_as_admin(page, device, admin_password)
-    p.click("#nav a[data-view=settings]")
-    expect(p.locator("#view-settings")).to_be_visible()
+    _open_settings(p)
     expect(p.locator("#set-policy")).to_have_value("nist-800-63b")
     fixed = p.locator("#settings-fixed")
     expect(fixed).to_contain_text("TLS profile")
@@ -696,7 +705,7 @@ def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
     expect(row).to_contain_text("nist-800-63b \u2192 kr-terminal")
 
     # Back to the firmware's defaults, through the page again.
-    p.click("#nav a[data-view=settings]")
+    _open_settings(p)
     expect(p.locator("#set-policy")).to_have_value("kr-terminal")
     p.select_option("#set-policy", "nist-800-63b")
     p.check("#set-update-default")

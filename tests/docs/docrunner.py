@@ -116,7 +116,9 @@ def _port_map() -> dict[int, int]:
     block = [p for p in DOC_PORTS if 8443 <= p <= 8453]
     rng = random.SystemRandom()
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - len(block))
+        # Below the kernel's ephemeral range (32768+), where outgoing connections
+        # and other tests' port-0 listeners would take ports between check and use.
+        base = rng.randrange(20000, 32000 - len(block))
         socks: list[socket.socket] = []
         try:
             for offset in range(len(block)):
@@ -176,7 +178,7 @@ class DocRun:
             self.servers.append((proc, step))
             port = re.search(r"--port\s+(\d+)", command)
             if port:
-                self._wait_for(int(port.group(1)), proc, where)
+                self._wait_for(int(port.group(1)), proc, where, self.workdir / f".server-{step.line}.log")
             return ""
         try:
             done = subprocess.run(
@@ -198,11 +200,14 @@ class DocRun:
                 )
         return output
 
-    def _wait_for(self, port: int, proc: subprocess.Popen[bytes], where: str) -> None:
+    def _wait_for(self, port: int, proc: subprocess.Popen[bytes], where: str, log: Path) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise AssertionError(f"{where}\n  exited {proc.returncode} before listening")
+                output = log.read_text("utf-8", "replace")
+                raise AssertionError(
+                    f"{where}\n  exited {proc.returncode} before listening; it printed:\n{_indent(output)}"
+                )
             with socket.socket() as sock:
                 sock.settimeout(0.5)
                 if sock.connect_ex(("127.0.0.1", port)) == 0:

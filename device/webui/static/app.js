@@ -1133,8 +1133,24 @@
     show(box, Boolean(message));
   }
 
+  // While the form is being (re)loaded it cannot be edited: a late answer must not
+  // overwrite what the admin is typing.
+  function settingsBusy(busy) {
+    for (const control of $("settings-form").elements) control.disabled = busy;
+    if (!busy) $("set-update-url").disabled = $("set-update-default").checked;
+  }
+
   async function loadSettings() {
     settingsError("");
+    settingsBusy(true);
+    try {
+      await fillSettings();
+    } finally {
+      settingsBusy(false);
+    }
+  }
+
+  async function fillSettings() {
     let settings;
     let status;
     try {

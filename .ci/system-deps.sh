@@ -4,7 +4,8 @@
 # certutil from libnss3-tools (to trust the test manufacturer root in a
 # throw-away NSS database instead of ignoring certificate errors), node and
 # npm (secvisogram's CSAF validator, installed by `make nodedeps`), gpg
-# (security.txt signed through python-gnupg).
+# (security.txt signed through python-gnupg); curl and openssl, which the
+# documents' runnable blocks use (tests/docs/).
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
@@ -12,6 +13,8 @@ command -v certutil >/dev/null 2>&1 || missing="$missing libnss3-tools"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v gpg >/dev/null 2>&1 || missing="$missing gnupg"  # OpenPGP-signed security.txt
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2

@@ -222,7 +222,7 @@ def _x5c(header: Mapping[str, Any]) -> list[x509.Certificate]:
                 raise ValueError("not a string")
             der = base64.b64decode(item, validate=True)
             cert = x509.load_der_x509_certificate(der)
-        except (binascii.Error, ValueError) as e:
+        except (binascii.Error, ValueError, x509.InvalidVersion) as e:  # InvalidVersion: a bad version field
             raise AttestationError(f"JWS x5c[{i}] is not a base64 DER certificate") from e
         _check_parses(cert, f"JWS x5c[{i}]")
         certs.append(cert)

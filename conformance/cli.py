@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import ProbeError
 from .probe import ProbeOptions, run_probe
@@ -81,7 +82,24 @@ def _probe(args: argparse.Namespace) -> int:
         print(f"probe: completed the first login; the new admin password is in {path}")
 
     options.on_new_admin_password = keep_admin_password
-    report = run_probe(options)
+    # The CLI that mounts this command may hand in a progress factory
+    # (refcam.progress.Progress: a bar on a terminal, plain lines in a log).
+    make_progress = getattr(args, "progress", None)
+    progress: Any = None
+
+    def on_case(done: int, total: int, case_id: str) -> None:
+        nonlocal progress
+        if make_progress is None:
+            return
+        if progress is None:
+            progress = make_progress("probe", total=total, unit="cases")
+        progress.update(done)
+
+    try:
+        report = run_probe(options, on_case=on_case)
+    finally:
+        if progress is not None:
+            progress.finish()
     paths = write_reports(report, args.report)
     print(render_table(report))
     print(f"\nreports: {paths['html']} (HTML), {paths['json']} (JSON), {paths['junit']} (JUnit)")

@@ -144,7 +144,13 @@ def run_case(ctx: ProbeContext, case_id: str, letters: Sequence[str]) -> CaseRes
     )
 
 
-def run_probe(options: ProbeOptions, *, catalogue: Catalogue | None = None) -> ProbeReport:
+def run_probe(
+    options: ProbeOptions,
+    *,
+    catalogue: Catalogue | None = None,
+    on_case: Callable[[int, int, str], None] | None = None,
+) -> ProbeReport:
+    """Run the selected cases; ``on_case(done, total, case_id)`` after each (progress)."""
     from . import cases  # noqa: F401 - registers the case functions
 
     catalogue = catalogue or load_catalogue()
@@ -157,8 +163,10 @@ def run_probe(options: ProbeOptions, *, catalogue: Catalogue | None = None) -> P
     selected.sort(key=lambda c: _REGISTRY[c.id].order if c.id in _REGISTRY else 50)
     by_id = {}
     try:
-        for case in selected:
+        for done, case in enumerate(selected, start=1):
             by_id[case.id] = run_case(ctx, case.id, case.unit_letters)
+            if on_case is not None:
+                on_case(done, len(selected), case.id)
     finally:
         restore_errors = _run_cleanups(ctx)
     results = [by_id[c.id] for c in catalogue.cases if c.id in by_id]

@@ -62,6 +62,34 @@ from .guessable import guessable_problems
 
 UNSAFE_SHARED_PASSWORD = "admin"  # noqa: S105 - the shared-default-password flaw: admin/admin
 
+
+
+def admin_answers_shared_default(path: Path) -> bool:
+    """Whether this unit's ``admin`` still answers the shared default password.
+
+    True only after a run with the ``shared-default-password`` flaw created the
+    user database (and nobody changed the password since): the label's unique
+    password then gets 401, and what works is admin/admin. The database is
+    opened read-only; a unit that never ran has none.
+    """
+    if not path.is_file():
+        return False
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT hash FROM users WHERE name = 'admin'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the user database {path}: {exc}") from exc
+    if row is None:
+        return False
+    try:
+        verify_password(UNSAFE_SHARED_PASSWORD, str(row[0]))
+    except InvalidPassword:
+        return False
+    return True
+
 MAX_PASSWORD_CHARS = 128  # NIST 800-63B: allow at least 64; we allow 128
 NIST_MIN_CHARS = 15  # NIST SP 800-63B rev. 4, single-factor password
 KR_RULES = ((8, 3), (10, 2))  # (minimum length, minimum character classes)

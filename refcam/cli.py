@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from common.errors import RefcamError
 from conformance.errors import ProbeError
 from refcam import __version__
+from refcam.progress import Progress
 
 # group name -> help text
 GROUPS: dict[str, str] = {
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "probe for any camera (KS X 3020, EN 303 645, CLS).",
     )
     parser.add_argument("--version", action="version", version=f"refcam {__version__}")
+    # Long-running commands report progress through this factory (stderr: a bar on a
+    # terminal, plain lines in a log); mounted commands from other packages use it too.
+    parser.set_defaults(progress=Progress)
     top = parser.add_subparsers(dest="group", metavar="COMMAND")
     top.required = True
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {"": top}

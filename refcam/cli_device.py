@@ -18,7 +18,9 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import json
 import os
 import time
 from pathlib import Path
@@ -77,6 +79,22 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def cmd_boot(args: argparse.Namespace) -> int:
     device = open_device(args.state)
     outcome = boot(device, now=int(time.time()))
+    if args.json:
+        h = outcome.handoff
+        doc = {
+            "booted_slot": h.booted_slot,
+            "trial": h.trial,
+            "firmware_version": outcome.firmware.version,
+            "security_counter": outcome.firmware.security_counter,
+            "slots": [dataclasses.asdict(s) for s in h.slots],
+            "measurement_register": h.measurement_register,
+            "measurements": [dataclasses.asdict(m) for m in h.measurements],
+            "notices": list(h.notices),
+            "log": list(outcome.log_lines),
+            "summary": outcome.summary,
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        return 0
     for line in outcome.log_lines:
         print(line)
     print(outcome.summary)
@@ -139,6 +157,7 @@ def register(groups: dict[str, Any]) -> None:
 
     p = device.add_parser("boot", help="run ROM and bootloader, print the boot log")
     p.add_argument("--state", type=Path, required=True)
+    p.add_argument("--json", action="store_true", help="print the outcome as a JSON object")
     p.set_defaults(handler=cmd_boot)
 
     p = device.add_parser("flash", help="write raw bytes into a slot (physical access, no checks)")

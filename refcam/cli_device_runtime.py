@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -122,8 +123,55 @@ def cmd_ca(args: argparse.Namespace) -> int:
     return _print_file(_state(args) / IDENTITY / "manufacturer-root.pem", "manufacturer root")
 
 
+def read_label(state: Path) -> dict[str, Any]:
+    """The label as fields, with the password that works on this unit now.
+
+    A unit that ran with the ``shared-default-password`` flaw answers admin/admin
+    (``device.credentials``): its label says so, as the flawed product's would.
+    """
+    from device.credentials import UNSAFE_SHARED_PASSWORD, admin_answers_shared_default
+
+    path = state / "label.txt"
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeviceRuntimeError(f"cannot read the device label {path}: {exc}") from exc
+    fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    if not lines or "serial" not in fields or "initial password" not in fields:
+        raise DeviceRuntimeError(f"{path} is not a device label (no serial or initial password)")
+    vendor, _, model = lines[0].partition(" ")
+    label: dict[str, Any] = {
+        "vendor": vendor,
+        "model": model,
+        "serial": fields["serial"],
+        "username": "admin",
+        "initial_password": fields["initial password"],
+        "must_change": True,
+        "unsafe_flaw": None,
+    }
+    if admin_answers_shared_default(state / RUNTIME / "users.sqlite3"):
+        label.update(
+            initial_password=UNSAFE_SHARED_PASSWORD,
+            must_change=False,
+            unsafe_flaw="shared-default-password",
+        )
+    return label
+
+
 def cmd_label(args: argparse.Namespace) -> int:
-    return _print_file(_state(args) / "label.txt", "device label")
+    label = read_label(_state(args))
+    if args.json:
+        print(json.dumps(label, indent=2, sort_keys=True))
+        return 0
+    print(f"{label['vendor']} {label['model']}")
+    print(f"serial: {label['serial']}")
+    print(f"user name: {label['username']}")
+    print(f"initial password: {label['initial_password']}")
+    if label["unsafe_flaw"]:
+        print(f"UNSAFE ({label['unsafe_flaw']}): every unit answers admin/admin; no change is forced")
+    else:
+        print("change at first login")
+    return 0
 
 
 def cmd_factory_reset(args: argparse.Namespace) -> int:
@@ -235,6 +283,7 @@ def register(groups: dict[str, Any]) -> None:
 
     p = device.add_parser("label", help="print the device label (serial, model, initial password)")
     p.add_argument("--state", required=True, type=Path)
+    p.add_argument("--json", action="store_true", help="print the label as a JSON object")
     p.set_defaults(handler=cmd_label)
 
     p = device.add_parser("factory-reset", help="wipe users, sessions and settings")

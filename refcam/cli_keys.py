@@ -273,6 +273,41 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     match = "matches" if bytes.fromhex(covered) == image.image_hash else "DOES NOT match"
     lines.append(f"covered bytes: {image.covered_size}, sha256 {covered} ({match} the SHA256 TLV)")
     lines.extend(_payload_summary(image))
+    if args.json:
+        doc = {
+            "file": str(args.file),
+            "size": len(data),
+            "signature_verified": False,  # inspect checks structure only
+            "header": {
+                "magic": h.magic,
+                "load_addr": h.load_addr,
+                "hdr_size": h.hdr_size,
+                "protect_tlv_size": h.protect_tlv_size,
+                "img_size": h.img_size,
+                "flags": h.flags,
+                "version": str(h.version),
+            },
+            "version": str(image.version),
+            "security_counter": image.security_counter,
+            "hardware_id": image.hardware_id,
+            "tlvs": [
+                {
+                    "area": area,
+                    "type": tlv.type,
+                    "name": TLV_NAMES.get(tlv.type),
+                    "length": len(tlv.value),
+                    "offset": tlv.offset,
+                    "summary": _tlv_summary(tlv, image),
+                }
+                for area, tlv in iter_tlvs(image)
+            ],
+            "covered_size": image.covered_size,
+            "covered_sha256": covered,
+            "hash_matches": match == "matches",
+            "payload": _payload_summary(image),
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
     print("\n".join(lines))
     return 0
 
@@ -360,6 +395,7 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
 
     p = fw.add_parser("inspect", help="print the header, TLVs and payload summary of an image")
     p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the inspection as a JSON object")
     p.set_defaults(handler=_cmd_inspect)
 
     p = fw.add_parser("sign-bootloader", help="build the bootloader image, signed by a RoT key")

@@ -94,8 +94,12 @@ def _summary(report: model.Report) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        for report in store.all():
-            print(_summary(report))
+        reports = store.all()
+        if args.json:
+            print(json.dumps([model.report_to_json(r) for r in reports], indent=1))
+        else:
+            for report in reports:
+                print(_summary(report))
     finally:
         store.close()
     return 0
@@ -245,7 +249,8 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         p.set_defaults(handler=handler)
         return p
 
-    add("list", "list reports", _cmd_list, report=False)
+    p = add("list", "list reports", _cmd_list, report=False)
+    p.add_argument("--json", action="store_true", help="print the reports as a JSON array")
     add("show", "show one report as JSON", _cmd_show)
     add(
         "ack",

@@ -43,6 +43,7 @@ import os
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,8 @@ from .streamverify import (
     verify_records,
     wall_time,
 )
+from refcam.progress import Progress
+
 from .streamwire import PartParser, parse_ranges
 
 STREAM_PATH = "/api/v1/stream.mjpeg"
@@ -189,8 +192,11 @@ async def record_stream(
     frames: int | None = None,
     seconds: float | None = None,
     fps: float | None = None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> RecordResult:
-    """Record ``url`` into ``out`` (container magic included); the adapter behind ``record``."""
+    """Record ``url`` into ``out`` (container magic included); the adapter behind ``record``.
+
+    ``on_frame(n)`` is called after the n-th frame is written (progress)."""
     target, snapshot = _target(url)
     connector = aiohttp.TCPConnector(ssl=ssl_context)
     timeout = aiohttp.ClientTimeout(total=None, connect=15, sock_read=TAIL_TIMEOUT)
@@ -209,7 +215,7 @@ async def record_stream(
                 out.write(MAGIC)
                 if snapshot:
                     return await _record_snapshot(response, out)
-                return await _record_parts(response, out, frames=frames, seconds=seconds)
+                return await _record_parts(response, out, frames=frames, seconds=seconds, on_frame=on_frame)
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
         raise TransportError(f"cannot record {target}: {e or type(e).__name__}") from e
 
@@ -228,7 +234,12 @@ async def _record_snapshot(response: aiohttp.ClientResponse, out: BinaryIO) -> R
 
 
 async def _record_parts(
-    response: aiohttp.ClientResponse, out: BinaryIO, *, frames: int | None, seconds: float | None
+    response: aiohttp.ClientResponse,
+    out: BinaryIO,
+    *,
+    frames: int | None,
+    seconds: float | None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> RecordResult:
     parser = PartParser()
     deadline = time.monotonic() + seconds if seconds is not None else None
@@ -270,6 +281,8 @@ async def _record_parts(
                 out.write(encode_record(FrameRecord(seq, ts, part.body)))
                 recorded += 1
                 last_seq = seq
+                if on_frame is not None:
+                    on_frame(recorded)
                 if frames is not None and recorded >= frames:
                     taking, stop_reason = False, f"frame limit ({frames}) reached"
                 elif deadline is not None and time.monotonic() >= deadline:
@@ -299,19 +312,23 @@ def cmd_record(args: argparse.Namespace) -> int:
         password = _env(args.password_env, "--password-env")
     ssl_context = tls.client_context(args.ca) if args.ca else ssl.create_default_context()
     partial = args.out.with_name(args.out.name + ".part")
+    progress = Progress("recording", total=args.frames, unit="frames")
     try:
         with partial.open("wb") as out:
             result = asyncio.run(
                 record_stream(
                     args.url, out, ssl_context=ssl_context, token=token, user=user, password=password,
-                    frames=args.frames, seconds=args.seconds, fps=args.fps,
+                    frames=args.frames, seconds=args.seconds, fps=args.fps, on_frame=progress.update,
                 )
             )
     except KeyboardInterrupt:
+        progress.finish("interrupted")
         result = RecordResult(-1, -1, False, False)
     except BaseException:
+        progress.finish("failed")
         partial.unlink(missing_ok=True)
         raise
+    progress.finish()
     partial.replace(args.out)
     what = "snapshot" if result.snapshot else f"{result.frames} frames, {result.manifests} manifests"
     if result.ended:

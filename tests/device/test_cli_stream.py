@@ -57,7 +57,11 @@ async def test_recorded_stream_verifies(
     out = tmp_path / "cam.rcs"
     argv = ["stream", "record", device.base, "--ca", str(root), "--user", "admin", "--password-env", "CAM_PW"]
     assert await run([*argv, "--frames", "12", "--out", str(out)]) == 0
-    assert "recorded 12 frames" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "recorded 12 frames" in captured.out
+    # Not a terminal: progress as plain lines on stderr, ending at 100 %.
+    assert captured.err.splitlines()[-2:] == ["recording: 100% (12/12 frames)", "recording: done"]
+    assert "\r" not in captured.err
     records = parse_container(out.read_bytes())
     assert sum(isinstance(r, FrameRecord) for r in records) == 12
     assert await run(["stream", "verify", str(out), "--ca", str(root)]) == 0

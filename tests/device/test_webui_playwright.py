@@ -12,7 +12,14 @@ Linux reads for locally trusted roots. Certificate errors are never ignored
 (``ignore_https_errors=False``), so a device whose chain does not validate
 for ``localhost`` fails this test.
 
-The screenshot of the dashboard is saved to ``test-artifacts/webui-dashboard.png``.
+Screenshots are saved under ``test-artifacts/`` (git-ignored): the dashboard,
+the settings page, the audit log, the update panel after a real install and
+the phone-width layout.
+
+A second, deliberately flawed camera (``--flaw no-security-txt``, a fixed port
+so the browser finds it again after its reboot) carries the flaw banner and a
+real firmware update: uploaded in the browser, installed, rebooted into as a
+trial and confirmed by the device.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ WEAK_PASSWORD = "password"
 MARKUP_NAME = '<img src=x onerror="window.__pwned=1">'
 START_TIMEOUT = 60.0  # seconds for `refcam device run` to boot and listen
 UI_TIMEOUT = 15_000  # milliseconds for a view to appear
+UPDATE_TIMEOUT = 120_000  # milliseconds for a real install, reboot, trial and confirm
+PHONE = {"width": 375, "height": 740}
+_RED = "rgb(179, 38, 30)"  # --bad in app.css: errors only
 
 
 @dataclass
@@ -73,6 +83,7 @@ class RunningDevice:
     admin_password: str  # current admin password (changes in the first test)
     password_changed: bool = False
     output: list[str] = field(default_factory=list)  # the device's log lines
+    keys: Path | None = None  # the signing keys its firmware was built with
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.root_pem))
@@ -93,11 +104,37 @@ def _read_lines(stream: io.TextIOBase, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
-    base = tmp_path_factory.mktemp("webui-device")
-    keys, state, image = base / "keys", base / "state", base / "firmware.img"
-    _run_cli("keys", "init", "--dir", str(keys))
+    yield from _device(tmp_path_factory.mktemp("webui-device"), [])
+
+
+@pytest.fixture(scope="module")
+def flawed_device(
+    tmp_path_factory: pytest.TempPathFactory, device: RunningDevice
+) -> Iterator[RunningDevice]:
+    """A camera with a flaw profile on, on a fixed port (it survives its reboot).
+    Same vendor keys as ``device``, so the browser trusts the same manufacturer root."""
+    yield from _device(
+        tmp_path_factory.mktemp("webui-flawed"),
+        ["--flaw", "no-security-txt", "--port", str(_free_port())],
+        keys=device.keys,
+    )
+
+
+def _device(base: Path, run_args: list[str], keys: Path | None = None) -> Iterator[RunningDevice]:
+    state, image = base / "state", base / "firmware.img"
+    if keys is None:
+        keys = base / "keys"
+        _run_cli("keys", "init", "--dir", str(keys))
     _run_cli(
         "firmware", "build", "--keys", str(keys), "--version", FIRMWARE_VERSION,
         "--security-counter", "1", "-o", str(image),
@@ -112,8 +149,10 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
     identity = json.loads((state / "data" / "identity" / "device.json").read_text())
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if "--port" not in run_args:
+        run_args = [*run_args, "--port", "0"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "refcam.cli", "device", "run", "--state", str(state), "--port", "0"],
+        [sys.executable, "-m", "refcam.cli", "device", "run", "--state", str(state), *run_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -145,7 +184,10 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
         label_password=password.group(1),
         admin_password=password.group(1),
         output=output,
+        keys=keys,
     )
+    # Keep reading its output (a reboot prints more), so the pipe never fills.
+    threading.Thread(target=_drain, args=(lines, output), daemon=True).start()
     try:
         yield running
     finally:
@@ -186,6 +228,10 @@ def _api(
 @pytest.fixture
 def admin_password(device: RunningDevice) -> str:
     """The admin's own password; sets it through the API if the browser test did not."""
+    return _own_password(device)
+
+
+def _own_password(device: RunningDevice) -> str:
     if not device.password_changed:
         status, session = _api(
             device,
@@ -202,6 +248,11 @@ def admin_password(device: RunningDevice) -> str:
         assert status == 204, body
         device.admin_password, device.password_changed = STRONG_PASSWORD, True
     return device.admin_password
+
+
+def _drain(lines: queue.Queue[str | None], output: list[str]) -> None:
+    while (line := lines.get()) is not None:
+        output.append(line)
 
 
 @pytest.fixture(scope="module")
@@ -397,7 +448,7 @@ def test_markup_in_audit_data_is_shown_as_text(
     _login(p, "admin", admin_password)
     expect(p.locator("#view-dashboard")).to_be_visible()
     p.click("#nav a[data-view=audit]")
-    row = p.locator("#audit-table tbody tr", has_text="login_failure").first
+    row = p.locator("#audit-table tbody tr[data-event=login_failure]").first
     expect(row).to_be_visible()
     expect(row.locator("td").nth(3)).to_have_text(MARKUP_NAME)
     assert p.locator("#audit-table img").count() == 0
@@ -448,6 +499,11 @@ def test_logout_ends_the_session_on_the_device(
     p.click("#logout")
     expect(p.locator("#view-login")).to_be_visible()
     expect(p.locator("#nav")).to_be_hidden()
+    # A neutral message is not styled as an error.
+    notice = p.locator("#login-notice")
+    expect(notice).to_have_text("You are logged out.")
+    expect(p.locator("#login-error")).to_be_hidden()
+    assert notice.evaluate("n => getComputedStyle(n).color") != _RED
     # The old token is dead on the device, not just forgotten by the page.
     status, body = _api(device, "GET", "/api/v1/session", token=cookie)
     assert (status, body["error"]) == (401, "authentication_required")
@@ -584,3 +640,313 @@ def test_viewer_changes_the_admin_set_password_and_sees_no_admin_views(
     finally:
         status, _ = _api(device, "DELETE", "/api/v1/users/viewer1", token=session["token"])
         assert status == 204
+
+
+def _screenshot(p: Any, name: str, *, full_page: bool = True) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    p.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
+
+
+def _token(device: RunningDevice, password: str) -> str:
+    status, session = _api(device, "POST", "/api/v1/session", {"username": "admin", "password": password})
+    assert status == 200, session
+    return str(session["token"])
+
+
+def _open_settings(p: Any) -> None:
+    """Open the settings view and wait until its form is loaded (editable)."""
+    from playwright.sync_api import expect
+
+    with p.expect_response(lambda r: r.url.endswith("/api/v1/settings") and r.request.method == "GET"):
+        p.click("#nav a[data-view=settings]")
+    expect(p.locator("#view-settings")).to_be_visible()
+    expect(p.locator("#settings-form button[type=submit]")).to_be_enabled()
+
+
+def _settings_patch(response: Any) -> bool:
+    """The answer to the page's PATCH (not to the GET that loads the form)."""
+    return bool(response.url.endswith("/api/v1/settings") and response.request.method == "PATCH")
+
+
+def test_settings_page_sets_what_the_api_allows_with_its_checks_and_audit(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    p = _open_as_admin(page, device, admin_password)
+    _open_settings(p)
+    expect(p.locator("#set-policy")).to_have_value("nist-800-63b")
+    fixed = p.locator("#settings-fixed")
+    expect(fixed).to_contain_text("TLS profile")
+    expect(fixed).to_contain_text("intermediate")
+    expect(fixed).to_contain_text("Automatic update checks")
+
+    # The device's own validation: a plain-http source is refused with its message.
+    p.fill("#set-update-url", "http://127.0.0.1:8443/repo")
+    with p.expect_response(_settings_patch) as answer:
+        p.click("#settings-form button[type=submit]")
+    assert answer.value.status == 400
+    expect(p.locator("#settings-error")).to_contain_text("must be an https:// URL")
+
+    # A good change: saved, shown, and in the audit log.
+    p.fill("#set-update-url", "https://127.0.0.1:8443/repo")
+    p.select_option("#set-policy", "kr-terminal")
+    with p.expect_response(_settings_patch) as answer:
+        p.click("#settings-form button[type=submit]")
+    assert answer.value.status == 200, answer.value.text()
+    expect(p.locator("#banner")).to_contain_text("Settings saved")
+    assert p.locator("#banner").evaluate("n => getComputedStyle(n).color") != _RED
+    expect(p.locator("#settings-error")).to_be_hidden()
+    token = _token(device, admin_password)
+    status, settings = _api(device, "GET", "/api/v1/settings", token=token)
+    assert status == 200
+    assert settings == {"password_policy": "kr-terminal", "update_url": "https://127.0.0.1:8443/repo"}
+    _screenshot(p, "webui-settings.png")
+
+    p.click("#nav a[data-view=audit]")
+    row = p.locator("#audit-table tbody tr[data-event=config_change]").first
+    expect(row).to_contain_text("Settings changed")
+    expect(row).to_contain_text("nist-800-63b \u2192 kr-terminal")
+
+    # Back to the firmware's defaults, through the page again.
+    _open_settings(p)
+    expect(p.locator("#set-policy")).to_have_value("kr-terminal")
+    p.select_option("#set-policy", "nist-800-63b")
+    p.check("#set-update-default")
+    expect(p.locator("#set-update-url")).to_be_disabled()
+    with p.expect_response(_settings_patch) as answer:
+        p.click("#settings-form button[type=submit]")
+    assert answer.value.status == 200
+    status, settings = _api(device, "GET", "/api/v1/settings", token=token)
+    assert settings["password_policy"] == "nist-800-63b"
+    assert settings["update_url"] != "https://127.0.0.1:8443/repo"
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+def test_audit_log_reads_in_words_filters_by_event_and_user_and_exports(
+    device: RunningDevice, page: Watched, admin_password: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    p = page.page
+    p.goto(device.url)
+    _login(p, "nobody-here", "not the password")
+    expect(p.locator("#login-error")).to_have_text("Wrong user name or password.")
+    _login(p, "admin", admin_password)
+    expect(p.locator("#view-dashboard")).to_be_visible()
+    p.click("#nav a[data-view=audit]")
+
+    # Event names in words, details as fields.
+    failure = p.locator("#audit-table tbody tr[data-event=login_failure]").first
+    expect(failure).to_contain_text("Failed login")
+    expect(failure.locator("td.details dl.fields dt").first).to_be_visible()
+    expect(failure.locator("td.details")).to_contain_text("Failed attempts")
+    assert "{" not in failure.locator("td.details").inner_text()  # no raw JSON
+
+    # Filter by event.
+    p.select_option("#audit-event", "login_failure")
+    p.click("#audit-filter button[type=submit]")
+    expect(p.locator("#audit-summary")).to_contain_text("match event \u201cFailed login\u201d")
+    rows = p.locator("#audit-table tbody tr")
+    expect(rows.first).to_be_visible()
+    assert {r.get_attribute("data-event") for r in rows.all()} == {"login_failure"}
+
+    # And by user.
+    p.fill("#audit-user", "nobody-here")
+    p.click("#audit-filter button[type=submit]")
+    expect(p.locator("#audit-summary")).to_contain_text("user \u201cnobody-here\u201d")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").nth(3)).to_have_text("nobody-here")
+    _screenshot(p, "webui-audit-filtered.png")
+
+    p.click("#audit-clear")
+    expect(p.locator("#audit-summary")).to_have_text("")
+    expect(p.locator("#audit-page")).to_contain_text("Entries")
+
+    # Export: the whole chain as JSON lines, what the API exports.
+    with p.expect_download() as download:
+        p.click("#audit-export")
+    assert download.value.suggested_filename == f"audit-{device.serial}.jsonl"
+    saved = tmp_path / "audit.jsonl"
+    download.value.save_as(saved)
+    entries = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert any(e["event"] == "login_failure" and e["actor"] == "nobody-here" for e in entries)
+    assert page.csp_violations() == []
+    assert page.errors == []
+
+
+# The elements that stick out on the right, for the failure message.
+_WIDEST = """() => Array.from(document.querySelectorAll("body *"))
+  .filter((n) => n.getBoundingClientRect().right > window.innerWidth || n.scrollWidth > n.clientWidth + 1)
+  .slice(-5).map((n) => `${n.tagName}#${n.id}.${n.className} ${Math.round(n.getBoundingClientRect().right)}`)"""
+
+
+def test_phone_width_has_no_horizontal_overflow(
+    device: RunningDevice, browser: Any, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(ignore_https_errors=False, viewport=PHONE, is_mobile=True)
+    context.set_default_timeout(UI_TIMEOUT)
+    try:
+        p = context.new_page()
+        p.goto(device.url)
+        _login(p, "admin", admin_password)
+        expect(p.locator("#view-dashboard")).to_be_visible()
+        expect(p.locator("#dash-slots tbody tr").first).to_be_visible()
+        for view, table in (("dashboard", "#dash-slots"), ("audit", "#audit-table"), ("users", "#users-table"),
+                            ("update", "#update-details"), ("settings", "#settings-form")):
+            p.click(f"#nav a[data-view={view}]")
+            expect(p.locator(f"#view-{view}")).to_be_visible()
+            p.locator(table).first.wait_for()
+            width = p.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], (
+                f"{view}: page is {width} px wide at {PHONE['width']} px; widest: {p.evaluate(_WIDEST)}"
+            )
+            right = p.locator(table).evaluate("n => n.getBoundingClientRect().right")
+            assert right <= PHONE["width"], f"{view}: {table} ends at {right} px"
+            if view in ("dashboard", "audit"):
+                _screenshot(p, f"webui-phone-{view}.png", full_page=view == "dashboard")
+        # The stacked rows keep their column names.
+        p.click("#nav a[data-view=dashboard]")
+        cell = p.locator("#dash-slots tbody tr").first.locator("td").first
+        expect(cell).to_have_attribute("data-label", "Slot")
+    finally:
+        context.close()
+
+
+def test_update_panel_never_says_up_to_date_without_a_check(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    status, real = _api(device, "GET", "/api/v1/update/status", token=_token(device, admin_password))
+    assert status == 200
+    p = _open_as_admin(page, device, admin_password)
+    p.click("#nav a[data-view=update]")
+    details = p.locator("#update-details")
+    expect(details).to_contain_text("Last check")
+    if real["last_check"] is None and real["state"] == "idle":
+        expect(details).to_contain_text("never")
+        expect(p.locator("#update-status")).to_have_text(re.compile("Not checked for updates yet"))
+    # Whatever the device says, "Up to date" never stands next to "never".
+    text = p.locator("#view-update").inner_text()
+    assert not ("Up to date" in text and re.search(r"Last check\s+never", text)), text
+    expect(p.locator("#update-history-empty")).to_be_visible()  # no installs on this camera
+    assert page.errors == []
+
+
+def _audit_entry(seq: int, time_s: float, event: str, actor: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": seq, "time": time_s, "event": event, "actor": actor, "source": "device", "detail": detail}
+
+
+def test_update_panel_shows_installing_then_a_reverted_trial_from_status_and_audit(
+    device: RunningDevice, page: Watched, admin_password: str
+) -> None:
+    """The steps and the outcome come from the status document and the audit log;
+    here both are scripted so the rare states (a reverted trial) are shown too."""
+    from playwright.sync_api import expect
+
+    status, real = _api(device, "GET", "/api/v1/update/status", token=_token(device, admin_password))
+    assert status == 200
+    t0 = 1_800_000_000.0
+    history = [
+        _audit_entry(1, t0, "boot", "-", {"slot": "a", "version": "1.4.2", "trial": False}),
+        _audit_entry(2, t0 + 60, "update_upload", "admin", {"version": "1.5.0", "slot": "b"}),
+        _audit_entry(3, t0 + 62, "boot", "-", {"slot": "b", "version": "1.5.0", "trial": True}),
+        _audit_entry(4, t0 + 63, "update_trial_failed", "firmware", {"version": "1.5.0", "error": "no model"}),
+        _audit_entry(5, t0 + 65, "boot", "-", {"slot": "a", "version": "1.4.2", "trial": False}),
+    ]
+    documents = [{**real, "state": "installing", "progress": {"bytes": 4000, "total": 4000}}]
+
+    def status_route(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(documents[-1]))
+
+    def export_route(route: Any) -> None:
+        body = "".join(json.dumps(e) + "\n" for e in history)
+        route.fulfill(status=200, content_type="application/x-ndjson", body=body)
+
+    p = page.page
+    p.route("**/api/v1/update/status", status_route)
+    p.route("**/api/v1/audit/export", export_route)
+    p = _open_as_admin(page, device, admin_password)
+    p.click("#nav a[data-view=update]")
+    phases = p.locator("#update-phases li")
+    expect(p.locator("#update-phases li[aria-current=step]")).to_have_text("Verify and install")
+    expect(phases.first).to_have_class(re.compile("done"))
+
+    documents.append({**real, "state": "idle", "progress": None})  # the reverted camera is back
+    outcome = p.locator("#update-outcome")
+    expect(outcome).to_contain_text("Update to 1.5.0 did not stick: health check failed: no model")
+    expect(outcome).to_have_class(re.compile("bad"))
+    expect(p.locator("#update-phases li[data-step=Reverted]")).to_contain_text("2027-01-15 08:01:03")
+    row = p.locator("#update-history tbody tr").first
+    expect(row).to_have_attribute("data-outcome", "reverted")
+    expect(row).to_contain_text("Uploaded image")
+    expect(row).to_contain_text("1.5.0")
+    p.wait_for_timeout(2500)  # polls go on; the outcome stays
+    expect(outcome).to_be_visible()
+    assert page.errors == []
+
+
+def test_flaw_banner_shows_on_every_page(
+    flawed_device: RunningDevice, page: Watched
+) -> None:
+    from playwright.sync_api import expect
+
+    password = _own_password(flawed_device)
+    p = page.page
+    p.goto(flawed_device.url)
+    banner = p.locator("#flaw-banner")
+    expect(p.locator("#view-login")).to_be_visible()
+    expect(banner).to_be_visible()  # before logging in, too
+    expect(banner).to_contain_text("no-security-txt")
+    _login(p, "admin", password)
+    for view in ("dashboard", "live", "update", "users", "audit", "settings"):
+        p.click(f"#nav a[data-view={view}]")
+        expect(p.locator(f"#view-{view}")).to_be_visible()
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("UNSAFE test device")
+    _screenshot(p, "webui-flaw-banner.png")
+
+
+def test_real_update_uploaded_in_the_browser_is_installed_and_confirmed(
+    flawed_device: RunningDevice, page: Watched, tmp_path: Path
+) -> None:
+    """Upload a newer signed image; the panel follows the install, the reboot and the
+    trial, then keeps the success message and the history row."""
+    from playwright.sync_api import expect
+
+    assert flawed_device.keys is not None
+    password = _own_password(flawed_device)
+    image = tmp_path / "fw-1.4.3.img"
+    _run_cli(
+        "firmware", "build", "--keys", str(flawed_device.keys), "--version", "1.4.3",
+        "--security-counter", "2", "-o", str(image),
+    )  # fmt: skip
+    p = _open_as_admin(page, flawed_device, password)
+    p.click("#nav a[data-view=update]")
+    expect(p.locator("#update-history-empty")).to_be_visible()
+    p.set_input_files("#update-file", str(image))
+    with p.expect_response("**/api/v1/update/upload") as answer:
+        p.click("#update-upload-form button[type=submit]")
+    assert answer.value.status == 202, answer.value.text()
+    outcome = p.locator("#update-outcome")
+    expect(outcome).to_contain_text("Update succeeded: firmware 1.4.3", timeout=UPDATE_TIMEOUT)
+    expect(outcome).to_have_class(re.compile("ok"))
+    assert outcome.evaluate("n => getComputedStyle(n).color") != _RED
+    for step in ("Verify and install", "Restart", "Trial", "Confirmed"):
+        expect(p.locator(f"#update-phases li[data-step='{step}']")).to_have_class(re.compile("done"))
+    row = p.locator("#update-history tbody tr").first
+    expect(row).to_have_attribute("data-outcome", "confirmed")
+    expect(row).to_contain_text("Uploaded image")
+    expect(p.locator("#update-details")).to_contain_text("1.4.3 (slot b)")
+    p.wait_for_timeout(2500)  # the success message does not vanish with the next polls
+    expect(outcome).to_contain_text("Update succeeded")
+    _screenshot(p, "webui-update-confirmed.png")
+    p.reload()  # and it is still there after a reload: it comes from the audit log
+    expect(p.locator("#view-update")).to_be_visible()
+    expect(p.locator("#update-outcome")).to_contain_text("Update succeeded: firmware 1.4.3")
+    assert page.csp_violations() == []

@@ -74,7 +74,9 @@ def test_index_references_only_same_origin_files() -> None:
     urls = _referenced_urls()
     assert "/static/app.js" in urls and "/static/app.css" in urls
     for url in urls:
-        assert url.startswith(("/static/", "#/")), f"{url!r} is not a same-origin UI file or view"
+        assert url.startswith(("/static/", "#/", "/api/v1/")), (
+            f"{url!r} is not a same-origin UI file, view or API route"
+        )
     for name in webui.STATIC_FILES:
         text = (STATIC_DIR / name).read_text("utf-8")
         # The only absolute URL allowed anywhere is the SVG namespace name (never fetched).

@@ -17,11 +17,59 @@
 (() => {
   const API = "/api/v1";
   const ROLE_RANK = { viewer: 1, operator: 2, admin: 3 };
-  const VIEWS = ["loading", "login", "change-password", "dashboard", "live", "update", "users", "audit"];
-  const MAIN_VIEWS = ["dashboard", "live", "update", "users", "audit"];
-  const ADMIN_VIEWS = new Set(["update", "users", "audit"]);
+  const VIEWS = ["loading", "login", "change-password", "dashboard", "live", "update", "users", "audit", "settings"];
+  const MAIN_VIEWS = ["dashboard", "live", "update", "users", "audit", "settings"];
+  const ADMIN_VIEWS = new Set(["update", "users", "audit", "settings"]);
   const AUDIT_PAGE_SIZE = 50;
   const UPDATE_POLL_MS = 1000;
+  const AUDIT_FILTER_MAX = 500; // matching entries shown when a filter is on
+
+  // Audit event names in words (device/api.py, device/server.py, device/main.py,
+  // device/update/web.py). An unknown name is shown as it is.
+  const EVENT_TEXT = {
+    boot: "Camera started",
+    boot_notice: "Boot notice",
+    login_success: "Logged in",
+    login_failure: "Failed login",
+    lockout: "Account locked out",
+    logout: "Logged out",
+    password_change: "Password changed",
+    user_create: "User created",
+    user_role: "User role changed",
+    user_delete: "User deleted",
+    user_password_reset: "User password reset",
+    config_change: "Settings changed",
+    update_check: "Checked for updates",
+    update_install: "Update installed (from the update server)",
+    update_upload: "Update installed (uploaded image)",
+    update_confirmed: "Update confirmed after a healthy trial",
+    update_trial_failed: "Update failed its trial; reverting",
+    update_check_refused: "Update check refused",
+    update_install_refused: "Update install refused",
+    update_upload_refused: "Uploaded image refused",
+  };
+  // Detail field names in words; others are shown as they are.
+  const FIELD_TEXT = {
+    failures: "Failed attempts",
+    route: "Where",
+    seconds: "Locked for (s)",
+    password_change_required: "Must change password",
+    forced: "Forced change",
+    sessions_ended: "Other sessions ended",
+    username: "User",
+    role: "Role",
+    slot: "Slot",
+    version: "Version",
+    trial: "Trial boot",
+    measurement_register: "Measurement register",
+    notice: "Notice",
+    available: "Newer version",
+    error: "Error",
+    message: "Message",
+    security_counter: "Security counter",
+    password_policy: "Password policy",
+    update_url: "Update source",
+  };
 
   // Password policy profiles the device can be configured with (device/config.py).
   const POLICY_RULES = {
@@ -44,6 +92,9 @@
     audit: null, // current audit page {after, limit, head}
     updateTimer: null,
     restarting: false, // an update was installed: connection errors are the reboot
+    updateData: null, // the last update status document
+    installs: [], // install history from the audit log
+    settings: null, // GET /settings as loaded
     policy: null,
   };
 
@@ -89,11 +140,12 @@
   }
 
   // A message above the current view; kind "ok" for a success, else an error.
+  // kind "info" for a neutral note.
   function banner(message, kind) {
     const node = $("banner");
     node.textContent = message || "";
-    node.className = kind === "ok" ? "banner ok" : "banner";
-    node.setAttribute("role", kind === "ok" ? "status" : "alert");
+    node.className = kind === "ok" ? "banner ok" : kind === "info" ? "notice" : "banner";
+    node.setAttribute("role", kind === "ok" || kind === "info" ? "status" : "alert");
     show(node, Boolean(message));
   }
 
@@ -194,6 +246,16 @@
     }
   }
 
+  // A note on the login view: neutral ("You are logged out.") unless kind is "error".
+  function loginMessage(message, kind) {
+    const notice = $("login-notice");
+    const error = $("login-error");
+    notice.textContent = kind === "error" ? "" : message || "";
+    error.textContent = kind === "error" ? message || "" : "";
+    show(notice, Boolean(message) && kind !== "error");
+    show(error, Boolean(message) && kind === "error");
+  }
+
   function endSession(message) {
     state.user = null;
     state.csrf = null;
@@ -202,9 +264,7 @@
     stopUpdatePolling();
     stopLive();
     showView("login");
-    const error = $("login-error");
-    error.textContent = message || "";
-    show(error, Boolean(message));
+    loginMessage(message);
     if (location.hash !== "" && location.hash !== "#/login") history.replaceState(null, "", "#/login");
   }
 
@@ -239,8 +299,30 @@
       $("device-name").textContent = [model, serial].filter(Boolean).join(" \u00b7 ");
       const policy = pick(info, "password_policy");
       if (typeof policy === "string" && !state.policy) state.policy = policy;
+      showFlaws(pick(info, "unsafe_flaws"));
     } catch {
       // The header is decoration; the dashboard reports errors.
+    }
+  }
+
+  // Flaw profiles (common/flaws.py) make a deliberately weakened device: say so on every page.
+  function showFlaws(flaws) {
+    const node = $("flaw-banner");
+    const names = Array.isArray(flaws) ? flaws.map(String) : [];
+    node.textContent = names.length
+      ? `UNSAFE test device: flaw profile${names.length > 1 ? "s" : ""} ${names.join(", ")} ` +
+        `${names.length > 1 ? "are" : "is"} switched on. This camera is deliberately weakened; use it only for testing.`
+      : "";
+    show(node, names.length > 0);
+  }
+
+  // data-label on every cell from its column heading: the phone layout shows it.
+  function labelCells(table) {
+    const heads = Array.from(table.tHead ? table.tHead.rows[0].cells : []).map((th) => th.textContent);
+    for (const row of table.tBodies[0].rows) {
+      Array.from(row.cells).forEach((cell, i) => {
+        if (heads[i]) cell.dataset.label = heads[i];
+      });
     }
   }
 
@@ -248,8 +330,7 @@
     event.preventDefault();
     const username = $("login-username").value;
     const password = $("login-password").value;
-    const error = $("login-error");
-    show(error, false);
+    loginMessage("");
     try {
       const data = await api("POST", "/session", { username, password });
       $("login-password").value = "";
@@ -260,13 +341,12 @@
     } catch (err) {
       if (err instanceof ApiError && err.code === "throttled") {
         const wait = Number(err.body.retry_after);
-        error.textContent = `Too many failed logins. Try again in ${Number.isFinite(wait) ? wait : "a few"} seconds.`;
+        loginMessage(`Too many failed logins. Try again in ${Number.isFinite(wait) ? wait : "a few"} seconds.`, "error");
       } else if (err instanceof ApiError && err.code === "invalid_credentials") {
-        error.textContent = "Wrong user name or password.";
+        loginMessage("Wrong user name or password.", "error");
       } else {
-        error.textContent = errorText(err);
+        loginMessage(errorText(err), "error");
       }
-      show(error, true);
     }
   }
 
@@ -417,6 +497,7 @@
       );
       body.append(row);
     }
+    labelCells($("dash-slots"));
     const counters = [];
     for (const [key, label] of [
       ["firmware_counter", "Firmware"],
@@ -476,6 +557,7 @@
       );
       body.append(row);
     }
+    labelCells($("users-table"));
   }
 
   async function onAddUser(event) {
@@ -520,9 +602,95 @@
     return api("GET", `/audit?${params}`);
   }
 
+  // The whole log, oldest first (GET /api/v1/audit/export, JSON lines).
+  async function fetchAuditAll() {
+    const response = await fetch(`${API}/audit/export`, {
+      credentials: "same-origin", cache: "no-store", redirect: "error", headers: { Accept: "application/x-ndjson" },
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      throw new ApiError(response.status, body);
+    }
+    const text = await response.text();
+    return text.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+  }
+
+  function eventText(name) {
+    return EVENT_TEXT[name] || String(name);
+  }
+
+  function fieldText(name) {
+    return FIELD_TEXT[name] || String(name).replace(/_/g, " ");
+  }
+
+  // Details as fields: one dt/dd per key; a change [old, new] reads "old → new".
+  function detailFields(details) {
+    if (details === null || details === undefined) return el("span", "\u2014", "muted");
+    if (typeof details !== "object") return el("span", display(details));
+    const keys = Object.keys(details);
+    if (keys.length === 0) return el("span", "\u2014", "muted");
+    const dl = el("dl", null, "fields");
+    for (const key of keys) {
+      const value = details[key];
+      const shown = Array.isArray(value) && value.length === 2 && !Array.isArray(value[0])
+        ? `${display(value[0])} \u2192 ${display(value[1])}`
+        : display(value);
+      dl.append(el("dt", fieldText(key)), el("dd", shown));
+    }
+    return dl;
+  }
+
+  function renderAuditRows(entries) {
+    const body = $("audit-table").tBodies[0];
+    body.replaceChildren();
+    for (const entry of entries) {
+      const row = el("tr");
+      const name = pick(entry, "event");
+      row.dataset.event = display(name);
+      const eventCell = el("td", eventText(name));
+      eventCell.title = display(name);
+      const detailCell = el("td", null, "details");
+      detailCell.append(detailFields(pick(entry, "detail", "details")));
+      row.append(
+        el("td", display(pick(entry, "seq"))),
+        el("td", formatTime(pick(entry, "time"))),
+        eventCell,
+        el("td", display(pick(entry, "actor", "user", "username"))),
+        el("td", display(pick(entry, "source"))),
+        detailCell,
+      );
+      body.append(row);
+    }
+    labelCells($("audit-table"));
+  }
+
+  function fillEventChoices(seen) {
+    const select = $("audit-event");
+    const chosen = select.value;
+    const names = new Set([...Object.keys(EVENT_TEXT), ...seen]);
+    const options = [...names].sort((a, b) => eventText(a).localeCompare(eventText(b)));
+    select.replaceChildren(el("option", "All events"));
+    select.options[0].value = "";
+    for (const name of options) {
+      const option = el("option", eventText(name));
+      option.value = name;
+      select.append(option);
+    }
+    select.value = chosen;
+  }
+
+  function auditFilter() {
+    return { event: $("audit-event").value, user: $("audit-user").value.trim() };
+  }
+
   async function loadAudit(direction) {
     const error = $("audit-error");
     show(error, false);
+    const filter = auditFilter();
+    if (filter.event || filter.user) {
+      await loadAuditFiltered(filter);
+      return;
+    }
     let data;
     try {
       let page = state.audit;
@@ -548,27 +716,67 @@
       return;
     }
     const entries = (Array.isArray(data) ? data : data.entries || []).slice().reverse();
-    const body = $("audit-table").tBodies[0];
-    body.replaceChildren();
-    for (const entry of entries) {
-      const row = el("tr");
-      const details = pick(entry, "detail", "details");
-      row.append(
-        el("td", display(pick(entry, "seq"))),
-        el("td", formatTime(pick(entry, "time"))),
-        el("td", display(pick(entry, "event"))),
-        el("td", display(pick(entry, "actor", "user", "username"))),
-        el("td", display(pick(entry, "source"))),
-        el("td", typeof details === "string" ? details : display(details), "details"),
-      );
-      body.append(row);
-    }
+    fillEventChoices(entries.map((e) => pick(e, "event")));
+    renderAuditRows(entries);
     const page = state.audit;
+    show($("audit-older"), true);
+    show($("audit-newer"), true);
     $("audit-older").disabled = page.after === 0;
     $("audit-newer").disabled = page.after + page.limit >= page.head;
     const first = entries.length ? pick(entries[entries.length - 1], "seq") : "\u2014";
     const last = entries.length ? pick(entries[0], "seq") : "\u2014";
     $("audit-page").textContent = `Entries ${first}\u2013${last} of ${page.head}`;
+    $("audit-summary").textContent = "";
+  }
+
+  // A filter searches the whole log (the API pages by sequence number only).
+  async function loadAuditFiltered(filter) {
+    const error = $("audit-error");
+    let all;
+    try {
+      all = await fetchAuditAll();
+    } catch (err) {
+      if (!handleCommonError(err)) {
+        error.textContent = errorText(err);
+        show(error, true);
+      }
+      return;
+    }
+    fillEventChoices(all.map((e) => pick(e, "event")));
+    const user = filter.user.toLowerCase();
+    const matching = all
+      .filter((e) => !filter.event || pick(e, "event") === filter.event)
+      .filter((e) => !user || String(pick(e, "actor") ?? "").toLowerCase().includes(user)
+        || String(pick(e, "detail.username") ?? "").toLowerCase().includes(user))
+      .reverse();
+    renderAuditRows(matching.slice(0, AUDIT_FILTER_MAX));
+    const parts = [];
+    if (filter.event) parts.push(`event \u201c${eventText(filter.event)}\u201d`);
+    if (filter.user) parts.push(`user \u201c${filter.user}\u201d`);
+    const more = matching.length > AUDIT_FILTER_MAX ? ` (the newest ${AUDIT_FILTER_MAX} shown)` : "";
+    $("audit-summary").textContent =
+      `${matching.length} of ${all.length} entries match ${parts.join(" and ")}${more}.`;
+    show($("audit-older"), false);
+    show($("audit-newer"), false);
+    $("audit-page").textContent = "";
+  }
+
+  function onAuditFilter(event) {
+    event.preventDefault();
+    state.audit = null;
+    loadAudit("newest");
+  }
+
+  function onAuditClear() {
+    $("audit-event").value = "";
+    $("audit-user").value = "";
+    state.audit = null;
+    loadAudit("newest");
+  }
+
+  function setExportName() {
+    const serial = ($("device-name").textContent.split(" \u00b7 ")[1] || "camera").replace(/[^A-Za-z0-9._-]/g, "_");
+    $("audit-export").setAttribute("download", `audit-${serial}.jsonl`);
   }
 
   // ---- live view hook: GET /api/v1/stream.mjpeg ------------------------------
@@ -620,7 +828,7 @@
 
   const UPDATE_BUSY = new Set(["checking", "downloading", "installing"]);
   const UPDATE_STATE_TEXT = {
-    idle: "Up to date, as of the last check.",
+    idle: "Up to date, as of the last check.", // shown only when there was a check
     checking: "Checking the vendor's update repository\u2026",
     available: "A newer firmware is available.",
     downloading: "Downloading into the inactive slot\u2026",
@@ -650,12 +858,171 @@
     ];
   }
 
+  function updateStateText(data) {
+    if (data.state === "error" && data.last_error) return `The last update operation failed: ${data.last_error.message}`;
+    if (data.state === "idle") {
+      // "Up to date" only after a check said so.
+      return data.last_check
+        ? `Up to date as of ${formatTime(data.last_check)}.`
+        : "Not checked for updates yet. Use “Check for updates now”.";
+    }
+    return UPDATE_STATE_TEXT[data.state] || `State: ${display(data.state)}`;
+  }
+
+  // ---- install history, from the audit log ---------------------------------
+  //
+  // An install is update_install / update_upload; what follows tells its
+  // outcome: a boot of that version as a trial, then update_confirmed (kept)
+  // or update_trial_failed / a boot of another version (reverted).
+
+  function installHistory(entries) {
+    const installs = [];
+    let current = null;
+    for (const entry of entries) {
+      const event = pick(entry, "event");
+      const detail = pick(entry, "detail") || {};
+      if (event === "update_install" || event === "update_upload") {
+        current = {
+          started: pick(entry, "time"),
+          version: display(detail.version),
+          slot: detail.slot,
+          way: event === "update_upload" ? "Uploaded image" : "Update server",
+          by: pick(entry, "actor"),
+          outcome: "rebooting",
+          booted: null,
+          finished: null,
+          note: "",
+        };
+        installs.push(current);
+        continue;
+      }
+      if (current === null || !["rebooting", "trial"].includes(current.outcome)) continue;
+      if (event === "boot") {
+        if (String(detail.version) === current.version && detail.trial) {
+          current.outcome = "trial";
+          current.booted = pick(entry, "time");
+        } else if (String(detail.version) !== current.version) {
+          current.outcome = "reverted";
+          current.finished = pick(entry, "time");
+          current.note = current.note || `back to ${display(detail.version)}`;
+        }
+      } else if (event === "update_confirmed" && String(detail.version) === current.version) {
+        current.outcome = "confirmed";
+        current.finished = pick(entry, "time");
+      } else if (event === "update_trial_failed" && String(detail.version) === current.version) {
+        current.outcome = "reverted";
+        current.finished = pick(entry, "time");
+        current.note = `health check failed: ${display(detail.error)}`;
+      }
+    }
+    return installs;
+  }
+
+  const OUTCOME_TEXT = {
+    rebooting: "installed, restarting",
+    trial: "running as a trial",
+    confirmed: "confirmed",
+    reverted: "reverted",
+  };
+
+  function renderHistory(installs) {
+    const body = $("update-history").tBodies[0];
+    body.replaceChildren();
+    for (const item of installs.slice().reverse()) {
+      const row = el("tr");
+      row.dataset.outcome = item.outcome;
+      const outcome = OUTCOME_TEXT[item.outcome] + (item.note ? ` (${item.note})` : "");
+      const cls = item.outcome === "confirmed" ? "state-ok" : item.outcome === "reverted" ? "state-bad" : "state-warn";
+      row.append(
+        el("td", formatTime(item.started)),
+        el("td", item.version),
+        el("td", item.way),
+        el("td", display(item.by)),
+        el("td", outcome, cls),
+        el("td", item.finished === null ? "—" : formatTime(item.finished)),
+      );
+      body.append(row);
+    }
+    labelCells($("update-history"));
+    show($("update-history"), installs.length > 0);
+    show($("update-history-empty"), installs.length === 0);
+  }
+
+  async function loadUpdateHistory() {
+    try {
+      state.installs = installHistory(await fetchAuditAll());
+    } catch (err) {
+      if (state.restarting && !(err instanceof ApiError)) return; // asked again once it is back
+      if (!handleCommonError(err)) banner(errorText(err));
+      return;
+    }
+    renderHistory(state.installs);
+    if (state.updateData) renderPhases(state.updateData);
+  }
+
+  // The steps of the current (or last) install, with times, and a message that stays.
+  function renderPhases(data) {
+    const list = $("update-phases");
+    const outcome = $("update-outcome");
+    list.replaceChildren();
+    const last = state.installs.length ? state.installs[state.installs.length - 1] : null;
+    let steps = null;
+    let message = "";
+    let kind = "";
+    if (data.state === "downloading" || data.state === "installing") {
+      steps = [
+        ["Download", data.state === "downloading" ? "current" : "done"],
+        ["Verify and install", data.state === "installing" ? "current" : ""],
+        ["Restart", ""], ["Trial", ""], ["Confirmed", ""],
+      ];
+      kind = "";
+    } else if (state.restarting || data.state === "pending-reboot") {
+      steps = [["Download", "done"], ["Verify and install", "done", last && last.started], ["Restart", "current"], ["Trial", ""], ["Confirmed", ""]];
+      message = last ? `Firmware ${last.version} is installed; the camera is restarting into it as a trial.` : "";
+    } else if (last !== null) {
+      const installed = ["Verify and install", "done", last.started];
+      if (last.outcome === "rebooting") {
+        steps = [["Download", "done"], installed, ["Restart", "current"], ["Trial", ""], ["Confirmed", ""]];
+        message = `Firmware ${last.version} is installed; the camera has not restarted into it yet.`;
+      } else if (last.outcome === "trial") {
+        steps = [["Download", "done"], installed, ["Restart", "done", last.booted], ["Trial", "current", last.booted], ["Confirmed", ""]];
+        message = `Firmware ${last.version} is running as a trial since ${formatTime(last.booted)}; it is kept once its health check passes.`;
+      } else if (last.outcome === "confirmed") {
+        steps = [["Download", "done"], installed, ["Restart", "done", last.booted], ["Trial", "done", last.booted], ["Confirmed", "done", last.finished]];
+        message = `Update succeeded: firmware ${last.version} was installed at ${formatTime(last.started)} and confirmed at ${formatTime(last.finished)}.`;
+        kind = "ok";
+      } else if (last.outcome === "reverted") {
+        steps = [["Download", "done"], installed, ["Restart", "done", last.booted], ["Trial", "failed", last.booted], ["Reverted", "failed", last.finished]];
+        message = `Update to ${last.version} did not stick: ${last.note || "the trial was not confirmed"}; ` +
+          `the camera went back to the previous firmware at ${formatTime(last.finished)}.`;
+        kind = "bad";
+      }
+    }
+    if (steps !== null) {
+      for (const [name, cls, time] of steps) {
+        const item = el("li", time ? `${name} · ${formatTime(time)}` : name, cls || undefined);
+        item.dataset.step = name;
+        if (cls === "current") item.setAttribute("aria-current", "step");
+        list.append(item);
+      }
+    }
+    show(list, steps !== null);
+    outcome.textContent = message;
+    outcome.className = kind ? `notice ${kind}` : "notice";
+    show(outcome, Boolean(message));
+  }
+
   function renderUpdate(data) {
     const busy = UPDATE_BUSY.has(data.state);
-    $("update-status").textContent =
-      data.state === "error" && data.last_error
-        ? `The last update operation failed: ${data.last_error.message}`
-        : UPDATE_STATE_TEXT[data.state] || `State: ${display(data.state)}`;
+    const previous = state.updateData;
+    state.updateData = data;
+    $("update-status").textContent = updateStateText(data);
+    // The audit log moves on when the state does: refresh the history then.
+    if (previous && (previous.state !== data.state || previous.running.version !== data.running.version
+        || previous.running.trial !== data.running.trial)) {
+      loadUpdateHistory();
+    }
+    renderPhases(data);
     const bar = $("update-progress");
     const progress = data.progress;
     if (progress && progress.total > 0 && (busy || data.state === "pending-reboot")) {
@@ -697,13 +1064,19 @@
       stopUpdatePolling();
       return;
     }
-    state.restarting = false;
+    // Until the camera has restarted, its old run may still answer "pending-reboot".
+    if (state.restarting && data.state !== "pending-reboot") {
+      state.restarting = false;
+      loadUpdateHistory(); // the camera is back: how did the trial go?
+    }
     show($("update-root"), true);
     renderUpdate(data);
   }
 
   function startUpdatePolling() {
     stopUpdatePolling();
+    state.updateData = null;
+    loadUpdateHistory();
     pollUpdate();
     state.updateTimer = window.setInterval(pollUpdate, UPDATE_POLL_MS);
   }
@@ -720,6 +1093,8 @@
       if (data && data.rebooting) {
         state.restarting = true;
         $("update-status").textContent = doneText(data);
+        await loadUpdateHistory();
+        if (state.updateData) renderPhases(state.updateData);
       } else {
         pollUpdate();
       }
@@ -748,6 +1123,85 @@
     $("update-status").textContent = `Sending ${file.name} (${file.size} bytes)\u2026`;
     updateAction("POST", "/update/upload", file,
       (data) => `Installed ${data.installed.version} in slot ${data.slot}; the camera is restarting into it as a trial.`);
+  }
+
+  // ---- settings (admin): GET/PATCH /api/v1/settings ---------------------------
+
+  function settingsError(message) {
+    const box = $("settings-error");
+    box.textContent = message || "";
+    show(box, Boolean(message));
+  }
+
+  // While the form is being (re)loaded it cannot be edited: a late answer must not
+  // overwrite what the admin is typing.
+  function settingsBusy(busy) {
+    for (const control of $("settings-form").elements) control.disabled = busy;
+    if (!busy) $("set-update-url").disabled = $("set-update-default").checked;
+  }
+
+  async function loadSettings() {
+    settingsError("");
+    settingsBusy(true);
+    try {
+      await fillSettings();
+    } finally {
+      settingsBusy(false);
+    }
+  }
+
+  async function fillSettings() {
+    let settings;
+    let status;
+    try {
+      [settings, status] = await Promise.all([api("GET", "/settings"), api("GET", "/status")]);
+    } catch (err) {
+      if (!handleCommonError(err)) settingsError(errorText(err));
+      return;
+    }
+    let update = null;
+    try {
+      update = await api("GET", "/update/status");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404) && handleCommonError(err)) return;
+    }
+    state.settings = settings;
+    $("set-policy").value = settings.password_policy;
+    $("set-update-url").value = settings.update_url || "";
+    $("set-update-default").checked = false;
+    $("set-update-url").disabled = false;
+    const checks = update ? update.automatic_checks || {} : null;
+    fillList($("settings-fixed"), [
+      ["TLS profile", pick(status, "tls_profile")],
+      ["Automatic update checks", checks === null ? "updates not available"
+        : checks.enabled ? `every ${Math.round(checks.interval_s / 3600)} h (${checks.interval_s} s)` : "off"],
+      ["Update source in use", update ? update.repository_url : settings.update_url],
+    ]);
+  }
+
+  async function onSaveSettings(event) {
+    event.preventDefault();
+    settingsError("");
+    const loaded = state.settings || {};
+    const body = {};
+    const policy = $("set-policy").value;
+    if (policy !== loaded.password_policy) body.password_policy = policy;
+    if ($("set-update-default").checked) body.update_url = null;
+    else if ($("set-update-url").value !== (loaded.update_url || "")) body.update_url = $("set-update-url").value;
+    if (Object.keys(body).length === 0) {
+      banner("Nothing changed.", "info");
+      return;
+    }
+    let saved;
+    try {
+      saved = await api("PATCH", "/settings", body);
+    } catch (err) {
+      if (!handleCommonError(err)) settingsError(`Not saved: ${errorText(err)}`);
+      return;
+    }
+    if (saved && typeof saved.password_policy === "string") state.policy = saved.password_policy;
+    await loadSettings();
+    banner(`Settings saved (${Object.keys(body).map(fieldText).join(", ")}); the change is in the audit log.`, "ok");
   }
 
   // ---- routing ------------------------------------------------------------
@@ -783,7 +1237,10 @@
     banner("");
     if (view === "dashboard") loadDashboard();
     else if (view === "users") loadUsers();
-    else if (view === "audit") loadAudit("newest");
+    else if (view === "audit") {
+      setExportName();
+      loadAudit("newest");
+    } else if (view === "settings") loadSettings();
     else if (view === "live") loadLive();
     else if (view === "update") startUpdatePolling();
   }
@@ -798,6 +1255,12 @@
     $("update-check").addEventListener("click", onUpdateCheck);
     $("update-install").addEventListener("click", onUpdateInstall);
     $("update-upload-form").addEventListener("submit", onUpdateUpload);
+    $("audit-filter").addEventListener("submit", onAuditFilter);
+    $("audit-clear").addEventListener("click", onAuditClear);
+    $("settings-form").addEventListener("submit", onSaveSettings);
+    $("set-update-default").addEventListener("change", () => {
+      $("set-update-url").disabled = $("set-update-default").checked;
+    });
     window.addEventListener("hashchange", () => {
       if (state.user) route(location.hash);
     });

@@ -58,6 +58,7 @@ from device.stream.errors import FormatError, StreamError, TransportError
 from device.stream.multipart import END_CONTENT_TYPE, SIGNED_CONTENT_TYPES
 from device.stream.signing import Envelope
 from device.stream.web import SIGNATURE_HEADER
+from refcam.progress import Progress
 
 from .streamverify import (
     GAP_TEXT,
@@ -78,8 +79,6 @@ from .streamverify import (
     verify_records,
     wall_time,
 )
-from refcam.progress import Progress
-
 from .streamwire import PartParser, parse_ranges
 
 STREAM_PATH = "/api/v1/stream.mjpeg"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from ..case import ProbeContext
 from ..errors import ProbeError
 from ..http import Exchange, ProbeHTTP
-from ..probe import ProbeContext
 
 LOGIN = "/api/v1/session"
 CHANGE = "/api/v1/session/password"

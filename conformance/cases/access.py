@@ -7,8 +7,8 @@ anonymous caller is still a FAIL (authentication must come first).
 
 from __future__ import annotations
 
+from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..model import Evidence, UnitResult
-from ..probe import ProbeContext, failed, inconclusive, passed, register
 from ._session import admin, test_user
 from .credentials import SETUP_PATHS, _routes
 

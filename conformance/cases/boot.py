@@ -14,9 +14,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ..evidence import EvidenceRefused, appraise, read_evidence
 from ..model import Evidence, UnitResult
-from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ._session import admin, login
 
 NONCE_BYTES = 32

@@ -9,9 +9,9 @@ from typing import Any
 
 from zxcvbn import zxcvbn
 
+from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..http import Exchange
 from ..model import Evidence, UnitResult
-from ..probe import ProbeContext, failed, inconclusive, passed, register
 from ._session import (
     change_password,
     json_field,

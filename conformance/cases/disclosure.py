@@ -11,11 +11,11 @@ from urllib.parse import urljoin, urlsplit
 
 from sectxt import Parser
 
+from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ..csafcheck import check_csaf
 from ..errors import ProbeError
 from ..http import ProbeHTTP
 from ..model import Evidence, UnitResult
-from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ._session import admin
 
 SECURITY_TXT = "/.well-known/security.txt"

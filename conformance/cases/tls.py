@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from ..case import ProbeContext, failed, inconclusive, passed, register, unit
 from ..errors import ProbeError
 from ..model import Evidence, UnitResult, Verdict
-from ..probe import ProbeContext, failed, inconclusive, passed, register, unit
 
 HSTS_MIN_AGE = 31_536_000  # one year, seconds
 MAX_LEAF_DAYS = 398  # CA/Browser Forum ceiling; Mozilla intermediate asks for 366

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ..errors import ProbeError
 from ..http import Exchange
 from ..mcuboot import flip_payload_byte, forge_image, read_header, strip_signature
 from ..model import Evidence, UnitResult
-from ..probe import ProbeContext, failed, inconclusive, not_applicable, passed, register
 from ._session import admin, test_user
 
 UPLOAD = "/api/v1/update/upload"

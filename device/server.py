@@ -74,6 +74,7 @@ from .errors import (
     UserError,
 )
 from .listener import ConnectionGuard, connection_middleware
+from .update.errors import UpdateError
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _json_error(status: int, code: str, message: str, **extra: object) -> web.Re
 
 def error_response(exc: DeviceError) -> web.Response:
     """The HTTP answer for a domain error (the one place this mapping lives)."""
-    if isinstance(exc, RequestError | UserError):
+    if isinstance(exc, RequestError | UserError | UpdateError):  # they carry their status and code
         return _json_error(exc.status, exc.code, str(exc))
     if isinstance(exc, UnsafeUnknownUser):  # the user-enumeration flaw profile only
         return _json_error(404, "unknown_user", "no such user")

@@ -49,10 +49,6 @@ REBOOT_DELAY = 0.5  # seconds: let the install response reach the client first
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _error(exc: UpdateError) -> web.Response:
-    return web.json_response({"error": exc.code, "message": exc.message}, status=exc.status)
-
-
 def _audit(request: web.Request, event: str, detail: dict[str, Any]) -> None:
     """Update events go to the device's hash-chained audit log (who, from where, what)."""
     audit = request.config_dict.get(AUDIT_KEY)
@@ -63,15 +59,15 @@ def _audit(request: web.Request, event: str, detail: dict[str, Any]) -> None:
 
 
 def _typed(handler: Handler) -> Handler:
-    """Map update errors to their JSON answer (kept next to the errors they map);
-    every refusal is audited as ``update_<route>_refused`` with its error class."""
+    """Every refusal is audited as ``update_<route>_refused`` with its error class; the
+    server's one error middleware turns it into the answer (``device.server``)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except UpdateError as exc:
             _audit(request, f"update_{handler.__name__}_refused", {"error": exc.code, "message": exc.message})
-            return _error(exc)
+            raise
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

@@ -27,7 +27,6 @@ from update_server.psirt.web import (
     WebLimits,
     create_vendor_psirt_app,
     disclosure_extension,
-    serve_main,
 )
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
@@ -419,17 +418,6 @@ async def test_operator_drives_the_workflow_over_the_api(client: Client, clock: 
     ).json()
     assert (view["state"], view["fixed_in"]) == ("advisory_published", "refcam-rc1080-v1:1.0.1")
     assert (await client.post(path, json={"action": "ack"})).status == 401
-
-
-def test_standalone_server_refuses_plain_http_off_loopback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("REFCAM_PSIRT_TOKEN", OPERATOR)
-    assert serve_main(["--db", str(tmp_path / "p.db"), "--host", "0.0.0.0"]) == 1
-    assert "plain HTTP is only allowed on loopback" in capsys.readouterr().err
-    monkeypatch.delenv("REFCAM_PSIRT_TOKEN")
-    assert serve_main(["--db", str(tmp_path / "p.db")]) == 1
-    assert "set the operator token" in capsys.readouterr().err
 
 
 def test_short_operator_token_is_refused(store: PSIRTStore) -> None:

@@ -6,15 +6,16 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
+import ssl
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from update_fixtures import Vendor
 
+from tests.integration.conftest import start_vendor
 from update_server.psirt import model
 from update_server.psirt.errors import (
     PSIRTStoreError,
@@ -100,47 +101,28 @@ def test_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
         PSIRTStore.open(tmp_path / "dir.db")
 
 
-def test_acknowledged_report_survives_kill_9_of_the_server(tmp_path: Path) -> None:
+def test_acknowledged_report_survives_kill_9_of_the_server(tmp_path: Path, vendor: Vendor) -> None:
+    """The real vendor server (``refcam update-server run``) is killed right after it
+    answered 201: the report is on disk."""
+    server = start_vendor(tmp_path / "vendor", vendor.keys_dir, repo=vendor.repo_dir)
     db = tmp_path / "vendor" / "psirt.db"
-    env = {**os.environ, "REFCAM_PSIRT_TOKEN": "operator-token-0123456789"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "update_server.psirt.web", "--db", str(db), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening 127.0.0.1 "), line + (
-            proc.stderr.read() if proc.poll() is not None else ""
-        )
-        port = int(line.split()[2])
         body = json.dumps(
-            {
-                "title": "Survives",
-                "description": "kill -9 test",
-                "product": "RC-1080",
-                "version": "1.0.0",
-            }
+            {"title": "Survives", "description": "kill -9 test", "product": "RC-1080", "version": "1.0.0"}
         ).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/v1/reports",
-            data=body,
-            method="POST",
+            f"{server.url}/api/v1/reports", data=body, method="POST",
             headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+        )  # fmt: skip
+        context = ssl.create_default_context(cafile=str(server.root_pem))
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # loopback only
             assert response.status == 201
             answer = json.load(response)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        assert proc.returncode == -signal.SIGKILL
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        assert server.process.returncode == -signal.SIGKILL
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.stop()
     reopened = PSIRTStore.open(db)
     try:
         report = reopened.get(answer["tracking_id"])

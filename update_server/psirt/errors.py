@@ -13,6 +13,8 @@ from update_server.errors import UpdateServerError
 class PSIRTError(UpdateServerError):
     """Base of every vulnerability-handling error (part of the update_server hierarchy)."""
 
+    http_status = 400
+
 
 class PSIRTInputError(PSIRTError):
     """A report, command argument or document is malformed (HTTP 400)."""
@@ -25,13 +27,19 @@ class CVSSVectorError(PSIRTInputError):
 class TransitionError(PSIRTError):
     """A report cannot move to the requested state (HTTP 409)."""
 
+    http_status = 409
+
 
 class ReportNotFoundError(PSIRTError):
     """No report has the given tracking id (HTTP 404)."""
 
+    http_status = 404
+
 
 class ReporterAuthError(PSIRTError):
     """A reporter or operator token is missing or wrong (HTTP 401)."""
+
+    http_status = 401
 
 
 class PolicyError(PSIRTInputError):
@@ -42,6 +50,8 @@ class PolicyError(PSIRTInputError):
 class CSAFError(PSIRTError):
     """A CSAF document or provider metadata fails the OASIS schema or a CSAF rule."""
 
+    http_status = 503
+
 
 class SBOMError(PSIRTError):
     """An SBOM cannot be built from the given payload."""
@@ -49,3 +59,5 @@ class SBOMError(PSIRTError):
 
 class PSIRTStoreError(PSIRTError):
     """The PSIRT database failed or is inconsistent (storage, not input)."""
+
+    http_status = 503

@@ -24,28 +24,23 @@ never a 500 for bad input.
 
 Example::
 
-    app = create_vendor_psirt_app(store=PSIRTStore.open(db), policy=load_policy(),
-                                  clock=lambda: datetime.now(UTC), psirt_token=token,
-                                  base_url="https://vendor.example")
+    extension = disclosure_extension(store=PSIRTStore.open(db), policy=load_policy(),
+                                     clock=lambda: datetime.now(UTC), psirt_token=token,
+                                     base_url="https://vendor.example")
+    app = update_server.server.create_app(config, extensions=[extension])
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import html
 import json
 import logging
-import os
-import ssl
-import sys
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import wraps
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -56,13 +51,10 @@ from update_server.openapi import add_openapi_route
 from update_server.openpgp import OpenPGPSigner
 
 from .errors import (
-    CSAFError,
     PSIRTError,
     PSIRTInputError,
     PSIRTStoreError,
     ReporterAuthError,
-    ReportNotFoundError,
-    TransitionError,
 )
 from .model import (
     IntakeLimits,
@@ -85,14 +77,6 @@ _log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_STATUS = {
-    PSIRTInputError: 400,
-    ReporterAuthError: 401,
-    ReportNotFoundError: 404,
-    TransitionError: 409,
-    PSIRTStoreError: 503,
-    CSAFError: 503,
-}
 
 
 @dataclass(frozen=True)
@@ -144,29 +128,32 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def _json_errors(handler: Handler) -> Handler:
-    @wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except _TooLarge as exc:
-            return _error(413, str(exc))
-        except _RateLimited as exc:
-            return _error(
-                429,
-                f"too many requests; retry after {exc.retry_after} s",
-                **{"Retry-After": str(exc.retry_after)},
-            )
-        except PSIRTStoreError as exc:
-            # Storage detail (paths, SQLite messages) goes to the log, not to the public.
-            _log.error("PSIRT storage failed: %s", exc)
-            return _error(503, "the vulnerability database is unavailable; try again later")
-        except PSIRTError as exc:
-            status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-            return _error(status, str(exc), **headers)
+@web.middleware
+async def psirt_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The vendor server's one mapping of disclosure errors to answers; each error class
+    carries its ``http_status`` (``update_server.psirt.errors``)."""
+    try:
+        return await handler(request)
+    except _TooLarge as exc:
+        return _error(413, str(exc))
+    except _RateLimited as exc:
+        return _error(
+            429,
+            f"too many requests; retry after {exc.retry_after} s",
+            **{"Retry-After": str(exc.retry_after)},
+        )
+    except PSIRTStoreError as exc:
+        # Storage detail (paths, SQLite messages) goes to the log, not to the public.
+        _log.error("PSIRT storage failed: %s", exc)
+        return _error(exc.http_status, "the vulnerability database is unavailable; try again later")
+    except PSIRTError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+        return _error(exc.http_status, str(exc), **headers)
 
-    return wrapped
+
+def _with_error_middleware(app: web.Application) -> None:
+    if psirt_error_middleware not in app.middlewares:
+        app.middlewares.append(psirt_error_middleware)
 
 
 async def _read_json(request: web.Request, max_body: int) -> Any:
@@ -291,6 +278,7 @@ def add_psirt_routes(
     ``publisher`` enables the ``publish`` action (CSAF advisory); ``product``
     names the vendor and camera model in advisories (default refcam RC-1080).
     """
+    _with_error_middleware(app)
     product = product or csaf.ProductInfo.default()
     web_limits = web_limits or WebLimits()
     if len(psirt_token) < 16:
@@ -306,7 +294,6 @@ def add_psirt_routes(
         if not hmac.compare_digest(_bearer(request).encode(), psirt_token.encode()):
             raise ReporterAuthError("operator token is not valid")
 
-    @_json_errors
     async def submit(request: web.Request) -> web.StreamResponse:
         now = clock()
         report_limiter.hit(request.remote or "unknown", now)
@@ -358,13 +345,11 @@ def add_psirt_routes(
             status=201,
         )
 
-    @_json_errors
     async def reporter_status(request: web.Request) -> web.StreamResponse:
         report_id = _report_id(request)
         store.verify_reporter_token(report_id, _bearer(request))
         return web.json_response(_reporter_view(store.get(report_id), policy))
 
-    @_json_errors
     async def reporter_message(request: web.Request) -> web.StreamResponse:
         report_id = _report_id(request)
         store.verify_reporter_token(report_id, _bearer(request))
@@ -374,7 +359,6 @@ def add_psirt_routes(
         report = store.update(report_id, lambda r: add_message(r, "reporter", body, now=now))
         return web.json_response(_reporter_view(report, policy), status=201)
 
-    @_json_errors
     async def psirt_list(request: web.Request) -> web.StreamResponse:
         operator(request)
         return web.json_response(
@@ -390,12 +374,10 @@ def add_psirt_routes(
             ]
         )
 
-    @_json_errors
     async def psirt_show(request: web.Request) -> web.StreamResponse:
         operator(request)
         return web.json_response(report_to_json(store.get(_report_id(request))))
 
-    @_json_errors
     async def psirt_message(request: web.Request) -> web.StreamResponse:
         operator(request)
         report_id = _report_id(request)
@@ -404,7 +386,6 @@ def add_psirt_routes(
         report = store.update(report_id, lambda r: add_message(r, "psirt", body, now=now))
         return web.json_response(report_to_json(report), status=201)
 
-    @_json_errors
     async def psirt_action(request: web.Request) -> web.StreamResponse:
         operator(request)
         report_id = _report_id(request)
@@ -434,12 +415,10 @@ def add_psirt_routes(
         store.record_breaches(list(status.breached), now=now)
         return status
 
-    @_json_errors
     async def psirt_sla(request: web.Request) -> web.StreamResponse:
         operator(request)
         return web.json_response(sla_now().to_json())
 
-    @_json_errors
     async def public_sla(request: web.Request) -> web.StreamResponse:
         """The published SLA (KS X 3020 C7): policy, figures and breached deadlines.
 
@@ -467,7 +446,6 @@ def add_psirt_routes(
             }
         )
 
-    @_json_errors
     async def status_page(request: web.Request) -> web.StreamResponse:
         operator(request)
         status = sla_now()
@@ -490,7 +468,6 @@ def add_psirt_routes(
         )
         return _page("PSIRT SLA status", figures + table)
 
-    @_json_errors
     async def report_page(request: web.Request) -> web.StreamResponse:
         operator(request)
         report = store.get(_report_id(request))
@@ -538,6 +515,7 @@ def add_disclosure_routes(
 
     With ``signer`` the security.txt is served OpenPGP clear-signed (RFC 9116 2.3).
     """
+    _with_error_middleware(app)
     base = base_url.rstrip("/")
     report_url = f"{base}/api/v1/reports"
     contact_list = list(contacts) if contacts else [f"{base}/security/policy"]
@@ -579,6 +557,7 @@ def add_csaf_routes(
     clock: Clock,
 ) -> None:
     """Register the CSAF provider metadata and TLP:WHITE directory distribution."""
+    _with_error_middleware(app)
 
     async def metadata(request: web.Request) -> web.StreamResponse:
         docs = store.advisories()
@@ -633,29 +612,14 @@ def create_vendor_psirt_app(
     web_limits: WebLimits | None = None,
     intake_limits: IntakeLimits = _DEFAULT_INTAKE,
 ) -> web.Application:
-    """A standalone app with every disclosure route (tests, small vendors)."""
+    """An app holding exactly what the vendor server's :func:`disclosure_extension` adds
+    (the one assembly of these routes), without the TUF repository around it (tests)."""
     web_limits = web_limits or WebLimits()
     app = web.Application(client_max_size=web_limits.max_body)
-    add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock)
-    publisher = publisher or csaf.Publisher.default(base_url)
-    store.record_publisher(publisher)
-    add_psirt_routes(
-        app,
-        publisher=publisher,
-        store=store,
-        policy=policy,
-        clock=clock,
-        psirt_token=psirt_token,
-        intake_limits=intake_limits,
-        web_limits=web_limits,
-    )
-    add_csaf_routes(
-        app,
-        store=store,
-        publisher=publisher,
-        base_url=base_url,
-        clock=clock,
-    )
+    disclosure_extension(
+        store=store, policy=policy, clock=clock, psirt_token=psirt_token, base_url=base_url,
+        publisher=publisher, web_limits=web_limits, intake_limits=intake_limits,
+    )(app)  # fmt: skip
     return app
 
 
@@ -668,6 +632,8 @@ def disclosure_extension(
     base_url: str,
     publisher: csaf.Publisher | None = None,
     signer: OpenPGPSigner | None = None,
+    web_limits: WebLimits | None = None,
+    intake_limits: IntakeLimits = _DEFAULT_INTAKE,
 ) -> Callable[[web.Application], None]:
     """All disclosure routes as one ``extensions=[...]`` entry for
     :func:`update_server.server.create_app` (the vendor server over TLS)."""
@@ -677,75 +643,9 @@ def disclosure_extension(
     def extend(app: web.Application) -> None:
         add_disclosure_routes(app, policy=policy, base_url=base_url, clock=clock, signer=signer)
         add_psirt_routes(
-            app, store=store, policy=policy, clock=clock, psirt_token=psirt_token, publisher=chosen
-        )
+            app, store=store, policy=policy, clock=clock, psirt_token=psirt_token, publisher=chosen,
+            web_limits=web_limits, intake_limits=intake_limits,
+        )  # fmt: skip
         add_csaf_routes(app, store=store, publisher=chosen, base_url=base_url, clock=clock)
 
     return extend
-
-
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-async def _serve(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
-) -> None:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    await site.start()
-    bound = runner.addresses[0][1]
-    print(f"listening {host} {bound}", flush=True)  # the first line tells callers the port
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-
-
-def serve_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m update_server.psirt.web --db PATH --token-env VAR [--tls-cert C --tls-key K]``.
-
-    Plain HTTP is refused on anything but loopback.
-    """
-    from datetime import UTC
-
-    from .policy import load_policy
-
-    parser = argparse.ArgumentParser(prog="refcam-psirt-serve")
-    parser.add_argument("--db", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token-env", default="REFCAM_PSIRT_TOKEN")
-    parser.add_argument("--base-url", default=None)
-    parser.add_argument("--tls-cert", type=Path)
-    parser.add_argument("--tls-key", type=Path)
-    args = parser.parse_args(argv)
-    token = os.environ.get(args.token_env, "")
-    if not token:
-        print(f"refcam: error: set the operator token in ${args.token_env}", file=sys.stderr)
-        return 1
-    context = None
-    if args.tls_cert and args.tls_key:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    elif args.host not in _LOOPBACK:
-        print(
-            "refcam: error: plain HTTP is only allowed on loopback; pass --tls-cert/--tls-key",
-            file=sys.stderr,
-        )
-        return 1
-    store = PSIRTStore.open(args.db)
-    app = create_vendor_psirt_app(
-        store=store,
-        policy=load_policy(),
-        clock=lambda: datetime.now(UTC),
-        psirt_token=token,
-        base_url=args.base_url or f"https://{args.host}",
-    )
-    asyncio.run(_serve(app, args.host, args.port, context))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(serve_main())

@@ -484,6 +484,16 @@ _real_import = builtins.__import__
 _active: list[PayloadImporter] = []
 
 
+def _same_error_as(cls: type[BaseException], exc: BaseException) -> BaseException:
+    """``exc`` as an instance of ``cls`` (its twin from the other copy of ``common``): the
+    same args and attributes, without re-running an ``__init__`` whose parameters differ
+    from ``args`` (``PowerCut(operation, detail)`` keeps its ``operation``)."""
+    twin = cls.__new__(cls)
+    twin.args = exc.args
+    twin.__dict__.update(vars(exc))
+    return twin
+
+
 class _BootABI:
     """A boot-side object (the services, the attester, a slot writer) as the firmware sees it.
 
@@ -503,7 +513,7 @@ class _BootABI:
         ours = getattr(self._errors, type(exc).__name__, None)
         if type(exc).__module__ != boot_errors.__name__ or not isinstance(ours, type):
             return exc
-        return ours(*exc.args)  # type: ignore[no-any-return]
+        return _same_error_as(ours, exc)
 
     def _wrap(self, value: object) -> object:
         if callable(getattr(value, "write", None)) and callable(getattr(value, "finish", None)):
@@ -586,7 +596,7 @@ def start_firmware(payload: FirmwarePayload, handoff: BootHandoff, argv: Sequenc
         ours = getattr(boot_errors, type(exc).__name__, None)
         if not isinstance(ours, type):
             raise
-        raise ours(*exc.args) from exc
+        raise _same_error_as(ours, exc) from exc
     if not isinstance(result, int):
         raise FirmwarePayloadError(f"firmware run() returned {type(result).__name__}, expected int")
     return result

@@ -32,15 +32,7 @@ from bootloader.provision import provision_state_dir
 from bootloader.slots import write_partition
 from bootloader.unit import open_device
 from common.errors import FlashError, HardwareError, ProvisioningError
-
-
-def _read_file(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ProvisioningError(f"{what} {path} does not exist") from exc
-    except OSError as exc:
-        raise ProvisioningError(f"cannot read {what} {path}: {exc.strerror}") from exc
+from refcam.cli_files import read_input
 
 
 def _passphrase(var: str | None) -> bytes | None:
@@ -61,7 +53,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     result = provision_state_dir(
         args.state,
         keys_dir=args.keys,
-        firmware_image=_read_file(args.firmware, "firmware file"),
+        firmware_image=read_input(args.firmware, "firmware file"),
         now=dt.datetime.now(dt.UTC),
         serial=args.serial,
         lifecycle=args.lifecycle,
@@ -102,7 +94,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    data = _read_file(args.file, "image file")
+    data = read_input(args.file, "image file")
     device = open_device(args.state)
     try:
         write_partition(device.flash, args.slot, data)

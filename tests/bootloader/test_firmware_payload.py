@@ -207,3 +207,35 @@ def test_a_payload_missing_a_ground_module_fails_to_load_naming_it(tmp_path: Pat
     payload = FirmwarePayload.parse(_build(pkg))
     with pytest.raises(FirmwarePayloadError, match=r"No module named 'common.marker'"):
         start_firmware(payload, None, [])  # type: ignore[arg-type]
+
+
+def test_a_boot_error_crosses_the_hand_off_as_the_firmwares_class_with_its_fields(tmp_path: Path) -> None:
+    import dataclasses
+
+    from common.errors import PowerCut
+    from common.handoff import BootHandoff
+
+    class Services:
+        def confirm(self) -> None:
+            raise PowerCut(7, "fuse burn")
+
+    main = (
+        "from common.errors import PowerCut\n"
+        "def run(handoff, argv):\n"
+        "    try:\n"
+        "        handoff.services.confirm()\n"
+        "    except PowerCut as exc:\n"
+        "        assert exc.operation == 7, exc.operation\n"
+        "        raise\n"
+        "    return 0\n"
+    )
+    pkg = _package(tmp_path, main=main)
+    (pkg.parent / "common" / "errors.py").write_bytes((Path(__file__).parents[2] / "common" / "errors.py").read_bytes())
+    payload = FirmwarePayload.parse(_build(pkg))
+    fields = {f.name: None for f in dataclasses.fields(BootHandoff)}
+    handoff = BootHandoff(**{**fields, "services": Services(), "attester": None})  # type: ignore[arg-type]
+    with pytest.raises(PowerCut) as caught:  # back on the boot side as the boot side's class
+        start_firmware(payload, handoff, [])
+    unload_firmware()
+    assert caught.value.operation == 7
+    assert str(caught.value) == "power cut at flash operation 7: fuse burn"

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import stat
 import time
 from pathlib import Path
 
 import pytest
 
 from bootloader.keys import KeySet
-
-
-def loose_modes(root: Path) -> list[str]:
-    """Paths under ``root`` (and ``root``) readable or writable by group or others."""
-    found = []
-    for path in [root, *root.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = stat.S_IMODE(path.stat().st_mode)
-        want = 0o700 if path.is_dir() else 0o600
-        if mode & 0o077 or (path.is_file() and mode != want):
-            found.append(f"{path.relative_to(root.parent)}: {oct(mode)}")
-    return found
+from tests.filemodes import loose_modes
 
 
 def test_provisioned_and_booted_device_state_is_private(tmp_path: Path, wallclock_keyset: KeySet, wallclock_images: tuple[bytes, bytes]) -> None:

@@ -36,6 +36,10 @@ FLAWS: dict[str, str] = {
     "no-security-txt": "no /.well-known/security.txt (row 30)",
     "expired-security-txt": "security.txt with an Expires in the past (row 30)",
     "sla-breached": "the disclosure record carries a report acknowledged late (rows 34, 35)",
+    "onvif-preauth-open": "ONVIF read operations (device information, profiles, stream URIs) answer without credentials (rows 1, 5)",
+    "wsse-replay": "ONVIF UsernameTokens are not checked for a reused nonce or a stale Created (row 6)",
+    "onvif-anonymous-default": "ONVIF requests without credentials act as an anonymous Administrator (rows 1, 3)",
+    "onvif-digest-md5-only": "ONVIF HTTP Digest offers only MD5, not SHA-256 (row 10)",
 }
 
 PLAINTEXT_FLAW_PORT_OFFSET = 1  # plaintext-http listens on the management port + 1

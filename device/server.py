@@ -301,7 +301,7 @@ def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Appl
 
 
 def builtin_extensions() -> list[Extension]:
-    """Route sets shipped in the firmware that exist in this build (web UI for now)."""
+    """Route sets shipped in the firmware that exist in this build (web UI, ONVIF)."""
     found: list[Extension] = []
     try:
         webui = importlib.import_module(".webui", __package__)
@@ -310,6 +310,13 @@ def builtin_extensions() -> list[Extension]:
             raise
     else:
         found.append(webui.add_webui_routes)
+    try:  # ONVIF Profile S/T services on the same TLS server (device/onvif)
+        onvif = importlib.import_module(".onvif", __package__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.onvif":
+            raise
+    else:
+        found.append(onvif.add_onvif_routes)
     return found
 
 

@@ -1,0 +1,149 @@
+"""SOAP 1.2 envelopes for ONVIF: a hardened parser and lxml-built answers.
+
+:func:`parse_envelope` reads a request body with an lxml parser that resolves
+no entities, loads no DTD, never touches the network and refuses huge trees
+(``MAX_BODY`` bytes, ``MAX_DEPTH`` levels); a DOCTYPE at all is refused, so
+"billion laughs" and external entities never expand. It returns the header
+and the one operation element of the body, or raises
+:class:`~.errors.OnvifFault` (``env:Sender/ter:WellFormed``, or
+``env:VersionMismatch`` for a SOAP 1.1 envelope).
+
+:func:`envelope` and :func:`fault_envelope` build answers with element makers
+(never string templates) under the WSDL namespaces::
+
+    env = parse_envelope(body)
+    reply = envelope(TDS.GetSystemDateAndTimeResponse(...))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from .errors import OnvifFault, well_formed
+
+MAX_BODY = 256 * 1024  # bytes of a SOAP request (StartFirmwareUpgrade carries no image)
+MAX_DEPTH = 32  # element nesting we accept
+
+NS = {
+    "env": "http://www.w3.org/2003/05/soap-envelope",
+    "soap11": "http://schemas.xmlsoap.org/soap/envelope/",
+    "tds": "http://www.onvif.org/ver10/device/wsdl",
+    "trt": "http://www.onvif.org/ver10/media/wsdl",
+    "tr2": "http://www.onvif.org/ver20/media/wsdl",
+    "tt": "http://www.onvif.org/ver10/schema",
+    "ter": "http://www.onvif.org/ver10/error",
+    "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+    "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
+    "xml": "http://www.w3.org/XML/1998/namespace",
+}
+NSMAP = {k: NS[k] for k in ("env", "tds", "trt", "tr2", "tt", "ter")}
+
+ENV = ElementMaker(namespace=NS["env"], nsmap=NSMAP)
+TDS = ElementMaker(namespace=NS["tds"], nsmap=NSMAP)
+TRT = ElementMaker(namespace=NS["trt"], nsmap=NSMAP)
+TR2 = ElementMaker(namespace=NS["tr2"], nsmap=NSMAP)
+TT = ElementMaker(namespace=NS["tt"], nsmap=NSMAP)
+
+CONTENT_TYPE = "application/soap+xml"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed request: its SOAP header (or None) and its one operation element."""
+
+    header: etree._Element | None
+    operation: etree._Element
+
+    @property
+    def namespace(self) -> str:
+        return str(etree.QName(self.operation).namespace or "")
+
+    @property
+    def name(self) -> str:
+        return str(etree.QName(self.operation).localname)
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+def _depth(element: etree._Element) -> int:
+    deepest, stack = 0, [(element, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in node if isinstance(child.tag, str))
+    return deepest
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """The header and operation of a SOAP 1.2 request; raise :class:`OnvifFault` on anything else."""
+    if len(body) > MAX_BODY:
+        raise well_formed(f"SOAP request of {len(body)} bytes is over the {MAX_BODY}-byte limit")
+    if not body.strip():
+        raise well_formed("empty request body; expected a SOAP 1.2 envelope")
+    try:
+        root = etree.fromstring(body, parser=_parser())
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise well_formed(f"request is not well-formed XML: {str(exc)[:120]}") from exc
+    tree = root.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise well_formed("a DOCTYPE is not allowed in a SOAP message (SOAP 1.2 part 1, 5)")
+    if _depth(root) > MAX_DEPTH:
+        raise well_formed(f"XML nested deeper than {MAX_DEPTH} levels")
+    qname = etree.QName(root)
+    if qname.namespace == NS["soap11"]:
+        raise OnvifFault("VersionMismatch", (), "SOAP 1.1 is not supported; send a SOAP 1.2 envelope")
+    if qname.namespace != NS["env"] or qname.localname != "Envelope":
+        raise OnvifFault("VersionMismatch", (), f"root element {qname.localname!r} is not a SOAP 1.2 Envelope")
+    children = [c for c in root if isinstance(c.tag, str)]
+    header = None
+    if children and children[0].tag == f"{{{NS['env']}}}Header":
+        header = children.pop(0)
+    if len(children) != 1 or children[0].tag != f"{{{NS['env']}}}Body":
+        raise well_formed("a SOAP 1.2 Envelope holds an optional Header and then one Body")
+    operations = [c for c in children[0] if isinstance(c.tag, str)]
+    if len(operations) != 1:
+        raise well_formed(f"the SOAP Body holds {len(operations)} elements; expected one operation")
+    return Envelope(header=header, operation=operations[0])
+
+
+def envelope(*body: etree._Element, header: etree._Element | None = None) -> bytes:
+    """A serialised SOAP 1.2 envelope holding ``body``."""
+    parts = [header] if header is not None else []
+    root = ENV.Envelope(*parts, ENV.Body(*body))
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def fault_envelope(fault: OnvifFault) -> bytes:
+    """The SOAP 1.2 fault for ``fault`` with nested ONVIF ``ter:`` subcodes (SOAP 1.2 part 1, 5.4)."""
+    inner: etree._Element | None = None
+    for subcode in reversed(fault.subcodes):
+        value = ENV.Value(f"ter:{subcode}")
+        inner = ENV.Subcode(value) if inner is None else ENV.Subcode(value, inner)
+    code = ENV.Code(ENV.Value(f"env:{fault.code}"), *([inner] if inner is not None else []))
+    text = ENV.Text(fault.reason)
+    text.set(f"{{{NS['xml']}}}lang", "en")
+    return envelope(ENV.Fault(code, ENV.Reason(text)))
+
+
+def text_of(parent: etree._Element, path: str) -> str | None:
+    """The text of the first ``path`` (namespace prefixes of :data:`NS`) under ``parent``."""
+    found = parent.find(path, namespaces=NS)
+    if found is None:
+        return None
+    return (found.text or "").strip()

@@ -50,6 +50,8 @@ from .services import (
     is_own_password_change,
 )
 from .soap import CONTENT_TYPE, MAX_BODY, NS, Envelope, envelope, fault_envelope, parse_envelope
+from .upgrade import UPLOAD_PREFIX, UploadTickets, start_upgrade_for
+from .upgrade import upload as firmware_upload
 from .wsse import ReplayGuard, TokenRefused, parse_username_token
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ class OnvifState:
     guard: ReplayGuard
     digest: DigestAuthority
     media: MediaDescription = field(default_factory=MediaDescription)
-    start_upgrade: Callable[[Call], str] | None = None
+    tickets: UploadTickets = field(default_factory=UploadTickets)
 
 
 ONVIF_KEY = web.AppKey("refcam.onvif", OnvifState)
@@ -119,8 +121,15 @@ def _call(request: web.Request, user: User | None, now: float) -> Call:
     return Call(
         user=user, now=now, host=host, port=port, source=request.remote or "unknown",
         store=app[CREDENTIALS_KEY], audit=app[AUDIT_KEY], handoff=app[HANDOFF_KEY],
-        media=app.get(MEDIA_KEY, state.media), reboot=reboot.set, start_upgrade=state.start_upgrade,
+        media=app.get(MEDIA_KEY, state.media), reboot=reboot.set,
+        start_upgrade=start_upgrade_for(state.tickets) if _has_update_client(request) else None,
     )
+
+
+def _has_update_client(request: web.Request) -> bool:
+    from ..update.web import UPDATE_CLIENT_KEY
+
+    return request.config_dict.get(UPDATE_CLIENT_KEY) is not None
 
 
 def _challenge(request: web.Request, now: float, *, stale: bool = False) -> dict[str, str]:
@@ -300,3 +309,4 @@ def add_onvif_routes(app: web.Application) -> None:
     for path, namespace in _PATH_NAMESPACE.items():
         app.router.add_post(path, _endpoint(namespace))
     app.router.add_get(SNAPSHOT_PATH, snapshot, allow_head=False)
+    app.router.add_post(UPLOAD_PREFIX + "{ticket}", firmware_upload)

@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from common import tls
+from common.image import ImageFacts
 
 from ..access import requires
 from ..appkeys import AUDIT_KEY, CLOCK_KEY, CONFIG_KEY, HANDOFF_KEY, REBOOT_KEY, USER_KEY
@@ -66,7 +67,7 @@ def _typed(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except UpdateError as exc:
-            _audit(request, f"update_{handler.__name__}_refused", {"error": exc.code, "message": exc.message})
+            audit_refusal(request, handler.__name__, exc)
             raise
 
     wrapped.__name__ = handler.__name__
@@ -117,12 +118,25 @@ async def install(request: web.Request) -> web.StreamResponse:
 @_typed
 async def upload(request: web.Request) -> web.StreamResponse:
     client = request.config_dict[UPDATE_CLIENT_KEY]
-    limit = client.config.max_image_size
     if request.content_type != "application/octet-stream":
         return web.json_response(
             {"error": "unsupported_media_type", "message": "send the image as application/octet-stream"},
             status=415,
         )
+    facts = await install_uploaded_image(request, client)
+    return web.json_response(
+        {"installed": asdict(facts), "slot": client.status.installed_slot, "rebooting": True},
+        status=202,
+    )
+
+
+async def install_uploaded_image(request: web.Request, client: UpdateClient) -> ImageFacts:
+    """Read a signed image from the request body (size-capped), verify and write it, schedule the reboot.
+
+    The one upload path: ``POST /api/v1/update/upload`` and ONVIF's StartFirmwareUpgrade
+    upload URI (``device.onvif.upgrade``) both end here. Raises :class:`UpdateError`.
+    """
+    limit = client.config.max_image_size
     declared = request.content_length
     if declared is not None and declared > limit:
         raise ImageTooLarge(f"image of {declared} bytes exceeds the limit of {limit}")
@@ -135,10 +149,12 @@ async def upload(request: web.Request) -> web.StreamResponse:
     facts = await asyncio.to_thread(client.install_upload, bytes(body))
     _audit(request, "update_upload", {"version": facts.version, "slot": client.status.installed_slot})
     _schedule_reboot(request.app)
-    return web.json_response(
-        {"installed": asdict(facts), "slot": client.status.installed_slot, "rebooting": True},
-        status=202,
-    )
+    return facts
+
+
+def audit_refusal(request: web.Request, route: str, exc: UpdateError) -> None:
+    """Record a refused update like the update routes do (``update_<route>_refused``)."""
+    _audit(request, f"update_{route}_refused", {"error": exc.code, "message": exc.message})
 
 
 @requires("admin")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import signal
@@ -41,6 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -158,7 +160,30 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
     from .disclosure import add_sbom_route
 
     extensions.append(add_sbom_route)
+    extensions.append(_onvif_media_extension(args))
     return extensions
+
+
+def _onvif_media_extension(args: argparse.Namespace) -> Extension:
+    """Tell the ONVIF media services what --source really produces (device.onvif.media)."""
+
+    def extend(app: web.Application) -> None:
+        try:
+            from .onvif.media import MediaDescription
+            from .onvif.web import MEDIA_KEY
+            from .stream.sources import parse_source_spec
+        except ModuleNotFoundError:  # a build without ONVIF
+            return
+        if args.stream_source == "none":
+            app[MEDIA_KEY] = MediaDescription(mjpeg=False, jpeg_quality=args.stream_jpeg_quality)
+            return
+        spec = parse_source_spec(args.stream_source)
+        media = MediaDescription(jpeg_quality=args.stream_jpeg_quality)
+        if spec.width and spec.height and spec.fps:  # synthetic sources say; files and devices are probed later
+            media = replace(media, width=spec.width, height=spec.height, fps=spec.fps)
+        app[MEDIA_KEY] = media
+
+    return extend
 
 
 def default_public_url(serial: str, port: int) -> str:
@@ -214,6 +239,7 @@ async def serve(
     runner = web.AppRunner(app, **runner_options(config.connections))
     await runner.setup()
     redirect_runner: web.AppRunner | None = None
+    discovery = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -243,6 +269,7 @@ async def serve(
             f"refcam device serving https://{args.host}:{port} "
             f"(serial {handoff.identity.serial}, firmware {handoff.firmware.version})"
         )
+        discovery = await _start_discovery(app, handoff, args.host, port)
         reboot = app[REBOOT_KEY]
         if handoff.trial:
             await confirm_trial(app, handoff, config, host=args.host, port=port, announce=announce)
@@ -255,9 +282,41 @@ async def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        if discovery is not None:
+            await discovery.close()  # Bye
         if redirect_runner is not None:
             await redirect_runner.cleanup()
         await runner.cleanup()
+
+
+async def _start_discovery(app: web.Application, handoff: BootHandoff, host: str, port: int) -> Any:
+    """WS-Discovery on loopback (device.onvif.discovery) when ONVIF is served and reachable there."""
+    try:
+        from .onvif.discovery import DiscoveryInfo, DiscoveryService
+        from .onvif.services import DEVICE_PATH, scopes
+        from .onvif.web import MEDIA_KEY, ONVIF_KEY
+    except ModuleNotFoundError:  # a build without ONVIF
+        return None
+    if ONVIF_KEY not in app:
+        return None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = ipaddress.ip_address("127.0.0.1") if host == "localhost" else None
+    if address is None or not (address.is_loopback or address.is_unspecified) or address.version != 4:
+        return None  # the XAddr would not be reachable over loopback
+    media = app.get(MEDIA_KEY, app[ONVIF_KEY].media)
+    info = DiscoveryInfo(
+        endpoint=DiscoveryInfo.endpoint_for(handoff.identity.serial),
+        xaddrs=(f"https://127.0.0.1:{port}{DEVICE_PATH}",),
+        scopes=tuple(scopes(handoff.identity.model, media)),
+    )
+    try:
+        return await DiscoveryService.start(info, instance=int(app[CLOCK_KEY]()))
+    except OSError as exc:
+        log.warning("WS-Discovery not started on 127.0.0.1:3702: %s", exc)
+        return None
 
 
 async def _listen(site: web.BaseSite, host: str, port: int) -> None:

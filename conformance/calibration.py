@@ -17,9 +17,9 @@ FLAW_CASES: dict[str, frozenset[str]] = {
     "tls-legacy": frozenset({"TLS-01", "TLS-02", "TLS-08"}),
     "weak-ciphers": frozenset({"TLS-02", "TLS-08"}),
     "self-signed-cert": frozenset({"TLS-03", "TLS-08"}),
-    "plaintext-http": frozenset({"TLS-05"}),
-    "shared-default-password": frozenset({"CRED-01", "CRED-02", "CRED-03"}),
-    "no-forced-change": frozenset({"CRED-01"}),
+    "plaintext-http": frozenset({"TLS-05", "ONVIF-06"}),
+    "shared-default-password": frozenset({"CRED-01", "CRED-02", "CRED-03", "ONVIF-02"}),
+    "no-forced-change": frozenset({"CRED-01", "ONVIF-02"}),
     "no-lockout": frozenset({"CRED-06"}),
     "user-enumeration": frozenset({"CRED-07"}),
     "unsigned-update-accepted": frozenset({"UPD-01", "UPD-02"}),
@@ -29,6 +29,10 @@ FLAW_CASES: dict[str, frozenset[str]] = {
     "no-security-txt": frozenset({"DISC-01", "DISC-02"}),
     "expired-security-txt": frozenset({"DISC-01"}),
     "sla-breached": frozenset({"DISC-05"}),
+    "onvif-preauth-open": frozenset({"ONVIF-01"}),
+    "wsse-replay": frozenset({"ONVIF-03", "ONVIF-04"}),
+    "onvif-anonymous-default": frozenset({"ONVIF-01"}),
+    "onvif-digest-md5-only": frozenset({"ONVIF-06"}),
 }
 
 # Why a flaw trips more than its own case.
@@ -42,6 +46,9 @@ NOTES: dict[str, str] = {
     "boot-skips-signature": "The slot holds firmware signed by an attacker key; only attestation against the vendor's reference values can tell.",
     "no-security-txt": "Without security.txt the disclosure policy cannot be found either.",
     "sla-breached": "A vendor-side flaw (refcam update-server run --flaw sla-breached).",
+    "no-forced-change": "The label password opens ONVIF as well as the web API.",
+    "plaintext-http": "The plain-HTTP listener serves the whole application, the ONVIF services (and their Digest) included.",
+    "wsse-replay": "One switch skips both UsernameToken freshness checks: the reused nonce and the stale Created.",
 }
 
 # Cases that need a validated TLS channel; INCONCLUSIVE under self-signed-cert.

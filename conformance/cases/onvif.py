@@ -1,0 +1,281 @@
+"""ONVIF cases (Profile S/T devices): pre-auth surface, forced change, WS-Security freshness, Digest.
+
+The probe's own ONVIF adapter, independent of the camera's code: SOAP 1.2
+envelopes built with lxml, WS-Security UsernameToken PasswordDigest
+(``Base64(SHA-1(nonce + created + password))``, OASIS WSS UsernameToken
+Profile 1.0), and fault reading. The device service is expected at the
+standard ``/onvif/device_service`` of the management target; a target without
+it makes every case NOT APPLICABLE.
+
+A refusal counts only when it is definite: a SOAP fault with the
+``ter:NotAuthorized`` subcode, or HTTP 401. 429, 5xx, timeouts and anything
+unreadable are INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+import time
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..http import Exchange, ProbeHTTP, Target
+from ..model import UnitResult
+from ._session import admin
+
+DEVICE_SERVICE = "/onvif/device_service"
+MEDIA_SERVICE = "/onvif/media_service"
+NS = {
+    "env": "http://www.w3.org/2003/05/soap-envelope",
+    "tds": "http://www.onvif.org/ver10/device/wsdl",
+    "trt": "http://www.onvif.org/ver10/media/wsdl",
+    "tt": "http://www.onvif.org/ver10/schema",
+    "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+    "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
+}
+DIGEST_TYPE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
+SOAP_HEADERS = {"Content-Type": "application/soap+xml; charset=utf-8", "Accept": "application/soap+xml"}
+# ONVIF Core 5.9.4.3: the PRE_AUTH access class, which a device may answer without credentials
+PRE_AUTH = {"GetWsdlUrl", "GetServices", "GetServiceCapabilities", "GetCapabilities", "GetHostname",
+            "GetSystemDateAndTime", "GetEndpointReference"}
+# Operations outside PRE_AUTH that a Profile S device implements (READ_SYSTEM, READ_MEDIA, ...)
+PROTECTED = (("tds", "GetDeviceInformation"), ("tds", "GetScopes"), ("tds", "GetNetworkInterfaces"),
+             ("tds", "GetUsers"), ("tds", "GetSystemLog"), ("trt", "GetProfiles"), ("trt", "GetVideoSources"))
+WEAK_PASSWORDS = ("password1", "admin")
+STALE_SECONDS = 3600  # a Created one hour old: far outside any sane freshness window
+
+_ENV = ElementMaker(namespace=NS["env"], nsmap=NS)
+_WSSE = ElementMaker(namespace=NS["wsse"], nsmap=NS)
+_WSU = ElementMaker(namespace=NS["wsu"], nsmap=NS)
+
+
+def _created(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def username_token(user: str, password: str, *, now: float, nonce: bytes | None = None) -> etree._Element:
+    nonce = nonce if nonce is not None else os.urandom(16)
+    created = _created(now)
+    digest = hashlib.sha1(nonce + created.encode() + password.encode()).digest()  # noqa: S324 - the WSS profile's digest
+    return _WSSE.Security(
+        _WSSE.UsernameToken(
+            _WSSE.Username(user),
+            _WSSE.Password(base64.b64encode(digest).decode(), Type=DIGEST_TYPE),
+            _WSSE.Nonce(base64.b64encode(nonce).decode()),
+            _WSU.Created(created),
+        )
+    )
+
+
+def envelope(service: str, operation: str, *children: etree._Element, token: etree._Element | None = None) -> bytes:
+    body = ElementMaker(namespace=NS[service], nsmap=NS)(operation, *children)
+    header = [_ENV.Header(token)] if token is not None else []
+    return bytes(etree.tostring(_ENV.Envelope(*header, _ENV.Body(body)), xml_declaration=True, encoding="UTF-8"))
+
+
+def soap(http: ProbeHTTP, service: str, operation: str, *children: etree._Element, token: etree._Element | None = None,
+         path: str | None = None) -> Exchange:
+    target = path or (MEDIA_SERVICE if service == "trt" else DEVICE_SERVICE)
+    return http.request("POST", target, raw_body=envelope(service, operation, *children, token=token), headers=SOAP_HEADERS)
+
+
+def _root(ex: Exchange) -> etree._Element | None:
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        return etree.fromstring(ex.body, parser=parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def fault_codes(ex: Exchange) -> list[str] | None:
+    """The fault's code and subcodes (local names), or None when the answer is no SOAP fault."""
+    root = _root(ex)
+    if root is None:
+        return None
+    node = root.find("env:Body/env:Fault", NS)
+    if node is None:
+        return None
+    return [(v.text or "").strip().rpartition(":")[2] for v in node.iter(f"{{{NS['env']}}}Value")]
+
+
+def fault_reason(ex: Exchange) -> str:
+    root = _root(ex)
+    return "" if root is None else (root.findtext(".//env:Fault/env:Reason/env:Text", namespaces=NS) or "")
+
+
+def answered(ex: Exchange) -> bool:
+    """A 200 with a SOAP body that is no fault: the operation ran."""
+    return ex.status == 200 and _root(ex) is not None and fault_codes(ex) is None
+
+
+def refused(ex: Exchange) -> bool:
+    """A definite authentication refusal: 401, or a fault with ter:NotAuthorized."""
+    if ex.status == 401:
+        return True
+    codes = fault_codes(ex)
+    return ex.status in (400, 403) and codes is not None and "NotAuthorized" in codes
+
+
+def _onvif_present(ctx: ProbeContext) -> bool:
+    if "onvif_present" not in ctx.cache:
+        ex = soap(ctx.http, "tds", "GetSystemDateAndTime")
+        ctx.cache["onvif_present"] = ex.status in (200, 400, 401) and _root(ex) is not None
+    return bool(ctx.cache["onvif_present"])
+
+
+def _not_onvif() -> list[UnitResult]:
+    return [not_applicable("a", f"the target serves no ONVIF device service at {DEVICE_SERVICE}")]
+
+
+def _inconclusive_answer(letter: str, what: str, ex: Exchange) -> UnitResult:
+    return inconclusive(letter, f"{what}: no definite answer (HTTP {ex.status or ex.error})", ex.evidence())
+
+
+@register("ONVIF-01", budget=12, order=3)
+def preauth_surface(ctx: ProbeContext) -> list[UnitResult]:
+    if not _onvif_present(ctx):
+        return _not_onvif()
+    opened, unclear = [], []
+    for service, op in PROTECTED:
+        ex = soap(ctx.http, service, op)
+        if answered(ex):
+            opened.append(ex.evidence(f"{op} answered without credentials"))
+        elif not refused(ex):
+            unclear.append(ex)
+    if opened:
+        return [failed("a", f"{len(opened)} operations outside ONVIF's PRE_AUTH class answered without credentials", *opened)]
+    if unclear:
+        return [_inconclusive_answer("a", f"{len(unclear)} operations", unclear[0])]
+    return [passed("a", f"all {len(PROTECTED)} operations outside PRE_AUTH refused an anonymous caller")]
+
+
+@register("ONVIF-02", budget=12, order=0)
+def forced_change_over_onvif(ctx: ProbeContext) -> list[UnitResult]:
+    if not _onvif_present(ctx):
+        return _not_onvif()
+    label = ctx.options.label_password
+    if label is None:
+        return [inconclusive("a", "needs the label password of a unit that has not been set up")]
+    leaks, unclear = [], []
+    for service, op in PROTECTED:
+        ex = soap(ctx.http, service, op, token=username_token("admin", label, now=time.time()))
+        if answered(ex):
+            leaks.append(ex.evidence(f"{op} answered the label password"))
+        elif not refused(ex):
+            unclear.append(ex)
+    if leaks:
+        return [failed("a", f"the label password operated {len(leaks)} ONVIF operations without a password change", *leaks)]
+    if unclear:
+        return [_inconclusive_answer("a", "operations with the label password", unclear[0])]
+    return [passed("a", f"with the label password all {len(PROTECTED)} operations answered NotAuthorized")]
+
+
+@register("ONVIF-05", budget=6, order=0)
+def password_policy_via_set_user(ctx: ProbeContext) -> list[UnitResult]:
+    if not _onvif_present(ctx):
+        return _not_onvif()
+    label = ctx.options.label_password
+    if label is None:
+        return [inconclusive("a", "needs the label password of a unit that has not been set up")]
+    tt = ElementMaker(namespace=NS["tt"], nsmap=NS)
+    tds = ElementMaker(namespace=NS["tds"], nsmap=NS)
+    results = []
+    for letter, weak in zip("ab", WEAK_PASSWORDS, strict=True):
+        user = tds.User(tt.Username("admin"), tt.Password(weak), tt.UserLevel("Administrator"))
+        ex = soap(ctx.http, "tds", "SetUser", user, token=username_token("admin", label, now=time.time()))
+        codes = fault_codes(ex)
+        if answered(ex):
+            results.append(failed(letter, f"SetUser accepted the weak password {weak!r}", ex.evidence()))
+        elif codes is not None and ex.status in (400, 403) and "NotAuthorized" not in codes:
+            results.append(passed(letter, f"SetUser refused {weak!r}: {fault_reason(ex)[:160]}", ex.evidence()))
+        elif refused(ex):
+            results.append(inconclusive(letter, "the label password was not accepted for SetUser (unit already set up?)", ex.evidence()))
+        else:
+            results.append(_inconclusive_answer(letter, "SetUser", ex))
+    return results
+
+
+def _admin_password(ctx: ProbeContext) -> tuple[str, str]:
+    account = admin(ctx)  # raises ProbeError (INCONCLUSIVE) without credentials
+    return account.username, account.password
+
+
+@register("ONVIF-03", budget=8, order=72)
+def replayed_token_refused(ctx: ProbeContext) -> list[UnitResult]:
+    if not _onvif_present(ctx):
+        return _not_onvif()
+    user, password = _admin_password(ctx)
+    token = username_token(user, password, now=time.time())
+    first = soap(ctx.http, "tds", "GetDeviceInformation", token=token)
+    if not answered(first):
+        return [inconclusive("a", "a fresh UsernameToken of the admin was not accepted", first.evidence())]
+    again = soap(ctx.http, "tds", "GetDeviceInformation", token=token)
+    if answered(again):
+        return [failed("a", "the same UsernameToken (same nonce) was accepted twice", first.evidence(), again.evidence())]
+    if refused(again):
+        return [passed("a", "the replayed UsernameToken was refused", again.evidence())]
+    return [_inconclusive_answer("a", "the replayed token", again)]
+
+
+@register("ONVIF-04", budget=8, order=73)
+def stale_token_refused(ctx: ProbeContext) -> list[UnitResult]:
+    if not _onvif_present(ctx):
+        return _not_onvif()
+    user, password = _admin_password(ctx)
+    fresh = soap(ctx.http, "tds", "GetDeviceInformation", token=username_token(user, password, now=time.time()))
+    if not answered(fresh):
+        return [inconclusive("a", "a fresh UsernameToken of the admin was not accepted", fresh.evidence())]
+    stale = soap(
+        ctx.http, "tds", "GetDeviceInformation", token=username_token(user, password, now=time.time() - STALE_SECONDS)
+    )
+    if answered(stale):
+        return [failed("a", f"a UsernameToken created {STALE_SECONDS} s ago was accepted", stale.evidence())]
+    if refused(stale):
+        return [passed("a", f"a UsernameToken created {STALE_SECONDS} s ago was refused", stale.evidence())]
+    return [_inconclusive_answer("a", "the stale token", stale)]
+
+
+def _digest_challenges(ex: Exchange) -> list[str]:
+    values = [v for k, v in ex.headers.items() if k.lower() == "www-authenticate"]
+    return [v for v in values if v.lower().startswith("digest")]
+
+
+@register("ONVIF-06", budget=8, order=4)
+def digest_only_over_tls(ctx: ProbeContext) -> list[UnitResult]:
+    if not _onvif_present(ctx):
+        return _not_onvif()
+    exposed = []
+    for port in ctx.options.plaintext_ports:
+        plain = ProbeHTTP(Target("http", ctx.host, port), ssl_context=None, timeout=3.0)
+        plain.start_case(1)
+        ex = soap(plain, "tds", "GetDeviceInformation")
+        if ex.status in (200, 400, 401, 500) and (_root(ex) is not None or _digest_challenges(ex)):
+            exposed.append(ex.evidence(f"ONVIF over plain http on port {port}"))
+    a = (
+        failed("a", "the ONVIF device service answers over plain HTTP (Digest and SOAP without TLS)", *exposed)
+        if exposed
+        else passed("a", f"no ONVIF service over plain HTTP on ports {list(ctx.options.plaintext_ports)}")
+    )
+    # a Digest attempt with no usable fields: any device must answer it with a challenge
+    ex = ctx.http.request(
+        "POST", DEVICE_SERVICE, raw_body=envelope("tds", "GetDeviceInformation"),
+        headers={**SOAP_HEADERS, "Authorization": 'Digest username="probe"'},
+    )
+    challenges = _digest_challenges(ex)
+    if ex.status != 401:
+        return [a, _inconclusive_answer("b", "an unauthenticated request got no HTTP challenge", ex)]
+    algorithms = {part.split("=", 1)[1].strip().strip('"').upper()
+                  for c in challenges for part in c.split(",") if part.strip().lower().startswith(("algorithm=", "digest algorithm="))}
+    if not challenges:
+        b = passed("b", "no HTTP Digest offered (WS-Security only)", ex.evidence())
+    elif "SHA-256" in algorithms or "SHA-256-SESS" in algorithms:
+        b = passed("b", f"HTTP Digest offers {sorted(algorithms)}", ex.evidence())
+    else:
+        b = failed("b", f"HTTP Digest offers only {sorted(algorithms) or ['MD5']} (RFC 7616 wants SHA-256)", ex.evidence())
+    return [a, b]
+

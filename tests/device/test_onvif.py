@@ -303,3 +303,11 @@ async def test_every_operation_as_every_level_never_500(onvif: RunningDevice) ->
                 continue  # would change what the next calls see; covered above
             status, body = await call(onvif, PREFIX[namespace], op, user=user, password=pw)
             assert status in (200, 400), (user, op, status, body)
+
+
+async def test_concurrent_requests_of_one_client_do_not_throttle_each_other(onvif: RunningDevice) -> None:
+    import asyncio
+
+    await change_password(onvif)
+    results = await asyncio.gather(*(call(onvif, "tds", "GetHostname", password=NEW_PASSWORD) for _ in range(12)))
+    assert [status for status, _ in results] == [200] * 12

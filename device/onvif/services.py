@@ -41,7 +41,7 @@ from .media import (
     MediaProfile,
     media_profiles,
 )
-from .soap import NS, TDS, TR2, TRT, TT, text_of
+from .soap import NS, TDS, TR2, TRT, TT, text_of, xml_safe
 
 if TYPE_CHECKING:
     from common.handoff import BootHandoff
@@ -488,7 +488,7 @@ async def get_system_log(call: Call, request: etree._Element) -> etree._Element:
 
 def _log_line(entry: Any) -> str:
     when = dt.datetime.fromtimestamp(entry.time, dt.UTC).isoformat(timespec="seconds")
-    return f"{when} {entry.event} actor={entry.actor} source={entry.source}"
+    return xml_safe(f"{when} {entry.event} actor={entry.actor} source={entry.source}")
 
 
 @operation("tds", "StartFirmwareUpgrade", "Administrator")

@@ -136,9 +136,18 @@ def fault_envelope(fault: OnvifFault) -> bytes:
         value = ENV.Value(f"ter:{subcode}")
         inner = ENV.Subcode(value) if inner is None else ENV.Subcode(value, inner)
     code = ENV.Code(ENV.Value(f"env:{fault.code}"), *([inner] if inner is not None else []))
-    text = ENV.Text(fault.reason)
+    text = ENV.Text(xml_safe(fault.reason))
     text.set(f"{{{NS['xml']}}}lang", "en")
     return envelope(ENV.Fault(code, ENV.Reason(text)))
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot carry escaped (``\\xNN``), so building never fails."""
+    return "".join(
+        c if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd") or c >= "\U00010000"
+        else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 def text_of(parent: etree._Element, path: str) -> str | None:

@@ -311,3 +311,14 @@ async def test_concurrent_requests_of_one_client_do_not_throttle_each_other(onvi
     await change_password(onvif)
     results = await asyncio.gather(*(call(onvif, "tds", "GetHostname", password=NEW_PASSWORD) for _ in range(12)))
     assert [status for status, _ in results] == [200] * 12
+
+
+async def test_system_log_with_hostile_audit_actors_is_well_formed(onvif: RunningDevice) -> None:
+    await change_password(onvif)
+    async with onvif.client() as s, s.post(
+        onvif.url("/api/v1/session"), json={"username": "ev\u0001il", "password": "x"}
+    ) as r:
+        assert r.status in (400, 401)
+    status, body = await call(onvif, "tds", "GetSystemLog", el("tds", "LogType", "System"), password=NEW_PASSWORD)
+    assert status == 200, body
+    assert "ev\\x01il" in (parse(body).findtext(".//tt:String", namespaces=NS) or "")

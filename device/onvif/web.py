@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REALM = "refcam-onvif"
+REBOOT_DELAY = 0.5  # seconds: let the SystemReboot answer reach the client first
 MUST_CHANGE_REASON = (
     "the password must be changed before any other operation: the label (initial) password is "
     "still in use; send SetUser for your own user with a new password"
@@ -133,9 +134,14 @@ def _call(request: web.Request, user: User | None, now: float) -> Call:
     return Call(
         user=user, now=now, host=host, port=port, source=request.remote or "unknown",
         store=app[CREDENTIALS_KEY], audit=app[AUDIT_KEY], handoff=app[HANDOFF_KEY],
-        media=app.get(MEDIA_KEY, state.media), reboot=reboot.set,
+        media=app.get(MEDIA_KEY, state.media), reboot=lambda: _reboot_soon(reboot),
         start_upgrade=start_upgrade_for(state.tickets) if _has_update_client(request) else None,
     )
+
+
+def _reboot_soon(event: asyncio.Event) -> None:
+    """Reboot once the SystemReboot answer has left (as the update routes do)."""
+    asyncio.get_running_loop().call_later(REBOOT_DELAY, event.set)
 
 
 def _has_update_client(request: web.Request) -> bool:

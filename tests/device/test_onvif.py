@@ -322,3 +322,15 @@ async def test_system_log_with_hostile_audit_actors_is_well_formed(onvif: Runnin
     status, body = await call(onvif, "tds", "GetSystemLog", el("tds", "LogType", "System"), password=NEW_PASSWORD)
     assert status == 200, body
     assert "ev\\x01il" in (parse(body).findtext(".//tt:String", namespaces=NS) or "")
+
+
+async def test_system_reboot_answers_then_reboots(onvif: RunningDevice) -> None:
+    import asyncio
+
+    from device.appkeys import REBOOT_KEY
+
+    await change_password(onvif)
+    status, body = await call(onvif, "tds", "SystemReboot", password=NEW_PASSWORD)
+    assert status == 200 and parse(body).findtext(".//tds:Message", namespaces=NS)
+    await asyncio.wait_for(onvif.app[REBOOT_KEY].wait(), timeout=5)
+    assert "reboot_requested" in [e.event for e in audit_events(onvif)]

@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# onvif-python installs into the same top-level `onvif` package as onvif-zeep-async:
+	# it gets its own folder, put first on PYTHONPATH by tests/device/test_onvif_clients.py
+	$(BIN)/pip install -q --no-deps --target $(VENV)/onvif-python 'onvif-python==0.4.7'
 	touch $@
 
 venv: $(STAMP)

@@ -1,5 +1,9 @@
 """Real ONVIF clients against the device, TLS verification ON (the manufacturer root trusted).
 
+* ``onvif-python`` as a second client (its own folder ``.venv/onvif-python``, made by
+  ``make venv``: it installs into the same ``onvif`` package name as onvif-zeep-async),
+  in a subprocess with ``verify_ssl=True`` and ``REQUESTS_CA_BUNDLE`` = the root.
+
 * ``onvif-zeep-async`` (the library Home Assistant's ONVIF integration uses),
   doing what Home Assistant's set-up does: GetSystemDateAndTime, services,
   GetDeviceInformation, GetCapabilities, GetNetworkInterfaces, Media
@@ -114,3 +118,52 @@ async def test_an_unverifiable_certificate_is_refused(
         assert "certificate" in repr(info.value).lower() or "ssl" in repr(info.value).lower()
     finally:
         await camera.close()
+
+
+ONVIF_PYTHON = Path(__file__).resolve().parents[2] / ".venv" / "onvif-python"  # `make venv` puts it there
+
+
+async def _onvif_python(port: int, root: Path, *args: str, expect_ok: bool = True) -> dict[str, object]:
+    import asyncio
+    import json
+    import os
+    import sys
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ONVIF_PYTHON), os.environ.get("PYTHONPATH", "")]),
+        "REQUESTS_CA_BUNDLE": str(root),  # verify_ssl=True checks against the manufacturer root
+        "HOME": str(root.parent),  # its WSDL cache, if any, stays in the test's folder
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("onvif_python_flow.py")), str(port), *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    if not expect_ok:
+        assert proc.returncode != 0
+        return {"stderr": err.decode()}
+    assert proc.returncode == 0, err.decode()[-2000:]
+    result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def test_onvif_python_before_and_after_the_forced_change(
+    start_device: StartDevice, device_pki: PKI, tmp_path: Path
+) -> None:
+    assert ONVIF_PYTHON.is_dir(), "onvif-python is missing: `make venv` installs it into .venv/onvif-python"
+    root = tmp_path / "manufacturer-root.pem"
+    root.write_bytes(device_pki.root_pem)
+    device = await start_device(extensions=[add_onvif_routes])
+    foreign = tmp_path / "foreign" / "root.pem"  # a root that never signed this camera
+    foreign.parent.mkdir()
+    foreign.write_bytes(pem(make_pki().root))
+    refused = await _onvif_python(device.port, foreign, "admin", INITIAL_PASSWORD, "before", NEW_PASSWORD, expect_ok=False)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused["stderr"])
+    before = await _onvif_python(device.port, root, "admin", INITIAL_PASSWORD, "before", NEW_PASSWORD)
+    assert str(before["onvif"]).startswith(str(ONVIF_PYTHON))  # really the second client
+    assert int(str(before["year"])) >= 2024
+    assert "password must be changed" in str(before["info_error"]) and before["set_user"] == "ok"
+    after = await _onvif_python(device.port, root, "admin", NEW_PASSWORD, "after")
+    assert after["serial"] == "RCTEST000001" and after["profiles"] == ["mjpeg_main"]
+    assert str(after["snapshot_uri"]).startswith("https://127.0.0.1:") and after["users"] == ["admin"]

@@ -301,7 +301,7 @@ def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Appl
 
 
 def builtin_extensions() -> list[Extension]:
-    """Route sets shipped in the firmware that exist in this build (web UI for now)."""
+    """Route sets shipped in the firmware that exist in this build (the web UI and its languages)."""
     found: list[Extension] = []
     try:
         webui = importlib.import_module(".webui", __package__)
@@ -309,7 +309,7 @@ def builtin_extensions() -> list[Extension]:
         if exc.name != f"{__package__}.webui":
             raise
     else:
-        found.append(webui.add_webui_routes)
+        found += [webui.add_webui_routes, webui.add_language_routes]
     return found
 
 

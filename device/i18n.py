@@ -14,8 +14,12 @@ through Babel's locale negotiation) and :func:`load_messages`. Adapter:
 :class:`PreferenceStore`, each user's chosen language in SQLite, so the web UI
 follows the account from one browser to the next.
 
-Machine-readable parts stay language-neutral: API error codes, audit event
-names, role and policy identifiers.
+The API's error messages are English :class:`Message` objects (``msg(template,
+**values)``) that keep their template, so the error middleware says them in the
+client's ``Accept-Language`` (:func:`translate`) from the ``api`` catalogue
+(``locale/<lang>/LC_MESSAGES/api.po``); their machine-readable ``error`` codes
+never change. Machine-readable parts stay language-neutral: API error codes,
+audit event names, role and policy identifiers.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from .errors import StorageError
 SOURCE_LANGUAGE = "en"
 # language tag -> its own name, as the language switch shows it
 LANGUAGES: Mapping[str, str] = MappingProxyType({"en": "English", "ko": "한국어"})
-DOMAIN = "webui"
+DOMAIN = "webui"  # the web UI's catalogue; "api" holds the API's messages
+DOMAINS = {"webui": ("webui", "locale"), "api": ("locale",)}  # where each catalogue sits in this package
 MAX_ACCEPT_LANGUAGE = 1024  # characters of Accept-Language read at all
 
 CommitHook = Callable[[], object]
@@ -79,16 +84,55 @@ def negotiate(accept_language: str | None, *, preferred: str | None = None) -> s
     return chosen or SOURCE_LANGUAGE
 
 
+class Message(str):
+    """English text that keeps its template and values, so it can be said in another language.
+
+    It *is* the English string (logs, tests and JSON see plain text); the error
+    middleware looks its template up in the client's language (:func:`translate`).
+    """
+
+    template: str
+    values: Mapping[str, object]
+
+    def __new__(cls, template: str, /, **values: object) -> Message:
+        self = super().__new__(cls, template.format(**values) if values else template)
+        self.template = template
+        self.values = MappingProxyType(dict(values))
+        return self
+
+
+def msg(template: str, /, **values: object) -> Message:
+    """An API message in English (``str.format`` template); ``scripts/i18n.py`` extracts the template."""
+    return Message(template, **values)
+
+
+def translate(text: str, language: str) -> str:
+    """``text`` in ``language`` when it is a :class:`Message` with a translation, else as it is."""
+    if language == SOURCE_LANGUAGE or not isinstance(text, Message):
+        return str(text)
+    translated = load_messages(language, "api").get(text.template)
+    if not isinstance(translated, str):
+        return str(text)
+    values = {k: translate(v, language) if isinstance(v, Message) else v for k, v in text.values.items()}
+    try:
+        return translated.format(**values)
+    except (KeyError, IndexError, ValueError):  # a broken catalogue entry: the English text, never an error
+        return str(text)
+
+
 @functools.cache
-def load_messages(language: str) -> Mapping[str, str | list[str]]:
+def load_messages(language: str, domain: str = DOMAIN) -> Mapping[str, str | list[str]]:
     """The catalogue of ``language`` as msgid -> translation (empty for English, the source)."""
     if language not in LANGUAGES:
-        raise KeyError(f"no web UI language {language!r}; languages: {sorted(LANGUAGES)}")
+        raise KeyError(f"no language {language!r}; languages: {sorted(LANGUAGES)}")
     if language == SOURCE_LANGUAGE:
         return MappingProxyType({})
-    resource = importlib.resources.files(__package__) / "webui" / "locale" / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    resource = importlib.resources.files(__package__)
+    for part in DOMAINS[domain]:
+        resource = resource / part
+    resource = resource / language / "LC_MESSAGES" / f"{domain}.po"
     with resource.open("rb") as handle:
-        catalog = read_po(handle, locale=language, domain=DOMAIN)
+        catalog = read_po(handle, locale=language, domain=domain)
     messages: dict[str, str | list[str]] = {}
     for message in catalog:
         if not message.id or message.fuzzy:

@@ -1,10 +1,13 @@
 """Extract the web UI's strings and keep the catalogues in step (Babel).
 
-    python scripts/i18n.py extract   # write device/webui/locale/webui.pot
-    python scripts/i18n.py update    # merge it into every <lang>/LC_MESSAGES/webui.po
+    python scripts/i18n.py extract   # write the templates (webui.pot, api.pot)
+    python scripts/i18n.py update    # merge them into every <lang>/LC_MESSAGES/<domain>.po
     python scripts/i18n.py check     # exit 1 listing every string without a translation
 
-Sources: ``device/webui/static/app.js`` through Babel's JavaScript extractor
+Two catalogues (domains). ``api``: the device API's error messages, every
+``msg("template", ...)`` call in ``device/`` (Babel's Python extractor), in
+``device/locale/<lang>/LC_MESSAGES/api.po``. ``webui``:
+``device/webui/static/app.js`` through Babel's JavaScript extractor
 (``_``, ``N_`` and ``ngettext`` calls) and ``index.html`` through
 :func:`extract_html`, which takes exactly what ``app.js``'s ``collectPageText``
 translates at run time: text nodes and the placeholder, alt, aria-label and
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract, extract_javascript
+from babel.messages.extract import extract, extract_javascript, extract_python
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +34,8 @@ WEBUI = ROOT / "device" / "webui"
 STATIC = WEBUI / "static"
 LOCALE = WEBUI / "locale"
 POT = LOCALE / "webui.pot"
+API_LOCALE = ROOT / "device" / "locale"
+DOMAINS = ("webui", "api")
 LANGUAGES = ("ko",)  # English is the source language
 JS_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}
 ATTRIBUTES = ("placeholder", "alt", "aria-label", "title")
@@ -91,33 +96,42 @@ def extract_html(
         yield lineno, "", text, []
 
 
-def build_template() -> Catalog:
-    catalog = Catalog(project="refcam web UI", domain="webui", charset="utf-8")
-    for path, method in ((STATIC / "index.html", extract_html), (STATIC / "app.js", extract_javascript)):
+def _sources(domain: str) -> list[tuple[Path, Any]]:
+    if domain == "api":
+        device = ROOT / "device"
+        return [(path, extract_python) for path in sorted(device.rglob("*.py"))]
+    return [(STATIC / "index.html", extract_html), (STATIC / "app.js", extract_javascript)]
+
+
+def build_template(domain: str = "webui") -> Catalog:
+    catalog = Catalog(project=f"refcam {domain}", domain=domain, charset="utf-8")
+    keywords = {"msg": None} if domain == "api" else JS_KEYWORDS
+    for path, method in _sources(domain):
         with path.open("rb") as handle:
             for lineno, message, comments, _context in extract(
-                method, handle, keywords=JS_KEYWORDS, options={"parse_template_string": "false"}
+                method, handle, keywords=keywords, options={"parse_template_string": "false"}
             ):
                 catalog.add(message, locations=[(str(path.relative_to(ROOT)), lineno)], auto_comments=comments)
     return catalog
 
 
-def po_path(language: str) -> Path:
-    return LOCALE / language / "LC_MESSAGES" / "webui.po"
+def po_path(language: str, domain: str = "webui") -> Path:
+    base = API_LOCALE if domain == "api" else LOCALE
+    return base / language / "LC_MESSAGES" / f"{domain}.po"
 
 
-def read_catalog(language: str) -> Catalog:
-    with po_path(language).open("rb") as handle:
-        return read_po(handle, locale=language, domain="webui")
+def read_catalog(language: str, domain: str = "webui") -> Catalog:
+    with po_path(language, domain).open("rb") as handle:
+        return read_po(handle, locale=language, domain=domain)
 
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:![rsa])?(?::[^{}]*)?\}")
 
 
-def missing(language: str) -> list[str]:
+def missing(language: str, domain: str = "webui") -> list[str]:
     """Every problem with ``language``'s catalogue: untranslated, fuzzy, placeholders lost, stale."""
-    template = build_template()
-    catalog = read_catalog(language)
+    template = build_template(domain)
+    catalog = read_catalog(language, domain)
     problems = []
     wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in template if m.id}
     for message in template:
@@ -147,20 +161,24 @@ def missing(language: str) -> list[str]:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
     if command == "extract":
-        with POT.open("wb") as handle:
-            write_po(handle, build_template(), omit_header=False, sort_output=False, width=100)
+        for domain in DOMAINS:
+            pot = (API_LOCALE if domain == "api" else LOCALE) / f"{domain}.pot"
+            with pot.open("wb") as handle:
+                write_po(handle, build_template(domain), omit_header=False, sort_output=False, width=100)
         return 0
     if command == "update":
-        template = build_template()
-        for language in LANGUAGES:
-            catalog = read_catalog(language) if po_path(language).exists() else Catalog(locale=language, domain="webui")
-            catalog.update(template, no_fuzzy_matching=True)
-            po_path(language).parent.mkdir(parents=True, exist_ok=True)
-            with po_path(language).open("wb") as handle:
-                write_po(handle, catalog, width=100, ignore_obsolete=True)
+        for domain in DOMAINS:
+            template = build_template(domain)
+            for language in LANGUAGES:
+                path = po_path(language, domain)
+                catalog = read_catalog(language, domain) if path.exists() else Catalog(locale=language, domain=domain)
+                catalog.update(template, no_fuzzy_matching=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("wb") as handle:
+                    write_po(handle, catalog, width=100, ignore_obsolete=True)
         return 0
     if command == "check":
-        problems = [p for language in LANGUAGES for p in missing(language)]
+        problems = [p for domain in DOMAINS for language in LANGUAGES for p in missing(language, domain)]
         for problem in problems:
             print(problem)
         return 1 if problems else 0

@@ -50,7 +50,7 @@ from ..access import requires
 from ..api import _audit_hook, _now, field, read_json
 from ..appkeys import CONFIG_KEY, USER_KEY
 from ..errors import RequestError
-from ..i18n import LANGUAGES, PreferenceStore, load_messages, negotiate
+from ..i18n import LANGUAGES, PreferenceStore, load_messages, msg, negotiate
 
 PREFERENCES_KEY: web.AppKey[PreferenceStore] = web.AppKey("refcam.preferences")
 
@@ -157,7 +157,7 @@ def add_language_routes(app: web.Application) -> None:
         """The web UI's catalogue: ?lang=ko|en, else the browser's Accept-Language (strings are not secret)."""
         wanted = request.query.get("lang")
         if wanted is not None and wanted not in LANGUAGES:
-            raise RequestError("bad_value", f"lang must be one of {sorted(LANGUAGES)}, found {wanted[:16]!r}")
+            raise RequestError("bad_value", msg("lang must be one of {known}, found {found!r}", known=sorted(LANGUAGES), found=wanted[:16]))
         language = negotiate(request.headers.get("Accept-Language"), preferred=wanted)
         return web.json_response(
             {"language": language, "languages": dict(LANGUAGES), "messages": dict(load_messages(language))}
@@ -175,10 +175,10 @@ def add_language_routes(app: web.Application) -> None:
         body = await read_json(request)
         unknown = sorted(set(body) - {"language"})
         if unknown:
-            raise RequestError("unknown_field", f"unknown fields {unknown}; known: ['language']")
+            raise RequestError("unknown_field", msg("unknown fields {unknown}; known: {known}", unknown=unknown, known=["language"]))
         language = field(body, "language", str, max_len=16)
         if language not in LANGUAGES:
-            raise RequestError("bad_value", f"language must be one of {sorted(LANGUAGES)}, found {language!r}")
+            raise RequestError("bad_value", msg("language must be one of {known}, found {found!r}", known=sorted(LANGUAGES), found=language))
         user = request[USER_KEY]
         store = request.config_dict[PREFERENCES_KEY]
         before = store.language(user.name)

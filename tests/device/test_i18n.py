@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from device_fixtures import RunningDevice, StartDevice
+from device_fixtures import INITIAL_PASSWORD, RunningDevice, StartDevice
 
 from device.i18n import LANGUAGES, load_messages, negotiate, parse_accept_language
 from device.webui import add_language_routes, add_webui_routes
@@ -28,6 +28,8 @@ def i18n_tool() -> ModuleType:
 def test_every_ui_string_has_a_korean_translation_with_its_placeholders() -> None:
     tool = i18n_tool()
     assert tool.missing("ko") == []
+    assert tool.missing("ko", "api") == []
+    assert len(list(tool.build_template("api"))) > 40
     template = list(tool.build_template())
     assert len(template) > 200  # the whole UI, not a sample
     messages = load_messages("ko")
@@ -142,3 +144,39 @@ async def test_language_choice_needs_the_forced_change_first_and_is_audited(ui_d
     changes = [e for e in page["entries"] if e["event"] == "preference_change"]
     assert [c["detail"] for c in changes] == [{"language": [None, "ko"]}]
     assert changes[0]["actor"] == "admin"
+
+
+def test_messages_keep_their_english_text_and_translate_with_their_values() -> None:
+    from device.i18n import msg, translate
+
+    text = msg("password has {length} characters; at least {minimum} are required", length=9, minimum=15)
+    assert text == "password has 9 characters; at least 15 are required"
+    assert translate(text, "en") == text
+    assert translate(text, "ko") == "비밀번호가 9자입니다. 15자 이상이어야 합니다"
+    nested = msg("password contains the {what}", what=msg("device serial number"))
+    assert translate(nested, "ko") == "비밀번호에 기기 일련번호이(가) 들어 있습니다"
+    assert translate("plain text from elsewhere", "ko") == "plain text from elsewhere"
+    assert translate(msg("a template no catalogue has {x}", x=1), "ko") == "a template no catalogue has 1"
+
+
+async def test_api_refusals_speak_the_clients_language_and_keep_their_codes(ui_device: RunningDevice) -> None:
+    device = ui_device
+    ko = {"Accept-Language": "ko-KR,ko;q=0.9"}
+    status, body = await _call(device, "GET", "/api/v1/users", headers=ko)
+    assert status == 401 and body == {"error": "authentication_required", "message": "먼저 로그인하십시오(POST /api/v1/session)"}
+    status, body = await _call(device, "GET", "/api/v1/users")
+    assert body["message"] == "log in first (POST /api/v1/session)"
+    status, body = await _call(device, "POST", "/api/v1/session", json={"username": "admin", "password": "wrong"}, headers=ko)
+    assert status == 401 and body["error"] == "invalid_credentials" and body["message"] == "사용자 이름 또는 비밀번호가 올바르지 않습니다"
+    device.clock.advance(10)  # past the back-off of that one failure
+    first = await device.login()
+    auth = {"Authorization": f"Bearer {first['token']}", **ko}
+    status, body = await _call(
+        device, "POST", "/api/v1/session/password", headers=auth,
+        json={"current_password": INITIAL_PASSWORD, "new_password": "short"},
+    )
+    assert status == 400 and body["error"] == "password_policy"
+    assert "비밀번호가 5자입니다. 15자 이상이어야 합니다" in body["reasons"]
+    assert body["message"].startswith("비밀번호 거부: ")
+    status, body = await _call(device, "PUT", "/api/v1/session/language", json={"language": "ko"}, headers=auth)
+    assert status == 403 and body["error"] == "password_change_required" and "초기 비밀번호" in body["message"]

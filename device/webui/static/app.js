@@ -108,7 +108,7 @@
   // (PUT /api/v1/session/language) wins once logged in. Codes, identifiers and
   // data from the device are never translated.
 
-  const i18n = { language: "en", messages: {}, languages: { en: "English", ko: "\ud55c\uad6d\uc5b4" } };
+  const i18n = { language: "en", loaded: false, messages: {}, languages: { en: "English", ko: "\ud55c\uad6d\uc5b4" } };
 
   function format(text, params) {
     if (!params) return text;
@@ -186,6 +186,7 @@
       i18n.language = data.language;
       i18n.messages = data.messages || {};
       if (data.languages) i18n.languages = data.languages;
+      i18n.loaded = true;
     } catch {
       i18n.language = "en"; // the English source text is always there
       i18n.messages = {};
@@ -307,6 +308,7 @@
       init.body = JSON.stringify(body);
     }
     if (method !== "GET" && method !== "HEAD" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+    if (i18n.loaded) headers["Accept-Language"] = i18n.language; // the device's messages in the UI's language
     const response = await fetch(API + path, init);
     let data = null;
     if ((response.headers.get("Content-Type") || "").includes("application/json")) {

@@ -41,6 +41,7 @@ from aiohttp import web
 
 from .appkeys import CLOCK_KEY, CREDENTIALS_KEY, SESSIONS_KEY, USER_KEY
 from .errors import SessionError
+from .i18n import msg, negotiate, translate
 
 Role = Literal["viewer", "operator", "admin"]
 Requirement = Literal["public", "password-change", "viewer", "operator", "admin"]
@@ -86,8 +87,10 @@ def requirement_of(handler: object) -> Requirement | None:
     return value if value in REQUIREMENTS else None
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+def _error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """A refusal in the client's language (``Accept-Language``); ``code`` never changes."""
+    language = negotiate(request.headers.get("Accept-Language"))
+    return web.json_response({"error": code, "message": translate(message, language)}, status=status)
 
 
 def session_token(request: web.Request) -> tuple[str, Literal["cookie", "bearer"]] | None:
@@ -148,7 +151,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     requirement = requirement_of(match.handler)
     if requirement is None:
         log.error("refusing %s %s: its handler declares no access requirement", request.method, request.path)
-        return _error(403, "forbidden", "this route declares no access requirement")
+        return _error(request, 403, "forbidden", msg("this route declares no access requirement"))
     now = request.config_dict[CLOCK_KEY]()
     try:
         user = authenticate(request, now=now)
@@ -156,19 +159,20 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         if requirement == "public":
             user = None
         else:
-            return _error(403, "csrf", f"missing or wrong {CSRF_HEADER} header for a cookie session")
+            return _error(request, 403, "csrf", msg("missing or wrong {header} header for a cookie session", header=CSRF_HEADER))
     if user is not None:
         request[USER_KEY] = user
     if requirement == "public":
         return await handler(request)
     if user is None:
-        return _error(401, "authentication_required", "log in first (POST /api/v1/session)")
+        return _error(request, 401, "authentication_required", msg("log in first (POST /api/v1/session)"))
     if user.must_change and requirement != "password-change":
         return _error(
+            request,
             403,
             "password_change_required",
-            "change the initial password first (POST /api/v1/session/password)",
+            msg("change the initial password first (POST /api/v1/session/password)"),
         )
     if requirement != "password-change" and ROLE_RANK[user.role] < ROLE_RANK[requirement]:
-        return _error(403, "forbidden", f"this needs the {requirement} role; you are {user.role}")
+        return _error(request, 403, "forbidden", msg("this needs the {needed} role; you are {role}", needed=requirement, role=user.role))
     return await handler(request)

@@ -63,6 +63,7 @@ from .config import (
 )
 from .credentials import AuditSink, User
 from .devicecookies import DEVICE_COOKIE
+from .i18n import msg
 from .inputs import ascii_int, first_unencodable
 from .sessions import csrf_token_for
 
@@ -87,18 +88,18 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RequestError("bad_encoding", f"request body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+        raise RequestError("bad_encoding", msg("request body is not UTF-8: {reason} at byte {start}", reason=exc.reason, start=exc.start)) from exc
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError as exc:
-        raise RequestError("malformed_json", "request body nests too deeply") from exc
+        raise RequestError("malformed_json", msg("request body nests too deeply")) from exc
     except ValueError as exc:
-        raise RequestError("malformed_json", f"request body is not valid JSON: {exc}") from exc
+        raise RequestError("malformed_json", msg("request body is not valid JSON: {error}", error=exc)) from exc
     if not isinstance(value, dict):
-        raise RequestError("bad_type", f"request body must be a JSON object, found {type(value).__name__}")
+        raise RequestError("bad_type", msg("request body must be a JSON object, found {kind}", kind=type(value).__name__))
     bad = first_unencodable(value)
     if bad is not None:  # a lone surrogate ("\ud800"): valid JSON, but not text anything can store
-        raise RequestError("bad_encoding", f"request body holds a string that is not valid Unicode: {ascii(bad)[:40]}")
+        raise RequestError("bad_encoding", msg("request body holds a string that is not valid Unicode: {text}", text=ascii(bad)[:40]))
     return value
 
 
@@ -116,12 +117,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 def field(body: dict[str, Any], name: str, kind: type[T], *, max_len: int | None = None) -> T:
     """``body[name]`` checked to be a ``kind`` (bool is not an int)."""
     if name not in body:
-        raise RequestError("missing_field", f"field {name!r} is required")
+        raise RequestError("missing_field", msg("field {name!r} is required", name=name))
     value = body[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RequestError("bad_type", f"field {name!r} must be {kind.__name__}, found {type(value).__name__}")
+        raise RequestError("bad_type", msg("field {name!r} must be {kind}, found {found}", name=name, kind=kind.__name__, found=type(value).__name__))
     if max_len is not None and isinstance(value, str) and len(value) > max_len:
-        raise RequestError("too_long", f"field {name!r} has {len(value)} characters, at most {max_len} allowed")
+        raise RequestError("too_long", msg("field {name!r} has {length} characters, at most {limit} allowed", name=name, length=len(value), limit=max_len))
     return value
 
 
@@ -248,9 +249,9 @@ async def post_attestation(request: web.Request) -> web.Response:
     try:
         nonce = bytes.fromhex(nonce_hex)
     except ValueError as exc:
-        raise RequestError("bad_nonce", "nonce must be hexadecimal") from exc
+        raise RequestError("bad_nonce", msg("nonce must be hexadecimal")) from exc
     if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
-        raise RequestError("bad_nonce", f"nonce has {len(nonce)} bytes; {NONCE_MIN} to {NONCE_MAX} required")
+        raise RequestError("bad_nonce", msg("nonce has {length} bytes; {low} to {high} required", length=len(nonce), low=NONCE_MIN, high=NONCE_MAX))
     attester = request.config_dict[HANDOFF_KEY].attester
     evidence = attester.evidence(nonce, now=int(_now(request)))
     return web.json_response({"nonce": nonce.hex(), "evidence": base64.b64encode(evidence).decode("ascii")})
@@ -411,7 +412,7 @@ async def get_user(request: web.Request) -> web.Response:
     """One user."""
     user = request.config_dict[CREDENTIALS_KEY].get_user(_target(request))
     if user is None:
-        raise UserError("no_such_user", f"there is no user {_target(request)!r}", status=404)
+        raise UserError("no_such_user", msg("there is no user {name!r}", name=_target(request)), status=404)
     return web.json_response(_user_json(user))
 
 
@@ -482,7 +483,7 @@ async def patch_settings(request: web.Request) -> web.Response:
     body = await read_json(request)
     unknown = sorted(set(body) - set(SETTING_NAMES))
     if unknown or not body:
-        raise RequestError("unknown_setting", f"unknown or no settings {unknown}; known: {list(SETTING_NAMES)}")
+        raise RequestError("unknown_setting", msg("unknown or no settings {unknown}; known: {known}", unknown=unknown, known=list(SETTING_NAMES)))
     config = request.config_dict[CONFIG_KEY]
     store = request.config_dict[CREDENTIALS_KEY]
     current = load_settings(config.settings_file)
@@ -491,7 +492,7 @@ async def patch_settings(request: web.Request) -> web.Response:
     if "password_policy" in body:
         wanted = field(body, "password_policy", str, max_len=32)
         if wanted not in PASSWORD_POLICIES:
-            raise RequestError("bad_value", f"password_policy must be one of {list(PASSWORD_POLICIES)}, found {wanted!r}")
+            raise RequestError("bad_value", msg("password_policy must be one of {known}, found {found!r}", known=list(PASSWORD_POLICIES), found=wanted))
         policy = wanted
         changes["password_policy"] = [store.policy, policy]
     update_url = current.update_url
@@ -530,7 +531,7 @@ def _int_query(request: web.Request, name: str, default: int, *, low: int, high:
         return default
     value = ascii_int(raw)  # ASCII digits only: "²".isdigit() is true, int("²") raises
     if value is None or not low <= value <= high:
-        raise RequestError("bad_query", f"query parameter {name!r} must be an integer from {low} to {high}")
+        raise RequestError("bad_query", msg("query parameter {name!r} must be an integer from {low} to {high}", name=name, low=low, high=high))
     return value
 
 

@@ -60,6 +60,7 @@ from .errors import (
     UserError,
 )
 from .guessable import guessable_problems
+from .i18n import msg
 
 UNSAFE_SHARED_PASSWORD = "admin"  # noqa: S105 - the shared-default-password flaw: admin/admin
 _DUMMY_SECRET = "refcam: no such user, no sealed secret"  # noqa: S105 - what unknown users are checked against
@@ -147,25 +148,26 @@ def password_problems(
     length = len(password)
     if policy == "nist-800-63b":
         if length < NIST_MIN_CHARS:
-            reasons.append(f"password has {length} characters; at least {NIST_MIN_CHARS} are required")
+            reasons.append(msg("password has {length} characters; at least {minimum} are required", length=length, minimum=NIST_MIN_CHARS))
     else:
         classes = _classes(password)
         if not any(length >= n and classes >= k for n, k in KR_RULES):
-            reasons.append(
-                f"password has {length} characters from {classes} character classes; "
-                "at least 8 with 3 classes or 10 with 2 classes are required"
-            )
+            reasons.append(msg(
+                "password has {length} characters from {classes} character classes; "
+                "at least 8 with 3 classes or 10 with 2 classes are required",
+                length=length, classes=classes,
+            ))
     if length > MAX_PASSWORD_CHARS:
-        reasons.append(f"password has {length} characters; at most {MAX_PASSWORD_CHARS} are allowed")
+        reasons.append(msg("password has {length} characters; at most {maximum} are allowed", length=length, maximum=MAX_PASSWORD_CHARS))
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in password):
-        reasons.append("password contains control characters")
+        reasons.append(msg("password contains control characters"))
     reasons += guessable_problems(
         password,
         context_words=(
-            ("user name", context.username),
-            ("device serial number", context.serial),
-            ("device model", context.model),
-            ("vendor name", context.vendor),
+            (msg("user name"), context.username),
+            (msg("device serial number"), context.serial),
+            (msg("device model"), context.model),
+            (msg("vendor name"), context.vendor),
         ),
         estimate=not reasons,
     )
@@ -377,17 +379,17 @@ class CredentialStore:
         if not reasons:  # only pay for scrypt on otherwise acceptable passwords
             try:
                 verify_password(normalize_password(password), self.initial_hash)
-                reasons.append("password is the device's initial (label) password")
+                reasons.append(msg("password is the device's initial (label) password"))
             except InvalidPassword:
                 pass  # different from the label password: what we want
         if not reasons and self.label_fold_hash is not None:
             for candidate in label_fold_candidates(normalize_password(password)):
                 try:
                     verify_password(candidate, self.label_fold_hash)
-                    reasons.append(
+                    reasons.append(msg(
                         "password is a variant of the device's initial (label) password "
                         "(case, separators or appended characters changed)"
-                    )
+                    ))
                     break
                 except InvalidPassword:
                     pass  # not this variant of the label password
@@ -428,27 +430,27 @@ class CredentialStore:
         commit_hook: CommitHook | None = None,
     ) -> User:
         if not USERNAME_RE.fullmatch(name):
-            raise UserError("invalid_username", "user name must be 1-32 of A-Z a-z 0-9 _ . -")
+            raise UserError("invalid_username", msg("user name must be 1-32 of A-Z a-z 0-9 _ . -"))
         role_ = _role(role)
         self._check_new_password(name, password)
         encoded = hash_password(normalize_password(password))
         try:
             with self._transaction(commit_hook) as db:
                 if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                    raise UserError("user_exists", f"user {name!r} already exists", status=409)
+                    raise UserError("user_exists", msg("user {name!r} already exists", name=name), status=409)
                 db.execute(
                     "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
                     (name, role_, encoded, int(must_change), now, now),
                 )
                 self._seal(db, name, password)
         except sqlite3.IntegrityError as exc:
-            raise UserError("user_exists", f"user {name!r} already exists", status=409) from exc
+            raise UserError("user_exists", msg("user {name!r} already exists", name=name), status=409) from exc
         return User(name, role_, must_change, now, now)
 
     def _require(self, name: str) -> User:
         user = self.get_user(name)
         if user is None:
-            raise UserError("no_such_user", f"there is no user {name!r}", status=404)
+            raise UserError("no_such_user", msg("there is no user {name!r}", name=name), status=404)
         return user
 
     def _admins(self) -> int:
@@ -459,9 +461,9 @@ class CredentialStore:
         with self._transaction(commit_hook) as db:
             row = db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise UserError("no_such_user", f"there is no user {name!r}", status=404)
+                raise UserError("no_such_user", msg("there is no user {name!r}", name=name), status=404)
             if row[0] == "admin" and self._admins() == 1:
-                raise UserError("last_admin", "cannot delete the last admin", status=409)
+                raise UserError("last_admin", msg("cannot delete the last admin"), status=409)
             db.execute("DELETE FROM users WHERE name = ?", (name,))
             db.execute("DELETE FROM protocol_secrets WHERE name = ?", (name,))
 
@@ -470,9 +472,9 @@ class CredentialStore:
         with self._transaction(commit_hook) as db:
             row = db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise UserError("no_such_user", f"there is no user {name!r}", status=404)
+                raise UserError("no_such_user", msg("there is no user {name!r}", name=name), status=404)
             if row[0] == "admin" and role_ != "admin" and self._admins() == 1:
-                raise UserError("last_admin", "cannot demote the last admin", status=409)
+                raise UserError("last_admin", msg("cannot demote the last admin"), status=409)
             db.execute("UPDATE users SET role = ? WHERE name = ?", (role_, name))
         return self._require(name)
 
@@ -489,7 +491,7 @@ class CredentialStore:
                 (encoded, now, name),
             )
             if cursor.rowcount != 1:  # deleted while the new hash was computed
-                raise UserError("no_such_user", f"there is no user {name!r}", status=404)
+                raise UserError("no_such_user", msg("there is no user {name!r}", name=name), status=404)
             self._seal(db, name, password)
         return self._require(name)
 
@@ -516,7 +518,7 @@ class CredentialStore:
         )
         self._check_new_password(name, new)
         if normalize_password(new) == normalize_password(current):
-            raise PasswordPolicyError(["new password is the same as the current password"])
+            raise PasswordPolicyError([msg("new password is the same as the current password")])
         encoded = hash_password(normalize_password(new))
         with self._transaction(commit_hook) as db:
             db.execute(
@@ -776,5 +778,5 @@ class CredentialStore:
 
 def _role(role: str) -> Role:
     if role not in ROLES:
-        raise UserError("invalid_role", f"role {role!r} is not one of {ROLES}")
+        raise UserError("invalid_role", msg("role {role!r} is not one of {roles}", role=role, roles=ROLES))
     return role

@@ -46,6 +46,7 @@ from zxcvbn import zxcvbn
 from common.passwords import label_fold
 
 from .blocklist import common_passwords, mirai_passwords
+from .i18n import msg
 
 # zxcvbn's guess estimate below which a password is refused: 10**7 guesses. An online
 # attacker throttled per account and per source (device.credentials) gets far fewer
@@ -113,11 +114,11 @@ def repeat_or_sequence(password: str) -> str | None:
     repeat = _REPEAT.fullmatch(compact)
     if repeat is not None:
         unit = repeat.group(1)
-        return f"password repeats {unit!r} {len(compact) // len(unit)} times"
+        return msg("password repeats {unit!r} {times} times", unit=unit, times=len(compact) // len(unit))
     if _is_sequence(compact):
-        return "password is a sequence of consecutive characters"
+        return msg("password is a sequence of consecutive characters")
     if len(set(compact)) <= 2:
-        return "password repeats one or two characters"
+        return msg("password repeats one or two characters")
     return None
 
 
@@ -137,7 +138,7 @@ def guessable_problems(
     reasons: list[str] = []
     forms = variants(password)
     if forms & _folded_blocklist():
-        reasons.append("password is a known default or commonly used password")
+        reasons.append(msg("password is a known default or commonly used password"))
     words = [(what, word) for what, word in context_words if word]
     for what, word in words:
         word_forms = variants(word, strip_decoration=False) | {label_fold(word)}
@@ -146,15 +147,16 @@ def guessable_problems(
             for form in forms | {label_fold(password)}
             for w in word_forms
         ):
-            reasons.append(f"password contains the {what}")
+            reasons.append(msg("password contains the {what}", what=what))
     pattern = repeat_or_sequence(password)
     if pattern is not None:
         reasons.append(pattern)
     if estimate and not reasons and password:
         guesses_log10, warning = _estimate(password, [word for _, word in words])
         if guesses_log10 < MIN_GUESSES_LOG10:
-            reasons.append(
-                f"password is easy to guess (about 10^{guesses_log10:.0f} guesses, at least "
-                f"10^{MIN_GUESSES_LOG10:.0f} are required): {warning}"
-            )
+            reasons.append(msg(
+                "password is easy to guess (about 10^{guesses:.0f} guesses, at least "
+                "10^{minimum:.0f} are required): {warning}",
+                guesses=guesses_log10, minimum=MIN_GUESSES_LOG10, warning=warning,
+            ))
     return reasons

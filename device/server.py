@@ -74,6 +74,7 @@ from .errors import (
     UnsafeUnknownUser,
     UserError,
 )
+from .i18n import SOURCE_LANGUAGE, msg, negotiate, translate
 from .listener import ConnectionGuard, connection_middleware
 from .update.errors import UpdateError
 
@@ -117,29 +118,43 @@ def _json_error(status: int, code: str, message: str, **extra: object) -> web.Re
     return web.json_response({"error": code, "message": message, **extra}, status=status)
 
 
-def error_response(exc: DeviceError) -> web.Response:
-    """The HTTP answer for a domain error (the one place this mapping lives)."""
+def _message(exc: DeviceError, language: str) -> str:
+    """The exception's message in ``language`` (a :class:`~device.i18n.Message` keeps its template)."""
+    said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return translate(said, language)
+
+
+def error_response(exc: DeviceError, language: str = SOURCE_LANGUAGE) -> web.Response:
+    """The HTTP answer for a domain error (the one place this mapping lives).
+
+    ``message`` is in ``language`` where the catalogue has it; ``error`` (the code) never changes.
+    """
     if isinstance(exc, RequestError | UserError | UpdateError):  # they carry their status and code
-        return _json_error(exc.status, exc.code, str(exc))
+        return _json_error(exc.status, exc.code, _message(exc, language))
     if isinstance(exc, UnsafeUnknownUser):  # the user-enumeration flaw profile only
-        return _json_error(404, "unknown_user", "no such user")
+        return _json_error(404, "unknown_user", translate(msg("no such user"), language))
     if isinstance(exc, InvalidCredentials):
         # one fixed body: unknown user and wrong password look the same (EN 303 645 5.6-2)
-        return _json_error(401, "invalid_credentials", "invalid user name or password")
+        return _json_error(401, "invalid_credentials", translate(msg("invalid user name or password"), language))
     if isinstance(exc, Throttled):
         response = _json_error(
-            429, "throttled", "too many failed logins; try again later", retry_after=exc.retry_after
+            429, "throttled", translate(msg("too many failed logins; try again later"), language),
+            retry_after=exc.retry_after,
         )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if isinstance(exc, PasswordPolicyError):
-        return _json_error(400, "password_policy", str(exc), reasons=list(exc.reasons))
+        reasons = [translate(reason, language) for reason in exc.reasons]
+        return _json_error(
+            400, "password_policy", translate(msg("password rejected: {reasons}", reasons="; ".join(reasons)), language),
+            reasons=reasons,
+        )
     if isinstance(exc, SessionError):
-        return _json_error(401, "authentication_required", str(exc))
+        return _json_error(401, "authentication_required", _message(exc, language))
     if isinstance(exc, StorageError | AuditChainError):
         log.error("storage failure: %s", exc)
-        return _json_error(503, "storage", "device storage failure; see the device log")
-    return _json_error(400, "bad_request", str(exc))
+        return _json_error(503, "storage", translate(msg("device storage failure; see the device log"), language))
+    return _json_error(400, "bad_request", _message(exc, language))
 
 
 @web.middleware
@@ -147,7 +162,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DeviceError as exc:
-        return error_response(exc)
+        return error_response(exc, negotiate(request.headers.get("Accept-Language")))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -301,7 +316,7 @@ def _audit_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[web.Appl
 
 
 def builtin_extensions() -> list[Extension]:
-    """Route sets shipped in the firmware that exist in this build (web UI, ONVIF)."""
+    """Route sets shipped in the firmware that exist in this build (the web UI and its languages, ONVIF)."""
     found: list[Extension] = []
     try:
         webui = importlib.import_module(".webui", __package__)
@@ -309,7 +324,7 @@ def builtin_extensions() -> list[Extension]:
         if exc.name != f"{__package__}.webui":
             raise
     else:
-        found.append(webui.add_webui_routes)
+        found += [webui.add_webui_routes, webui.add_language_routes]
     try:  # ONVIF Profile S/T services on the same TLS server (device/onvif)
         onvif = importlib.import_module(".onvif", __package__)
     except ModuleNotFoundError as exc:

@@ -31,6 +31,7 @@ from common.sqlitedb import open_database
 
 from .config import SessionConfig
 from .errors import SessionError, StorageError
+from .i18n import msg
 
 TOKEN_BYTES = 32
 CSRF_LABEL = b"refcam csrf v1"
@@ -65,15 +66,15 @@ def csrf_token_for(token: str) -> str:
 def check_session_times(session: Session, *, now: float, config: SessionConfig) -> None:
     """Raise :class:`SessionError` if ``session`` has expired at ``now``."""
     if now - session.created >= config.absolute_timeout:
-        raise SessionError(
-            f"session expired: {now - session.created:.0f} s since login, "
-            f"at most {config.absolute_timeout:.0f} s allowed"
-        )
+        raise SessionError(msg(
+            "session expired: {age:.0f} s since login, at most {limit:.0f} s allowed",
+            age=now - session.created, limit=config.absolute_timeout,
+        ))
     if now - session.last_seen >= config.idle_timeout:
-        raise SessionError(
-            f"session expired: idle for {now - session.last_seen:.0f} s, "
-            f"at most {config.idle_timeout:.0f} s allowed"
-        )
+        raise SessionError(msg(
+            "session expired: idle for {idle:.0f} s, at most {limit:.0f} s allowed",
+            idle=now - session.last_seen, limit=config.idle_timeout,
+        ))
 
 
 _SCHEMA = """
@@ -144,7 +145,7 @@ class SessionStore:
                     "SELECT id, username, created, last_seen FROM sessions WHERE id = ?", (digest,)
                 ).fetchone()
                 if row is None:
-                    raise SessionError("no such session (logged out, expired or never issued)")
+                    raise SessionError(msg("no such session (logged out, expired or never issued)"))
                 session = self._cache[digest] = Session(*row)
             try:
                 check_session_times(session, now=now, config=self.config)
@@ -164,7 +165,7 @@ class SessionStore:
         """Raise :class:`SessionError` unless ``presented`` is the CSRF token of session ``token``."""
         expected = csrf_token_for(token).encode("ascii")
         if not presented or not hmac.compare_digest(expected, presented.encode("utf-8", "surrogatepass")):
-            raise SessionError("missing or wrong CSRF token")
+            raise SessionError(msg("missing or wrong CSRF token"))
 
     def delete(self, session_id: str, *, commit_hook: Callable[[], object] | None = None) -> None:
         """End one session; ``commit_hook`` (the audit record) runs before COMMIT."""

@@ -13,6 +13,12 @@ piece of data comes from the API, which checks the session):
 * ``GET /static/{name}``: one of :data:`STATIC_FILES`, a fixed allow-list;
   any other name is a 404, so no path can reach another file.
 
+:func:`add_language_routes` adds the UI's languages (``device/i18n.py``):
+``GET /api/v1/i18n`` (public: the catalogue for ``?lang=`` or the browser's
+``Accept-Language``) and ``GET|PUT /api/v1/session/language`` (the account's
+choice, after the forced password change; the PUT is audited as
+``preference_change``).
+
 Files are read with ``importlib.resources`` from this package, which also
 works when the boot chain imports the firmware from its verified zip. They are
 read once, when the routes are added, and served with a strong ``ETag``
@@ -34,13 +40,19 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from aiohttp import web
 
 from ..access import requires
+from ..api import _audit_hook, _now, field, read_json
+from ..appkeys import CONFIG_KEY, USER_KEY
+from ..errors import RequestError
+from ..i18n import LANGUAGES, PreferenceStore, load_messages, msg, negotiate
+
+PREFERENCES_KEY: web.AppKey[PreferenceStore] = web.AppKey("refcam.preferences")
 
 # The allow-list: file name in static/ -> Content-Type. Nothing else is served.
 STATIC_FILES: Mapping[str, str] = MappingProxyType(
@@ -127,3 +139,58 @@ def add_webui_routes(app: web.Application) -> None:
 
     app.router.add_get("/", index, name="webui-index")
     app.router.add_get("/static/{name}", static_file, name="webui-static")
+
+
+async def _preferences_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = PreferenceStore.open(app[CONFIG_KEY].runtime_dir / "preferences.sqlite3")
+    app[PREFERENCES_KEY] = store
+    yield
+    store.close()
+
+
+def add_language_routes(app: web.Application) -> None:
+    """``GET /api/v1/i18n`` (public) and ``GET|PUT /api/v1/session/language``."""
+    app.cleanup_ctx.append(_preferences_ctx)
+
+    @requires("public")
+    async def get_i18n(request: web.Request) -> web.Response:
+        """The web UI's catalogue: ?lang=ko|en, else the browser's Accept-Language (strings are not secret)."""
+        wanted = request.query.get("lang")
+        if wanted is not None and wanted not in LANGUAGES:
+            raise RequestError("bad_value", msg("lang must be one of {known}, found {found!r}", known=sorted(LANGUAGES), found=wanted[:16]))
+        language = negotiate(request.headers.get("Accept-Language"), preferred=wanted)
+        return web.json_response(
+            {"language": language, "languages": dict(LANGUAGES), "messages": dict(load_messages(language))}
+        )
+
+    @requires("viewer")  # not before the forced change: then only the change itself works
+    async def get_language(request: web.Request) -> web.Response:
+        """The language this user chose for the web UI (null: follow the browser)."""
+        user = request[USER_KEY]
+        return web.json_response({"language": request.config_dict[PREFERENCES_KEY].language(user.name)})
+
+    @requires("viewer")
+    async def put_language(request: web.Request) -> web.Response:
+        """Remember the web UI language for this user {"language": "ko"|"en"}; audited."""
+        body = await read_json(request)
+        unknown = sorted(set(body) - {"language"})
+        if unknown:
+            raise RequestError("unknown_field", msg("unknown fields {unknown}; known: {known}", unknown=unknown, known=["language"]))
+        language = field(body, "language", str, max_len=16)
+        if language not in LANGUAGES:
+            raise RequestError("bad_value", msg("language must be one of {known}, found {found!r}", known=sorted(LANGUAGES), found=language))
+        user = request[USER_KEY]
+        store = request.config_dict[PREFERENCES_KEY]
+        before = store.language(user.name)
+        store.set_language(
+            user.name,
+            language,
+            commit_hook=_audit_hook(
+                request, "preference_change", user.name, {"language": [before, language]}, _now(request)
+            ),
+        )
+        return web.json_response({"language": language})
+
+    app.router.add_get("/api/v1/i18n", get_i18n)
+    app.router.add_get("/api/v1/session/language", get_language)
+    app.router.add_put("/api/v1/session/language", put_language)

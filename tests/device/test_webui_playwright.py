@@ -950,3 +950,113 @@ def test_real_update_uploaded_in_the_browser_is_installed_and_confirmed(
     expect(p.locator("#view-update")).to_be_visible()
     expect(p.locator("#update-outcome")).to_contain_text("Update succeeded: firmware 1.4.3")
     assert page.csp_violations() == []
+
+
+# -- Korean (device/i18n.py, device/webui/locale/ko) ---------------------------------
+
+# Every English string of the UI, as the catalogue extracts it (scripts/i18n.py):
+# none of them may be left on a page shown in Korean.
+def _english_strings() -> set[str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refcam_i18n_tool", Path(__file__).resolve().parents[2] / "scripts" / "i18n.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    found = set()
+    for message in tool.build_template():
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        # the text around placeholders; identifiers shown as they are (roles, policy names) are excluded
+        for text in ids:
+            for part in re.split(r"\{\w+\}", text):
+                part = part.strip(" :;,.()\u201c\u201d\"")
+                if len(part) >= 4 and " " in part:
+                    found.add(part)
+    return found
+
+
+_LEFT_IN_ENGLISH = """(english) => {
+  const shown = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest('[translate="no"], script, style, [hidden]') || !el.checkVisibility()) continue;
+    shown.push(n.nodeValue.replace(/\\s+/g, " "));
+  }
+  const text = shown.join("\\n");
+  return english.filter((s) => text.includes(s));
+}"""
+
+_CLIPPED = """() => Array.from(document.querySelectorAll("button, th, nav a, label, .card h2"))
+  .filter((n) => n.checkVisibility() && (n.scrollWidth > n.clientWidth + 1 || n.scrollHeight > n.clientHeight + 1)
+    && getComputedStyle(n).overflow !== "visible")
+  .map((n) => n.textContent.trim())"""
+
+
+def test_korean_browser_gets_every_page_in_korean_and_the_account_keeps_the_choice(
+    device: RunningDevice, browser: Any, admin_password: str
+) -> None:
+    from playwright.sync_api import expect
+
+    english = sorted(_english_strings())
+    assert len(english) > 50
+    views = ("dashboard", "live", "update", "users", "audit", "settings")
+    context = browser.new_context(ignore_https_errors=False, locale="ko-KR", viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT)
+    try:
+        p = context.new_page()
+        errors: list[str] = []
+        p.on("pageerror", lambda e: errors.append(str(e)))
+        p.goto(device.url)
+        expect(p.locator("#view-login h1")).to_have_text("로그인")  # Accept-Language: ko-KR
+        assert p.evaluate("document.documentElement.lang") == "ko"
+        assert p.evaluate(_LEFT_IN_ENGLISH, english) == []
+        _screenshot(p, "webui-ko-login.png")
+        _login(p, "admin", admin_password)
+        expect(p.locator("#view-dashboard")).to_be_visible()
+        for view in views:
+            p.click(f"#nav a[data-view={view}]")
+            expect(p.locator(f"#view-{view}")).to_be_visible()
+            if view == "dashboard":
+                expect(p.locator("#dash-slots tbody tr").first).to_be_visible()
+                expect(p.locator("#dash-slots tbody tr").first.locator("td").first).to_have_attribute("data-label", "슬롯")
+            if view == "audit":
+                expect(p.locator("#audit-table tbody tr").first).to_be_visible()
+            if view == "update":
+                expect(p.locator("#update-details dt").first).to_be_visible()
+            p.wait_for_load_state("networkidle")
+            left = p.evaluate(_LEFT_IN_ENGLISH, english)
+            assert left == [], f"{view}: English left on a Korean page: {left}"
+            assert p.evaluate(_CLIPPED) == [], f"{view}: clipped Hangul"
+            _screenshot(p, f"webui-ko-{view}.png")
+        # The switch: English now, remembered by the account (PUT, audited)...
+        with p.expect_response(lambda r: r.url.endswith("/api/v1/session/language") and r.request.method == "PUT") as put:
+            p.select_option("#lang-switch", "en")
+        assert put.value.status == 200
+        expect(p.locator("#nav a[data-view=dashboard]")).to_have_text("Dashboard")
+        assert p.evaluate("document.documentElement.lang") == "en"
+        _screenshot(p, "webui-en-dashboard.png")
+        token = _token(device, admin_password)
+        status, first = _api(device, "GET", "/api/v1/audit?after=0&limit=1", token=token)
+        assert status == 200
+        status, audit = _api(device, "GET", f"/api/v1/audit?after={max(0, first['head']['seq'] - 50)}&limit=50", token=token)
+        assert status == 200
+        changes = [e["detail"] for e in audit["entries"] if e["event"] == "preference_change"]
+        assert changes and changes[-1]["language"][1] == "en", changes
+        # ...so another Korean browser logging in to this account gets English, and the way back.
+        other = browser.new_context(ignore_https_errors=False, locale="ko-KR")
+        other.set_default_timeout(UI_TIMEOUT)
+        q = other.new_page()
+        q.goto(device.url)
+        expect(q.locator("#view-login h1")).to_have_text("로그인")
+        _login(q, "admin", admin_password)
+        expect(q.locator("#nav a[data-view=dashboard]")).to_have_text("Dashboard")
+        q.select_option("#lang-switch", "ko")
+        expect(q.locator("#nav a[data-view=dashboard]")).to_have_text("대시보드")
+        expect(q.locator("#whoami")).to_have_text("admin (관리자)")
+        other.close()
+        assert errors == []
+    finally:
+        context.close()
+        status, _ = _api(device, "PUT", "/api/v1/session/language", {"language": "en"}, token=_token(device, admin_password))
+        assert status == 200

@@ -27,62 +27,62 @@
   // Audit event names in words (device/api.py, device/server.py, device/main.py,
   // device/update/web.py). An unknown name is shown as it is.
   const EVENT_TEXT = {
-    boot: "Camera started",
-    boot_notice: "Boot notice",
-    login_success: "Logged in",
-    login_failure: "Failed login",
-    lockout: "Account locked out",
-    logout: "Logged out",
-    password_change: "Password changed",
-    user_create: "User created",
-    user_role: "User role changed",
-    user_delete: "User deleted",
-    user_password_reset: "User password reset",
-    config_change: "Settings changed",
-    update_check: "Checked for updates",
-    update_install: "Update installed (from the update server)",
-    update_upload: "Update installed (uploaded image)",
-    update_confirmed: "Update confirmed after a healthy trial",
-    update_trial_failed: "Update failed its trial; reverting",
-    update_check_refused: "Update check refused",
-    update_install_refused: "Update install refused",
-    update_upload_refused: "Uploaded image refused",
+    boot: N_("Camera started"),
+    boot_notice: N_("Boot notice"),
+    login_success: N_("Logged in"),
+    login_failure: N_("Failed login"),
+    lockout: N_("Account locked out"),
+    logout: N_("Logged out"),
+    password_change: N_("Password changed"),
+    user_create: N_("User created"),
+    user_role: N_("User role changed"),
+    user_delete: N_("User deleted"),
+    user_password_reset: N_("User password reset"),
+    config_change: N_("Settings changed"),
+    update_check: N_("Checked for updates"),
+    update_install: N_("Update installed (from the update server)"),
+    update_upload: N_("Update installed (uploaded image)"),
+    update_confirmed: N_("Update confirmed after a healthy trial"),
+    update_trial_failed: N_("Update failed its trial; reverting"),
+    update_check_refused: N_("Update check refused"),
+    update_install_refused: N_("Update install refused"),
+    update_upload_refused: N_("Uploaded image refused"),
   };
   // Detail field names in words; others are shown as they are.
   const FIELD_TEXT = {
-    failures: "Failed attempts",
-    route: "Where",
-    seconds: "Locked for (s)",
-    password_change_required: "Must change password",
-    forced: "Forced change",
-    sessions_ended: "Other sessions ended",
-    username: "User",
-    role: "Role",
-    slot: "Slot",
-    version: "Version",
-    trial: "Trial boot",
-    measurement_register: "Measurement register",
-    notice: "Notice",
-    available: "Newer version",
-    error: "Error",
-    message: "Message",
-    security_counter: "Security counter",
-    password_policy: "Password policy",
-    update_url: "Update source",
+    failures: N_("Failed attempts"),
+    route: N_("Where"),
+    seconds: N_("Locked for (s)"),
+    password_change_required: N_("Must change password"),
+    forced: N_("Forced change"),
+    sessions_ended: N_("Other sessions ended"),
+    username: N_("User"),
+    role: N_("Role"),
+    slot: N_("Slot"),
+    version: N_("Version"),
+    trial: N_("Trial boot"),
+    measurement_register: N_("Measurement register"),
+    notice: N_("Notice"),
+    available: N_("Newer version"),
+    error: N_("Error"),
+    message: N_("Message"),
+    security_counter: N_("Security counter"),
+    password_policy: N_("Password policy"),
+    update_url: N_("Update source"),
   };
 
   // Password policy profiles the device can be configured with (device/config.py).
   const POLICY_RULES = {
     "nist-800-63b": [
-      "At least 15 characters (NIST SP 800-63B); spaces and any characters are allowed, no composition rules.",
-      "Not a commonly used password and not a known default such as admin/admin.",
-      "Not your user name and not the initial password from the label.",
+      N_("At least 15 characters (NIST SP 800-63B); spaces and any characters are allowed, no composition rules."),
+      N_("Not a commonly used password and not a known default such as admin/admin."),
+      N_("Not your user name and not the initial password from the label."),
     ],
     "kr-terminal": [
-      "At least 8 characters from 3 of: lower-case letters, upper-case letters, digits, symbols;",
-      "or at least 10 characters from 2 of them.",
-      "Not a commonly used password and not a known default such as admin/admin.",
-      "Not your user name and not the initial password from the label.",
+      N_("At least 8 characters from 3 of: lower-case letters, upper-case letters, digits, symbols;"),
+      N_("or at least 10 characters from 2 of them."),
+      N_("Not a commonly used password and not a known default such as admin/admin."),
+      N_("Not your user name and not the initial password from the label."),
     ],
   };
 
@@ -97,6 +97,129 @@
     settings: null, // GET /settings as loaded
     policy: null,
   };
+
+  // ---- languages (device/i18n.py) ------------------------------------------
+  //
+  // English is the source: every string a person reads is written in English,
+  // here through _() / ngettext() / N_() and in index.html as text and as the
+  // placeholder, alt, aria-label and title attributes. Babel extracts them
+  // (scripts/i18n.py); GET /api/v1/i18n gives the catalogue of the language the
+  // browser asks for (Accept-Language) or the one named; an account's choice
+  // (PUT /api/v1/session/language) wins once logged in. Codes, identifiers and
+  // data from the device are never translated.
+
+  const i18n = { language: "en", loaded: false, messages: {}, languages: { en: "English", ko: "\ud55c\uad6d\uc5b4" } };
+
+  function format(text, params) {
+    if (!params) return text;
+    return text.replace(/\{(\w+)\}/g, (whole, key) => (Object.hasOwn(params, key) ? String(params[key]) : whole));
+  }
+
+  function _(text, params) {
+    const translated = i18n.messages[text];
+    return format(typeof translated === "string" && translated ? translated : text, params);
+  }
+
+  // Korean has one form; English picks by n. The catalogue holds [singular, plural] forms.
+  function ngettext(singular, plural, n, params) {
+    const forms = i18n.messages[singular];
+    if (Array.isArray(forms) && forms.length) return format(forms[Math.min(forms.length - 1, n === 1 ? 0 : 1)], params);
+    return format(n === 1 ? singular : plural, params);
+  }
+
+  // Marks a string for extraction where it is translated later (tables of names).
+  function N_(text) {
+    return text;
+  }
+
+  const ROLE_TEXT = { viewer: N_("viewer"), operator: N_("operator"), admin: N_("admin") };
+  // The steps of an install (renderPhases); data-step keeps the English name.
+  const STEP_TEXT = [N_("Download"), N_("Verify and install"), N_("Restart"), N_("Trial"), N_("Confirmed"), N_("Reverted")];
+
+  function roleText(role) {
+    return ROLE_TEXT[role] ? _(ROLE_TEXT[role]) : display(role);
+  }
+
+  // The page's own text, as index.html has it (English), so it can be translated again.
+  const PAGE_TEXT = [];
+  const PAGE_ATTRIBUTES = ["placeholder", "alt", "aria-label", "title"];
+  const collapse = (text) => text.replace(/\s+/g, " ").trim();
+  const hasLetter = (text) => /\p{L}/u.test(text);
+
+  function collectPageText() {
+    const skip = (node) => node.closest('[translate="no"], script, style');
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const source = collapse(node.nodeValue);
+      if (!hasLetter(source) || skip(node.parentElement)) continue;
+      const [lead] = node.nodeValue.match(/^\s*/);
+      const [trail] = node.nodeValue.match(/\s*$/);
+      PAGE_TEXT.push({ node, source, lead, trail });
+    }
+    for (const element of document.body.querySelectorAll("*")) {
+      if (skip(element)) continue;
+      for (const attribute of PAGE_ATTRIBUTES) {
+        const value = element.getAttribute(attribute);
+        if (value && hasLetter(value)) PAGE_TEXT.push({ element, attribute, source: collapse(value) });
+      }
+    }
+    PAGE_TEXT.push({ title: true, source: collapse(document.title) });
+  }
+
+  function translatePage() {
+    document.documentElement.lang = i18n.language;
+    for (const item of PAGE_TEXT) {
+      const text = _(item.source);
+      if (item.title) document.title = text;
+      else if (item.node) item.node.nodeValue = item.lead + text + item.trail;
+      else item.element.setAttribute(item.attribute, text);
+    }
+    const choice = $("lang-switch");
+    if (choice.value !== i18n.language) choice.value = i18n.language;
+    if (state.user) $("whoami").textContent = `${state.user.username} (${roleText(state.user.role)})`;
+  }
+
+  async function loadLanguage(language) {
+    const query = language ? `?lang=${encodeURIComponent(language)}` : "";
+    try {
+      const data = await api("GET", `/i18n${query}`);
+      i18n.language = data.language;
+      i18n.messages = data.messages || {};
+      if (data.languages) i18n.languages = data.languages;
+      i18n.loaded = true;
+    } catch {
+      i18n.language = "en"; // the English source text is always there
+      i18n.messages = {};
+    }
+    translatePage();
+  }
+
+  // The account's language wins once logged in; before that the browser's.
+  async function followAccountLanguage() {
+    try {
+      const data = await api("GET", "/session/language");
+      if (data && data.language && data.language !== i18n.language) {
+        await loadLanguage(data.language);
+        return true;
+      }
+    } catch {
+      // no choice stored, or not allowed yet: keep the browser's language
+    }
+    return false;
+  }
+
+  async function onLanguageSwitch() {
+    const language = $("lang-switch").value;
+    await loadLanguage(language);
+    if (state.user && !state.user.must_change) {
+      try {
+        await api("PUT", "/session/language", { language });
+      } catch (err) {
+        if (!handleCommonError(err)) banner(errorText(err));
+      }
+    }
+    if (state.user) route(location.hash); // views built by code are drawn again in the new language
+  }
 
   // ---- DOM helpers (no innerHTML anywhere) --------------------------------
 
@@ -127,7 +250,7 @@
 
   function display(value) {
     if (value === null || value === undefined || value === "") return "\u2014";
-    if (typeof value === "boolean") return value ? "yes" : "no";
+    if (typeof value === "boolean") return value ? _("yes") : _("no");
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
@@ -185,6 +308,7 @@
       init.body = JSON.stringify(body);
     }
     if (method !== "GET" && method !== "HEAD" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+    if (i18n.loaded) headers["Accept-Language"] = i18n.language; // the device's messages in the UI's language
     const response = await fetch(API + path, init);
     let data = null;
     if ((response.headers.get("Content-Type") || "").includes("application/json")) {
@@ -197,11 +321,11 @@
   // Errors every view treats the same: the session ended, or a password change is due.
   function handleCommonError(err) {
     if (!(err instanceof ApiError)) {
-      banner(`The device did not answer: ${err.message}`);
+      banner(_("The device did not answer: {error}", { error: err.message }));
       return true;
     }
     if (err.status === 401) {
-      endSession("Your session has ended. Please log in again.");
+      endSession(_("Your session has ended. Please log in again."));
       return true;
     }
     if (err.code === "password_change_required") {
@@ -210,7 +334,7 @@
       return true;
     }
     if (err.code === "csrf") {
-      endSession("This page lost its session token. Please log in again.");
+      endSession(_("This page lost its session token. Please log in again."));
       return true;
     }
     return false;
@@ -218,10 +342,10 @@
 
   function errorText(err) {
     if (err instanceof ApiError) {
-      if (err.code === "forbidden") return `Not allowed: ${err.message}`;
+      if (err.code === "forbidden") return _("Not allowed: {reason}", { reason: err.message });
       return err.message;
     }
-    return `The device did not answer: ${err.message}`;
+    return _("The device did not answer: {error}", { error: err.message });
   }
 
   // ---- session ------------------------------------------------------------
@@ -238,7 +362,7 @@
     if (typeof policy === "string") state.policy = policy;
     $("pw-username").value = state.user.username;
     const who = $("whoami");
-    who.textContent = `${state.user.username} (${state.user.role})`;
+    who.textContent = `${state.user.username} (${roleText(state.user.role)})`;
     show(who, true);
     const rank = ROLE_RANK[state.user.role] || 0;
     for (const link of document.querySelectorAll("#nav [data-min-role]")) {
@@ -269,6 +393,8 @@
   }
 
   async function start() {
+    collectPageText();
+    await loadLanguage(null);
     loadDeviceName();
     try {
       const data = await api("GET", "/session");
@@ -277,10 +403,11 @@
         // reload, and this device does not hand it out again: without it
         // nothing can be changed (not even logging out), so log in afresh.
         $("login-username").value = pick(data, "username") ?? "admin";
-        endSession("The page was reloaded. Log in again to continue.");
+        endSession(_("The page was reloaded. Log in again to continue."));
         return;
       }
       setSession(data);
+      await followAccountLanguage();
       route(location.hash);
     } catch (err) {
       if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {
@@ -310,8 +437,10 @@
     const node = $("flaw-banner");
     const names = Array.isArray(flaws) ? flaws.map(String) : [];
     node.textContent = names.length
-      ? `UNSAFE test device: flaw profile${names.length > 1 ? "s" : ""} ${names.join(", ")} ` +
-        `${names.length > 1 ? "are" : "is"} switched on. This camera is deliberately weakened; use it only for testing.`
+      ? ngettext(
+        "UNSAFE test device: flaw profile {names} is switched on. This camera is deliberately weakened; use it only for testing.",
+        "UNSAFE test device: flaw profiles {names} are switched on. This camera is deliberately weakened; use it only for testing.",
+        names.length, { names: names.join(", ") })
       : "";
     show(node, names.length > 0);
   }
@@ -335,15 +464,18 @@
       const data = await api("POST", "/session", { username, password });
       $("login-password").value = "";
       setSession(data, username);
+      await followAccountLanguage();
       loadDeviceName(); // serial number and firmware are shown once logged in
       // The bearer token in the body is for API clients; the browser uses the cookie.
       route(state.user.must_change ? "change-password" : location.hash);
     } catch (err) {
       if (err instanceof ApiError && err.code === "throttled") {
         const wait = Number(err.body.retry_after);
-        loginMessage(`Too many failed logins. Try again in ${Number.isFinite(wait) ? wait : "a few"} seconds.`, "error");
+        loginMessage(Number.isFinite(wait)
+          ? _("Too many failed logins. Try again in {seconds} seconds.", { seconds: wait })
+          : _("Too many failed logins. Try again in a few seconds."), "error");
       } else if (err instanceof ApiError && err.code === "invalid_credentials") {
-        loginMessage("Wrong user name or password.", "error");
+        loginMessage(_("Wrong user name or password."), "error");
       } else {
         loginMessage(errorText(err), "error");
       }
@@ -356,7 +488,7 @@
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 401)) banner(errorText(err));
     }
-    endSession("You are logged out.");
+    endSession(_("You are logged out."));
   }
 
   // ---- forced password change ---------------------------------------------
@@ -366,14 +498,14 @@
     list.replaceChildren();
     const known = state.policy && POLICY_RULES[state.policy];
     if (known) {
-      $("policy-intro").textContent = `The device checks a new password against its "${state.policy}" policy:`;
-      for (const rule of known) list.append(el("li", rule));
+      $("policy-intro").textContent = _("The device checks a new password against its \"{policy}\" policy:", { policy: state.policy });
+      for (const rule of known) list.append(el("li", _(rule)));
       return;
     }
-    $("policy-intro").textContent = "The device checks a new password against its selected policy profile:";
+    $("policy-intro").textContent = _("The device checks a new password against its selected policy profile:");
     for (const [name, rules] of Object.entries(POLICY_RULES)) {
       const item = el("li", `${name}: `);
-      item.append(rules.join(" "));
+      item.append(rules.map((rule) => _(rule)).join(" "));
       list.append(item);
     }
   }
@@ -387,7 +519,7 @@
     reasons.replaceChildren();
     show(box, false);
     if (next !== $("pw-confirm").value) {
-      $("password-error").textContent = "The two new passwords differ.";
+      $("password-error").textContent = _("The two new passwords differ.");
       show(box, true);
       return;
     }
@@ -395,11 +527,11 @@
       await api("POST", "/session/password", { current_password: current, new_password: next });
     } catch (err) {
       if (err instanceof ApiError && err.code === "password_policy") {
-        $("password-error").textContent = "The device rejected this password:";
+        $("password-error").textContent = _("The device rejected this password:");
         // The server's reasons, verbatim.
         for (const reason of err.body.reasons || []) reasons.append(el("li", reason));
       } else if (err instanceof ApiError && err.status === 401) {
-        endSession("Your session has ended. Please log in again.");
+        endSession(_("Your session has ended. Please log in again."));
         return;
       } else {
         $("password-error").textContent = errorText(err);
@@ -413,9 +545,9 @@
       setSession(await api("GET", "/session"));
       state.user.must_change = false;
       route("dashboard");
-      banner("Password changed. Use the new password from now on.", "ok");
+      banner(_("Password changed. Use the new password from now on."), "ok");
     } catch {
-      endSession("Password changed. Log in with your new password.");
+      endSession(_("Password changed. Log in with your new password."));
     }
   }
 
@@ -443,41 +575,41 @@
       return;
     }
     fillList($("dash-device"), [
-      ["Vendor", pick(info, "vendor", "identity.vendor", "device.vendor")],
-      ["Model", pick(info, "model", "identity.model", "device.model")],
-      ["Serial number", pick(info, "serial", "identity.serial", "device.serial")],
-      ["Hardware ID", pick(info, "hardware_id", "identity.hardware_id", "device.hardware_id")],
-      ["Support ends", pick(info, "support_end", "firmware.support_end")],
+      [_("Vendor"), pick(info, "vendor", "identity.vendor", "device.vendor")],
+      [_("Model"), pick(info, "model", "identity.model", "device.model")],
+      [_("Serial number"), pick(info, "serial", "identity.serial", "device.serial")],
+      [_("Hardware ID"), pick(info, "hardware_id", "identity.hardware_id", "device.hardware_id")],
+      [_("Support ends"), pick(info, "support_end", "firmware.support_end")],
     ]);
     const trial = pick(status, "trial", "boot.trial");
     fillList($("dash-firmware"), [
-      ["Firmware version", pick(status, "firmware_version", "firmware.version", "version") ?? pick(info, "firmware_version", "firmware.version")],
-      ["Booted slot", pick(status, "booted_slot", "boot.booted_slot", "slot")],
-      ["Security counter", pick(status, "security_counter", "boot.security_counter")],
-      ["Trial boot", trial === undefined ? undefined : trial ? "yes (not yet confirmed)" : "no (confirmed)", trial ? "state-warn" : "state-ok"],
-      ["Measurement register", pick(status, "measurement_register", "boot.measurement_register"), "mono"],
+      [_("Firmware version"), pick(status, "firmware_version", "firmware.version", "version") ?? pick(info, "firmware_version", "firmware.version")],
+      [_("Booted slot"), pick(status, "booted_slot", "boot.booted_slot", "slot")],
+      [_("Security counter"), pick(status, "security_counter", "boot.security_counter")],
+      [_("Trial boot"), trial === undefined ? undefined : trial ? _("yes (not yet confirmed)") : _("no (confirmed)"), trial ? "state-warn" : "state-ok"],
+      [_("Measurement register"), pick(status, "measurement_register", "boot.measurement_register"), "mono"],
     ]);
     const fuses = pick(status, "fuses") || {};
     const lifecycle = pick(status, "lifecycle", "fuses.lifecycle");
     const debugOff = pick(status, "debug_disabled", "fuses.debug_disabled");
     const security = [
-      ["Lifecycle", lifecycle, stateClass(lifecycle)],
-      ["Debug port", debugOff === undefined ? undefined : debugOff ? "disabled" : "enabled", stateClass(debugOff)],
-      ["TLS profile", pick(status, "tls_profile", "security.tls_profile") ?? pick(info, "tls_profile")],
-      ["Password policy", pick(status, "password_policy", "security.password_policy") ?? pick(info, "password_policy")],
+      [_("Lifecycle"), lifecycle, stateClass(lifecycle)],
+      [_("Debug port"), debugOff === undefined ? undefined : debugOff ? _("disabled") : _("enabled"), stateClass(debugOff)],
+      [_("TLS profile"), pick(status, "tls_profile", "security.tls_profile") ?? pick(info, "tls_profile")],
+      [_("Password policy"), pick(status, "password_policy", "security.password_policy") ?? pick(info, "password_policy")],
     ];
     const notices = pick(status, "notices", "boot.notices");
     if (Array.isArray(notices)) {
-      security.push(["Boot notices", notices.length ? notices.join("; ") : "none", notices.length ? "state-warn" : "state-ok"]);
+      security.push([_("Boot notices"), notices.length ? notices.join("; ") : _("none"), notices.length ? "state-warn" : "state-ok"]);
     }
     const measurements = pick(status, "measurements");
     if (Array.isArray(measurements)) {
-      security.push(["Measured boot", `${measurements.length} stages: ${measurements.map((m) => pick(m, "stage")).join(", ")}`]);
+      security.push([_("Measured boot"), _("{count} stages: {stages}", { count: measurements.length, stages: measurements.map((m) => pick(m, "stage")).join(", ") })]);
     }
     const rotKeys = pick(status, "rot_keys", "fuses.rot_keys");
     if (Array.isArray(rotKeys)) {
       const revoked = rotKeys.filter((k) => (Array.isArray(k) ? k[1] : k && k.revoked)).length;
-      security.push(["Root-of-trust keys", `${rotKeys.length} fused, ${revoked} revoked`]);
+      security.push([_("Root-of-trust keys"), _("{fused} fused, {revoked} revoked", { fused: rotKeys.length, revoked })]);
     }
     fillList($("dash-security"), security);
 
@@ -489,7 +621,7 @@
       const row = el("tr");
       const name = pick(slot, "slot", "name");
       row.append(
-        el("td", name === booted ? `${display(name)} (booted)` : display(name)),
+        el("td", name === booted ? _("{slot} (booted)", { slot: display(name) }) : display(name)),
         el("td", display(pick(slot, "state")), stateClass(pick(slot, "state"))),
         el("td", display(pick(slot, "version"))),
         el("td", display(pick(slot, "security_counter"))),
@@ -500,11 +632,11 @@
     labelCells($("dash-slots"));
     const counters = [];
     for (const [key, label] of [
-      ["firmware_counter", "Firmware"],
-      ["bootloader_counter", "Bootloader"],
-      ["key_manifest_counter", "Key manifest"],
+      ["firmware_counter", N_("Firmware")],
+      ["bootloader_counter", N_("Bootloader")],
+      ["key_manifest_counter", N_("Key manifest")],
     ]) {
-      counters.push([label, pick(fuses, key) ?? pick(status, key)]);
+      counters.push([_(label), pick(fuses, key) ?? pick(status, key)]);
     }
     fillList($("dash-fuses"), counters);
   }
@@ -542,16 +674,16 @@
       const name = pick(user, "username", "name");
       const row = el("tr");
       row.dataset.username = name;
-      const remove = el("button", "Delete", "danger");
+      const remove = el("button", _("Delete"), "danger");
       remove.type = "button";
       remove.disabled = state.user && name === state.user.username;
-      remove.title = remove.disabled ? "You cannot delete yourself" : `Delete ${name}`;
+      remove.title = remove.disabled ? _("You cannot delete yourself") : _("Delete {user}", { user: name });
       remove.addEventListener("click", () => deleteUser(name));
       const cell = el("td");
       cell.append(remove);
       row.append(
         el("td", name),
-        el("td", display(pick(user, "role"))),
+        el("td", roleText(pick(user, "role"))),
         el("td", display(pick(user, "must_change", "password_change_required"))),
         cell,
       );
@@ -580,7 +712,7 @@
   }
 
   async function deleteUser(name) {
-    if (!window.confirm(`Delete the user "${name}"?`)) return;
+    if (!window.confirm(_("Delete the user \"{user}\"?", { user: name }))) return;
     usersError(null);
     try {
       await api("DELETE", `/users/${encodeURIComponent(name)}`);
@@ -616,11 +748,11 @@
   }
 
   function eventText(name) {
-    return EVENT_TEXT[name] || String(name);
+    return EVENT_TEXT[name] ? _(EVENT_TEXT[name]) : String(name);
   }
 
   function fieldText(name) {
-    return FIELD_TEXT[name] || String(name).replace(/_/g, " ");
+    return FIELD_TEXT[name] ? _(FIELD_TEXT[name]) : String(name).replace(/_/g, " ");
   }
 
   // Details as fields: one dt/dd per key; a change [old, new] reads "old → new".
@@ -669,7 +801,7 @@
     const chosen = select.value;
     const names = new Set([...Object.keys(EVENT_TEXT), ...seen]);
     const options = [...names].sort((a, b) => eventText(a).localeCompare(eventText(b)));
-    select.replaceChildren(el("option", "All events"));
+    select.replaceChildren(el("option", _("All events")));
     select.options[0].value = "";
     for (const name of options) {
       const option = el("option", eventText(name));
@@ -725,7 +857,7 @@
     $("audit-newer").disabled = page.after + page.limit >= page.head;
     const first = entries.length ? pick(entries[entries.length - 1], "seq") : "\u2014";
     const last = entries.length ? pick(entries[0], "seq") : "\u2014";
-    $("audit-page").textContent = `Entries ${first}\u2013${last} of ${page.head}`;
+    $("audit-page").textContent = _("Entries {first}\u2013{last} of {total}", { first, last, total: page.head });
     $("audit-summary").textContent = "";
   }
 
@@ -751,11 +883,13 @@
       .reverse();
     renderAuditRows(matching.slice(0, AUDIT_FILTER_MAX));
     const parts = [];
-    if (filter.event) parts.push(`event \u201c${eventText(filter.event)}\u201d`);
-    if (filter.user) parts.push(`user \u201c${filter.user}\u201d`);
-    const more = matching.length > AUDIT_FILTER_MAX ? ` (the newest ${AUDIT_FILTER_MAX} shown)` : "";
-    $("audit-summary").textContent =
-      `${matching.length} of ${all.length} entries match ${parts.join(" and ")}${more}.`;
+    if (filter.event) parts.push(_("event \u201c{event}\u201d", { event: eventText(filter.event) }));
+    if (filter.user) parts.push(_("user \u201c{user}\u201d", { user: filter.user }));
+    const summary = parts.length === 2
+      ? _("{matching} of {total} entries match {first} and {second}.", { matching: matching.length, total: all.length, first: parts[0], second: parts[1] })
+      : _("{matching} of {total} entries match {filter}.", { matching: matching.length, total: all.length, filter: parts[0] });
+    const more = matching.length > AUDIT_FILTER_MAX ? " " + _("(the newest {count} shown)", { count: AUDIT_FILTER_MAX }) : "";
+    $("audit-summary").textContent = summary + more;
     show($("audit-older"), false);
     show($("audit-newer"), false);
     $("audit-page").textContent = "";
@@ -784,7 +918,7 @@
   async function loadLive() {
     const status = $("live-status");
     const image = $("live-image");
-    status.textContent = "Connecting\u2026";
+    status.textContent = _("Connecting\u2026");
     // Ask once with fetch so a missing route shows a message, then let the
     // <img> element hold the multipart stream (same origin, cookie session).
     const probe = new AbortController();
@@ -792,12 +926,12 @@
     try {
       response = await fetch(`${API}/stream.mjpeg`, { credentials: "same-origin", signal: probe.signal, cache: "no-store" });
     } catch (err) {
-      status.textContent = `The live view is not available: ${err.message}`;
+      status.textContent = _("The live view is not available: {reason}", { reason: err.message });
       return;
     }
     probe.abort();
     if (response.status === 404) {
-      status.textContent = "The live view is not available on this firmware.";
+      status.textContent = _("The live view is not available on this firmware.");
       return;
     }
     if (!response.ok) {
@@ -808,7 +942,7 @@
         body = null;
       }
       const err = new ApiError(response.status, body);
-      if (!handleCommonError(err)) status.textContent = `The live view is not available: ${errorText(err)}`;
+      if (!handleCommonError(err)) status.textContent = _("The live view is not available: {reason}", { reason: errorText(err) });
       return;
     }
     status.textContent = "";
@@ -828,13 +962,13 @@
 
   const UPDATE_BUSY = new Set(["checking", "downloading", "installing"]);
   const UPDATE_STATE_TEXT = {
-    idle: "Up to date, as of the last check.", // shown only when there was a check
-    checking: "Checking the vendor's update repository\u2026",
-    available: "A newer firmware is available.",
-    downloading: "Downloading into the inactive slot\u2026",
-    installing: "Verifying the new image as the bootloader will\u2026",
-    "pending-reboot": "Installed and verified; the camera restarts into it as a trial.",
-    error: "The last update operation failed.",
+    idle: N_("Up to date, as of the last check."), // shown only when there was a check
+    checking: N_("Checking the vendor's update repository\u2026"),
+    available: N_("A newer firmware is available."),
+    downloading: N_("Downloading into the inactive slot\u2026"),
+    installing: N_("Verifying the new image as the bootloader will\u2026"),
+    "pending-reboot": N_("Installed and verified; the camera restarts into it as a trial."),
+    error: N_("The last update operation failed."),
   };
 
   function updateRows(data) {
@@ -844,29 +978,31 @@
     const timestamp = (data.metadata || {}).timestamp;
     const advisories = data.advisories || [];
     return [
-      ["Running", `${display(running.version)} (slot ${display(running.slot)}${running.trial ? ", trial" : ""})`],
-      ["Available", available ? `${available.version} (${available.length} bytes)` : "nothing newer known"],
-      ["Fused security counter", data.fused_counter],
-      ["Slots", (data.slots || []).map((s) => `${s.slot}: ${s.state}${s.version ? ` ${s.version}` : ""}`).join("; ")],
-      ["Last check", data.last_check ? formatTime(data.last_check) : "never"],
-      ["Last error", data.last_error ? `${data.last_error.error}: ${data.last_error.message}` : "none"],
-      ["Update source", data.repository_url],
-      ["Automatic checks", checks.enabled ? `every ${Math.round(checks.interval_s / 3600)} h` : "off"],
-      ["Timestamp metadata", timestamp ? `version ${timestamp.version}, expires ${timestamp.expires}` : "not fetched yet"],
-      ["Advisories affecting this firmware",
-        advisories.length ? advisories.map((a) => `${a.id} (fixed in ${a.fixed_in})`).join(", ") : "none known"],
+      [_("Running"), running.trial
+        ? _("{version} (slot {slot}, trial)", { version: display(running.version), slot: display(running.slot) })
+        : _("{version} (slot {slot})", { version: display(running.version), slot: display(running.slot) })],
+      [_("Available"), available ? _("{version} ({bytes} bytes)", { version: available.version, bytes: available.length }) : _("nothing newer known")],
+      [_("Fused security counter"), data.fused_counter],
+      [_("Slots"), (data.slots || []).map((s) => `${s.slot}: ${s.state}${s.version ? ` ${s.version}` : ""}`).join("; ")],
+      [_("Last check"), data.last_check ? formatTime(data.last_check) : _("never")],
+      [_("Last error"), data.last_error ? `${data.last_error.error}: ${data.last_error.message}` : _("none")],
+      [_("Update source"), data.repository_url],
+      [_("Automatic checks"), checks.enabled ? _("every {hours} h", { hours: Math.round(checks.interval_s / 3600) }) : _("off")],
+      [_("Timestamp metadata"), timestamp ? _("version {version}, expires {expires}", { version: timestamp.version, expires: timestamp.expires }) : _("not fetched yet")],
+      [_("Advisories affecting this firmware"),
+        advisories.length ? advisories.map((a) => _("{id} (fixed in {version})", { id: a.id, version: a.fixed_in })).join(", ") : _("none known")],
     ];
   }
 
   function updateStateText(data) {
-    if (data.state === "error" && data.last_error) return `The last update operation failed: ${data.last_error.message}`;
+    if (data.state === "error" && data.last_error) return _("The last update operation failed: {reason}", { reason: data.last_error.message });
     if (data.state === "idle") {
       // "Up to date" only after a check said so.
       return data.last_check
-        ? `Up to date as of ${formatTime(data.last_check)}.`
-        : "Not checked for updates yet. Use “Check for updates now”.";
+        ? _("Up to date as of {time}.", { time: formatTime(data.last_check) })
+        : _("Not checked for updates yet. Use “Check for updates now”.");
     }
-    return UPDATE_STATE_TEXT[data.state] || `State: ${display(data.state)}`;
+    return UPDATE_STATE_TEXT[data.state] ? _(UPDATE_STATE_TEXT[data.state]) : _("State: {state}", { state: display(data.state) });
   }
 
   // ---- install history, from the audit log ---------------------------------
@@ -886,7 +1022,7 @@
           started: pick(entry, "time"),
           version: display(detail.version),
           slot: detail.slot,
-          way: event === "update_upload" ? "Uploaded image" : "Update server",
+          way: event === "update_upload" ? _("Uploaded image") : _("Update server"),
           by: pick(entry, "actor"),
           outcome: "rebooting",
           booted: null,
@@ -904,7 +1040,7 @@
         } else if (String(detail.version) !== current.version) {
           current.outcome = "reverted";
           current.finished = pick(entry, "time");
-          current.note = current.note || `back to ${display(detail.version)}`;
+          current.note = current.note || _("back to {version}", { version: display(detail.version) });
         }
       } else if (event === "update_confirmed" && String(detail.version) === current.version) {
         current.outcome = "confirmed";
@@ -912,17 +1048,17 @@
       } else if (event === "update_trial_failed" && String(detail.version) === current.version) {
         current.outcome = "reverted";
         current.finished = pick(entry, "time");
-        current.note = `health check failed: ${display(detail.error)}`;
+        current.note = _("health check failed: {error}", { error: display(detail.error) });
       }
     }
     return installs;
   }
 
   const OUTCOME_TEXT = {
-    rebooting: "installed, restarting",
-    trial: "running as a trial",
-    confirmed: "confirmed",
-    reverted: "reverted",
+    rebooting: N_("installed, restarting"),
+    trial: N_("running as a trial"),
+    confirmed: N_("confirmed"),
+    reverted: N_("reverted"),
   };
 
   function renderHistory(installs) {
@@ -931,7 +1067,7 @@
     for (const item of installs.slice().reverse()) {
       const row = el("tr");
       row.dataset.outcome = item.outcome;
-      const outcome = OUTCOME_TEXT[item.outcome] + (item.note ? ` (${item.note})` : "");
+      const outcome = _(OUTCOME_TEXT[item.outcome]) + (item.note ? ` (${item.note})` : "");
       const cls = item.outcome === "confirmed" ? "state-ok" : item.outcome === "reverted" ? "state-bad" : "state-warn";
       row.append(
         el("td", formatTime(item.started)),
@@ -978,29 +1114,30 @@
       kind = "";
     } else if (state.restarting || data.state === "pending-reboot") {
       steps = [["Download", "done"], ["Verify and install", "done", last && last.started], ["Restart", "current"], ["Trial", ""], ["Confirmed", ""]];
-      message = last ? `Firmware ${last.version} is installed; the camera is restarting into it as a trial.` : "";
+      message = last ? _("Firmware {version} is installed; the camera is restarting into it as a trial.", { version: last.version }) : "";
     } else if (last !== null) {
       const installed = ["Verify and install", "done", last.started];
       if (last.outcome === "rebooting") {
         steps = [["Download", "done"], installed, ["Restart", "current"], ["Trial", ""], ["Confirmed", ""]];
-        message = `Firmware ${last.version} is installed; the camera has not restarted into it yet.`;
+        message = _("Firmware {version} is installed; the camera has not restarted into it yet.", { version: last.version });
       } else if (last.outcome === "trial") {
         steps = [["Download", "done"], installed, ["Restart", "done", last.booted], ["Trial", "current", last.booted], ["Confirmed", ""]];
-        message = `Firmware ${last.version} is running as a trial since ${formatTime(last.booted)}; it is kept once its health check passes.`;
+        message = _("Firmware {version} is running as a trial since {time}; it is kept once its health check passes.", { version: last.version, time: formatTime(last.booted) });
       } else if (last.outcome === "confirmed") {
         steps = [["Download", "done"], installed, ["Restart", "done", last.booted], ["Trial", "done", last.booted], ["Confirmed", "done", last.finished]];
-        message = `Update succeeded: firmware ${last.version} was installed at ${formatTime(last.started)} and confirmed at ${formatTime(last.finished)}.`;
+        message = _("Update succeeded: firmware {version} was installed at {installed} and confirmed at {confirmed}.", { version: last.version, installed: formatTime(last.started), confirmed: formatTime(last.finished) });
         kind = "ok";
       } else if (last.outcome === "reverted") {
         steps = [["Download", "done"], installed, ["Restart", "done", last.booted], ["Trial", "failed", last.booted], ["Reverted", "failed", last.finished]];
-        message = `Update to ${last.version} did not stick: ${last.note || "the trial was not confirmed"}; ` +
-          `the camera went back to the previous firmware at ${formatTime(last.finished)}.`;
+        message = _("Update to {version} did not stick: {reason}; the camera went back to the previous firmware at {time}.", {
+          version: last.version, reason: last.note || _("the trial was not confirmed"), time: formatTime(last.finished),
+        });
         kind = "bad";
       }
     }
     if (steps !== null) {
       for (const [name, cls, time] of steps) {
-        const item = el("li", time ? `${name} · ${formatTime(time)}` : name, cls || undefined);
+        const item = el("li", time ? `${_(name)} · ${formatTime(time)}` : _(name), cls || undefined);
         item.dataset.step = name;
         if (cls === "current") item.setAttribute("aria-current", "step");
         list.append(item);
@@ -1027,7 +1164,7 @@
     const progress = data.progress;
     if (progress && progress.total > 0 && (busy || data.state === "pending-reboot")) {
       bar.value = Math.max(0, Math.min(100, (100 * progress.bytes) / progress.total));
-      $("update-percent").textContent = `${Math.floor(bar.value)} % (${progress.bytes} of ${progress.total} bytes)`;
+      $("update-percent").textContent = _("{percent} % ({bytes} of {total} bytes)", { percent: Math.floor(bar.value), bytes: progress.bytes, total: progress.total });
     } else if (busy) {
       bar.removeAttribute("value"); // indeterminate: metadata first, no byte count yet
       $("update-percent").textContent = "";
@@ -1037,7 +1174,7 @@
     }
     const install = $("update-install");
     show(install, Boolean(data.available) && !busy && data.state !== "pending-reboot");
-    if (data.available) install.textContent = `Install ${data.available.version}`;
+    if (data.available) install.textContent = _("Install {version}", { version: data.available.version });
     $("update-check").disabled = busy;
     $("update-install").disabled = busy;
     $("update-upload-form").querySelector("button").disabled = busy;
@@ -1051,11 +1188,11 @@
       data = await api("GET", "/update/status");
     } catch (err) {
       if (state.restarting && !(err instanceof ApiError)) {
-        status.textContent = "The camera is restarting into the new firmware\u2026";
+        status.textContent = _("The camera is restarting into the new firmware\u2026");
         return; // keep polling until it answers again
       }
       if (err instanceof ApiError && err.status === 404) {
-        status.textContent = "Updates are not available on this firmware.";
+        status.textContent = _("Updates are not available on this firmware.");
         show($("update-root"), false);
         stopUpdatePolling();
         return;
@@ -1105,24 +1242,24 @@
   }
 
   function onUpdateCheck() {
-    $("update-status").textContent = UPDATE_STATE_TEXT.checking;
+    $("update-status").textContent = _(UPDATE_STATE_TEXT.checking);
     updateAction("POST", "/update/check", undefined, () => "");
   }
 
   function onUpdateInstall() {
     $("update-install").disabled = true;
-    $("update-status").textContent = UPDATE_STATE_TEXT.downloading;
+    $("update-status").textContent = _(UPDATE_STATE_TEXT.downloading);
     updateAction("POST", "/update/install", undefined,
-      (data) => `Installed ${data.installed.version} in slot ${data.slot}; the camera is restarting into it as a trial.`);
+      (data) => _("Installed {version} in slot {slot}; the camera is restarting into it as a trial.", { version: data.installed.version, slot: data.slot }));
   }
 
   function onUpdateUpload(event) {
     event.preventDefault();
     const file = $("update-file").files[0];
     if (!file) return;
-    $("update-status").textContent = `Sending ${file.name} (${file.size} bytes)\u2026`;
+    $("update-status").textContent = _("Sending {file} ({bytes} bytes)\u2026", { file: file.name, bytes: file.size });
     updateAction("POST", "/update/upload", file,
-      (data) => `Installed ${data.installed.version} in slot ${data.slot}; the camera is restarting into it as a trial.`);
+      (data) => _("Installed {version} in slot {slot}; the camera is restarting into it as a trial.", { version: data.installed.version, slot: data.slot }));
   }
 
   // ---- settings (admin): GET/PATCH /api/v1/settings ---------------------------
@@ -1172,10 +1309,10 @@
     $("set-update-url").disabled = false;
     const checks = update ? update.automatic_checks || {} : null;
     fillList($("settings-fixed"), [
-      ["TLS profile", pick(status, "tls_profile")],
-      ["Automatic update checks", checks === null ? "updates not available"
-        : checks.enabled ? `every ${Math.round(checks.interval_s / 3600)} h (${checks.interval_s} s)` : "off"],
-      ["Update source in use", update ? update.repository_url : settings.update_url],
+      [_("TLS profile"), pick(status, "tls_profile")],
+      [_("Automatic update checks"), checks === null ? _("updates not available")
+        : checks.enabled ? _("every {hours} h ({seconds} s)", { hours: Math.round(checks.interval_s / 3600), seconds: checks.interval_s }) : _("off")],
+      [_("Update source in use"), update ? update.repository_url : settings.update_url],
     ]);
   }
 
@@ -1189,19 +1326,19 @@
     if ($("set-update-default").checked) body.update_url = null;
     else if ($("set-update-url").value !== (loaded.update_url || "")) body.update_url = $("set-update-url").value;
     if (Object.keys(body).length === 0) {
-      banner("Nothing changed.", "info");
+      banner(_("Nothing changed."), "info");
       return;
     }
     let saved;
     try {
       saved = await api("PATCH", "/settings", body);
     } catch (err) {
-      if (!handleCommonError(err)) settingsError(`Not saved: ${errorText(err)}`);
+      if (!handleCommonError(err)) settingsError(_("Not saved: {reason}", { reason: errorText(err) }));
       return;
     }
     if (saved && typeof saved.password_policy === "string") state.policy = saved.password_policy;
     await loadSettings();
-    banner(`Settings saved (${Object.keys(body).map(fieldText).join(", ")}); the change is in the audit log.`, "ok");
+    banner(_("Settings saved ({fields}); the change is in the audit log.", { fields: Object.keys(body).map(fieldText).join(", ") }), "ok");
   }
 
   // ---- routing ------------------------------------------------------------
@@ -1258,6 +1395,7 @@
     $("audit-filter").addEventListener("submit", onAuditFilter);
     $("audit-clear").addEventListener("click", onAuditClear);
     $("settings-form").addEventListener("submit", onSaveSettings);
+    $("lang-switch").addEventListener("change", onLanguageSwitch);
     $("set-update-default").addEventListener("change", () => {
       $("set-update-url").disabled = $("set-update-default").checked;
     });

@@ -1,0 +1,190 @@
+"""Extract the web UI's strings and keep the catalogues in step (Babel).
+
+    python scripts/i18n.py extract   # write the templates (webui.pot, api.pot)
+    python scripts/i18n.py update    # merge them into every <lang>/LC_MESSAGES/<domain>.po
+    python scripts/i18n.py check     # exit 1 listing every string without a translation
+
+Two catalogues (domains). ``api``: the device API's error messages, every
+``msg("template", ...)`` call in ``device/`` (Babel's Python extractor), in
+``device/locale/<lang>/LC_MESSAGES/api.po``. ``webui``:
+``device/webui/static/app.js`` through Babel's JavaScript extractor
+(``_``, ``N_`` and ``ngettext`` calls) and ``index.html`` through
+:func:`extract_html`, which takes exactly what ``app.js``'s ``collectPageText``
+translates at run time: text nodes and the placeholder, alt, aria-label and
+title attributes, whitespace collapsed, outside ``translate="no"``, with at
+least one letter. ``tests/device/test_i18n.py`` runs :func:`missing` so
+``make test`` fails on a string without a translation.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import IO, Any
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract, extract_javascript, extract_python
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBUI = ROOT / "device" / "webui"
+STATIC = WEBUI / "static"
+LOCALE = WEBUI / "locale"
+POT = LOCALE / "webui.pot"
+API_LOCALE = ROOT / "device" / "locale"
+DOMAINS = ("webui", "api")
+LANGUAGES = ("ko",)  # English is the source language
+JS_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}
+ATTRIBUTES = ("placeholder", "alt", "aria-label", "title")
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _PageText(HTMLParser):
+    """Text nodes and translatable attributes of index.html, as collectPageText sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[int, str]] = []
+        self._stack: list[tuple[str, bool]] = []  # (tag, skipped)
+
+    def _skipped(self) -> bool:
+        return bool(self._stack) and self._stack[-1][1]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        skipped = self._skipped() or values.get("translate") == "no" or tag in ("script", "style")
+        if not skipped:
+            for name in ATTRIBUTES:
+                value = values.get(name)
+                if value and _LETTER.search(value):
+                    self.found.append((self.getpos()[0], _collapse(value)))
+        if tag not in VOID:
+            self._stack.append((tag, skipped))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self._stack.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._stack:
+            if self._stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        text = _collapse(data)
+        in_title = bool(self._stack) and self._stack[-1][0] == "title"
+        if text and _LETTER.search(text) and (not self._skipped() or in_title):
+            self.found.append((self.getpos()[0], text))
+
+
+def extract_html(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """A Babel extraction method for index.html."""
+    parser = _PageText()
+    parser.feed(fileobj.read().decode("utf-8"))
+    for lineno, text in parser.found:
+        yield lineno, "", text, []
+
+
+def _sources(domain: str) -> list[tuple[Path, Any]]:
+    if domain == "api":
+        device = ROOT / "device"
+        return [(path, extract_python) for path in sorted(device.rglob("*.py"))]
+    return [(STATIC / "index.html", extract_html), (STATIC / "app.js", extract_javascript)]
+
+
+def build_template(domain: str = "webui") -> Catalog:
+    catalog = Catalog(project=f"refcam {domain}", domain=domain, charset="utf-8")
+    keywords = {"msg": None} if domain == "api" else JS_KEYWORDS
+    for path, method in _sources(domain):
+        with path.open("rb") as handle:
+            for lineno, message, comments, _context in extract(
+                method, handle, keywords=keywords, options={"parse_template_string": "false"}
+            ):
+                catalog.add(message, locations=[(str(path.relative_to(ROOT)), lineno)], auto_comments=comments)
+    return catalog
+
+
+def po_path(language: str, domain: str = "webui") -> Path:
+    base = API_LOCALE if domain == "api" else LOCALE
+    return base / language / "LC_MESSAGES" / f"{domain}.po"
+
+
+def read_catalog(language: str, domain: str = "webui") -> Catalog:
+    with po_path(language, domain).open("rb") as handle:
+        return read_po(handle, locale=language, domain=domain)
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:![rsa])?(?::[^{}]*)?\}")
+
+
+def missing(language: str, domain: str = "webui") -> list[str]:
+    """Every problem with ``language``'s catalogue: untranslated, fuzzy, placeholders lost, stale."""
+    template = build_template(domain)
+    catalog = read_catalog(language, domain)
+    problems = []
+    wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in template if m.id}
+    for message in template:
+        if not message.id:
+            continue
+        found = catalog.get(message.id)
+        key = message.id if isinstance(message.id, str) else message.id[0]
+        if found is None or found.fuzzy:
+            problems.append(f"no {language} translation of {key!r}")
+            continue
+        forms = [found.string] if isinstance(found.string, str) else list(found.string)
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        if not all(forms):
+            problems.append(f"no {language} translation of {key!r}")
+            continue
+        need = set().union(*(set(_PLACEHOLDER.findall(i)) for i in ids))
+        for form in forms:
+            if set(_PLACEHOLDER.findall(form)) != need:
+                problems.append(f"{language} translation of {key!r} does not use the placeholders {sorted(need)}")
+    for message in catalog:
+        key = message.id if isinstance(message.id, str) else (message.id[0] if message.id else "")
+        if key and key not in wanted:
+            problems.append(f"{language} catalogue has a string no longer in the UI: {key!r}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "check"
+    if command == "extract":
+        for domain in DOMAINS:
+            pot = (API_LOCALE if domain == "api" else LOCALE) / f"{domain}.pot"
+            with pot.open("wb") as handle:
+                write_po(handle, build_template(domain), omit_header=False, sort_output=False, width=100)
+        return 0
+    if command == "update":
+        for domain in DOMAINS:
+            template = build_template(domain)
+            for language in LANGUAGES:
+                path = po_path(language, domain)
+                catalog = read_catalog(language, domain) if path.exists() else Catalog(locale=language, domain=domain)
+                catalog.update(template, no_fuzzy_matching=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("wb") as handle:
+                    write_po(handle, catalog, width=100, ignore_obsolete=True)
+        return 0
+    if command == "check":
+        problems = [p for domain in DOMAINS for language in LANGUAGES for p in missing(language, domain)]
+        for problem in problems:
+            print(problem)
+        return 1 if problems else 0
+    print(f"unknown command {command!r}; use extract, update or check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -22,6 +22,7 @@ not chain to the root would fail these tests.
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 import onvif
@@ -59,6 +60,7 @@ async def test_home_assistant_flow_before_and_after_the_forced_change(
         PipelineConfig(frames_per_segment=5, workers=1),
     )
     device = await start_device(extensions=[lambda app: add_stream_routes(app, pipeline), add_onvif_routes])
+    device.clock.now = time.time()  # real clients sign with the real clock (Created)
 
     # before the change: only the date answers; everything else says the password must change
     camera = onvif.client.ONVIFCamera("https://127.0.0.1", device.port, "admin", INITIAL_PASSWORD, WSDL_DIR)
@@ -110,6 +112,7 @@ async def test_an_unverifiable_certificate_is_refused(
     root.write_bytes(pem(other.root))
     monkeypatch.setattr(onvif.client, "_NO_VERIFY_SSL_CONTEXT", tls.client_context(root))
     device = await start_device(extensions=[add_onvif_routes])
+    device.clock.now = time.time()  # real clients sign with the real clock (Created)
     camera = onvif.client.ONVIFCamera("https://127.0.0.1", device.port, "admin", INITIAL_PASSWORD, WSDL_DIR)
     try:
         mgmt = await camera.create_devicemgmt_service()
@@ -155,6 +158,7 @@ async def test_onvif_python_before_and_after_the_forced_change(
     root = tmp_path / "manufacturer-root.pem"
     root.write_bytes(device_pki.root_pem)
     device = await start_device(extensions=[add_onvif_routes])
+    device.clock.now = time.time()  # real clients sign with the real clock (Created)
     foreign = tmp_path / "foreign" / "root.pem"  # a root that never signed this camera
     foreign.parent.mkdir()
     foreign.write_bytes(pem(make_pki().root))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ ONVIF_FLAWS = ("onvif-preauth-open", "wsse-replay", "onvif-anonymous-default", "
 async def test_onvif_cases_calibrate(start_device: StartDevice, device_pki: PKI, tmp_path: Path, flaw: str | None) -> None:
     flaws = UnsafeFlaws(frozenset({flaw} if flaw else set()))
     device = await start_device(extensions=[add_onvif_routes], flaws=flaws)
+    device.clock.now = time.time()  # the probe signs UsernameTokens with the real clock
     root = tmp_path / "root.pem"
     root.write_bytes(device_pki.root_pem)
     options = ProbeOptions(

@@ -545,10 +545,13 @@ class CredentialStore:
         Raises :class:`StorageError` when a sealed secret exists but does not open
         (damaged flash, or another unit's database): never a wrong secret.
         """
+        with self._lock:
+            return self._protocol_secret(self._db, name)
+
+    def _protocol_secret(self, db: sqlite3.Connection, name: str) -> str | None:
         if self._sealing_key is None:
             return None
-        with self._lock:
-            row = self._db.execute("SELECT sealed FROM protocol_secrets WHERE name = ?", (name,)).fetchone()
+        row = db.execute("SELECT sealed FROM protocol_secrets WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
         try:
@@ -666,14 +669,21 @@ class CredentialStore:
         The caller must still honour ``user.must_change``.
         """
 
-        def matches(row: _UserRow | None) -> bool:
-            secret = self.protocol_secret(username) if row is not None else None
+        def check(secret: str | None) -> bool:
             if secret is None:
                 proof(_DUMMY_SECRET)  # the same work, so the answer's timing tells nothing
                 return False
             return proof(secret)
 
-        return self._authenticate(username, matches, source=source, now=now, device_cookie=None, audit=audit, route=route)
+        def matches(row: _UserRow | None) -> bool:
+            return check(self.protocol_secret(username) if row is not None else None)
+
+        def inline(db: sqlite3.Connection, row: _UserRow | None) -> bool:
+            return check(self._protocol_secret(db, username) if row is not None else None)
+
+        return self._authenticate(
+            username, matches, source=source, now=now, device_cookie=None, audit=audit, route=route, inline=inline
+        )
 
     def _authenticate(
         self,
@@ -685,7 +695,11 @@ class CredentialStore:
         device_cookie: str | None,
         audit: AuditSink | None,
         route: str,
+        inline: Callable[[sqlite3.Connection, _UserRow | None], bool] | None = None,
     ) -> User:
+        """The login decision. ``matches(row)`` runs outside any transaction (a slow hash);
+        ``inline(db, row)``, for checks as cheap as a digest, runs inside the throttle's
+        own transaction instead, so a success writes nothing and costs one transaction."""
         record: AuditSink = audit or _no_audit
         unthrottled = {"failures": 0, "route": route, "trusted_client": False}
         if "user-enumeration" in self.flaws and self.get_user(username) is None:
@@ -701,6 +715,7 @@ class CredentialStore:
         keys = [("device", nonce)] if nonce is not None else [("source", source), ("account", username)]
         row: _UserRow | None = None
         failures, source_row = 0, None
+        inline_ok: bool | None = None  # None: not checked inline
         with self._transaction(None, keep_cache=True) as db:
             self._end_lockouts(db, keys, now, record)
             if nonce is not None:
@@ -709,11 +724,18 @@ class CredentialStore:
                 wait, scope = self._untrusted_wait(db, username, source, now)
             if wait <= 0:
                 row = db.execute("SELECT * FROM users WHERE name = ?", (username,)).fetchone()
-                failures, source_row = self._count_failure(db, username, source, nonce, now)
+                if inline is not None:  # an exception here rolls the whole transaction back: no effect
+                    inline_ok = inline(db, row) and row is not None
+                if inline_ok:
+                    db.execute("DELETE FROM account_failures WHERE name = ?", (username,))  # a success resets
+                else:
+                    failures, source_row = self._count_failure(db, username, source, nonce, now)
         if wait > 0:
             raise Throttled(retry_after=max(1, int(wait + 0.999)), scope=scope)
+        if inline_ok and row is not None:
+            return self._user(row)
         try:
-            ok = matches(row)
+            ok = inline_ok if inline_ok is not None else matches(row)
         except BaseException:  # an unexpected error: no effect at all
             with self._transaction(None, keep_cache=True) as db:
                 self._uncount_failure(db, username, nonce, source_row)

@@ -5,7 +5,9 @@ The vendor widens a release step by step (``refcam repo rollout R --version V
 ``custom`` field, so neither the network nor the device can move a unit into
 or out of the cohort::
 
-    "rollout": {"salt": "<32 hex>", "percent": 10, "halted": false}
+    "rollout": {"salt": "<32 hex>", "basis_points": 1000, "halted": false}
+
+(the share in basis points, 1/100 of a percent: canonical JSON has no floats)
 
 A unit's place in the rollout is a keyed hash of its serial (the serial of its
 provisioned identity): ``HMAC-SHA256(salt, serial)`` read as a number in
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -66,14 +67,11 @@ def parse_rollout(custom: Any, path: str) -> Rollout | None:
     rule = custom[ROLLOUT_FIELD]
     if not isinstance(rule, dict):
         raise UntrustedMetadata(f"target {path} has a malformed rollout rule")
-    salt, percent, halted = rule.get("salt"), rule.get("percent"), rule.get("halted", False)
+    salt, points, halted = rule.get("salt"), rule.get("basis_points"), rule.get("halted", False)
     if not isinstance(salt, str) or not _SALT.fullmatch(salt):
         raise UntrustedMetadata(f"target {path}: rollout salt must be 32..128 lower-case hex digits")
-    if (
-        not isinstance(percent, (int, float)) or isinstance(percent, bool)
-        or not math.isfinite(percent) or not 0 <= percent <= 100
-    ):
-        raise UntrustedMetadata(f"target {path}: rollout percent {percent!r} is not in 0..100")
+    if not isinstance(points, int) or isinstance(points, bool) or not 0 <= points <= 10000:
+        raise UntrustedMetadata(f"target {path}: rollout basis_points {points!r} is not in 0..10000")
     if not isinstance(halted, bool):
         raise UntrustedMetadata(f"target {path}: rollout halted must be true or false")
-    return Rollout(salt=salt, percent=float(percent), halted=halted)
+    return Rollout(salt=salt, percent=points / 100, halted=halted)

@@ -142,12 +142,14 @@ def load_plan(fleet_dir: Path) -> FleetPlan:
 
 
 def _provision_one(
-    state_dir: str, keys_dir: str, firmware_image: bytes, now: dt.datetime
+    state_dir: str, keys_dir: str, firmware_image: bytes, now: dt.datetime, address: str
 ) -> tuple[str, str]:
-    """One unit, in a pool process: (serial, firmware version)."""
+    """One unit, in a pool process: (serial, firmware version). Its TLS certificate names
+    its fleet address, so clients reach and verify it by IP."""
     from bootloader.provision import provision_state_dir
 
-    result = provision_state_dir(Path(state_dir), keys_dir=Path(keys_dir), firmware_image=firmware_image, now=now)
+    result = provision_state_dir(Path(state_dir), keys_dir=Path(keys_dir), firmware_image=firmware_image, now=now,
+                                 addresses=(address,))
     return result.serial, result.firmware_version
 
 
@@ -182,8 +184,9 @@ def provision_fleet(
         results: list[tuple[str, str]] = []
         with ProcessPoolExecutor(max_workers=max(1, min(workers, count))) as pool:
             futures = [
-                pool.submit(_provision_one, str(staging / UNITS_DIR / name), str(keys_dir), firmware_image, now)
-                for name in names
+                pool.submit(_provision_one, str(staging / UNITS_DIR / name), str(keys_dir), firmware_image, now,
+                            unit_address(i))
+                for i, name in enumerate(names)
             ]
             for done, future in enumerate(futures, 1):
                 results.append(future.result())

@@ -22,6 +22,7 @@ from refcam.fleet import (
     CA_FILE,
     FleetError,
     RunOptions,
+    check_count,
     choose_port,
     labels_csv,
     load_plan,
@@ -45,6 +46,7 @@ def _workers(value: int | None) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
+    check_count(args.count)  # before anything is read or written
     try:
         image = Path(args.firmware).read_bytes()
     except OSError as exc:

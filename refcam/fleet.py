@@ -472,7 +472,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     boot_failures = logins_refused = crashes = 0
     for row in rows:
         states[row.get("state") or "unknown"] += 1
-        if row.get("firmware"):
+        if row.get("firmware") and row.get("state") not in ("failed", "not running"):  # what runs now
             versions[row["firmware"]] += 1
         device = row.get("device") or {}
         if device.get("update_state"):

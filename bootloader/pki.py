@@ -39,8 +39,8 @@ import datetime as dt
 import ipaddress
 import os
 import re
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 from cryptography import x509

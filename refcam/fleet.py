@@ -164,9 +164,9 @@ def provision_fleet(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> FleetPlan:
     """Provision ``count`` real units in parallel; all or nothing (a failure removes them)."""
+    from bootloader.hardware import Board, FlashGeometry
     from bootloader.keys import open_keys
     from bootloader.provision import HARDWARE_ID, MODEL, VENDOR, check_firmware, load_provision_keys
-    from bootloader.hardware import Board, FlashGeometry
 
     check_count(count)
     if fleet_dir.exists() and (not fleet_dir.is_dir() or any(fleet_dir.iterdir())):
@@ -533,7 +533,7 @@ def run_fleet(fleet_dir: Path, options: RunOptions, *, announce: Callable[[str],
     ctx = multiprocessing.get_context("spawn")
     procs: list[multiprocessing.process.BaseProcess] = []
     for i, part in enumerate(parts):
-        proc = ctx.Process(
+        proc: multiprocessing.process.BaseProcess = ctx.Process(
             target=_worker_main,
             args=(str(fleet_dir), part, options, str(run_dir / f"worker-{i}.json")),
             name=f"refcam-fleet-{i}",
@@ -570,7 +570,7 @@ def run_fleet(fleet_dir: Path, options: RunOptions, *, announce: Callable[[str],
                     if restarts[i] > MAX_RESTARTS:
                         continue
                     announce(f"fleet: worker {i} exited ({proc.exitcode}); starting it again")
-                    again = ctx.Process(target=_worker_main, args=(str(fleet_dir), parts[i], options,
+                    again: multiprocessing.process.BaseProcess = ctx.Process(target=_worker_main, args=(str(fleet_dir), parts[i], options,
                                                                    str(run_dir / f"worker-{i}.json")), name=proc.name)
                     again.start()
                     procs[i] = again

@@ -656,7 +656,8 @@ class TUFRepository(Repository):
             raise RepositoryInputError(f"version {version} is published for several models ({names})")
         role, target = found[0]
         custom = dict(target.custom) if isinstance(target.custom, dict) else {}
-        previous = custom.get("rollout") if isinstance(custom.get("rollout"), dict) else {}
+        found_rule = custom.get("rollout")
+        previous: dict[str, Any] = found_rule if isinstance(found_rule, dict) else {}
         rule = new_rollout_rule(percent, halt=halt)
         if isinstance(previous.get("salt"), str):
             rule["salt"] = previous["salt"]  # the same cohort order: admitted units stay admitted

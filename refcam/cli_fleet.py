@@ -80,6 +80,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         tls_profile=args.tls_profile,
         vendor_url=args.vendor_url,
     )
+    # The firmware parses these options itself, per unit: refuse bad ones once, here, with the
+    # same parser (this host's copy of the runtime), before any worker starts.
+    from device.main import parse_args as firmware_parse_args
+
+    firmware_parse_args(options.firmware_argv(plan.units[0]))
     return run_fleet(Path(args.dir), options, announce=lambda line: print(line, flush=True))
 
 

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import csv
 import datetime as dt
-import errno
 import io
 import json
 import multiprocessing
@@ -260,7 +259,7 @@ class RunOptions:
 
 
 def choose_port(requested: int | None, address: str, announce: Callable[[str], None]) -> int:
-    """The usual HTTPS port 443 when this process may bind it, else 8443 (said so)."""
+    """The usual HTTPS port 443 when this process can bind it, else 8443 (said so)."""
     if requested is not None:
         return requested
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -271,9 +270,8 @@ def choose_port(requested: int | None, address: str, announce: Callable[[str], N
             announce(f"fleet: port {PREFERRED_PORT} needs privileges here; units listen on {FALLBACK_PORT}")
             return FALLBACK_PORT
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                announce(f"fleet: cannot bind port {PREFERRED_PORT} ({exc.strerror}); units listen on {FALLBACK_PORT}")
-                return FALLBACK_PORT
+            announce(f"fleet: cannot bind port {PREFERRED_PORT} ({exc.strerror}); units listen on {FALLBACK_PORT}")
+            return FALLBACK_PORT
     return PREFERRED_PORT
 
 

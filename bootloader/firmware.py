@@ -600,3 +600,43 @@ def start_firmware(payload: FirmwarePayload, handoff: BootHandoff, argv: Sequenc
     if not isinstance(result, int):
         raise FirmwarePayloadError(f"firmware run() returned {type(result).__name__}, expected int")
     return result
+
+
+# Fleet mode (``refcam fleet run``): many units in one process, each booted through its
+# own chain. Units whose verified payloads are byte-identical share one loaded copy of
+# the runtime (code is immutable; every unit's state lives in its own app), so a worker
+# holds one copy of the firmware per distinct release, not one per unit.
+_shared: dict[str, PayloadImporter] = {}
+
+
+def load_shared_firmware(payload: FirmwarePayload) -> ModuleType:
+    """The entry module for ``payload``, loaded once per payload digest and kept loaded
+    beside other releases (unlike :func:`load_firmware`, which unloads the previous one)."""
+    importer = _shared.get(payload.digest)
+    if importer is None:
+        alias = f"refcam_fw_{payload.digest[:12]}_{next(_load_counter)}"
+        importer = PayloadImporter(payload, alias)
+        sys.meta_path.insert(0, importer)
+        try:
+            importlib.import_module(f"{alias}.{ENTRY_MODULE}")
+        except Exception as exc:
+            for name in list(importer.modules()):
+                del sys.modules[name]
+            sys.meta_path.remove(importer)
+            raise FirmwarePayloadError(
+                f"firmware {payload.manifest.version} failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
+        _shared[payload.digest] = importer
+    return sys.modules[f"{importer.alias}.{ENTRY_MODULE}"]
+
+
+def shared_firmware_module(payload: FirmwarePayload, name: str) -> ModuleType:
+    """Another module (``device.<name>``) of a payload loaded by :func:`load_shared_firmware`."""
+    load_shared_firmware(payload)
+    return importlib.import_module(f"{_shared[payload.digest].alias}.{name}")
+
+
+def bridged_handoff(payload: FirmwarePayload, handoff: BootHandoff) -> BootHandoff:
+    """``handoff`` as the shared firmware of ``payload`` must see it (its own error classes)."""
+    load_shared_firmware(payload)
+    return _bridged(handoff, _shared[payload.digest])

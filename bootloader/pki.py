@@ -39,6 +39,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -148,8 +149,12 @@ def issue_tls_certificate(
     device_ca_cert: x509.Certificate,
     now: dt.datetime,
     days: int = 365,
+    addresses: Sequence[str] = (),
 ) -> x509.Certificate:
-    """The device's TLS server certificate, signed ECDSA-SHA256 by the device CA."""
+    """The device's TLS server certificate, signed ECDSA-SHA256 by the device CA.
+
+    ``addresses``: IP addresses the unit is reached at besides loopback (fleet mode
+    assigns each unit its own 127.0.x.y), named in the certificate so clients verify it."""
     _check_serial(serial)
     if not 1 <= days <= MAX_TLS_DAYS:
         raise PKIError(f"TLS certificate validity of {days} days is outside 1..{MAX_TLS_DAYS}")
@@ -177,12 +182,25 @@ def issue_tls_certificate(
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("::1")),
+                    *_extra_ips(addresses),
                 ]
             ),
             critical=False,
         )
     )
     return builder.sign(device_ca_key, hashes.SHA256())
+
+
+def _extra_ips(addresses: Sequence[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError as exc:
+            raise PKIError(f"{address!r} is not an IP address for the TLS certificate") from exc
+        if str(ip) not in ("127.0.0.1", "::1"):
+            names.append(x509.IPAddress(ip))
+    return names
 
 
 def issue_device_id_certificate(
@@ -274,6 +292,7 @@ def provision_identity(
     device_ca_cert: x509.Certificate,
     root_cert: x509.Certificate,
     now: dt.datetime,
+    addresses: Sequence[str] = (),
 ) -> None:
     """Generate the device's keys in ``identity_dir`` and have the device CA certify them.
 
@@ -308,6 +327,7 @@ def provision_identity(
         device_ca_key=device_ca_key,
         device_ca_cert=device_ca_cert,
         now=now,
+        addresses=addresses,
     )
     device_id_cert = issue_device_id_certificate(
         serial=serial,

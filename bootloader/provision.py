@@ -33,6 +33,7 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +196,7 @@ def provision_device(
     uds: bytes | None = None,
     label_fold_hash: str | None = None,
     label_password: str | None = None,
+    addresses: Sequence[str] = (),
 ) -> VerifiedFirmware:
     """Program blank hardware and write the identity under ``device.state_dir/data``.
 
@@ -264,6 +266,7 @@ def provision_device(
         device_ca_cert=keys.device_ca_cert,
         root_cert=keys.root_cert,
         now=now,
+        addresses=addresses,
     )
     hash_path = identity_dir / INITIAL_PASSWORD_HASH
     # line 1: the label password's hash; line 2: the hash of its fold, so the firmware
@@ -304,8 +307,10 @@ def provision_state_dir(
     lifecycle: Lifecycle = "secured",
     geometry: FlashGeometry | None = None,
     passphrase: bytes | None = None,
+    addresses: Sequence[str] = (),
 ) -> ProvisionResult:
-    """Provision a file-backed device in ``state_dir`` (which must be absent or empty)."""
+    """Provision a file-backed device in ``state_dir`` (which must be absent or empty);
+    ``addresses``: IP addresses its TLS certificate names besides loopback (fleet mode)."""
     from common.passwords import generate_initial_password, hash_password, label_fold
 
     if state_dir.exists() and (not state_dir.is_dir() or any(state_dir.iterdir())):
@@ -346,6 +351,7 @@ def provision_state_dir(
             label_password=password,
             lifecycle=lifecycle,
             now=now,
+            addresses=addresses,
         )
         (staging / "data" / "runtime").mkdir(parents=True, exist_ok=True)
         label = staging / LABEL_FILE

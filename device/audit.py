@@ -258,6 +258,12 @@ class AuditLog:
             yield from chunk
             after = chunk[-1].seq
 
+    def count(self, event: str) -> int:
+        """How many entries of ``event`` the log holds (metrics: e.g. ``login_failure``)."""
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM audit WHERE event = ?", (event,)).fetchone()
+        return int(row[0]) if row else 0
+
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest entry, (0, GENESIS_HASH) when empty."""
         with self._lock:

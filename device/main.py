@@ -9,6 +9,7 @@ handoff's data partition, and serves the management app over TLS only::
     --stream-mask X,Y,W,H[:black|:pixelate[=N]] (repeatable)  --stream-signing ed25519|ecdsa-p256-sha256
     --stream-frame-hash sha256|blake3
     --update-url https://repo:port [--update-check-interval SECONDS] (default: the vendor)
+    --update-auto-install on|off (default off; on: install an admitted release when a check finds it)
     --vendor-url https://vendor (security.txt points there; default https://localhost:9443)
     --flaw NAME (repeatable; UNSAFE test-lab flaw profiles, loopback only, see ``flaws``)
 
@@ -82,6 +83,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     stream_options(parser)  # --source/--stream-source, --stream-mask, --stream-signing, ...
     parser.add_argument("--update-url", default=DEFAULT_VENDOR_URL)
     parser.add_argument("--update-check-interval", type=float, default=None)
+    # on: an automatic check that finds a release this unit is admitted to installs it (fleet rollouts)
+    parser.add_argument("--update-auto-install", choices=("on", "off"), default="off")
     parser.add_argument("--vendor-url", default=DEFAULT_VENDOR_URL)
     # The https origin clients reach this device at (security.txt Canonical); default: its
     # certificate's name cam-<serial>.local and --port.
@@ -148,6 +151,8 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
         update_config = UpdateClientConfig(repository_url=args.update_url)
         if args.update_check_interval is not None:
             update_config = replace(update_config, check_interval=args.update_check_interval)
+        if args.update_auto_install == "on":
+            update_config = replace(update_config, auto_install=True)
         extensions.append(update_extension(update_config))
     if args.vendor_url is not None:
         from .disclosure import add_disclosure_routes
@@ -161,6 +166,9 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
 
     extensions.append(add_sbom_route)
     extensions.append(_onvif_media_extension(args))
+    from .metrics import add_metrics_route
+
+    extensions.append(add_metrics_route)
     return extensions
 
 
@@ -227,7 +235,12 @@ async def serve(
     clock: Callable[[], float] = time.time,
     extensions: Sequence[Extension] | None = None,
     announce: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[web.Application], None] | None = None,
 ) -> int:
+    """Serve until stopped. ``stop`` given (fleet mode: many units on one loop), the
+    caller owns the loop's signals and sets it to stop this unit; otherwise SIGINT and
+    SIGTERM stop it. ``on_listening`` gets the app once the HTTPS site listens."""
     config = config_for(handoff, args)
     if config.flaws:
         announce(config.flaws.banner())
@@ -240,9 +253,10 @@ async def serve(
     await runner.setup()
     redirect_runner: web.AppRunner | None = None
     discovery = None
-    stop = asyncio.Event()
+    own_signals = stop is None
+    stop = asyncio.Event() if stop is None else stop
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM) if own_signals else ():
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     try:
@@ -271,6 +285,8 @@ async def serve(
         )
         discovery = await _start_discovery(app, handoff, args.host, port)
         reboot = app[REBOOT_KEY]
+        if on_listening is not None:
+            on_listening(app)
         if handoff.trial:
             await confirm_trial(app, handoff, config, host=args.host, port=port, announce=announce)
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reboot.wait())}
@@ -279,7 +295,7 @@ async def serve(
             task.cancel()
         return EXIT_REBOOT if reboot.is_set() else 0
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM) if own_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
         if discovery is not None:
@@ -307,15 +323,17 @@ async def _start_discovery(app: web.Application, handoff: BootHandoff, host: str
     if address is None or not (address.is_loopback or address.is_unspecified) or address.version != 4:
         return None  # the XAddr would not be reachable over loopback
     media = app.get(MEDIA_KEY, app[ONVIF_KEY].media)
+    # a unit of a fleet answers on its own 127.0.x.y; a lone unit on 127.0.0.1
+    own = "127.0.0.1" if address.is_unspecified else str(address)
     info = DiscoveryInfo(
         endpoint=DiscoveryInfo.endpoint_for(handoff.identity.serial),
-        xaddrs=(f"https://127.0.0.1:{port}{DEVICE_PATH}",),
+        xaddrs=(f"https://{own}:{port}{DEVICE_PATH}",),
         scopes=tuple(scopes(handoff.identity.model, media)),
     )
     try:
-        return await DiscoveryService.start(info, instance=int(app[CLOCK_KEY]()))
+        return await DiscoveryService.start(info, host=own, instance=int(app[CLOCK_KEY]()))
     except OSError as exc:
-        log.warning("WS-Discovery not started on 127.0.0.1:3702: %s", exc)
+        log.warning("WS-Discovery not started on %s:3702: %s", own, exc)
         return None
 
 
@@ -333,9 +351,13 @@ async def health_check(config: DeviceConfig, app: web.Application, *, host: str,
 
     ctx = ssl.create_default_context(cafile=str(config.identity_dir / "manufacturer-root.pem"))
     name = "localhost" if host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::") else host  # noqa: S104
+    server_hostname = None
+    if _is_loopback_address(name):  # fleet mode: 127.0.x.y; the certificate names localhost
+        server_hostname = "localhost"
+    url_host = f"[{name}]" if ":" in name else name
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
-        f"https://{name}:{port}/api/v1/info", ssl=ctx
+        f"https://{url_host}:{port}/api/v1/info", ssl=ctx, server_hostname=server_hostname
     ) as response:
         if response.status != 200:
             raise RuntimeError(f"GET /api/v1/info answered {response.status}")
@@ -343,6 +365,15 @@ async def health_check(config: DeviceConfig, app: web.Application, *, host: str,
     if info.get("model") is None:
         raise RuntimeError("device info has no model")
     app[AUDIT_KEY].verify_chain()
+
+
+def _is_loopback_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def confirm_trial(

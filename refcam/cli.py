@@ -28,6 +28,7 @@ GROUPS: dict[str, str] = {
     "update-server": "serve the TUF repository over TLS",
     "psirt": "vulnerability handling and SLA figures",
     "stream": "record and verify signed video streams",
+    "fleet": "provision and run many cameras on loopback addresses",
 }
 
 # modules exposing register(groups: dict[str, argparse._SubParsersAction]) -> None
@@ -39,6 +40,7 @@ REGISTRARS: tuple[str, ...] = (
     "refcam.cli_repo",  # repo *, update-server run, tuf-client
     "refcam.cli_psirt",  # psirt *
     "refcam.cli_stream",  # stream record/verify
+    "refcam.cli_fleet",  # fleet provision/run/status/labels
     "conformance.cli",  # probe
 )
 

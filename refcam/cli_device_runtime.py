@@ -74,6 +74,8 @@ RUNTIME_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--stream-segment-frames", {"help": "frames per signed segment (default 30)"}),
     ("--update-url", {"help": "TUF repository https://host:port (enables the update client)"}),
     ("--update-check-interval", {"help": "seconds between automatic update checks; 0 = off"}),
+    ("--update-auto-install", {"choices": ("on", "off"),
+                               "help": "on: a check that finds a release this unit is admitted to installs it"}),
     ("--vendor-url", {"help": "vendor PSIRT base URL, published in /.well-known/security.txt"}),
     ("--flaw", {"action": "append", "metavar": "NAME",
                 "help": "UNSAFE: switch on a flaw profile (repeatable; loopback only)"}),

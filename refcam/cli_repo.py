@@ -5,6 +5,7 @@
     refcam repo init --dir REPO --keys K [--passphrase-env VAR]
     refcam repo publish REPO FILE [--keys K]
     refcam repo refresh REPO [--force]
+    refcam repo rollout REPO --version V --percent P [--halt]   staged rollout (signed rule)
     refcam repo rotate ROLE REPO [--keys K] [--keyid ID]     ROLE: root, targets, snapshot,
     refcam repo revoke-key REPO --role ROLE --keyid ID           timestamp or models-<hw>
     refcam repo status REPO
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from datetime import UTC, datetime
@@ -109,7 +111,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         ),
     )
     sbom = _release_sbom(path, args.sbom, facts.version)
-    target = repo.publish(path.name, data, facts, sbom=sbom, advisories=args.fixes)
+    if args.rollout is not None and not (math.isfinite(args.rollout) and 0 <= args.rollout <= 100):
+        raise RepositoryInputError(f"--rollout {args.rollout} must be a percentage between 0 and 100")
+    target = repo.publish(path.name, data, facts, sbom=sbom, advisories=args.fixes, rollout_percent=args.rollout)
     repo.commit()
     custom = target.custom if isinstance(target.custom, dict) else {}
     print(
@@ -120,6 +124,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print(f"published {custom['sbom']} (CycloneDX SBOM of {target.path})")
     if args.fixes:
         print(f"release fixes {', '.join(args.fixes)}")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    if not math.isfinite(args.percent) or not 0 <= args.percent <= 100:
+        raise RepositoryInputError(f"--percent {args.percent} must be between 0 and 100")
+    repo = _open(args)
+    target, rule = repo.set_rollout(args.version, percent=args.percent, halt=args.halt)
+    repo.commit()
+    state = "halted: no further installs" if rule["halted"] else f"offered to {rule['basis_points'] / 100:g} % of units"
+    print(f"rollout of {args.version} ({target.path}): {state}; timestamp v{repo.timestamp().version}")
     return 0
 
 
@@ -335,7 +350,18 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--sbom", help="CycloneDX SBOM of the image (default: FILE with .cdx.json, if present)")
     p.add_argument("--fixes", action="append", default=[], metavar="ADVISORY",
                    help="a CSAF advisory id this release fixes (repeatable)")
+    p.add_argument("--rollout", type=float, metavar="PERCENT",
+                   help="publish staged: offered to PERCENT %% of units (widen with 'repo rollout')")
     p.set_defaults(handler=cmd_publish)
+
+    p = repo.add_parser("rollout", help="stage a release: offer it to a share of the units (signed rule)")
+    p.add_argument("repo", help="repository directory")
+    p.add_argument("--version", required=True, help="the published firmware version to stage")
+    p.add_argument("--percent", required=True, type=float, help="share of units admitted, 0..100")
+    p.add_argument("--halt", action="store_true", help="stop further installs of this release")
+    p.add_argument("--keys", help="key directory (default: the one recorded at init)")
+    p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
+    p.set_defaults(handler=cmd_rollout)
 
     p = repo.add_parser("refresh", help="re-sign snapshot and timestamp before they expire")
     p.add_argument("repo")

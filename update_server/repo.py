@@ -47,6 +47,7 @@ import copy
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -198,6 +199,14 @@ def target_custom(
         "sbom": sbom,
         "advisories": list(advisories),
     }
+
+
+def new_rollout_rule(percent: float, *, halt: bool = False) -> dict[str, Any]:
+    """A staged rollout rule for a target's ``custom`` (device.update.rollout reads it); canonical
+    JSON has no floats, so the share travels as basis points (1/100 of a percent)."""
+    if not (isinstance(percent, (int, float)) and 0 <= percent <= 100):
+        raise RepositoryInputError(f"rollout percent {percent} must be between 0 and 100")
+    return {"salt": secrets.token_hex(16), "basis_points": round(percent * 100), "halted": bool(halt)}
 
 
 def replace_delegation_key(targets: Targets, old: str, new: Key | None) -> list[str]:
@@ -557,6 +566,7 @@ class TUFRepository(Repository):
         *,
         sbom: bytes | None = None,
         advisories: Sequence[str] = (),
+        rollout_percent: float | None = None,
     ) -> TargetFile:
         """Add a firmware image as target ``<hardware_id>/<file_name>`` of its model role,
         with its SBOM (if given) as a second signed target beside it."""
@@ -579,6 +589,8 @@ class TUFRepository(Repository):
         target.unrecognized_fields["custom"] = target_custom(
             facts, sbom=sbom_target.path if sbom_target else None, advisories=advisories
         )
+        if rollout_percent is not None:  # staged from the start: no unit sees it unstaged
+            target.unrecognized_fields["custom"]["rollout"] = new_rollout_rule(rollout_percent)
 
         top = self.targets()
         delegated = top.delegations is not None and top.delegations.roles is not None and (
@@ -623,6 +635,39 @@ class TUFRepository(Repository):
             sbom_name = sbom_target.path.split("/", 1)[1]
             self._staged_targets[f"{facts.hardware_id}/{sbom_digest}.{sbom_name}"] = sbom
         return target
+
+    def set_rollout(self, version: str, *, percent: float, halt: bool = False) -> tuple[TargetFile, dict[str, Any]]:
+        """Stage release ``version``: the rule (salt, percent, halted) goes into its signed
+        target's ``custom.rollout`` (device.update.rollout); widening keeps the salt, so
+        every unit admitted before stays admitted. Re-signs its model role, snapshot and
+        timestamp."""
+        if not (isinstance(percent, (int, float)) and 0 <= percent <= 100):
+            raise RepositoryInputError(f"--percent {percent} must be between 0 and 100")
+        found: list[tuple[str, TargetFile]] = []
+        for role in self.delegated_roles():
+            for target in self.targets(role).targets.values():
+                custom = target.custom if isinstance(target.custom, dict) else {}
+                if custom.get("kind", "firmware") == "firmware" and custom.get("version") == version:
+                    found.append((role, target))
+        if not found:
+            raise RepositoryInputError(f"no published firmware has version {version}; publish it first")
+        if len(found) > 1:
+            names = ", ".join(t.path for _r, t in found)
+            raise RepositoryInputError(f"version {version} is published for several models ({names})")
+        role, target = found[0]
+        custom = dict(target.custom) if isinstance(target.custom, dict) else {}
+        found_rule = custom.get("rollout")
+        previous: dict[str, Any] = found_rule if isinstance(found_rule, dict) else {}
+        rule = new_rollout_rule(percent, halt=halt)
+        if isinstance(previous.get("salt"), str):
+            rule["salt"] = previous["salt"]  # the same cohort order: admitted units stay admitted
+        custom["rollout"] = rule
+        with self.edit_targets(role) as model:
+            staged = model.targets[target.path]
+            staged.unrecognized_fields["custom"] = custom
+        self.do_snapshot()
+        self.do_timestamp()
+        return self.targets(role).targets[target.path], rule
 
     def refresh(self, *, force: bool = False) -> RefreshResult:
         """Re-sign snapshot and timestamp when they are within their margin of expiry."""

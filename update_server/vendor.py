@@ -109,7 +109,9 @@ def vendor_extensions(
     extension = disclosure_extension(
         store=store, policy=policy, clock=clock, psirt_token=token, base_url=base_url, signer=signer
     )
-    return [extension], where
+    from .metrics import metrics_extension
+
+    return [extension, metrics_extension(token)], where
 
 
 def utc_now() -> datetime:

@@ -69,6 +69,7 @@ from .policy import (
     read_image_facts,
     select_candidate,
 )
+from .rollout import cohort_point
 from .state import ClockFloor, SlotDownload, State, UpdateStatus
 from .tufclient import build_updater, list_offered, metadata_summary, translate, tuf_config
 
@@ -177,7 +178,10 @@ class UpdateClient:
             current_version=self.handoff.firmware.version,
             fused_counter=self.handoff.services.fuses().firmware_counter,
             max_image_size=self.config.max_image_size,
+            serial=self.handoff.identity.serial,
         )
+        self.status.rollout = rollout_view(offered, serial=self.handoff.identity.serial,
+                                           current_version=self.handoff.firmware.version)
         self.status.last_check = self.clock()
         self.status.advisories = tuple(advisories_affecting(offered, self.handoff.firmware.version))
         self.status.available = candidate
@@ -469,7 +473,22 @@ class UpdateClient:
                 "interval_s": self.config.check_interval,
             },
             "clock_floor": self.floor.read().isoformat(),
+            # the newest release's staged rollout (signed rule) and this unit's cohort
+            "rollout": st.rollout,
         }
+
+
+def rollout_view(offered: list[Candidate], *, serial: str, current_version: str) -> dict[str, Any] | None:
+    """The staged rollout of the newest release offered for this model, as this unit sees it."""
+    if not offered:
+        return None
+    newest = max(offered, key=lambda c: parse_version(c.version))
+    if newest.rollout is None:
+        return {"release": newest.version, "staged": False, "admitted": True}
+    view: dict[str, Any] = {"release": newest.version, "staged": True, **newest.rollout.describe(serial)}
+    view["installed"] = parse_version(current_version) >= parse_version(newest.version)
+    view["cohort_point"] = round(cohort_point(serial, newest.rollout.salt), 4)
+    return view
 
 
 def _check_target_digests(info: TargetFile, digests: StreamedDigests) -> None:

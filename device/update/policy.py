@@ -40,6 +40,7 @@ from .errors import (
     WrongHardwareId,
 )
 from .fetcher import FetcherConfig
+from .rollout import Rollout, parse_rollout
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class UpdateClientConfig:
     repository_url: str  # https://host:port; metadata under /metadata/, targets under /targets/
     check_interval: float = 24 * 3600.0  # seconds between automatic checks; 0 = off
     check_jitter: float = 0.1  # fraction of the interval, spreads a fleet's checks
+    auto_install: bool = False  # an automatic check that finds an admitted release installs it
     max_image_size: int = 64 * 2**20  # bytes, largest image accepted (TUF or upload)
     max_metadata_size: int = 2 * 2**20  # bytes, largest targets/snapshot metadata
     fetcher: FetcherConfig = field(default_factory=FetcherConfig)
@@ -73,6 +75,7 @@ class Candidate:
     length: int
     sha256: str
     advisories: tuple[str, ...] = ()  # CSAF advisory ids this release fixes
+    rollout: Rollout | None = None  # staged rollout rule from the signed target (None: everyone)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ def candidate_from_target(target: TargetFile) -> Candidate:
         length=target.length,
         sha256=str(target.hashes.get("sha256", "")),
         advisories=tuple(advisories),
+        rollout=parse_rollout(custom, target.path),
     )
 
 
@@ -155,9 +159,15 @@ def select_candidate(
     current_version: str,
     fused_counter: int,
     max_image_size: int,
+    serial: str | None = None,
 ) -> Candidate | None:
-    """The newest acceptable image for this device, None if up to date; raises a refusal."""
+    """The newest acceptable image for this device, None if up to date; raises a refusal.
+
+    With ``serial``, a release under a staged rollout is considered only when its signed
+    rule admits this unit (:mod:`.rollout`)."""
     mine = [c for c in offered if c.target_path.startswith(f"{hardware_id}/")]
+    if serial is not None:
+        mine = [c for c in mine if c.rollout is None or c.rollout.admits(serial)]
     if not mine:
         return None
     best = max(mine, key=lambda c: parse_version(c.version))

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from common.atomicfile import write_atomic
 from common.handoff import Slot
@@ -97,5 +97,6 @@ class UpdateStatus:
     progress: tuple[int, int] | None = None  # (bytes, total)
     installed_slot: Slot | None = None
     advisories: tuple[dict[str, str], ...] = ()  # advisories affecting the running firmware
+    rollout: dict[str, Any] | None = None  # the newest release's staged rollout, as this unit sees it
 
 

@@ -205,16 +205,39 @@ def build_client(app: web.Application, config: UpdateClientConfig) -> UpdateClie
     )
 
 
-async def _periodic_checks(client: UpdateClient, rng: random.Random) -> None:
-    """EN 303 645 5.3-4/-5: automatic, configurable checks (interval +/- jitter)."""
+async def _periodic_checks(client: UpdateClient, rng: random.Random, app: web.Application | None = None) -> None:
+    """EN 303 645 5.3-4/-5: automatic, configurable checks (interval +/- jitter).
+
+    The first check comes after a uniformly random share of the interval, so a fleet
+    powered on together does not reach the repository at once. With ``auto_install``
+    (fleet rollouts), a check that finds a release this unit is admitted to installs it
+    and reboots into the trial, audited as the device's own action."""
+    config = client.config
+    await asyncio.sleep(config.check_interval * rng.uniform(config.check_jitter, 1.0))
     while True:
-        await asyncio.sleep(next_check_delay(client.config.check_interval, client.config.check_jitter, rng))
         try:
             result = await asyncio.to_thread(client.check)
             if result.candidate is not None:
                 log.info("update %s is available", result.candidate.version)
+                if config.auto_install and app is not None:
+                    await _auto_install(client, app)
+                    return
         except UpdateError as exc:  # recorded in the status; try again next period
             log.warning("automatic update check failed: %s", exc)
+        await asyncio.sleep(next_check_delay(config.check_interval, config.check_jitter, rng))
+
+
+async def _auto_install(client: UpdateClient, app: web.Application) -> None:
+    audit = app.get(AUDIT_KEY)
+    now = app[CLOCK_KEY]
+    if audit is not None:  # the intent is on record before flash is touched
+        audit.record("update_install_started", "device", "automatic",
+                     {"running": client.handoff.firmware.version}, now())
+    candidate = await asyncio.to_thread(client.install)
+    if audit is not None:
+        audit.record("update_install", "device", "automatic",
+                     {"version": candidate.version, "slot": client.status.installed_slot}, now())
+    _schedule_reboot(app)
 
 
 def update_extension(config: UpdateClientConfig) -> Callable[[web.Application], None]:
@@ -226,7 +249,7 @@ def update_extension(config: UpdateClientConfig) -> Callable[[web.Application], 
             app[UPDATE_CLIENT_KEY] = client
             task = None
             if config.check_interval > 0:
-                task = asyncio.create_task(_periodic_checks(client, random.Random()))
+                task = asyncio.create_task(_periodic_checks(client, random.Random(), app))
             yield
             if task is not None:
                 task.cancel()

@@ -155,6 +155,7 @@ class UpdateClient:
             self.status.last_error = (error.code, error.message)
             raise error from exc
         finally:
+            self.fetcher.close()  # keep-alive within one operation, no socket left between them
             self._lock.release()
         return result
 

@@ -16,8 +16,11 @@ All in one run, on the same pre-rendered synthetic frames, JPEG quality 80, 4:2:
    the cost to the others (frames they got, with vs without it);
 5. signing overhead: pipeline fps signed vs unsigned (an unsigned pipeline
    does not hash frames at all), and the signer's own CPU time per frame
-   (SHA-256 of the JPEG, manifest JSON, signature) relative to the encode time;
-6. RSS of the server process: at rest with the frames loaded, and per scenario
+   (SHA-256 of the JPEG, manifest JSON, signature) relative to a 1-thread
+   encode timed in alternating blocks with it;
+6. CPU time per delivered frame of the server process beside that of the
+   bare 2-thread encode (a ratio a loaded machine does not skew as it skews fps);
+7. RSS of the server process: at rest with the frames loaded, and per scenario
    while streaming (what the pipeline adds: frames in flight, TLS buffers).
 
 The last line is ``ratio: X.XX`` = pipeline fps at 1080p with one TLS viewer

@@ -45,6 +45,7 @@ import importlib.util
 import io
 import itertools
 import json
+import struct
 import sys
 import zipfile
 import zlib
@@ -270,6 +271,32 @@ def _immutable_view(data: bytes | memoryview) -> memoryview:
 
 
 _HASH_CHUNK = 1 << 20  # bytes: entries are hashed in pieces, never held twice
+_LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # a zip local file header (APPNOTE 4.3.7), 30 bytes
+_LOCAL_MAGIC = b"PK\x03\x04"
+
+
+def _stored_entry(raw: memoryview, info: zipfile.ZipInfo) -> memoryview | None:
+    """The bytes of a stored (uncompressed, unencrypted) entry, in place; None for others.
+
+    Hashed where they lie, they cost no copy and no CRC-32 pass (the SHA-256
+    checked against the manifest is the stronger check). The local header is
+    checked as ``zipfile`` checks it: its magic and the entry's name.
+    """
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return None
+    at = info.header_offset
+    if not 0 <= at <= len(raw) - _LOCAL_HEADER.size:
+        raise FirmwarePayloadError(f"payload entry {info.filename!r} starts outside the archive")
+    fields = _LOCAL_HEADER.unpack_from(raw, at)
+    name_len, extra_len = fields[-2], fields[-1]
+    start = at + _LOCAL_HEADER.size + name_len + extra_len
+    end = start + info.compress_size
+    if fields[0] != _LOCAL_MAGIC or info.compress_size != info.file_size or end > len(raw):
+        raise FirmwarePayloadError(f"payload entry {info.filename!r} has a bad local header")
+    name = bytes(raw[at + _LOCAL_HEADER.size : at + _LOCAL_HEADER.size + name_len])
+    if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437") != info.orig_filename:
+        raise FirmwarePayloadError(f"payload entry {info.filename!r} has another name in its local header")
+    return raw[start:end]
 
 
 class _PayloadFiles(Mapping[str, bytes]):
@@ -320,8 +347,16 @@ class FirmwarePayload:
         return zipfile.ZipFile(_ArchiveReader(self.archive))
 
     @classmethod
-    def parse(cls, data: bytes | memoryview) -> FirmwarePayload:
-        """Check the zip and hash every entry against the manifest (streamed, in pieces)."""
+    def parse(cls, data: bytes | memoryview, *, hash_entries: bool = True) -> FirmwarePayload:
+        """Check the zip and hash every entry against the manifest (streamed, in pieces).
+
+        ``hash_entries=False`` (an update's install-time check, whose image hash was
+        computed as the slot was written and whose signature was just verified over
+        it: these very bytes are the vendor's) checks the archive, the manifest, the
+        names and that the entries are exactly the listed files, but not each entry's
+        content hash: the bootloader checks those over the slot at every boot, and
+        every read of :attr:`files` checks its entry again.
+        """
         raw = _immutable_view(data)
         try:
             zf = zipfile.ZipFile(_ArchiveReader(raw))
@@ -341,11 +376,19 @@ class FirmwarePayload:
         manifest_bytes = b""
         try:
             for info in infos:
+                is_manifest = info.filename == MANIFEST_NAME
+                if not (hash_entries or is_manifest):
+                    digests[info.filename] = ""  # listed, not hashed (see above)
+                    continue
+                stored = None if is_manifest else _stored_entry(raw, info)
+                if stored is not None:
+                    digests[info.filename] = hashlib.sha256(stored).hexdigest()
+                    continue
                 digest = hashlib.sha256()
                 with zf.open(info) as entry:  # zipfile checks each entry's CRC-32 at its end
                     while chunk := entry.read(_HASH_CHUNK):
                         digest.update(chunk)
-                        if info.filename == MANIFEST_NAME:
+                        if is_manifest:
                             manifest_bytes += chunk
                 digests[info.filename] = digest.hexdigest()
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
@@ -368,7 +411,7 @@ class FirmwarePayload:
                 raise FirmwarePayloadError(
                     f"payload entry {name!r} is outside '{PACKAGE}/' and '{GROUND}/'"
                 )
-            if found != listed[name]:
+            if hash_entries and found != listed[name]:
                 raise FirmwarePayloadError(f"payload entry {name!r} does not match its manifest hash")
         if f"{PACKAGE}/{ENTRY_MODULE}.py" not in digests:
             raise FirmwarePayloadError(f"payload has no {PACKAGE}/{ENTRY_MODULE}.py entry point")

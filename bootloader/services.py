@@ -155,7 +155,11 @@ class FlashBootServices:
         SlotWriter(self._device.flash, slot).finish()  # an empty image: every non-blank sector erased
 
     def verify_slot(self, slot: Slot) -> SlotStatus:
-        """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot."""
+        """Verify ``slot`` with today's fuses; raises :class:`BootError` when it would not boot.
+
+        A slot a writer hashed as it programmed it (and nothing has written since) is
+        checked over that image hash, without hashing its bytes or its payload entries
+        again: the bootloader does both over the flash at the next boot."""
         trust = trust_state(self._device.fuses.read(), self._device.board)
         mutations = self._device.flash.mutations
         streamed = self._streamed.get(slot)

@@ -154,7 +154,9 @@ class BootServices(Protocol):
         ...
 
     def verify_slot(self, slot: Slot) -> SlotStatus:
-        """Verify ``slot`` exactly as the bootloader will; raises a ``BootError``."""
+        """Verify ``slot`` as the bootloader will; raises a ``BootError``. Over an image a
+        slot writer hashed as it wrote it (flash unchanged since), the signature is checked
+        over that digest and the payload's entry hashes are left to the boot."""
         ...
 
     def set_pending(self, slot: Slot) -> None:

@@ -64,6 +64,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from . import multipart
 from .errors import StreamError
 from .masks import MaskRect, apply_masks_inplace
 from .signing import SegmentSigner, StreamSigner, frame_digest
@@ -110,6 +111,10 @@ class EncodedFrame:
     encode_ns: int = 0  # time in cv2.imencode
     segment: int = 0  # the signed segment that lists this frame
     previous: str | None = None  # that segment's "previous" anchor (None in segment 0 or unsigned)
+    # The whole multipart part (head, JPEG, CRLF) every viewer is sent unless its own
+    # head carries manifests or skipped seqs: framed once, by the encoder thread that
+    # publishes the frame, so the event loop copies nothing per frame or per viewer.
+    part: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -485,9 +490,12 @@ class _CaptureSession:
                 segment = SignedSegment(envelope, number, seq)
         else:
             number, previous = 0, None
+        head = multipart.frame_part_head(
+            seq=seq, capture_wall_ns=frame.wall_ns, session=self._session_hex, length=len(jpeg)
+        )
         encoded = EncodedFrame(
             seq, self._session_hex, frame.mono_ns, frame.wall_ns, jpeg, digest,
-            frame.width, frame.height, encode_ns, number, previous,
+            frame.width, frame.height, encode_ns, number, previous, b"".join((head, jpeg, b"\r\n")),
         )
         self.pipeline.record_encode(encoded)
         self._seq += 1

@@ -51,8 +51,9 @@ class _PartCache:
     """The latest frame's whole part (head, JPEG, CRLF), built once and written to every viewer.
 
     One write per part instead of three: one TLS record run and one
-    ``send`` per frame per viewer. Viewers all take the latest frame, so a
-    one-entry cache serves them all.
+    ``send`` per frame per viewer. The pipeline frames each part as it
+    publishes the frame (``EncodedFrame.part``); for a frame without one,
+    a one-entry cache serves every viewer (they all take the latest frame).
     """
 
     def __init__(self) -> None:
@@ -64,6 +65,8 @@ class _PartCache:
     ) -> bytes:
         if manifests or not_sent:  # once a segment, or after a skip, per viewer: its own head
             return b"".join((_head(frame, manifests, not_sent), frame.jpeg, b"\r\n"))
+        if frame.part:
+            return frame.part
         if frame is not self._frame:
             self._frame, self._part = frame, b"".join((_head(frame, (), ()), frame.jpeg, b"\r\n"))
         return self._part

@@ -98,6 +98,11 @@ class HTTPSFetcher(FetcherInterface):
         self.progress = progress
         self.bytes_received = 0  # every body byte received, for measurement
         self.requests = 0
+        self.connections = 0  # TCP (+ TLS) connections opened
+        # One idle keep-alive connection per origin (a TUF refresh asks one origin for five
+        # documents, then the target): (connection, when it went idle). Only a response read
+        # to its end leaves its connection here; one idle longer than KEEP_IDLE is dropped.
+        self._idle: dict[tuple[str, str, int | None], tuple[http.client.HTTPConnection, float]] = {}
 
     # ------------------------------------------------------------------ HTTP
 
@@ -127,11 +132,61 @@ class HTTPSFetcher(FetcherInterface):
             )
         return conn, path
 
+    KEEP_IDLE = 10.0  # seconds an idle connection is kept for the next request
+
+    @staticmethod
+    def _origin(url: str) -> tuple[str, str, int | None]:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname or "", parts.port
+
+    def _release(self, url: str, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        """Keep ``conn`` for the next request to the same origin if its response was read to
+        the end and the server keeps it open; otherwise close it."""
+        read_to_end = response.isclosed() or response.length == 0
+        if read_to_end and not response.will_close and conn.sock is not None:
+            response.close()  # the body's reader, not the socket: the connection is free again
+            old = self._idle.pop(self._origin(url), None)
+            if old is not None:
+                old[0].close()
+            self._idle[self._origin(url)] = (conn, time.monotonic())
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the idle keep-alive connections."""
+        for conn, _since in self._idle.values():
+            conn.close()
+        self._idle.clear()
+
+    def _reuse(self, url: str, headers: dict[str, str]) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse] | None:
+        """The request on the origin's idle connection, or None when there is none or the
+        server had closed it (a GET is safely sent again on a new connection)."""
+        idle = self._idle.pop(self._origin(url), None)
+        if idle is None:
+            return None
+        conn, since = idle
+        if time.monotonic() - since > self.KEEP_IDLE:
+            conn.close()
+            return None
+        _conn, path = self._connect(url)  # the same checks on the URL as a new connection
+        try:
+            conn.request("GET", path, headers={"User-Agent": self.config.user_agent, **headers})
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException):
+            conn.close()  # closed by the server meanwhile: not an error of this request
+            return None
+        self.requests += 1
+        return conn, response
+
     def _request(
         self, url: str, headers: dict[str, str]
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        reused = self._reuse(url, headers)
+        if reused is not None:
+            return reused
         conn, path = self._connect(url)
         try:
+            self.connections += 1
             conn.connect()
             if conn.sock is not None:
                 conn.sock.settimeout(self.config.read_timeout)
@@ -216,9 +271,12 @@ class HTTPSFetcher(FetcherInterface):
         try:
             self._check_status(response, url, (200,))
             self._check_declared_length(response, url, limit)
-            return b"".join(self._chunks(response, url, limit))
-        finally:
+            body = b"".join(self._chunks(response, url, limit))
+        except BaseException:
             conn.close()
+            raise
+        self._release(url, conn, response)
+        return body
 
     @contextmanager
     def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
@@ -291,8 +349,10 @@ class HTTPSFetcher(FetcherInterface):
             self._check_declared_length(response, url, limit - offset)
             with open_sink(offset) as sink:
                 self._copy(response, url, sink, offset, limit)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._release(url, conn, response)
 
     def _copy(
         self, response: http.client.HTTPResponse, url: str, out: Sink, offset: int, limit: int

@@ -57,7 +57,8 @@ class SlotDownload:
     """Where an interrupted download into the inactive slot may resume (a small file).
 
     Written only after the flash holds the bytes it counts (every
-    ``SAVE_EVERY`` bytes and when a transfer fails), so it never claims more
+    ``SAVE_EVERY`` bytes but at most once per ``SAVE_INTERVAL`` seconds, and when a
+    transfer fails), so it never claims more
     than the slot has; a stale, lower value only re-downloads a little. The
     URL is content-addressed (hash-prefixed target names), and anything else
     that writes the slot clears the record first. Whatever is resumed, the
@@ -65,6 +66,7 @@ class SlotDownload:
     """
 
     SAVE_EVERY = 4 * 2**20  # bytes
+    SAVE_INTERVAL = 1.0  # seconds of monotonic time between saves
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -239,3 +239,28 @@ def test_a_boot_error_crosses_the_hand_off_as_the_firmwares_class_with_its_field
     unload_firmware()
     assert caught.value.operation == 7
     assert str(caught.value) == "power cut at flash operation 7: fuse burn"
+
+
+def test_the_install_time_parse_leaves_entry_hashes_to_the_boot_and_to_every_read(tmp_path: Path) -> None:
+    data = _build(_package(tmp_path))
+
+    def edit(entries: dict[str, bytes]) -> None:
+        entries["device/helper.py"] = b"def answer(argv):\n    return 0\n"
+
+    edited = _rezip(data, edit)
+    payload = FirmwarePayload.parse(edited, hash_entries=False)  # names and listing only
+    with pytest.raises(FirmwarePayloadError, match="'device/helper.py' does not match its manifest hash"):
+        payload.files["device/helper.py"]
+    with pytest.raises(FirmwarePayloadError, match="'device/helper.py' does not match its manifest hash"):
+        FirmwarePayload.parse(edited)  # what the bootloader runs before starting it
+
+
+def test_a_stored_entry_whose_local_header_names_another_file_is_refused(tmp_path: Path) -> None:
+    data = _rezip(_build(_package(tmp_path)), lambda entries: None)  # every entry stored
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    info = zf.getinfo("device/helper.py")
+    at = info.header_offset + 30
+    assert data[at : at + len(info.filename)] == b"device/helper.py"
+    forged = data[:at] + b"device/helpex.py" + data[at + len(info.filename) :]
+    with pytest.raises(FirmwarePayloadError, match="'device/helper.py' has another name in its local header"):
+        FirmwarePayload.parse(forged)

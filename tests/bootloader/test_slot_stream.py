@@ -12,9 +12,10 @@ import hashlib
 import pytest
 
 from bootloader.chain import boot
+from bootloader.hardware import Flash
 from bootloader.slots import SlotWriter
 from bootloader.unit import Device
-from common.errors import ImageVerificationError
+from common.errors import FlashError, ImageVerificationError
 from common.handoff import BootServices
 from common.image import TLV_SEC_CNT, SignedImage
 from tests.bootloader.conftest import NOW
@@ -111,3 +112,19 @@ def test_a_byte_changed_behind_the_flash_after_the_write_never_boots(
     outcome = boot(device, now=NOW)  # ...the bootloader hashes what is on flash
     assert outcome.handoff.firmware.version == "1.0.0"
     assert outcome.handoff.slots[1].state == "invalid"
+
+
+def test_a_run_of_sectors_lands_as_sector_by_sector_erases_and_writes() -> None:
+    one, bulk = Flash.in_memory(), Flash.in_memory()
+    sector = one.geometry.sector_size
+    data = bytes(range(256)) * (3 * sector // 256)
+    for flash in (one, bulk):
+        flash.write("b", 0, b"\x00" * 8)  # old data: the run must erase before it writes
+    for at in range(0, len(data), sector):
+        one.erase("b", at // sector)
+        one.write("b", at, data[at : at + sector])
+    bulk.erase_and_program("b", 0, memoryview(data))
+    assert bulk.read("b", 0, 4 * sector) == one.read("b", 0, 4 * sector)
+    assert bulk.mutations == one.mutations
+    with pytest.raises(FlashError, match="multiples of the sector size"):
+        bulk.erase_and_program("b", 8, data[:sector])

@@ -472,3 +472,23 @@ async def test_failed_encoding_ends_the_session_after_the_frames_before_it() -> 
     report = verify_records(records, trust_root=PKI.root, now=NOW)
     assert whole_session(report) and report.sessions[0].frames_listed == 7
     assert report.sessions[0].end_reason == v.closed
+
+
+async def test_each_frame_is_framed_once_as_the_part_every_viewer_is_sent() -> None:
+    from device.stream import multipart
+    from refcam.streamwire import PartParser
+
+    pipeline = StreamPipeline(lambda: CountingSource(frames=3), SIGNER, PipelineConfig(workers=2))
+    try:
+        viewer = await pipeline.subscribe()
+        delivery = await viewer.next()
+    finally:
+        await pipeline.close()
+    assert delivery is not None and delivery.frame is not None
+    frame = delivery.frame
+    head = multipart.frame_part_head(
+        seq=frame.seq, capture_wall_ns=frame.capture_wall_ns, session=frame.session, length=len(frame.jpeg)
+    )
+    assert frame.part == head + frame.jpeg + b"\r\n"
+    (part,) = PartParser().feed(frame.part)
+    assert part.body == frame.jpeg and part.headers["x-frame-seq"] == str(frame.seq)

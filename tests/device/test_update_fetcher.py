@@ -225,3 +225,33 @@ def test_newer_releases_name_the_advisories_affecting_the_running_firmware() -> 
     ]
     assert advisories_affecting(offered, "1.0.0")[0] == {"id": "SA-2", "status": "affected", "fixed_in": "2.0.0"}
     assert advisories_affecting(offered, "3.0.0") == []
+
+
+def test_requests_to_one_origin_reuse_one_connection(vendor: Vendor) -> None:
+    """A TUF refresh asks one origin for several documents: one TLS handshake, not one each."""
+    with app_server(body_app(), server_context(vendor)) as url:
+        fetcher = fetcher_for(vendor)
+        for _ in range(3):
+            assert fetcher.download_bytes(f"{url}/f", 10**6) == BODY
+        assert (fetcher.requests, fetcher.connections) == (3, 1)
+        fetcher.close()
+        assert fetcher.download_bytes(f"{url}/f", 10**6) == BODY
+        assert fetcher.connections == 2
+
+
+def test_a_connection_the_server_closed_meanwhile_is_replaced(vendor: Vendor) -> None:
+    closing: list[bool] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.Response(body=BODY)
+        response.force_close()  # the server ends the connection after this response...
+        closing.append(True)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/f", handler)
+    with app_server(app, server_context(vendor)) as url:
+        fetcher = fetcher_for(vendor)
+        assert fetcher.download_bytes(f"{url}/f", 10**6) == BODY
+        assert fetcher.download_bytes(f"{url}/f", 10**6) == BODY  # ...so the next one opens another
+        assert (len(closing), fetcher.connections) == (2, 2)

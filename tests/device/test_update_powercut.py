@@ -117,6 +117,7 @@ def test_a_download_cut_by_a_power_loss_resumes_where_the_flash_says(
 ) -> None:
     vendor, golden, url = world
     monkeypatch.setattr(update_state.SlotDownload, "SAVE_EVERY", 512)  # record every sector
+    monkeypatch.setattr(update_state.SlotDownload, "SAVE_INTERVAL", 0.0)
     counter = PowerCutInjector()
     boot(copy.deepcopy(golden).power_on(injector=counter), now=NOW)
     # six sectors into slot b (an erase and a write each), then the power goes

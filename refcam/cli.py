@@ -40,6 +40,7 @@ REGISTRARS: tuple[str, ...] = (
     "refcam.cli_psirt",  # psirt *
     "refcam.cli_stream",  # stream record/verify
     "conformance.cli",  # probe
+    "refcam.cli_update",  # device update (upload/install on a running camera, with progress)
 )
 
 Handler = Callable[[argparse.Namespace], int]

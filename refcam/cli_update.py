@@ -303,6 +303,7 @@ async def run_update(
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    _base(args.url)  # a bad URL is named before anything else is read
     if not args.wait > 0:
         raise UpdateCommandError(f"--wait {args.wait:g} must be positive")
     token = user = password = None

@@ -105,3 +105,22 @@ def test_runner_kills_its_background_servers(tmp_path: Path) -> None:
         run.stop_servers()
     assert proc.poll() is not None
     assert run.localize("x 8447 18447 8447") == f"x {run.ports[8447]} 18447 {run.ports[8447]}"
+
+
+def test_every_flaw_profile_has_a_runnable_workshop_exercise() -> None:
+    """Each flaw is switched on by a step the runner runs (not only named in the table)."""
+    from common.flaws import FLAWS
+
+    commands = [step.command for step in parse_steps(ROOT / "docs" / "WORKSHOP.md")]
+    missing = [flaw for flaw in FLAWS if not any(f"--flaw {flaw}" in command for command in commands)]
+    assert not missing, f"docs/WORKSHOP.md runs no step with --flaw for {missing}"
+
+
+def test_probe_steps_check_the_robust_parts_only() -> None:
+    """A probe step promises its exit status and case ids / verdict words, never a whole
+    table row: the probe's layout may change without the documents drifting."""
+    for doc in RUNNABLE_DOCS:
+        for step in parse_steps(ROOT / doc):
+            if step.command.startswith("refcam probe "):
+                for text in step.expect:
+                    assert "  " not in text, f"{doc}:{step.line} promises a table row {text!r}"

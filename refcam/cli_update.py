@@ -37,13 +37,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from yarl import URL
 
 from common import tls
 from common.errors import RefcamError
+
+if TYPE_CHECKING:  # aiohttp is imported where it is used: `refcam device ...` starts faster
+    import aiohttp
 
 UPLOAD_PATH = "/api/v1/update/upload"
 INSTALL_PATH = "/api/v1/update/install"
@@ -113,6 +115,8 @@ def _env(name: str, option: str) -> str:
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:
+    import aiohttp
+
     try:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
@@ -135,6 +139,8 @@ async def _login(session: aiohttp.ClientSession, base: URL, user: str, password:
 
 async def _status(session: aiohttp.ClientSession, base: URL, headers: dict[str, str]) -> dict[str, Any] | None:
     """The camera's update status, or None while it does not answer (rebooting)."""
+    import aiohttp
+
     try:
         async with session.get(base.with_path(STATUS_PATH), headers=headers) as r:
             if r.status != 200:
@@ -184,6 +190,8 @@ async def _send(
     make_progress: Callable[..., Any],
 ) -> dict[str, Any]:
     """POST the upload (or install); returns the camera's 202 answer."""
+    import aiohttp
+
     if image is not None:
         sending = make_progress("upload", total=len(image), unit="bytes")
 
@@ -262,6 +270,8 @@ async def _await_outcome(
 
 async def _slot_reason(session: aiohttp.ClientSession, base: URL, headers: dict[str, str], slot: str) -> str:
     """The bootloader's verdict on ``slot`` from the device status ('' if it gives none)."""
+    import aiohttp
+
     try:
         async with session.get(base.with_path(DEVICE_STATUS_PATH), headers=headers) as r:
             body = await r.json() if r.status == 200 else {}
@@ -285,6 +295,8 @@ async def run_update(
     make_progress: Callable[..., Any],
 ) -> Outcome:
     """Upload ``image`` (or install from the update source when None) and follow it through."""
+    import aiohttp
+
     base = _base(url)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, sock_connect=10)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context), timeout=timeout) as session:

@@ -16,10 +16,11 @@ server in the background: the runner keeps its process group, waits until
 its ``--port`` answers, and kills it when the document is done. Exported
 variables (``export T=...``) carry over to the next steps.
 
-The documents use fixed ports (8443 to 8453, and 9443); the runner maps them
-to free ports of this machine, so runs in parallel do not collide. 8443 to
-8453 map to one contiguous block, so "the management port + 1" (the
-plaintext-http flaw's listener) stays true after mapping.
+The documents use fixed ports (8443 to 8463 for cameras, 9443 to 9446 for
+vendor servers); the runner maps them to free ports of this machine, so runs
+in parallel do not collide. 8443 to 8463 map to one contiguous block, so "the
+management port + 1" (the plaintext-http flaw's listener) stays true after
+mapping.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MARKER = "<!-- doc-test -->"
-DOC_PORTS = (*range(8443, 8454), 9443)
+CAMERA_PORTS = range(8443, 8464)  # one contiguous block after mapping
+DOC_PORTS = (*CAMERA_PORTS, *range(9443, 9447))
 STEP_TIMEOUT = 120.0  # seconds for one foreground step
 START_TIMEOUT = 60.0  # seconds for a background server to listen
 _PROMISE = re.compile(r'exit\s+(\d+)|"([^"]*)"')
@@ -112,8 +114,8 @@ def _free_port() -> int:
 
 
 def _port_map() -> dict[int, int]:
-    """Doc port -> free port; 8443..8453 keep their offsets (one free block)."""
-    block = [p for p in DOC_PORTS if 8443 <= p <= 8453]
+    """Doc port -> free port; the camera ports keep their offsets (one free block)."""
+    block = list(CAMERA_PORTS)
     rng = random.SystemRandom()
     for _ in range(200):
         # Below the kernel's ephemeral range (32768+), where outgoing connections

@@ -10,6 +10,7 @@ document whose commands or outputs drift from the code fails here.
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,11 @@ from tests.docs.docrunner import DocRun, Step, parse_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNABLE_DOCS = ("README.md", "docs/WORKSHOP.md", "docs/LAB_GUIDE.md")
-BUDGET_S = 180.0  # the whole run of one document
+# What one document may cost. CPU seconds of every command and server it runs (the
+# descendants' rusage): what "fast enough on 2 cores" means, whatever else the machine
+# runs. The wall-clock limit only catches a run that hangs or waits on nothing.
+CPU_BUDGET_S = 180.0
+WALL_LIMIT_S = 600.0
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -52,9 +57,17 @@ def run_document(path: Path, workdir: Path) -> list[tuple[Step, str]]:
 def test_document_runs_as_written(doc: str, tmp_path: Path) -> None:
     path = ROOT / doc
     assert parse_steps(path), f"{doc} has no block marked <!-- doc-test -->"
-    started = time.monotonic()
+    started, before = time.monotonic(), _children_cpu()
     run_document(path, tmp_path)
-    assert time.monotonic() - started < BUDGET_S, f"{doc} took too long for the test-suite"
+    cpu, wall = _children_cpu() - before, time.monotonic() - started
+    print(f"{doc}: {cpu:.1f} CPU-s, {wall:.1f} s")
+    assert cpu < CPU_BUDGET_S, f"{doc} costs {cpu:.0f} CPU-s, over the test-suite's {CPU_BUDGET_S:.0f}"
+    assert wall < WALL_LIMIT_S, f"{doc} took {wall:.0f} s"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _write(tmp_path: Path, body: str) -> Path:
@@ -105,3 +118,22 @@ def test_runner_kills_its_background_servers(tmp_path: Path) -> None:
         run.stop_servers()
     assert proc.poll() is not None
     assert run.localize("x 8447 18447 8447") == f"x {run.ports[8447]} 18447 {run.ports[8447]}"
+
+
+def test_every_flaw_profile_has_a_runnable_workshop_exercise() -> None:
+    """Each flaw is switched on by a step the runner runs (not only named in the table)."""
+    from common.flaws import FLAWS
+
+    commands = [step.command for step in parse_steps(ROOT / "docs" / "WORKSHOP.md")]
+    missing = [flaw for flaw in FLAWS if not any(f"--flaw {flaw}" in command for command in commands)]
+    assert not missing, f"docs/WORKSHOP.md runs no step with --flaw for {missing}"
+
+
+def test_probe_steps_check_the_robust_parts_only() -> None:
+    """A probe step promises its exit status and case ids / verdict words, never a whole
+    table row: the probe's layout may change without the documents drifting."""
+    for doc in RUNNABLE_DOCS:
+        for step in parse_steps(ROOT / doc):
+            if step.command.startswith("refcam probe "):
+                for text in step.expect:
+                    assert "  " not in text, f"{doc}:{step.line} promises a table row {text!r}"

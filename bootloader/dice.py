@@ -90,7 +90,7 @@ def cdi_l0(uds: bytes, bootloader_measurement: bytes) -> bytes:
 
 
 INFO_SEALING = b"refcam sealing key: "
-SEALING_LABELS = frozenset({"audit-log"})  # the keys firmware may ask for (BootServices.derive_key)
+SEALING_LABELS = frozenset({"audit-log", "protocol-secrets"})  # the keys firmware may ask for (BootServices.derive_key)
 
 
 def derive_sealing_key(uds: bytes, label: str) -> bytes:

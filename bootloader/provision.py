@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bootloader import pki
 from bootloader.bootctl import BootControl
 from bootloader.build import DEFAULT_BOOTLOADER_MODULES, build_bootloader_image
+from bootloader.dice import derive_sealing_key
 from bootloader.firmware import FirmwarePayload
 from bootloader.hardware import (
     UDS_BYTES,
@@ -74,6 +75,7 @@ from common.errors import (
     ProvisioningError,
 )
 from common.handoff import Lifecycle
+from common.sealedsecret import SEALED_SECRET_LABEL, seal_secret
 from common.verify import (
     TrustState,
     VerifiedFirmware,
@@ -88,6 +90,7 @@ BOOTLOADER_VERSION = "1.0.0"
 BOOTLOADER_SECURITY_COUNTER = 1
 LABEL_FILE = "label.txt"
 INITIAL_PASSWORD_HASH = "initial-password.hash"  # noqa: S105 - a file name, not a secret
+INITIAL_PASSWORD_SEALED = "initial-password.sealed"  # noqa: S105 - sealed under the UDS (common.sealedsecret)
 SERIAL_PREFIX = "RC"
 SERIAL_RANDOM_CHARS = 10  # base32 characters: 50 bits from the CSPRNG
 
@@ -191,8 +194,15 @@ def provision_device(
     now: dt.datetime,
     uds: bytes | None = None,
     label_fold_hash: str | None = None,
+    label_password: str | None = None,
 ) -> VerifiedFirmware:
-    """Program blank hardware and write the identity under ``device.state_dir/data``."""
+    """Program blank hardware and write the identity under ``device.state_dir/data``.
+
+    ``label_password``, when given, is also sealed for ``admin`` under the unit's
+    ``protocol-secrets`` key (:mod:`common.sealedsecret`), so the firmware can answer
+    ONVIF and RTSP digest logins made with the label password (and refuse them until
+    it is changed) without the plaintext ever being on flash.
+    """
     verified, _payload = check_firmware(
         firmware_image, rot_hashes=keys.rot_hashes, board=device.board
     )
@@ -261,6 +271,11 @@ def provision_device(
     lines = [initial_password_hash] + ([label_fold_hash] if label_fold_hash else [])
     hash_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.chmod(hash_path, 0o600)
+    if label_password is not None:
+        sealed_path = identity_dir / INITIAL_PASSWORD_SEALED
+        key = derive_sealing_key(uds, SEALED_SECRET_LABEL)
+        sealed_path.write_bytes(seal_secret(key, "admin", label_password))
+        os.chmod(sealed_path, 0o600)
     return verified
 
 
@@ -328,6 +343,7 @@ def provision_state_dir(
             serial=serial,
             initial_password_hash=hash_password(password),
             label_fold_hash=hash_password(label_fold(password)),
+            label_password=password,
             lifecycle=lifecycle,
             now=now,
         )

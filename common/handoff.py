@@ -173,7 +173,7 @@ class BootServices(Protocol):
         ...
 
     def derive_key(self, label: str) -> bytes:
-        """A 32-byte device-unique key for ``label`` (``"audit-log"``), derived by the boot
+        """A 32-byte device-unique key for ``label`` (``"audit-log"``, ``"protocol-secrets"``), derived by the boot
         side from the UDS with HKDF (``bootloader.dice.derive_sealing_key``); the UDS
         itself never reaches the firmware."""
         ...

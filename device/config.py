@@ -98,6 +98,11 @@ class DeviceConfig:
         return self.identity_dir / "initial-password.hash"
 
     @property
+    def initial_password_sealed_file(self) -> Path:
+        """The label password sealed for ``admin`` at provisioning (``common.sealedsecret``)."""
+        return self.identity_dir / "initial-password.sealed"
+
+    @property
     def tls_chain_file(self) -> Path:
         return self.identity_dir / "tls.pem"
 

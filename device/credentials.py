@@ -45,6 +45,7 @@ from common.passwords import (
     label_fold_candidates,
     verify_password,
 )
+from common.sealedsecret import SealedSecretError, open_secret, seal_secret
 from common.sqlitedb import open_database
 
 from .access import ROLES, Role
@@ -61,6 +62,8 @@ from .errors import (
 from .guessable import guessable_problems
 
 UNSAFE_SHARED_PASSWORD = "admin"  # noqa: S105 - the shared-default-password flaw: admin/admin
+_DUMMY_SECRET = "refcam: no such user, no sealed secret"  # noqa: S105 - what unknown users are checked against
+_UserRow = tuple[str, str, str, int, float, float]  # a row of the users table
 
 
 
@@ -241,6 +244,10 @@ CREATE TABLE IF NOT EXISTS lockouts (  -- decided lockouts, so their end is audi
     until REAL NOT NULL,
     PRIMARY KEY (scope, key)
 );
+CREATE TABLE IF NOT EXISTS protocol_secrets (  -- each user's password sealed (common.sealedsecret)
+    name TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS device_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     key BLOB NOT NULL  -- HMAC key of the device cookies
@@ -261,8 +268,10 @@ class CredentialStore:
         throttle: ThrottleConfig,
         flaws: UnsafeFlaws | None = None,
         label_fold_hash: str | None = None,
+        sealing_key: bytes | None = None,
     ) -> None:
         self.flaws = flaws or UnsafeFlaws()
+        self._sealing_key = sealing_key
         self.label_fold_hash = label_fold_hash
         self._db = connection
         self._lock = threading.Lock()
@@ -287,17 +296,25 @@ class CredentialStore:
         now: float,
         flaws: UnsafeFlaws | None = None,
         label_fold_hash: str | None = None,
+        sealing_key: bytes | None = None,
+        initial_sealed: bytes | None = None,
     ) -> CredentialStore:
         """Open (creating if needed) the store; the first start creates ``admin``.
 
         ``label_fold_hash`` is the provisioned hash of ``refcam.passwords.label_fold`` of
         the label password: new passwords that fold to it (case changes, dashes dropped,
         ``!`` or digits appended) are refused like the label password itself.
+
+        ``sealing_key`` (``BootServices.derive_key("protocol-secrets")``) keeps every
+        password also sealed, for the digest logins of ONVIF and RTSP
+        (:meth:`protocol_secret`, :meth:`authenticate_proof`); ``initial_sealed`` is the
+        label password sealed for ``admin`` at provisioning.
         """
         flaws = flaws or UnsafeFlaws()
-        first_hash, must_change = initial_hash, 1
+        first_hash, must_change, first_sealed = initial_hash, 1, initial_sealed
         if "shared-default-password" in flaws:  # UNSAFE flaw profile: the Mirai-era default
             first_hash, must_change = hash_password(UNSAFE_SHARED_PASSWORD), 0
+            first_sealed = seal_secret(sealing_key, "admin", UNSAFE_SHARED_PASSWORD) if sealing_key else None
         if "no-forced-change" in flaws:  # UNSAFE flaw profile: the label password is enough
             must_change = 0
         try:
@@ -310,13 +327,15 @@ class CredentialStore:
                         "INSERT INTO users VALUES ('admin', 'admin', ?, ?, ?, ?)",
                         (first_hash, must_change, now, now),
                     )
+                    if first_sealed is not None:
+                        db.execute("INSERT OR REPLACE INTO protocol_secrets VALUES ('admin', ?)", (first_sealed,))
                 db.execute("INSERT OR IGNORE INTO device_key VALUES (1, ?)", (new_device_key(),))
                 (device_key,) = db.execute("SELECT key FROM device_key WHERE id = 1").fetchone()
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the user database {path}: {exc}") from exc
         store = cls(
             db, initial_hash=initial_hash, policy=policy, context=context, throttle=throttle, flaws=flaws,
-            label_fold_hash=label_fold_hash,
+            label_fold_hash=label_fold_hash, sealing_key=sealing_key,
         )
         store._device_key = bytes(device_key)
         return store
@@ -328,7 +347,7 @@ class CredentialStore:
     # -- users ---------------------------------------------------------------
 
     @staticmethod
-    def _user(row: tuple[str, str, str, int, float, float]) -> User:
+    def _user(row: _UserRow) -> User:
         name, role, _hash, must_change, created, changed = row
         return User(name, cast(Role, role), bool(must_change), created, changed)
 
@@ -421,6 +440,7 @@ class CredentialStore:
                     "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
                     (name, role_, encoded, int(must_change), now, now),
                 )
+                self._seal(db, name, password)
         except sqlite3.IntegrityError as exc:
             raise UserError("user_exists", f"user {name!r} already exists", status=409) from exc
         return User(name, role_, must_change, now, now)
@@ -443,6 +463,7 @@ class CredentialStore:
             if row[0] == "admin" and self._admins() == 1:
                 raise UserError("last_admin", "cannot delete the last admin", status=409)
             db.execute("DELETE FROM users WHERE name = ?", (name,))
+            db.execute("DELETE FROM protocol_secrets WHERE name = ?", (name,))
 
     def set_role(self, name: str, role: str, *, commit_hook: CommitHook | None = None) -> User:
         role_ = _role(role)
@@ -469,6 +490,7 @@ class CredentialStore:
             )
             if cursor.rowcount != 1:  # deleted while the new hash was computed
                 raise UserError("no_such_user", f"there is no user {name!r}", status=404)
+            self._seal(db, name, password)
         return self._require(name)
 
     def change_password(
@@ -501,7 +523,36 @@ class CredentialStore:
                 "UPDATE users SET hash = ?, must_change = 0, password_changed = ? WHERE name = ?",
                 (encoded, now, name),
             )
+            self._seal(db, name, new)
         return self._require(name)
+
+    # -- sealed protocol secrets --------------------------------------------
+
+    def _seal(self, db: sqlite3.Connection, name: str, password: str) -> None:
+        """Keep ``password`` sealed for ``name`` (inside the caller's transaction)."""
+        if self._sealing_key is None:
+            return
+        db.execute(
+            "INSERT OR REPLACE INTO protocol_secrets VALUES (?, ?)",
+            (name, seal_secret(self._sealing_key, name, password)),
+        )
+
+    def protocol_secret(self, name: str) -> str | None:
+        """``name``'s password, unsealed, for a digest check; None when none is sealed.
+
+        Raises :class:`StorageError` when a sealed secret exists but does not open
+        (damaged flash, or another unit's database): never a wrong secret.
+        """
+        if self._sealing_key is None:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT sealed FROM protocol_secrets WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return open_secret(self._sealing_key, name, bytes(row[0]))
+        except SealedSecretError as exc:
+            raise StorageError(str(exc)) from exc
 
     # -- login ---------------------------------------------------------------
 
@@ -581,6 +632,58 @@ class CredentialStore:
         inside the transactions that make the decisions (``login_failure``,
         ``lockout`` and ``lockout_end`` with their scope), so they commit together.
         """
+
+        def matches(row: _UserRow | None) -> bool:
+            try:
+                verify_password(normalize_password(password), row[2] if row is not None else DUMMY_HASH)
+            except (InvalidPassword, PasswordHashFormatError):
+                return False
+            return row is not None
+
+        return self._authenticate(
+            username, matches, source=source, now=now, device_cookie=device_cookie, audit=audit, route=route
+        )
+
+    def authenticate_proof(
+        self,
+        username: str,
+        proof: Callable[[str], bool],
+        *,
+        source: str,
+        now: float,
+        audit: AuditSink | None = None,
+        route: str,
+    ) -> User:
+        """Like :meth:`authenticate`, for logins that prove the password without sending it.
+
+        ONVIF's UsernameToken digest and HTTP/RTSP Digest hand the device a value
+        computed from the password; ``proof(secret)`` says whether it matches the
+        user's unsealed secret (:meth:`protocol_secret`). The throttling, lockout
+        and audit are exactly those of :meth:`authenticate`. An unknown user, or
+        one with no sealed secret, fails after the same work on a dummy secret.
+        The caller must still honour ``user.must_change``.
+        """
+
+        def matches(row: _UserRow | None) -> bool:
+            secret = self.protocol_secret(username) if row is not None else None
+            if secret is None:
+                proof(_DUMMY_SECRET)  # the same work, so the answer's timing tells nothing
+                return False
+            return proof(secret)
+
+        return self._authenticate(username, matches, source=source, now=now, device_cookie=None, audit=audit, route=route)
+
+    def _authenticate(
+        self,
+        username: str,
+        matches: Callable[[_UserRow | None], bool],
+        *,
+        source: str,
+        now: float,
+        device_cookie: str | None,
+        audit: AuditSink | None,
+        route: str,
+    ) -> User:
         record: AuditSink = audit or _no_audit
         unthrottled = {"failures": 0, "route": route, "trusted_client": False}
         if "user-enumeration" in self.flaws and self.get_user(username) is None:
@@ -588,13 +691,13 @@ class CredentialStore:
             raise UnsafeUnknownUser("no such user")  # UNSAFE flaw profile: tells names apart
         if "no-lockout" in self.flaws:
             try:
-                return self._unsafe_authenticate_without_throttle(username, password)
+                return self._unsafe_authenticate_without_throttle(username, matches)
             except InvalidCredentials:
                 record("login_failure", unthrottled)
                 raise
         nonce = self._trusted_nonce(device_cookie, username, now)
         keys = [("device", nonce)] if nonce is not None else [("source", source), ("account", username)]
-        row: tuple[str, str, str, int, float, float] | None = None
+        row: _UserRow | None = None
         failures, source_row = 0, None
         with self._transaction(None, keep_cache=True) as db:
             self._end_lockouts(db, keys, now, record)
@@ -607,13 +710,8 @@ class CredentialStore:
                 failures, source_row = self._count_failure(db, username, source, nonce, now)
         if wait > 0:
             raise Throttled(retry_after=max(1, int(wait + 0.999)), scope=scope)
-        encoded = row[2] if row is not None else DUMMY_HASH
         try:
-            try:
-                verify_password(normalize_password(password), encoded)
-                ok = row is not None
-            except (InvalidPassword, PasswordHashFormatError):
-                ok = False
+            ok = matches(row)
         except BaseException:  # an unexpected error: no effect at all
             with self._transaction(None, keep_cache=True) as db:
                 self._uncount_failure(db, username, nonce, source_row)
@@ -667,18 +765,13 @@ class CredentialStore:
         db.execute(f"DELETE FROM {table} WHERE {column} = ? AND failures <= 0", (key,))  # noqa: S608
         db.execute("DELETE FROM source_failures WHERE id = ?", (source_row,))
 
-    def _unsafe_authenticate_without_throttle(self, username: str, password: str) -> User:
+    def _unsafe_authenticate_without_throttle(self, username: str, matches: Callable[[_UserRow | None], bool]) -> User:
         """The ``no-lockout`` flaw profile: the same check with no throttling at all."""
-        user = self.get_user(username)
         with self._lock:
-            row = self._db.execute("SELECT hash FROM users WHERE name = ?", (username,)).fetchone()
-        try:
-            verify_password(normalize_password(password), row[0] if row else DUMMY_HASH)
-        except (InvalidPassword, PasswordHashFormatError) as exc:
-            raise InvalidCredentials("invalid user name or password") from exc
-        if user is None:
+            row = self._db.execute("SELECT * FROM users WHERE name = ?", (username,)).fetchone()
+        if not matches(row) or row is None:
             raise InvalidCredentials("invalid user name or password")
-        return user
+        return self._user(row)
 
 
 def _role(role: str) -> Role:

@@ -45,6 +45,7 @@ from yarl import URL
 
 from common.handoff import BootHandoff
 from common.passwords import PasswordHashFormatError
+from common.sealedsecret import SEALED_SECRET_LABEL
 
 from .access import access_middleware, requires
 from .appkeys import (
@@ -225,6 +226,11 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
             initial_hash, label_fold_hash = hashes[0], (hashes[1] if len(hashes) > 1 else None)
         except (IndexError, OSError, UnicodeDecodeError) as exc:
             raise StorageError(f"cannot read the initial password hash {hash_file}: {exc}") from exc
+        sealed_file = config.initial_password_sealed_file
+        try:  # absent on units provisioned before digest logins existed: no digest for admin then
+            initial_sealed = sealed_file.read_bytes() if sealed_file.exists() else None
+        except OSError as exc:
+            raise StorageError(f"cannot read the sealed initial password {sealed_file}: {exc}") from exc
         identity = handoff.identity
         settings = load_settings(config.settings_file)
         store = CredentialStore.open(
@@ -238,6 +244,8 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
             now=app[CLOCK_KEY](),
             flaws=config.flaws,
             label_fold_hash=label_fold_hash,
+            sealing_key=handoff.services.derive_key(SEALED_SECRET_LABEL),
+            initial_sealed=initial_sealed,
         )
         app[CREDENTIALS_KEY] = store
         yield

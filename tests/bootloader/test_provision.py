@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from bootloader.chain import boot
+from bootloader.dice import derive_sealing_key
 from bootloader.hardware import FlashGeometry
 from bootloader.keys import KeySet
 from bootloader.provision import ProvisionResult, new_serial, provision_state_dir
 from bootloader.unit import open_device
 from common.errors import ProvisioningError
 from common.passwords import label_fold, verify_password
+from common.sealedsecret import SEALED_SECRET_LABEL, SealedSecretError, open_secret
 from tests.bootloader.conftest import NOW, NOW_DT, Build
 
 SMALL = FlashGeometry(slot_size=16 * 4096, bootloader_size=4 * 4096)
@@ -54,6 +56,15 @@ def test_provisioned_state_directory_has_the_documented_layout(
         if path.is_file() and path.name != "label.txt":
             assert secret not in path.read_bytes(), f"initial password leaked into {path}"
     assert list(tmp_path.iterdir()) == [state]  # no staging directory left behind
+    # the label password sealed for admin, under this unit's own protocol-secrets key only
+    device = open_device(state)
+    uds = device.fuses.read().uds
+    assert uds is not None
+    sealed = (identity / "initial-password.sealed").read_bytes()
+    assert stat.S_IMODE((identity / "initial-password.sealed").stat().st_mode) == 0o600
+    assert open_secret(derive_sealing_key(uds, SEALED_SECRET_LABEL), "admin", sealed) == result.initial_password
+    with pytest.raises(SealedSecretError):
+        open_secret(derive_sealing_key(bytes(32), SEALED_SECRET_LABEL), "admin", sealed)
 
 
 def test_file_backed_device_boots_updates_and_survives_reopen(

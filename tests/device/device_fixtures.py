@@ -38,6 +38,7 @@ from common.handoff import (
     SlotStatus,
 )
 from common.passwords import hash_password, label_fold
+from common.sealedsecret import SEALED_SECRET_LABEL, seal_secret
 from device.appkeys import CONNECTIONS_KEY
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
 from device.listener import GuardedSite, runner_options
@@ -224,6 +225,10 @@ def make_handoff(state_dir: Path, device_pki: PKI, initial_hash: str, *, tls90: 
         MeasurementEvent("bootloader", bl_digest.hex(), "1.0.0", "00" * 32, 1),
         MeasurementEvent("firmware", fw_digest.hex(), "1.2.0", "11" * 32, 3),
     )
+    services = NoFlashServices(fuses, state_dir=state_dir)
+    sealed = identity_dir / "initial-password.sealed"  # as provisioning seals the label password
+    sealed.write_bytes(seal_secret(services.derive_key(SEALED_SECRET_LABEL), "admin", INITIAL_PASSWORD))
+    os.chmod(sealed, 0o600)
     return BootHandoff(
         state_dir=state_dir,
         identity=DeviceIdentity(serial=SERIAL, model="RC-1080", hardware_id="refcam-rc1080-v1", vendor="refcam"),
@@ -244,7 +249,7 @@ def make_handoff(state_dir: Path, device_pki: PKI, initial_hash: str, *, tls90: 
         measurement_register="5a" * 32,
         notices=(NOTICE,),
         attester=RecordingAttester(alias_key),
-        services=NoFlashServices(fuses, state_dir=state_dir),  # type: ignore[arg-type]
+        services=services,  # type: ignore[arg-type]
     )
 
 

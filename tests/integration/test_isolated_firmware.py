@@ -105,7 +105,10 @@ def _prepare(tmp_path: Path, state: Path, drop: str | None = None) -> tuple[Path
     payload.write_bytes(archive)
     handoff = tmp_path / "handoff.pickle"
     services = outcome.handoff.services
-    answers = {"keys": {"audit-log": services.derive_key("audit-log")}, "audit_anchor": services.audit_anchor()}
+    answers = {
+        "keys": {label: services.derive_key(label) for label in ("audit-log", "protocol-secrets")},
+        "audit_anchor": services.audit_anchor(),
+    }
     plain = dataclasses.replace(outcome.handoff, services=None, attester=None)
     handoff.write_bytes(pickle.dumps((plain, answers)))
     return payload, handoff

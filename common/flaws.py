@@ -36,6 +36,10 @@ FLAWS: dict[str, str] = {
     "no-security-txt": "no /.well-known/security.txt (row 30)",
     "expired-security-txt": "security.txt with an Expires in the past (row 30)",
     "sla-breached": "the disclosure record carries a report acknowledged late (rows 34, 35)",
+    "rtsp-plaintext": "RTSP also served without TLS on the RTSPS port + 1 (row 13)",
+    "rtsp-no-auth": "RTSP streams are served to anybody, no credentials asked (row 17)",
+    "rtsp-basic-auth": "RTSP accepts Basic authentication: the password itself on the wire (rows 13, 17)",
+    "unsigned-stream": "the RTSP H.264 stream carries no signed-GOP SEI (stream integrity)",
 }
 
 PLAINTEXT_FLAW_PORT_OFFSET = 1  # plaintext-http listens on the management port + 1

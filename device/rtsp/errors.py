@@ -8,12 +8,14 @@ from ..errors import DeviceError
 class RtspError(DeviceError):
     """A request the server refuses: ``status`` and ``reason`` go on the RTSP status line."""
 
-    def __init__(self, status: int, reason: str, detail: str = "", *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, detail: str = "", *, headers: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(detail or reason)
         self.status = status
         self.reason = reason
         self.detail = detail or reason
-        self.headers = dict(headers or {})
+        self.headers = list(headers or [])
 
 
 class MediaError(DeviceError):

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from urllib.parse import quote
+
 import pytest
 from device_fixtures import NEW_PASSWORD
-from rtsp_fixtures import FFPROBE, ffprobe, rtsp_args, rtsp_extensions, server_of, streams_json
+from rtsp_fixtures import (
+    FFPROBE,
+    ffprobe,
+    root_file,
+    rtsp_args,
+    rtsp_extensions,
+    run,
+    server_of,
+    streams_json,
+)
 
 pytestmark = pytest.mark.skipif(FFPROBE is None, reason="needs Debian ffmpeg (.ci/system-deps.sh)")
 
@@ -22,3 +34,73 @@ async def test_ffprobe_reads_h264_and_mjpeg_with_digest(start_device, handoff) -
     assert mjpeg.returncode == 0, mjpeg.stderr
     (video,) = streams_json(mjpeg)
     assert (video["codec_name"], video["width"], video["height"]) == ("mjpeg", 320, 240)
+
+
+def _url(port: int, path: str = "/h264", password: str = NEW_PASSWORD, user: str = "admin") -> str:
+    return f"rtsps://{user}:{quote(password, safe='')}@127.0.0.1:{port}{path}"
+
+
+async def test_ffprobe_is_refused_without_and_with_wrong_credentials(start_device, handoff) -> None:  # type: ignore[no-untyped-def]
+    device = await start_device(extensions=rtsp_extensions(handoff, rtsp_args()))
+    await device.admin_token()
+    port = server_of(device).port
+    anonymous = await ffprobe(f"rtsps://127.0.0.1:{port}/h264")
+    assert anonymous.returncode != 0 and "401" in anonymous.stderr, anonymous.stderr
+    wrong = await ffprobe(_url(port, password="not the password"))
+    assert wrong.returncode != 0 and "401" in wrong.stderr, wrong.stderr
+
+
+async def test_sha256_only_device_refuses_md5_only_ffmpeg(start_device, handoff) -> None:  # type: ignore[no-untyped-def]
+    """Without the declared MD5 compatibility option, FFmpeg (MD5 only) cannot log in."""
+    device = await start_device(extensions=rtsp_extensions(handoff, rtsp_args(md5=False)))
+    await device.admin_token()
+    result = await ffprobe(_url(server_of(device).port))
+    assert result.returncode != 0, result.stdout
+
+
+PYAV_OPEN = """
+import sys, av
+url, ca = sys.argv[1], sys.argv[2]
+opts = {"rtsp_transport": "tcp", "tls_verify": "1", "ca_file": ca}
+try:
+    with av.open(url, options=opts, timeout=20) as c:
+        s = c.streams.video[0]
+        frames = 0
+        for frame in c.decode(s):
+            frames += 1
+            if frames == 5:
+                break
+        print("OPENED", s.codec_context.name, frame.width, frame.height, frames)
+except Exception as e:
+    print("FAILED", type(e).__name__, e)
+"""
+
+
+async def test_pyav_opens_the_same_url_and_verifies_the_chain(start_device, handoff, device_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    device = await start_device(extensions=rtsp_extensions(handoff, rtsp_args()))
+    await device.admin_token()
+    port = server_of(device).port
+    root = root_file(tmp_path, device_pki.root_pem)
+    ok = await run(sys.executable, "-c", PYAV_OPEN, _url(port), str(root))
+    assert ok.stdout.startswith("OPENED h264 320 240 5"), ok.stdout + ok.stderr
+    other = tmp_path / "other-root.pem"
+    other.write_bytes(_other_root())
+    refused = await run(sys.executable, "-c", PYAV_OPEN, _url(port), str(other))
+    print("with a foreign root:", refused.stdout)
+    assert refused.stdout.startswith("FAILED"), refused.stdout
+
+
+def _other_root() -> bytes:
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from bootloader.keys import make_ca_certificate
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = make_ca_certificate(
+        key=key, common_name="not the manufacturer", now=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+        lifetime=dt.timedelta(days=30), path_length=1,
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)

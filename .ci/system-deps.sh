@@ -5,7 +5,7 @@
 # throw-away NSS database instead of ignoring certificate errors), node and
 # npm (secvisogram's CSAF validator, installed by `make nodedeps`), gpg
 # (security.txt signed through python-gnupg); curl and openssl, which the
-# documents' runnable blocks use (tests/docs/).
+# documents' runnable blocks use (tests/docs/); ffmpeg/ffprobe, the RTSPS clients.
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
@@ -15,6 +15,7 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v gpg >/dev/null 2>&1 || missing="$missing gnupg"  # OpenPGP-signed security.txt
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v ffprobe >/dev/null 2>&1 || missing="$missing ffmpeg"  # real RTSPS clients (tests/device/test_rtsp_*.py)
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2

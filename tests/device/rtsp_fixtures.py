@@ -135,3 +135,31 @@ def root_file(tmp: Path, pem: bytes) -> Path:
     path = tmp / "root.pem"
     path.write_bytes(pem)
     return path
+
+
+def parse_challenge(value: str) -> dict[str, str]:
+    import re
+
+    return {k.lower(): v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', value)}
+
+
+def digest_authorization(
+    challenge: str, *, method: str, uri: str, user: str, password: str, nc: int = 1, cnonce: str = "0a4f113b"
+) -> str:
+    import hashlib
+
+    params = parse_challenge(challenge)
+    algorithm = params.get("algorithm", "MD5")
+    h = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}[algorithm]
+
+    def hexd(text: str) -> str:
+        return h(text.encode()).hexdigest()
+
+    ha1 = hexd(f"{user}:{params['realm']}:{password}")
+    ha2 = hexd(f"{method}:{uri}")
+    response = hexd(f"{ha1}:{params['nonce']}:{nc:08x}:{cnonce}:auth:{ha2}")
+    return (
+        f'Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
+        f'algorithm={algorithm}, qop=auth, nc={nc:08x}, cnonce="{cnonce}", response="{response}", '
+        f'opaque="{params["opaque"]}"'
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from urllib.parse import quote
 
-import pytest
 from device_fixtures import NEW_PASSWORD
 from rtsp_fixtures import (
+    FFMPEG,
     FFPROBE,
     ffprobe,
     root_file,
@@ -18,7 +18,7 @@ from rtsp_fixtures import (
     streams_json,
 )
 
-pytestmark = pytest.mark.skipif(FFPROBE is None, reason="needs Debian ffmpeg (.ci/system-deps.sh)")
+assert FFPROBE, "Debian ffmpeg is missing: make sysdeps (.ci/system-deps.sh) installs it"
 
 
 async def test_ffprobe_reads_h264_and_mjpeg_with_digest(start_device, handoff) -> None:  # type: ignore[no-untyped-def]
@@ -104,3 +104,40 @@ def _other_root() -> bytes:
         lifetime=dt.timedelta(days=30), path_length=1,
     )
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+async def test_ffmpeg_records_h264_and_the_file_plays(start_device, handoff, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert FFMPEG
+    device = await start_device(extensions=rtsp_extensions(handoff, rtsp_args()))
+    await device.admin_token()
+    out = tmp_path / "rec.mkv"
+    rec = await run(
+        FFMPEG, "-v", "error", "-rtsp_transport", "tcp", "-i", _url(server_of(device).port),
+        "-c", "copy", "-frames:v", "45", "-y", str(out), timeout=90,
+    )
+    assert rec.returncode == 0, rec.stderr
+    probe = await run(
+        FFPROBE or "ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(out)
+    )
+    (video,) = streams_json(probe)
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240)
+    assert int(video["nb_read_frames"]) == 45
+
+
+async def test_privacy_mask_is_applied_before_encoding(start_device, handoff, device_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Decoded H.264 frames are black where the mask is (the synthetic pattern is not)."""
+    from device.stream.masks import parse_masks
+
+    masks = parse_masks(["0,0,160,120:black"])
+    device = await start_device(extensions=rtsp_extensions(handoff, rtsp_args(), masks=masks))
+    await device.admin_token()
+    root = root_file(tmp_path, device_pki.root_pem)
+    script = PYAV_OPEN.replace(
+        'print("OPENED", s.codec_context.name, frame.width, frame.height, frames)',
+        'import numpy as np; img = frame.to_ndarray(format="gray"); '
+        'print("OPENED", int(img[8:112, 8:152].max()), int(img[130:230, 170:310].max()))',
+    )
+    result = await run(sys.executable, "-c", script, _url(server_of(device).port), str(root))
+    assert result.stdout.startswith("OPENED"), result.stdout + result.stderr
+    masked_max, open_max = (int(v) for v in result.stdout.split()[1:3])
+    assert masked_max < 40 and open_max > 100, result.stdout

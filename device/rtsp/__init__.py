@@ -158,13 +158,23 @@ async def _run(
     context = tls_context_for(app[CONFIG_KEY], now=clock())
     try:
         port = await server.start(context)
-        announce(f"refcam device serving rtsps://{config.host}:{port}{H264_PATH} and {MJPEG_PATH}")
-        if "rtsp-plaintext" in flaws:  # UNSAFE flaw profile, loopback only (UnsafeFlaws.parse)
-            plain = await server.start_plaintext_unsafe(port + PLAINTEXT_FLAW_PORT_OFFSET)
-            announce(f"UNSAFE: plaintext rtsp://{config.host}:{plain}{H264_PATH}")
     except OSError as exc:
+        # Management stays up: a camera whose RTSP port is taken (or needs privileges, 322 < 1024)
+        # still serves its API; the line below says so, and --rtsp-port picks another port.
+        reason = f"cannot listen for RTSPS on {config.host}:{config.port}: {exc.strerror or exc}"
+        log.warning("%s", reason)
+        announce(f"refcam device: RTSPS off ({reason}; use --rtsp-port)")
         await server.close()
-        raise ConfigError(f"cannot listen for RTSPS on {config.host}:{config.port}: {exc.strerror or exc}") from exc
+        yield
+        return
+    announce(f"refcam device serving rtsps://{config.host}:{port}{H264_PATH} and {MJPEG_PATH}")
+    if "rtsp-plaintext" in flaws:  # UNSAFE flaw profile, loopback only (UnsafeFlaws.parse)
+        try:
+            plain = await server.start_plaintext_unsafe(port + PLAINTEXT_FLAW_PORT_OFFSET)
+        except OSError as exc:
+            await server.close()
+            raise ConfigError(f"rtsp-plaintext: cannot listen on {port + PLAINTEXT_FLAW_PORT_OFFSET}: {exc}") from exc
+        announce(f"UNSAFE: plaintext rtsp://{config.host}:{plain}{H264_PATH}")
     yield
     await server.close()
 

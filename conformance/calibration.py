@@ -29,6 +29,10 @@ FLAW_CASES: dict[str, frozenset[str]] = {
     "no-security-txt": frozenset({"DISC-01", "DISC-02"}),
     "expired-security-txt": frozenset({"DISC-01"}),
     "sla-breached": frozenset({"DISC-05"}),
+    "rtsp-plaintext": frozenset({"RTSP-01"}),
+    "rtsp-no-auth": frozenset({"RTSP-02", "RTSP-03", "RTSP-04"}),
+    "rtsp-basic-auth": frozenset({"RTSP-03"}),
+    "unsigned-stream": frozenset({"RTSP-05"}),
 }
 
 # Why a flaw trips more than its own case.
@@ -42,6 +46,7 @@ NOTES: dict[str, str] = {
     "boot-skips-signature": "The slot holds firmware signed by an attacker key; only attestation against the vendor's reference values can tell.",
     "no-security-txt": "Without security.txt the disclosure policy cannot be found either.",
     "sla-breached": "A vendor-side flaw (refcam update-server run --flaw sla-breached).",
+    "rtsp-no-auth": "With no authentication at all, valid credentials sent as Basic and a replayed Digest response are accepted too.",
 }
 
 # Cases that need a validated TLS channel; INCONCLUSIVE under self-signed-cert.

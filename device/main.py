@@ -79,7 +79,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--password-policy", choices=PASSWORD_POLICIES, default="nist-800-63b")
     parser.add_argument("--redirect-port", type=int, default=None)
     stream_options(parser)  # --source/--stream-source, --stream-mask, --stream-signing, ...
-    rtsp_options(parser)  # --rtsp-port (RTSPS only), --rtsp-digest-md5, session caps
+    rtsp_options(parser)  # --rtsp-port (RTSPS only), --rtsp-digest, session caps
     parser.add_argument("--update-url", default=DEFAULT_VENDOR_URL)
     parser.add_argument("--update-check-interval", type=float, default=None)
     parser.add_argument("--vendor-url", default=DEFAULT_VENDOR_URL)

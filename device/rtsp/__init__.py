@@ -7,7 +7,7 @@ the device users), :mod:`.server` (the listener and sessions).
 
 ``device.main`` wires it with three helpers::
 
-    rtsp_options(parser)                                    # --rtsp-port, --rtsp-digest-md5, ...
+    rtsp_options(parser)                                    # --rtsp-port, --rtsp-digest, ...
     streams = build_streams(args, pipeline, handoff)        # None when streaming is off
     extensions.append(rtsp_extension(streams, args))        # starts the server beside HTTPS
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DIGEST_CHOICES: dict[str, tuple[str, ...]] = {"sha256": ("SHA-256",), "sha256+md5": ("SHA-256", "MD5")}
 H264_PATH = "/h264"
 MJPEG_PATH = "/mjpeg"
 
@@ -72,8 +73,9 @@ def rtsp_options(parser: argparse.ArgumentParser) -> None:
         help=f"RTSPS port (TLS only; default {DEFAULT_PORT}, -1 turns RTSP off)",
     )
     group.add_argument(
-        "--rtsp-digest-md5", action="store_true",
-        help="also offer Digest MD5 (compatibility with clients such as FFmpeg that lack SHA-256)",
+        "--rtsp-digest", choices=DIGEST_CHOICES, default="sha256",
+        help="Digest algorithms: sha256 (default), or sha256+md5 to also offer MD5, a declared compatibility "
+        "option for clients such as FFmpeg that lack SHA-256",
     )
     group.add_argument("--rtsp-max-sessions", type=int, default=32)
     group.add_argument("--rtsp-max-sessions-per-client", type=int, default=4)
@@ -88,6 +90,10 @@ def build_streams(
         return None
     if not 0 <= args.rtsp_port <= 65535:
         raise ConfigError(f"--rtsp-port {args.rtsp_port} is not a TCP port (0..65535, or -1 for off)")
+    if not 1 <= args.rtsp_max_sessions_per_client <= args.rtsp_max_sessions <= 1024:
+        raise ConfigError("RTSP session caps must satisfy 1 <= --rtsp-max-sessions-per-client <= --rtsp-max-sessions <= 1024")
+    if not 5.0 <= args.rtsp_session_timeout <= 3600.0:
+        raise ConfigError(f"--rtsp-session-timeout {args.rtsp_session_timeout} must be 5..3600 seconds")
     from ..stream.sources import parse_source_spec
     from .media import H264Stream, MjpegStream
     from .mediasign import GopSigner
@@ -128,7 +134,7 @@ def rtsp_extension(
         max_sessions_per_client=args.rtsp_max_sessions_per_client,
         session_timeout=args.rtsp_session_timeout,
     )
-    algorithms = ("SHA-256", "MD5") if args.rtsp_digest_md5 else ("SHA-256",)
+    algorithms = DIGEST_CHOICES[args.rtsp_digest]
     flaws: UnsafeFlaws = args.flaws
 
     def extension(app: web.Application) -> None:

@@ -27,7 +27,7 @@ FFMPEG = shutil.which("ffmpeg")
 
 def rtsp_args(*, flaws: tuple[str, ...] = (), md5: bool = True, **changes: Any) -> argparse.Namespace:
     values: dict[str, Any] = dict(
-        host="127.0.0.1", rtsp_port=0, rtsp_digest_md5=md5, rtsp_max_sessions=8,
+        host="127.0.0.1", rtsp_port=0, rtsp_digest="sha256+md5" if md5 else "sha256", rtsp_max_sessions=8,
         rtsp_max_sessions_per_client=4, rtsp_session_timeout=60.0, stream_source=SOURCE,
         flaws=UnsafeFlaws.parse(flaws, host="127.0.0.1"),
     )

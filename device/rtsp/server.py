@@ -255,6 +255,8 @@ class RtspServer:
             return await self._describe(request)
         if method == "SETUP":
             return self._setup(connection, request, principal)
+        if method == "GET_PARAMETER" and request.header("session") is None:
+            return [], b"", None  # a keep-alive ping outside a session (RFC 2326 10.8)
         session = self._session_of(connection, request)
         if method == "PLAY":
             return self._play(session, request)

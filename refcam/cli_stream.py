@@ -91,7 +91,9 @@ TAIL_TIMEOUT = 10.0  # seconds to wait for the manifest of the last recorded fra
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     rec = groups["stream"].add_parser("record", help="record a signed stream (or snapshot) to a file")
-    rec.add_argument("url", help="https://HOST:PORT, or the stream.mjpeg / snapshot.jpg URL")
+    rec.add_argument(
+        "url", help="https://HOST:PORT, the stream.mjpeg / snapshot.jpg URL, or rtsps://HOST:PORT/h264 (signed H.264)"
+    )
     rec.add_argument("--out", required=True, type=Path, help="recording file to write")
     rec.add_argument("--ca", type=Path, help="PEM trust anchor for the camera's TLS (manufacturer root)")
     auth = rec.add_mutually_exclusive_group(required=True)
@@ -106,7 +108,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     rec.set_defaults(handler=cmd_record)
 
     ver = groups["stream"].add_parser("verify", help="verify a recording against the manufacturer root")
-    ver.add_argument("file", type=Path, help="recording written by `refcam stream record`")
+    ver.add_argument(
+        "file", type=Path, help="recording written by `refcam stream record` (signed MJPEG, or H.264 from rtsps://)"
+    )
     ver.add_argument("--ca", required=True, type=Path, help="PEM manufacturer root certificate")
     ver.add_argument("--all-frames", action="store_true", help="print a line for every frame")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")

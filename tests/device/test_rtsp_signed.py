@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from device_fixtures import NEW_PASSWORD
-from rtsp_fixtures import root_file, rtsp_args, rtsp_extensions, run, server_of
+from rtsp_fixtures import root_file, rtsp_args, rtsp_extensions, run, server_of, streams_json
 
 from device.rtsp.mediasign import split_gops
 from device.rtsp.rtp import annexb, split_annexb
@@ -37,6 +37,9 @@ async def _verify(path: Path, root: Path) -> tuple[int, str]:
 
 async def test_recorded_signed_h264_verifies_and_tampering_is_named(start_device, handoff, device_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out, root = await _record(start_device, handoff, device_pki, tmp_path)
+    probe = await run("ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(out))
+    (video,) = streams_json(probe)
+    assert (video["codec_name"], video["width"], video["height"], video["nb_read_frames"]) == ("h264", 320, 240, "70")
     code, text = await _verify(out, root)
     assert code == 0, text
     assert "GOP 1: authentic" in text and "verdict: authentic" in text

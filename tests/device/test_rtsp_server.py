@@ -258,3 +258,18 @@ def test_slow_subscriber_skips_to_the_next_key_frame() -> None:
 
     asyncio.run(scenario())
 
+
+
+async def test_a_silent_session_times_out(start_device, handoff) -> None:  # type: ignore[no-untyped-def]
+    device = await _device(start_device, handoff)
+    server = server_of(device)
+    server.config = type(server.config)(**{**server.config.__dict__, "session_timeout": 1.0})
+    client = await Client.open(device)
+    await client.setup()
+    assert len(server.sessions) == 1
+    for _ in range(60):  # no request, no RTCP: the session and its connection end
+        if not server.sessions:
+            break
+        await asyncio.sleep(0.1)
+    assert server.sessions == {} and server.connections == set()
+    await client.raw.close()

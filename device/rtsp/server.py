@@ -231,7 +231,9 @@ class RtspServer:
             headers, body, content_type = await self._dispatch(connection, request)
             status, reason = 200, "OK"
         except RtspError as exc:
-            status, reason, headers, body, content_type = exc.status, exc.reason, exc.headers, b"", None
+            status, reason, headers = exc.status, exc.reason, exc.headers
+            # the reason in a line of text (e.g. "password change required: ..."); never a traceback
+            body, content_type = (exc.detail.encode("ascii", "replace") + b"\r\n", "text/plain") if exc.detail != exc.reason else (b"", None)
             if exc.status >= 400:
                 log.info("RTSP %s %s from %s: %d %s", request.method, request.path, connection.peer, exc.status, exc.detail)
         except MediaError as exc:

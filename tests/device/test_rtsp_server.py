@@ -97,8 +97,9 @@ async def test_digest_replay_is_refused(start_device, handoff) -> None:  # type:
 async def test_wrong_password_is_audited_and_label_password_needs_a_change(start_device, handoff) -> None:  # type: ignore[no-untyped-def]
     device = await _device(start_device, handoff, change_password=False)
     client = await Client.open(device, password=INITIAL_PASSWORD)
-    status, _, _ = await client.request("DESCRIBE", client.url())
+    status, _, body = await client.request("DESCRIBE", client.url())
     assert status == 403  # the label password is right, but it must be changed first
+    assert b"password change required" in body
     wrong = await Client.open(device, password="not the password at all")
     status, _, _ = await wrong.request("DESCRIBE", wrong.url())
     assert status == 401

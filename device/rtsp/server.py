@@ -346,6 +346,7 @@ class RtspServer:
             session.sender = None
 
     def _teardown(self, session: Session, reason: str) -> None:
+        log.debug("RTSP session %s ends: %s", session.id, reason)
         self._pause(session)
         self.sessions.pop(session.id, None)
         session.connection.sessions.pop(session.id, None)
@@ -364,7 +365,9 @@ class RtspServer:
         try:
             while session.playing:
                 frame = await sub.next()
-                if frame is None:
+                if frame is None:  # the stream ended (source gone): the client learns it by the close
+                    log.info("RTSP session %s: stream ended (%s)", session.id, sub.closed)
+                    writer.close()
                     break
                 data = self._packets(session, frame, channel)
                 writer.write(data)

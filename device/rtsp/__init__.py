@@ -173,7 +173,7 @@ async def _run(
         await server.close()
         yield
         return
-    announce(f"refcam device serving rtsps://{config.host}:{port}{H264_PATH} and {MJPEG_PATH}")
+    announce(f"refcam device RTSPS on rtsps://{config.host}:{port}{H264_PATH} and {MJPEG_PATH}")
     if "rtsp-plaintext" in flaws:  # UNSAFE flaw profile, loopback only (UnsafeFlaws.parse)
         try:
             plain = await server.start_plaintext_unsafe(port + PLAINTEXT_FLAW_PORT_OFFSET)

@@ -6,7 +6,7 @@
 # npm (secvisogram's CSAF validator, installed by `make nodedeps`), gpg
 # (security.txt signed through python-gnupg); curl and openssl, which the
 # documents' runnable blocks use (tests/docs/); Noto CJK fonts for the Korean
-# web UI in chromium.
+# web UI in chromium; ffmpeg/ffprobe, the RTSPS clients.
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
@@ -18,6 +18,7 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # Hangul for the Korean web UI in chromium (screenshots, clipped-text checks)
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing="$missing fonts-noto-cjk"
+command -v ffprobe >/dev/null 2>&1 || missing="$missing ffmpeg"  # real RTSPS clients (tests/device/test_rtsp_*.py)
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2

@@ -40,6 +40,10 @@ FLAWS: dict[str, str] = {
     "wsse-replay": "ONVIF UsernameTokens are not checked for a reused nonce or a stale Created (row 6)",
     "onvif-anonymous-default": "ONVIF requests without credentials act as an anonymous Administrator (rows 1, 3)",
     "onvif-digest-md5-only": "ONVIF HTTP Digest offers only MD5, not SHA-256 (row 10)",
+    "rtsp-plaintext": "RTSP also served without TLS on the RTSPS port + 1 (row 13)",
+    "rtsp-no-auth": "RTSP streams are served to anybody, no credentials asked (row 17)",
+    "rtsp-basic-auth": "RTSP accepts Basic authentication: the password itself on the wire (rows 13, 17)",
+    "unsigned-stream": "the RTSP H.264 stream carries no signed-GOP SEI (stream integrity)",
 }
 
 PLAINTEXT_FLAW_PORT_OFFSET = 1  # plaintext-http listens on the management port + 1

@@ -33,6 +33,10 @@ FLAW_CASES: dict[str, frozenset[str]] = {
     "wsse-replay": frozenset({"ONVIF-03", "ONVIF-04"}),
     "onvif-anonymous-default": frozenset({"ONVIF-01"}),
     "onvif-digest-md5-only": frozenset({"ONVIF-06"}),
+    "rtsp-plaintext": frozenset({"RTSP-01"}),
+    "rtsp-no-auth": frozenset({"RTSP-02", "RTSP-03", "RTSP-04"}),
+    "rtsp-basic-auth": frozenset({"RTSP-03"}),
+    "unsigned-stream": frozenset({"RTSP-05"}),
 }
 
 # Why a flaw trips more than its own case.
@@ -49,6 +53,7 @@ NOTES: dict[str, str] = {
     "no-forced-change": "The label password opens ONVIF as well as the web API.",
     "plaintext-http": "The plain-HTTP listener serves the whole application, the ONVIF services (and their Digest) included.",
     "wsse-replay": "One switch skips both UsernameToken freshness checks: the reused nonce and the stale Created.",
+    "rtsp-no-auth": "With no authentication at all, valid credentials sent as Basic and a replayed Digest response are accepted too.",
 }
 
 # Cases that need a validated TLS channel; INCONCLUSIVE under self-signed-cert.

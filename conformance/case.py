@@ -60,6 +60,9 @@ class ProbeOptions:
     only: tuple[str, ...] = ()  # case ids; empty = all
     # called with the admin password the probe set during a first login (never in the report)
     on_new_admin_password: Callable[[str], None] | None = None
+    rtsps_port: int = 322  # the camera's RTSPS port (RTSP-*)
+    rtsp_plaintext_ports: tuple[int, ...] = ()  # checked for plaintext RTSP besides 554 and 8554
+    rtsp_paths: tuple[str, ...] = ("/h264", "/mjpeg")  # stream paths; the first must be H.264 (RTSP-05)
 
 
 @dataclass

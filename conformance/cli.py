@@ -45,6 +45,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--older-image", type=Path, help="a validly signed older image for the anti-rollback case")
     p.add_argument("--plaintext-ports", type=_ports, default=(80, 8080, 8000), help="ports to check for plaintext HTTP")
     p.add_argument("--allow-destructive", action="store_true", help="run cases that may change the device")
+    p.add_argument("--rtsps-port", type=int, default=322, help="the camera's RTSPS port (default 322)")
+    p.add_argument("--rtsp-plaintext-ports", type=_ports, default=(), help="more ports to check for plaintext RTSP")
+    p.add_argument("--rtsp-path", action="append", default=[], help="an RTSP stream path (repeatable; first: H.264)")
     p.add_argument("--only", action="append", default=[], metavar="CASE", help="run only this case (repeatable)")
     p.add_argument("--report", required=True, type=Path, help="directory for report.json, junit.xml, report.html")
     p.set_defaults(handler=_probe)
@@ -72,6 +75,9 @@ def _probe(args: argparse.Namespace) -> int:
         plaintext_ports=args.plaintext_ports,
         allow_destructive=args.allow_destructive,
         only=tuple(args.only),
+        rtsps_port=args.rtsps_port,
+        rtsp_plaintext_ports=args.rtsp_plaintext_ports,
+        rtsp_paths=tuple(args.rtsp_path) or ("/h264", "/mjpeg"),
     )
     def keep_admin_password(password: str) -> None:
         args.report.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ from .appkeys import AUDIT_KEY, CLOCK_KEY, CONNECTIONS_KEY, REBOOT_KEY
 from .config import PASSWORD_POLICIES, DeviceConfig, check_update_url
 from .errors import ConfigError
 from .listener import GuardedSite, runner_options
+from .rtsp import build_streams, rtsp_extension, rtsp_options
 from .server import Extension, builtin_extensions, create_app, create_redirect_app
 from .stream import build_pipeline, stream_options
 from .stream.web import add_stream_routes
@@ -81,6 +82,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--password-policy", choices=PASSWORD_POLICIES, default="nist-800-63b")
     parser.add_argument("--redirect-port", type=int, default=None)
     stream_options(parser)  # --source/--stream-source, --stream-mask, --stream-signing, ...
+    rtsp_options(parser)  # --rtsp-port (RTSPS only), --rtsp-digest, session caps
     parser.add_argument("--update-url", default=DEFAULT_VENDOR_URL)
     parser.add_argument("--update-check-interval", type=float, default=None)
     # on: an automatic check that finds a release this unit is admitted to installs it (fleet rollouts)
@@ -144,6 +146,9 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
     pipeline = build_pipeline(args, handoff)  # None for --source none
     if pipeline is not None:
         extensions.append(lambda app: add_stream_routes(app, pipeline))
+    rtsp_streams = build_streams(args, pipeline, handoff)  # None: no source, or --rtsp-port -1
+    if rtsp_streams is not None:
+        extensions.append(rtsp_extension(rtsp_streams, args))
     if args.update_url is not None:
         from .update.policy import UpdateClientConfig
         from .update.web import update_extension

@@ -79,6 +79,11 @@ RUNTIME_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--vendor-url", {"help": "vendor PSIRT base URL, published in /.well-known/security.txt"}),
     ("--flaw", {"action": "append", "metavar": "NAME",
                 "help": "UNSAFE: switch on a flaw profile (repeatable; loopback only)"}),
+    ("--rtsp-port", {"help": "RTSPS port, TLS only (default 322; -1 turns RTSP off)"}),
+    ("--rtsp-digest", {"help": "RTSP Digest: sha256 (default) or sha256+md5 (compatibility: FFmpeg)"}),
+    ("--rtsp-max-sessions", {"help": "RTSP sessions in total (default 32; 503 beyond)"}),
+    ("--rtsp-max-sessions-per-client", {"help": "RTSP sessions per client address (default 4; 453 beyond)"}),
+    ("--rtsp-session-timeout", {"help": "seconds an RTSP session lives without a request or RTCP (default 60)"}),
 )
 
 

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from cryptography import x509
@@ -74,8 +75,10 @@ from .streamverify import (
     SnapshotRecord,
     StreamReport,
     encode_record,
+    is_annexb,
     link_snapshot,
     parse_container,
+    verify_h264,
     verify_records,
     wall_time,
 )
@@ -88,7 +91,9 @@ TAIL_TIMEOUT = 10.0  # seconds to wait for the manifest of the last recorded fra
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     rec = groups["stream"].add_parser("record", help="record a signed stream (or snapshot) to a file")
-    rec.add_argument("url", help="https://HOST:PORT, or the stream.mjpeg / snapshot.jpg URL")
+    rec.add_argument(
+        "url", help="https://HOST:PORT, the stream.mjpeg / snapshot.jpg URL, or rtsps://HOST:PORT/h264 (signed H.264)"
+    )
     rec.add_argument("--out", required=True, type=Path, help="recording file to write")
     rec.add_argument("--ca", type=Path, help="PEM trust anchor for the camera's TLS (manufacturer root)")
     auth = rec.add_mutually_exclusive_group(required=True)
@@ -103,7 +108,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     rec.set_defaults(handler=cmd_record)
 
     ver = groups["stream"].add_parser("verify", help="verify a recording against the manufacturer root")
-    ver.add_argument("file", type=Path, help="recording written by `refcam stream record`")
+    ver.add_argument(
+        "file", type=Path, help="recording written by `refcam stream record` (signed MJPEG, or H.264 from rtsps://)"
+    )
     ver.add_argument("--ca", required=True, type=Path, help="PEM manufacturer root certificate")
     ver.add_argument("--all-frames", action="store_true", help="print a line for every frame")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -309,6 +316,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         if not args.password_env:
             raise StreamError("--user needs --password-env VAR (the password is never taken from argv)")
         password = _env(args.password_env, "--password-env")
+    if args.url.startswith(("rtsps://", "rtsp://")):
+        if user is None or password is None:
+            raise StreamError("an rtsps:// recording needs --user and --password-env (RTSP Digest)")
+        return _record_rtsp(args, user, password)
     ssl_context = tls.client_context(args.ca) if args.ca else ssl.create_default_context()
     partial = args.out.with_name(args.out.name + ".part")
     progress = Progress("recording", total=args.frames, unit="frames")
@@ -337,6 +348,62 @@ def cmd_record(args: argparse.Namespace) -> int:
     print(f"recorded {what} to {args.out}")
     if not result.complete:
         print("refcam: warning: the stream ended before the last frames were signed", file=sys.stderr)
+    return 0
+
+
+def record_rtsp(
+    url: str, out: BinaryIO, *, ca: Path, user: str, password: str,
+    frames: int | None = None, seconds: float | None = None,
+) -> int:
+    """Record an RTSPS H.264 stream as Annex B (what the camera sent, signing SEIs included).
+
+    The client is PyAV's FFmpeg with ``tls_verify=1`` and ``ca_file``: the
+    camera's chain is validated to ``ca`` (FFmpeg honours both for rtsps).
+    Returns the number of access units written.
+    """
+    import av
+
+    from device.rtsp.rtp import annexb, split_annexb
+
+    parts = urlsplit(url)
+    if parts.scheme != "rtsps" or not parts.hostname or parts.username or parts.password:
+        raise StreamError(f"{url!r}: expected rtsps://HOST:PORT/h264 without credentials in it")
+    port = f":{parts.port}" if parts.port else ""
+    target = f"rtsps://{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}{port}{parts.path}"
+    options = {"rtsp_transport": "tcp", "tls_verify": "1", "ca_file": str(ca)}
+    written, deadline = 0, (time.monotonic() + seconds) if seconds else None
+    try:
+        with av.open(target, options=options, timeout=20) as container:
+            stream = container.streams.video[0]
+            if stream.codec_context.name != "h264":
+                raise StreamError(f"{parts.path} is {stream.codec_context.name}, not H.264: nothing to verify")
+            for packet in container.demux(stream):
+                data = bytes(packet)
+                if not data:
+                    continue
+                out.write(annexb(split_annexb(data)))
+                written += 1
+                if (frames is not None and written >= frames) or (deadline and time.monotonic() >= deadline):
+                    break
+    except av.FFmpegError as exc:
+        raise TransportError(f"cannot record {parts.scheme}://{parts.hostname}{port}{parts.path}: {exc}") from exc
+    return written
+
+
+def _record_rtsp(args: argparse.Namespace, user: str, password: str) -> int:
+    if args.ca is None:
+        raise StreamError("an rtsps:// recording needs --ca (the manufacturer root the camera's chain ends at)")
+    partial = args.out.with_name(args.out.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            written = record_rtsp(
+                args.url, out, ca=args.ca, user=user, password=password, frames=args.frames, seconds=args.seconds
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(args.out)
+    print(f"recorded {written} H.264 access units to {args.out}")
     return 0
 
 
@@ -438,6 +505,8 @@ def _read_records(path: Path, what: str) -> tuple[Record, ...]:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     root = _load_root(args.ca)
+    if _is_h264(args.file):
+        return _verify_h264(args, root)
     records = _read_records(args.file, "recording")
     now = datetime.now(UTC)
     report = verify_records(records, trust_root=root, now=now)
@@ -463,6 +532,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for _, link in links:
             link.check()
     except (NotAuthentic, Incomplete):
+        return 1
+    return 0
+
+
+def _is_h264(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return is_annexb(f.read(4))
+    except OSError:
+        return False  # the recording reader reports it ("cannot read recording ...")
+
+
+def _verify_h264(args: argparse.Namespace, root: x509.Certificate) -> int:
+    """A signed H.264 recording (``refcam stream record rtsps://...``): one line per GOP."""
+    try:
+        data = args.file.read_bytes()
+    except OSError as e:
+        raise FormatError(f"recording {args.file}: {e}") from e
+    report = verify_h264(data, trust_root=root, now=datetime.now(UTC))
+    if args.json:
+        print(json.dumps({"verdict": report.verdict, "session": report.session,
+                          "gops": [asdict(g) for g in report.gops]}, indent=2))
+    else:
+        for gop in report.gops:
+            print(f"{gop.status:<10} {gop.detail} ({gop.frames} frames)")
+        print(f"verdict: {report.verdict}")
+    try:
+        report.check()
+    except NotAuthentic:
         return 1
     return 0
 

@@ -1044,3 +1044,117 @@ def link_snapshot(
         f"frame seq {seq} of the session (same session id, key and device); its segment {segment} is outside "
         f"the recorded segments ({span}), so its place in the chain is not checked",
     )
+
+
+# -- signed H.264 (RTSPS recordings) ---------------------------------------------
+
+GopStatus = Literal["authentic", "tampered", "missing", "unsigned"]
+
+
+@dataclass(frozen=True)
+class GopResult:
+    """One GOP of a signed H.264 recording (``index`` in the file; ``gop`` the signed counter)."""
+
+    index: int | None  # None for a GOP the signatures name but the file lacks
+    gop: int | None
+    status: GopStatus
+    frames: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class H264Report:
+    gops: tuple[GopResult, ...]
+    session: str | None
+
+    @property
+    def verdict(self) -> Verdict:
+        statuses = {g.status for g in self.gops}
+        if "tampered" in statuses or "missing" in statuses:
+            return "not_authentic"
+        if "authentic" not in statuses:
+            return "not_signed"
+        return "authentic"
+
+    def check(self) -> None:
+        if self.verdict != "authentic":
+            bad = [g for g in self.gops if g.status in ("tampered", "missing")]
+            raise NotAuthentic("; ".join(g.detail for g in bad[:MAX_LISTED_GAPS]) or "no signed GOP")
+
+
+def is_annexb(data: bytes) -> bool:
+    return data.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01"))
+
+
+def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> H264Report:
+    """Verify a recorded Annex B H.264 stream's signed-GOP SEIs (:mod:`device.rtsp.mediasign`).
+
+    Each GOP is ``authentic`` (its NAL hashes are those signed in the next
+    GOP's SEI), ``tampered`` (they differ, or that SEI's signature or chain
+    is bad), ``unsigned`` (no signature follows it: the recording's last GOP,
+    or one whose signing GOP is missing) or, for GOPs the signatures count
+    but the file lacks, ``missing``.
+    """
+    from device.rtsp.mediasign import GOP_PAYLOAD_TYPE, GOP_TYPE, split_gops
+    from device.rtsp.rtp import split_annexb
+
+    trust = _Trust(trust_root, now)
+    gops = split_gops(split_annexb(data))
+    claims: dict[int, dict[str, Any] | str] = {}  # recorded index of the GOP a signature covers
+    session: str | None = None
+    for gop in gops:
+        if gop.index == 0 and (gop.signature is not None or gop.malformed):
+            continue  # it signs a GOP before the recording started
+        if gop.malformed:
+            claims[gop.index - 1] = f"signing SEI is malformed: {gop.malformed}"
+        elif gop.signature is not None:
+            try:
+                payload = _verify_envelope(Envelope.parse(gop.signature), trust, GOP_PAYLOAD_TYPE)
+                _fields(payload, GOP_TYPE, {"type", "alg", "key_id", "device", "session", "gop", "frames",
+                                            "nal_hashes", "previous"})
+                if session is not None and payload["session"] != session:
+                    raise _ManifestInvalid(f"session {payload['session']} spliced into session {session}")
+                session = payload["session"]
+                claims[gop.index - 1] = payload
+            except (_ManifestInvalid, FormatError) as exc:
+                claims[gop.index - 1] = f"signature in GOP {gop.index} does not verify: {exc}"
+    results: list[GopResult] = []
+    expected: int | None = None  # the counter the next recorded GOP should carry
+    for gop in gops:
+        claim = claims.get(gop.index)
+        follower = gops[gop.index + 1] if gop.index + 1 < len(gops) else None
+        if isinstance(claim, str):
+            results.append(GopResult(gop.index, None, "tampered", gop.frames, f"GOP at {gop.index}: {claim}"))
+            expected = None
+            continue
+        if claim is None:
+            why = "no signature after it (the recording ends here)" if follower is None else "no signature for it"
+            results.append(GopResult(gop.index, None, "unsigned", gop.frames, f"GOP at {gop.index}: {why}"))
+            expected = None
+            continue
+        number = int(claim["gop"])
+        matches = list(gop.nal_hashes) == list(claim["nal_hashes"])
+        if expected is not None and number > expected:
+            first_missing = expected
+            if not matches:  # this GOP is `expected`; its signature travelled in a GOP cut out
+                results.append(GopResult(gop.index, expected, "unsigned", gop.frames,
+                                         f"GOP {expected} (at {gop.index}): its signature was in a missing GOP"))
+                first_missing = expected + 1
+            for missing in range(first_missing, number + (0 if matches else 1)):
+                results.append(GopResult(None, missing, "missing", 0, f"GOP {missing} is missing from the recording"))
+            if matches:
+                results.append(GopResult(gop.index, number, "authentic", gop.frames, f"GOP {number}: authentic"))
+        elif expected is not None and number < expected:
+            results.append(GopResult(gop.index, number, "tampered", gop.frames,
+                                     f"GOP at {gop.index}: signed as GOP {number}, out of order"))
+        elif matches:
+            results.append(GopResult(gop.index, number, "authentic", gop.frames, f"GOP {number}: authentic"))
+        else:
+            signed = list(claim["nal_hashes"])
+            changed = [i for i, (a, b) in enumerate(zip(gop.nal_hashes, signed, strict=False)) if a != b]
+            where = (f"NAL unit {changed[0]} differs" if changed
+                     else f"{len(gop.nal_hashes)} NAL units recorded, {len(signed)} signed")
+            results.append(GopResult(gop.index, number, "tampered", gop.frames,
+                                     f"GOP {number} (at {gop.index}): {where}"))
+        expected = number + 1
+    return H264Report(tuple(results), session)

@@ -4,6 +4,6 @@ Importing a module registers its cases in :data:`conformance.case.REGISTRY`;
 :data:`CASE_MODULES` is the explicit list the runner depends on.
 """
 
-from . import access, boot, credentials, disclosure, onvif, tls, update
+from . import access, boot, credentials, disclosure, onvif, rtsp, tls, update
 
-CASE_MODULES = (access, boot, credentials, disclosure, tls, update, onvif)
+CASE_MODULES = (access, boot, credentials, disclosure, tls, update, onvif, rtsp)

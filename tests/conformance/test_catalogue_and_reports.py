@@ -16,6 +16,7 @@ from conformance.model import Evidence, UnitResult, Verdict, case_verdict, make_
 from conformance.report import ProbeReport, render_html, render_junit, render_table, write_reports
 
 REQUIREMENT_ROWS = set(range(1, 37)) - {8}  # row 8 (factory reset) needs the pinhole button
+REQUIREMENT_ROWS |= {44, 45}  # RTSPS (RTSP-01..04) and the signed stream (RTSP-05)
 
 
 def test_catalogue_covers_every_network_testable_requirement_row() -> None:

@@ -106,6 +106,7 @@ class RunningDevice:
     label_password: str
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    rtsp_port: int = 0  # RTSPS (an ephemeral port: 322 would collide between devices)
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -166,7 +167,8 @@ def start_device(
     nofile: int | None = None,
 ) -> RunningDevice:
     port = port or free_port()
-    args = ["device", "run", "--state", str(state), "--port", str(port)]
+    rtsp_port = free_port()
+    args = ["device", "run", "--state", str(state), "--port", str(port), "--rtsp-port", str(rtsp_port)]
     for flaw in flaws:
         args += ["--flaw", flaw]
     if vendor_url:
@@ -175,7 +177,9 @@ def start_device(
     proc, output = _start(args, READY, nofile=nofile)
     root = state / "root.pem"
     root.write_bytes((state / "data" / "identity" / "manufacturer-root.pem").read_bytes())
-    return RunningDevice(state, f"https://localhost:{port}", port, root, label_password(state), proc, output)
+    return RunningDevice(
+        state, f"https://localhost:{port}", port, root, label_password(state), proc, output, rtsp_port=rtsp_port
+    )
 
 
 @pytest.fixture

@@ -93,6 +93,8 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
                 vendor=vendor_server.url,
                 vendor_ca_file=str(vendor_server.root_pem),
                 plaintext_ports=(device.port + 1,),
+                rtsps_port=device.rtsp_port,
+                rtsp_plaintext_ports=(device.rtsp_port + 1,),
             )
         )
     verdicts = {r.case_id: r.verdict for r in report.results}

@@ -46,6 +46,8 @@ def test_secure_device_passes_every_case(
                 vendor_ca_file=str(vendor.root_pem),
                 reference_values=firmware.reference_values,
                 plaintext_ports=(device.port + 1,),
+                rtsps_port=device.rtsp_port,
+                rtsp_plaintext_ports=(device.rtsp_port + 1,),
             )
         )
     paths = write_reports(report, tmp_path / "report")

@@ -1,0 +1,575 @@
+"""The media plane: RTSP over TLS only, Digest required, Basic and replays refused, signed H.264.
+
+The probe's own RTSP 1.0 client (RFC 2326) on a TLS socket validated to the
+operator's root, its own Digest (RFC 7616, SHA-256 preferred), its own
+RTP/H.264 depacketiser (RFC 6184: single NAL unit, STAP-A, FU-A) and its own
+check of the signed-GOP SEI the camera declares (user_data_unregistered with
+the refcam signing UUID, a DSSE envelope whose chain must end at the
+operator's root, and the SHA-256 of every NAL unit of the GOP before it).
+Nothing of the camera's code is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import socket
+import ssl
+import struct
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..http import client_context
+from ..model import Evidence, UnitResult
+
+SIGNING_SEI_UUID = bytes.fromhex("8f0a5e3c7b2d4e61a9c4726566636d31")  # declared by the camera (docs/RTSP.md)
+GOP_PAYLOAD_TYPE = "application/vnd.refcam.h264-gop+json"
+TIMEOUT = 8.0
+
+
+class RtspProbeError(Exception):
+    """The RTSP exchange could not be completed (reported INCONCLUSIVE or NOT APPLICABLE)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+    def first(self, name: str) -> str:
+        values = self.headers.get(name.lower(), [])
+        return values[0] if values else ""
+
+
+@dataclass
+class RtspClient:
+    sock: socket.socket
+    host: str
+    port: int
+    cseq: int = 0
+    buffer: bytearray = field(default_factory=bytearray)
+    media: list[tuple[int, bytes]] = field(default_factory=list)  # (channel, packet) read while waiting
+
+    @classmethod
+    def connect(cls, host: str, port: int, context: ssl.SSLContext | None) -> RtspClient:
+        raw = socket.create_connection((host, port), timeout=TIMEOUT)
+        try:
+            sock = context.wrap_socket(raw, server_hostname=host) if context is not None else raw
+        except (ssl.SSLError, OSError):
+            raw.close()
+            raise
+        return cls(sock, host, port)
+
+    def url(self, path: str) -> str:
+        return f"rtsps://{self.host}:{self.port}{path}"
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            return
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RtspProbeError("the camera closed the RTSP connection")
+        self.buffer += chunk
+
+    def request(self, method: str, uri: str, headers: dict[str, str] | None = None) -> Reply:
+        self.cseq += 1
+        lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self.cseq}", "User-Agent: refcam-probe"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        return self.reply()
+
+    def reply(self) -> Reply:
+        while True:
+            while self.buffer[:1] == b"$":
+                packet = self._interleaved()
+                if packet is None:
+                    self._fill()
+                    continue
+                self.media.append(packet)
+            end = self.buffer.find(b"\r\n\r\n")
+            if end >= 0 and self.buffer[:1] != b"$":
+                break
+            self._fill()
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        del self.buffer[: end + 4]
+        lines = head.split("\r\n")
+        match = re.match(r"RTSP/1\.0 (\d{3})", lines[0])
+        if match is None:
+            raise RtspProbeError(f"not an RTSP reply: {lines[0][:80]!r}")
+        headers: dict[str, list[str]] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        length = int((headers.get("content-length") or ["0"])[0])
+        while len(self.buffer) < length:
+            self._fill()
+        body = bytes(self.buffer[:length])
+        del self.buffer[:length]
+        return Reply(int(match.group(1)), headers, body)
+
+    def _interleaved(self) -> tuple[int, bytes] | None:
+        if len(self.buffer) < 4:
+            return None
+        size = struct.unpack_from("!H", self.buffer, 2)[0]
+        if len(self.buffer) < 4 + size:
+            return None
+        packet = (self.buffer[1], bytes(self.buffer[4 : 4 + size]))
+        del self.buffer[: 4 + size]
+        return packet
+
+    def read_media(self, seconds: float) -> list[tuple[int, bytes]]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            packet = self._interleaved()
+            if packet is not None:
+                self.media.append(packet)
+                continue
+            if bytes(self.buffer[:1]) not in (b"", b"$"):
+                raise RtspProbeError("unexpected RTSP data in the media stream")
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                self._fill()
+            except TimeoutError:
+                break
+        media, self.media = self.media, []
+        return media
+
+
+def _params(challenge: str) -> dict[str, str]:
+    return {k.lower(): v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', challenge)}
+
+
+@dataclass
+class Digest:
+    """A Digest session on one nonce: each response uses the next ``nc``."""
+
+    challenge: dict[str, str]
+    username: str
+    password: str
+    nc: int = 0
+
+    @classmethod
+    def pick(cls, reply: Reply, username: str, password: str) -> Digest | None:
+        offers = [_params(v) for v in reply.headers.get("www-authenticate", []) if v.lower().startswith("digest ")]
+        for algorithm in ("SHA-256", "MD5"):
+            for offer in offers:
+                if offer.get("algorithm", "MD5").upper() == algorithm:
+                    return cls(offer, username, password)
+        return None
+
+    def header(self, method: str, uri: str, *, nc: int | None = None) -> str:
+        if nc is None:
+            self.nc += 1
+            nc = self.nc
+        algorithm = self.challenge.get("algorithm", "MD5").upper()
+        h = hashlib.sha256 if algorithm == "SHA-256" else hashlib.md5
+
+        def hexd(text: str) -> str:
+            return h(text.encode("utf-8")).hexdigest()
+
+        cnonce = secrets.token_hex(8)
+        realm, nonce = self.challenge.get("realm", ""), self.challenge.get("nonce", "")
+        ha1 = hexd(f"{self.username}:{realm}:{self.password}")
+        response = hexd(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:auth:{hexd(f'{method}:{uri}')}")
+        parts = [
+            f'username="{self.username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
+            f"algorithm={algorithm}", "qop=auth", f"nc={nc:08x}", f'cnonce="{cnonce}"', f'response="{response}"',
+        ]
+        if "opaque" in self.challenge:
+            parts.append(f'opaque="{self.challenge["opaque"]}"')
+        return "Digest " + ", ".join(parts)
+
+
+def _evidence(summary: str, **detail: Any) -> Evidence:
+    return Evidence("rtsp", summary, detail)
+
+
+def _rtsps_port(ctx: ProbeContext) -> int:
+    return ctx.options.rtsps_port
+
+
+def _paths(ctx: ProbeContext) -> tuple[str, ...]:
+    return ctx.options.rtsp_paths or ("/h264",)
+
+
+def _connect(ctx: ProbeContext) -> RtspClient:
+    return RtspClient.connect(ctx.host, _rtsps_port(ctx), client_context(ctx.options.ca_file))
+
+
+def _service_state(ctx: ProbeContext) -> str | None:
+    """None if an RTSPS service answers OPTIONS over a validated channel; else why not."""
+    cached = ctx.cache.get("rtsps_state", "unset")
+    if cached != "unset":
+        return cached if isinstance(cached, str) else None
+    state: str | None
+    try:
+        client = _connect(ctx)
+    except ConnectionRefusedError:
+        state = f"no RTSPS service on port {_rtsps_port(ctx)}"
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        state = f"TLS to the RTSPS port does not validate to the given root: {exc}"
+    except OSError as exc:
+        state = f"RTSPS port unreachable: {exc}"
+    else:
+        try:
+            reply = client.request("OPTIONS", "*")
+            state = None if reply.status == 200 else f"OPTIONS answered {reply.status}"
+        except (OSError, RtspProbeError) as exc:
+            state = f"RTSPS OPTIONS failed: {exc}"
+        finally:
+            client.close()
+    ctx.cache["rtsps_state"] = state
+    return state
+
+
+def _skip(ctx: ProbeContext, letters: str) -> list[UnitResult] | None:
+    state = _service_state(ctx)
+    if state is None:
+        return None
+    if state.startswith("no RTSPS service"):
+        return [not_applicable(letter, state) for letter in letters]
+    return [inconclusive(letter, state) for letter in letters]
+
+
+def _admin(ctx: ProbeContext) -> tuple[str, str] | None:
+    from ._session import admin
+
+    try:
+        account = admin(ctx)
+    except Exception:  # noqa: BLE001 - no credentials: the unit is INCONCLUSIVE
+        return None
+    return account.username, account.password
+
+
+def _plain_rtsp(host: str, port: int) -> tuple[str, bytes]:
+    try:
+        with socket.create_connection((host, port), timeout=3) as sock:
+            sock.sendall(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: refcam-probe\r\n\r\n")
+            data = b""
+            try:
+                while len(data) < 4096 and b"\r\n\r\n" not in data:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (TimeoutError, ConnectionResetError):
+                pass
+    except ConnectionRefusedError:
+        return "refused", b""
+    except OSError as exc:
+        return f"unreachable ({exc})", b""
+    return ("answered" if data.startswith(b"RTSP/1.0") else "closed"), data
+
+
+@register("RTSP-01", budget=0, order=12)
+def no_plaintext_rtsp(ctx: ProbeContext) -> list[UnitResult]:
+    port = _rtsps_port(ctx)
+    state, data = _plain_rtsp(ctx.host, port)
+    ev_a = _evidence(f"plaintext RTSP to the RTSPS port {port}: {state}", first_bytes=data[:120].decode("latin-1"))
+    a = failed("a", "the RTSPS port answers plaintext RTSP", ev_a) if state == "answered" else passed(
+        "a", f"plaintext RTSP to the RTSPS port: {state}", ev_a
+    )
+    ports = tuple(dict.fromkeys((554, 8554, *ctx.options.rtsp_plaintext_ports)))
+    findings, offending = [], []
+    for candidate in ports:
+        if candidate == port:
+            continue
+        cstate, reply = _plain_rtsp(ctx.host, candidate)
+        findings.append({"port": candidate, "state": cstate, "first_bytes": reply[:120].decode("latin-1")})
+        if cstate == "answered":
+            offending.append(candidate)
+    ev_b = _evidence("plaintext RTSP ports", ports=findings)
+    b = failed("b", f"plaintext RTSP served on ports {offending}", ev_b) if offending else passed(
+        "b", f"no plaintext RTSP on ports {', '.join(str(p) for p in ports)}", ev_b
+    )
+    return [a, b]
+
+
+@register("RTSP-02", budget=10, order=12)
+def rtsp_requires_auth(ctx: ProbeContext) -> list[UnitResult]:
+    skipped = _skip(ctx, "ab")
+    if skipped:
+        return skipped
+    open_paths, answers, offers = [], [], []
+    client = _connect(ctx)
+    try:
+        for path in _paths(ctx):
+            reply = client.request("DESCRIBE", client.url(path), {"Accept": "application/sdp"})
+            answers.append({"path": path, "status": reply.status})
+            if reply.status == 200:
+                open_paths.append(path)
+            offers += reply.headers.get("www-authenticate", [])
+    finally:
+        client.close()
+    ev = _evidence("DESCRIBE without credentials", answers=answers, challenges=offers)
+    a = failed("a", f"streams described to an anonymous client: {open_paths}", ev) if open_paths else passed(
+        "a", "every stream asks for credentials (401)", ev
+    )
+    sha = any(o.lower().startswith("digest ") and "sha-256" in o.lower() for o in offers)
+    b = passed("b", "Digest with SHA-256 is offered", ev) if sha else failed(
+        "b", "no Digest SHA-256 challenge", ev
+    )
+    return [a, b]
+
+
+@register("RTSP-03", budget=10, order=12)
+def rtsp_basic_refused(ctx: ProbeContext) -> list[UnitResult]:
+    skipped = _skip(ctx, "ab")
+    if skipped:
+        return skipped
+    path = _paths(ctx)[0]
+    client = _connect(ctx)
+    try:
+        reply = client.request("DESCRIBE", client.url(path), {"Accept": "application/sdp"})
+        basic_offered = [v for v in reply.headers.get("www-authenticate", []) if v.lower().startswith("basic")]
+        ev_a = _evidence("challenges", challenges=reply.headers.get("www-authenticate", []))
+        a = failed("a", "Basic authentication is offered", ev_a) if basic_offered else passed(
+            "a", "no Basic challenge", ev_a
+        )
+        creds = _admin(ctx)
+        if creds is None:
+            return [a, inconclusive("b", "no admin credentials to send as Basic")]
+        token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode("ascii")
+        basic = client.request("DESCRIBE", client.url(path), {"Authorization": f"Basic {token}", "Accept": "application/sdp"})
+    finally:
+        client.close()
+    ev_b = _evidence("DESCRIBE with valid credentials as Basic", status=basic.status)
+    b = failed("b", f"valid credentials sent as Basic were accepted ({basic.status})", ev_b) if basic.status == 200 else passed(
+        "b", f"Basic credentials refused ({basic.status})", ev_b
+    )
+    return [a, b]
+
+
+@register("RTSP-04", budget=10, order=12)
+def rtsp_digest_replay(ctx: ProbeContext) -> list[UnitResult]:
+    skipped = _skip(ctx, "ab")
+    if skipped:
+        return skipped
+    creds = _admin(ctx)
+    if creds is None:
+        return [inconclusive("a", "no admin credentials"), inconclusive("b", "no admin credentials")]
+    path = _paths(ctx)[0]
+    client = _connect(ctx)
+    try:
+        uri = client.url(path)
+        first = client.request("DESCRIBE", uri, {"Accept": "application/sdp"})
+        digest = Digest.pick(first, *creds)
+        if digest is None and first.status == 200:
+            header = "Digest username=\"x\""  # no challenge at all: the replay below is still sent
+        elif digest is None:
+            return [inconclusive("a", f"no Digest challenge ({first.status})"), inconclusive("b", "no Digest")]
+        else:
+            header = digest.header("DESCRIBE", uri)
+        fresh = client.request("DESCRIBE", uri, {"Authorization": header, "Accept": "application/sdp"})
+        replay = client.request("DESCRIBE", uri, {"Authorization": header, "Accept": "application/sdp"})
+    finally:
+        client.close()
+    ev = _evidence("a Digest response sent twice", first=fresh.status, replayed=replay.status)
+    a = passed("a", "a fresh Digest response is accepted", ev) if fresh.status == 200 else inconclusive(
+        "a", f"a fresh Digest response got {fresh.status}", ev
+    )
+    b = failed("b", "the replayed Digest response was accepted", ev) if replay.status == 200 else passed(
+        "b", f"the replayed Digest response was refused ({replay.status})", ev
+    )
+    return [a, b]
+
+
+# -- RTSP-05: signed H.264 ----------------------------------------------------------
+
+
+def _depacketise(packets: list[bytes]) -> list[bytes]:
+    """RFC 6184: RTP payloads -> NAL units (single, STAP-A, FU-A); a broken FU is dropped."""
+    nals: list[bytes] = []
+    fu: bytearray | None = None
+    last_seq: int | None = None
+    for packet in packets:
+        if len(packet) < 13 or packet[0] >> 6 != 2:
+            continue
+        seq = struct.unpack_from("!H", packet, 2)[0]
+        offset = 12 + 4 * (packet[0] & 0x0F)
+        if packet[0] & 0x10:  # header extension
+            offset += 4 + 4 * struct.unpack_from("!H", packet, offset + 2)[0]
+        payload = packet[offset:]
+        if packet[0] & 0x20:
+            payload = payload[: len(payload) - payload[-1]]
+        gap = last_seq is not None and seq != (last_seq + 1) & 0xFFFF
+        last_seq = seq
+        if gap:
+            fu = None
+        kind = payload[0] & 0x1F
+        if kind == 24:  # STAP-A
+            index = 1
+            while index + 2 <= len(payload):
+                size = struct.unpack_from("!H", payload, index)[0]
+                nals.append(bytes(payload[index + 2 : index + 2 + size]))
+                index += 2 + size
+        elif kind == 28:  # FU-A
+            start, end = payload[1] & 0x80, payload[1] & 0x40
+            if start:
+                fu = bytearray([(payload[0] & 0xE0) | (payload[1] & 0x1F)]) + payload[2:]
+            elif fu is not None:
+                fu += payload[2:]
+            if end and fu is not None:
+                nals.append(bytes(fu))
+                fu = None
+        elif 1 <= kind <= 23:
+            nals.append(bytes(payload))
+    return nals
+
+
+def _unescape(data: bytes) -> bytes:
+    return re.sub(b"\x00\x00\x03", b"\x00\x00", data)
+
+
+def _signing_envelope(nal: bytes) -> bytes | None:
+    if not nal or nal[0] & 0x1F != 6:
+        return None
+    rbsp = _unescape(nal[1:])
+    index = 0
+    while index < len(rbsp) and rbsp[index] != 0x80:
+        kind = 0
+        while rbsp[index] == 0xFF:
+            kind += 255
+            index += 1
+        kind += rbsp[index]
+        index += 1
+        size = 0
+        while index < len(rbsp) and rbsp[index] == 0xFF:
+            size += 255
+            index += 1
+        if index >= len(rbsp):
+            return None
+        size += rbsp[index]
+        index += 1
+        content = rbsp[index : index + size]
+        index += size
+        if kind == 5 and content[:16] == SIGNING_SEI_UUID:
+            return content[16:]
+    return None
+
+
+def _verify_envelope(envelope: bytes, root: x509.Certificate, now: datetime) -> dict[str, Any]:
+    doc = json.loads(envelope)
+    if doc.get("payloadType") != GOP_PAYLOAD_TYPE:
+        raise ValueError(f"payload type {doc.get('payloadType')!r}")
+    payload = base64.b64decode(doc["payload"], validate=True)
+    signature = base64.b64decode(doc["signatures"][0]["sig"], validate=True)
+    chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in doc["certificates"]]
+    for cert, issuer in zip(chain, [*chain[1:], root], strict=True):
+        cert.verify_directly_issued_by(issuer)
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise ValueError(f"certificate {cert.subject.rfc4514_string()} is not valid now")
+    kind = GOP_PAYLOAD_TYPE.encode()
+    message = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    key = chain[0].public_key()
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        key.verify(signature, message)
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    else:
+        raise ValueError(f"unexpected signing key {type(key).__name__}")
+    result: dict[str, Any] = json.loads(payload)
+    return result
+
+
+def _gops(nals: list[bytes]) -> list[tuple[list[bytes], bytes | None]]:
+    """(NAL units without signing SEIs, the signing envelope in it) per GOP; GOPs open at SPS + IDR."""
+    gops: list[tuple[list[bytes], bytes | None]] = []
+    lead: list[bytes] = []
+    signature: bytes | None = None
+    for nal in nals:
+        envelope = _signing_envelope(nal)
+        if envelope is not None:
+            signature = envelope
+            continue
+        kind = nal[0] & 0x1F
+        if kind not in (1, 5):
+            lead.append(nal)
+            continue
+        if kind == 5 and any(n[0] & 0x1F == 7 for n in lead):
+            gops.append(([], signature))
+            signature = None
+        if gops:
+            gops[-1][0].extend([*lead, nal])
+        lead = []
+    return gops
+
+
+@register("RTSP-05", budget=10, order=12)
+def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
+    skipped = _skip(ctx, "ab")
+    if skipped:
+        return skipped
+    creds = _admin(ctx)
+    if creds is None or not ctx.options.ca_file:
+        return [inconclusive("a", "needs admin credentials and --ca"), inconclusive("b", "needs admin credentials and --ca")]
+    path = _paths(ctx)[0]
+    client = _connect(ctx)
+    try:
+        uri = client.url(path)
+        first = client.request("DESCRIBE", uri, {"Accept": "application/sdp"})
+        digest = Digest.pick(first, *creds)
+
+        def auth(method: str, target: str) -> dict[str, str]:
+            return {"Authorization": digest.header(method, target)} if digest is not None else {}
+
+        describe = client.request("DESCRIBE", uri, {"Accept": "application/sdp", **auth("DESCRIBE", uri)})
+        if describe.status != 200 or b"H264/90000" not in describe.body:
+            return [inconclusive("a", f"{path} is not an H.264 stream the probe can read ({describe.status})"),
+                    inconclusive("b", "no H.264 stream")]
+        track = uri + "/trackID=0"
+        setup = client.request("SETUP", track, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1", **auth("SETUP", track)})
+        session = setup.first("session").split(";")[0]
+        client.request("PLAY", uri, {"Session": session, "Range": "npt=0-", **auth("PLAY", uri)})
+        media = client.read_media(2.5)  # past the second key frame: its SEI signs the first whole GOP
+        with contextlib.suppress(OSError, RtspProbeError):
+            client.request("TEARDOWN", uri, {"Session": session, **auth("TEARDOWN", uri)})
+    except (OSError, RtspProbeError, ValueError) as exc:
+        return [inconclusive("a", f"could not read the stream: {exc}"), inconclusive("b", "no stream")]
+    finally:
+        client.close()
+    nals = _depacketise([packet for channel, packet in media if channel == 0])
+    gops = _gops(nals)
+    signed = [(i, sig) for i, (_, sig) in enumerate(gops) if sig is not None]
+    ev = _evidence("H.264 stream read", nal_units=len(nals), gops=len(gops), signing_seis=len(signed))
+    if not signed:
+        return [failed("a", f"no signing SEI in {len(gops)} GOPs of {path}", ev), failed("b", "the stream is not signed", ev)]
+    a = passed("a", f"{len(signed)} signing SEIs in {len(gops)} GOPs", ev)
+    root = x509.load_pem_x509_certificate(open(ctx.options.ca_file, "rb").read())  # noqa: SIM115
+    now = datetime.now(UTC)
+    checked, problems = 0, []
+    for index, envelope in signed:
+        if index == 0:
+            continue  # it signs a GOP before the probe joined
+        try:
+            payload = _verify_envelope(envelope, root, now)
+        except (ValueError, KeyError, TypeError, InvalidSignature) as exc:
+            problems.append(f"GOP {index}: signature does not verify ({exc or type(exc).__name__})")
+            continue
+        covered = [hashlib.sha256(n).hexdigest() for n in gops[index - 1][0]]
+        if covered != payload.get("nal_hashes"):
+            problems.append(f"GOP {index - 1}: NAL hashes differ from the signed ones")
+        checked += 1
+    ev_b = _evidence("signed GOPs checked", checked=checked, problems=problems)
+    if problems:
+        return [a, failed("b", "; ".join(problems[:5]), ev_b)]
+    if not checked:
+        return [a, inconclusive("b", "no complete signed GOP was received", ev_b)]
+    return [a, passed("b", f"{checked} GOPs verify to the manufacturer root", ev_b)]

@@ -18,6 +18,7 @@ from typing import Any
 
 from .adapters import RefcamAPIAdapter, Session, TargetAdapter
 from .declaration import Declaration
+from .errors import MissingOption
 from .http import Exchange, ProbeHTTP, Target, client_context
 from .model import Evidence, UnitResult, Verdict
 from .verdicts import Judgement, attempt
@@ -153,3 +154,10 @@ def not_applicable(letter: str, reason: str) -> UnitResult:
 def not_tested(letter: str, reason: str, *needs: str) -> UnitResult:
     """Skipped for a missing option; ``needs`` names the options that would run it."""
     return UnitResult(letter, Verdict.NOT_TESTED, reason, (), tuple(needs))
+
+
+def undone(letter: str, exc: Exception, *evidence: Evidence) -> UnitResult:
+    """A unit that could not run: NOT TESTED for a missing option, else INCONCLUSIVE with the reason."""
+    if isinstance(exc, MissingOption):
+        return not_tested(letter, str(exc), *exc.needs)
+    return inconclusive(letter, str(exc), *evidence)

@@ -41,3 +41,11 @@ class PreflightError(ProbeError):
     or the given credentials do not log in. No case runs and no report is written."""
 
     exit_code = 2
+
+
+class MissingOption(ProbeError):
+    """A case needs an option the run was not given; its units are NOT TESTED."""
+
+    def __init__(self, message: str, *needs: str) -> None:
+        super().__init__(message)
+        self.needs = needs

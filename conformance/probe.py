@@ -24,7 +24,7 @@ from .adapters import adapter_for
 from .case import REGISTRY, ProbeContext, ProbeOptions, inconclusive, not_applicable, not_tested
 from .cases import CASE_MODULES
 from .catalogue import Catalogue, load_catalogue
-from .errors import PreflightError, ProbeBudgetExceeded, ProbeError, UsageError
+from .errors import MissingOption, PreflightError, ProbeBudgetExceeded, ProbeError, UsageError
 from .http import ProbeHTTP, Recorded, Target, client_context
 from .model import CaseResult, UnitResult, make_case_result
 from .preflight import check_channel, check_login
@@ -59,6 +59,8 @@ def run_case(ctx: ProbeContext, case_id: str, letters: Sequence[str]) -> CaseRes
     ctx.deadline = ctx.http.clock() + registered.seconds
     try:
         units = list(registered.function(ctx))
+    except MissingOption as exc:
+        units = [not_tested(letter, str(exc), *exc.needs) for letter in letters]
     except ProbeBudgetExceeded as exc:
         units = [inconclusive(letters[0], str(exc))]
     except ProbeError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..case import ProbeContext
-from ..errors import ProbeError
+from ..errors import MissingOption, ProbeError
 from ..http import Exchange, ProbeHTTP
 
 LOGIN = "/api/v1/session"
@@ -77,7 +77,7 @@ def _admin_login(ctx: ProbeContext) -> Account:
     opts = ctx.options
     session = ctx.preflight_session
     if session is None:
-        raise ProbeError("needs credentials (--admin USER:PASS or --label-password P)")
+        raise MissingOption("needs credentials", "--label-password or --admin")
     if opts.admin is not None:
         if session.must_change:
             raise ProbeError(f"the admin account {session.username!r} must still change its initial password")

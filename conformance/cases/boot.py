@@ -29,7 +29,7 @@ def model_and_support(ctx: ProbeContext) -> list[UnitResult]:
     doc = doc if isinstance(doc, dict) else {}
     model, support = doc.get("model"), doc.get("support_end")
     return [
-        passed("a", f"model {model!r}", ex.evidence()) if model else failed("a", "no model published", ex.evidence()),
+        passed("a", f"model \"{model}\"", ex.evidence()) if model else failed("a", "no model published", ex.evidence()),
         passed("b", f"support ends {support}", ex.evidence())
         if support
         else failed("b", "no support period published", ex.evidence()),
@@ -115,7 +115,7 @@ def _same_unit(ctx: ProbeContext, evidence_serial: str, detail: Evidence) -> Uni
     seen = Evidence("note", "unit identity", {"tls_certificate_serial": tls_serial, "evidence_serial": evidence_serial})
     if tls_serial != evidence_serial:
         return failed(
-            "d", f"the evidence is from unit {evidence_serial!r}, but the probe talks to unit {tls_serial!r} "
+            "d", f"the evidence is from unit \"{evidence_serial}\", but the probe talks to unit \"{tls_serial}\" "
             "(relayed evidence)", seen, detail,
         )  # fmt: skip
     return passed("d", f"the evidence is from the unit the probe talks to ({tls_serial})", seen)
@@ -136,7 +136,7 @@ def reference_values(ctx: ProbeContext) -> list[UnitResult]:
     except Exception as exc:  # noqa: BLE001 - no credentials etc.
         return [undone("a", exc)]
     detail = Evidence("note", "stage verdicts", {"stages": stages})
-    return [passed("a", f"every stage matches a reference value: {sorted(stages)}", ev, detail)]
+    return [passed("a", f"every stage matches a reference value: {', '.join(sorted(stages))}", ev, detail)]
 
 
 @register("BOOT-04", budget=8, order=60, requires=("interface:refcam-api",))

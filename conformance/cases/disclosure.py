@@ -220,6 +220,13 @@ def acknowledged_in_time(ctx: ProbeContext) -> list[UnitResult]:
     ]
 
 
+def _pairs(value: object) -> str:
+    """``key value`` pairs of a mapping (never a Python repr in a report)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
 @register("DISC-06", budget=3, order=9)
 def fixed_in_time(ctx: ProbeContext) -> list[UnitResult]:
     got = _sla(ctx)
@@ -231,8 +238,8 @@ def fixed_in_time(ctx: ProbeContext) -> list[UnitResult]:
         return [failed("a", "no fix deadlines per severity are published", ev)]
     late = _breaches(doc, ("fix", "advisory", "status_update", "cra_early_warning", "cra_notification", "cra_final_report"))
     return [
-        passed("a", f"fix deadlines published (hours): {policy.get('fix_hours')}", ev),
-        failed("b", f"{len(late)} deadlines breached: {[b.get('report') for b in late]}", ev)
+        passed("a", "fix deadlines published (hours): " + _pairs(policy["fix_hours"]), ev),
+        failed("b", f"{len(late)} deadlines breached: {', '.join(str(b.get('report')) for b in late)}", ev)
         if late
         else passed("b", "no fix or advisory deadline breached", ev),
     ]

@@ -102,8 +102,8 @@ def _unchanged(ctx: ProbeContext, letter: str, before: str) -> UnitResult:
     if after != before:
         return failed(letter, f"the firmware version changed from {before} to {after}", ev)
     if state not in (None, "idle", "failed", "error"):
-        return failed(letter, f"the update client is in state {state!r} after rejected uploads", ev)
-    return passed(letter, f"still running {before}; update state {state!r}", ev)
+        return failed(letter, f"the update client is in state \"{state}\" after rejected uploads", ev)
+    return passed(letter, f"still running {before}; update state \"{state}\"", ev)
 
 
 @register("UPD-01", budget=12, destructive=True, order=45, requires=("interface:refcam-api", "update:upload"))
@@ -161,13 +161,18 @@ def admin_only(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b]
 
 
+def _plain(setting: dict[str, object]) -> str:
+    """A settings object as ``key=value`` pairs (no Python repr in a report)."""
+    return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in setting.items())
+
+
 @register("UPD-06", budget=3, order=48, requires=("interface:refcam-api", "update:repository"))
 def automatic_checks(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", STATUS, token=admin(ctx).token)
     doc = ex.json()
     setting = doc.get("automatic_checks") if isinstance(doc, dict) else None
     if ex.status == 200 and isinstance(setting, dict) and "enabled" in setting:
-        return [passed("a", f"automatic checks reported: {setting}", ex.evidence())]
+        return [passed("a", f"automatic checks reported: {_plain(setting)}", ex.evidence())]
     return [failed("a", "the update status reports no automatic-check setting", ex.evidence())]
 
 

@@ -198,6 +198,12 @@ def _preflight(ctx: ProbeContext) -> None:
     """Channel, then identity, then one login with the given credentials (conformance.preflight)."""
     ctx.channel = check_channel(ctx.target, ctx.http.ssl_context)
     ctx.http.start_case(4, "preflight")
+    if ctx.channel.get("tls") is False:  # the TLS cases FAIL on this answer, with it as evidence
+        plain = ctx.adapter.anonymous(ctx.http)
+        if plain.status == 0:
+            raise PreflightError(f"preflight: {ctx.target.url} accepted a connection but answered no HTTP: {plain.error}")
+        ctx.cache["preflight_plaintext"] = plain
+        ctx.channel["plaintext_answer"] = f"{plain.method} {plain.path} -> HTTP {plain.status}"
     opts = ctx.options
     if opts.admin is not None:
         ctx.preflight_session, ctx.preflight_login = check_login(

@@ -24,6 +24,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, unit
 from ..errors import ProbeError
+from ..http import Exchange
 from ..model import Evidence, UnitResult, Verdict
 
 HSTS_MIN_AGE = 31_536_000  # one year, seconds
@@ -36,13 +37,10 @@ def _plaintext(ctx: ProbeContext, letters: tuple[str, ...]) -> list[UnitResult] 
     """FAIL every unit when the management interface has no TLS at all (seen by the preflight)."""
     if ctx.channel.get("tls") is not False:
         return None
-    ex = ctx.adapter.anonymous(ctx.http)
-    ev = _scan_evidence(
-        f"the management interface {ctx.target.url} speaks plain HTTP",
-        preflight=dict(ctx.channel),
-        plaintext_answer=f"{ex.method} {ex.path} -> HTTP {ex.status}" if ex.status else f"no answer ({ex.error})",
-    )
-    return [failed(letter, "no TLS: the management interface answers in plaintext", ev, ex.evidence()) for letter in letters]
+    ev = _scan_evidence(f"the management interface {ctx.target.url} speaks plain HTTP", preflight=dict(ctx.channel))
+    answered = ctx.cache.get("preflight_plaintext")
+    extra = (answered.evidence("answered in plaintext"),) if isinstance(answered, Exchange) else ()
+    return [failed(letter, "no TLS: the management interface answers in plaintext", ev, *extra) for letter in letters]
 
 
 def _scan(ctx: ProbeContext) -> Any:

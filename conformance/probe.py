@@ -11,6 +11,7 @@ lists::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
 import time
@@ -87,7 +88,7 @@ def run_probe(
     declaration = options.declaration
     adapter = adapter_for(declaration.management if declaration else None)
     if options.vendor is None and declaration is not None and declaration.vendor_base_url:
-        options.vendor = declaration.vendor_base_url
+        options = dataclasses.replace(options, vendor=declaration.vendor_base_url)
     context = client_context(options.ca_file) if target.scheme == "https" else None
     recorder: list[Recorded] = []
     http = ProbeHTTP(target, ssl_context=context, recorder=recorder)

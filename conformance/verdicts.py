@@ -53,6 +53,11 @@ def retry_after(ex: Exchange) -> float | None:
     return float(value.strip())
 
 
+def undecided(ex: Exchange) -> bool:
+    """No answer, throttled, or a server error: such an answer shows neither access nor refusal."""
+    return ex.status == 0 or ex.status == 429 or ex.status >= 500
+
+
 def judge(ex: Exchange, *, accepted: Callable[[Exchange], bool], refusal: Callable[[Exchange], bool]) -> Judgement:
     """Read one answer (no retry); 429 is UNDECIDED here, :func:`attempt` retries it."""
     if ex.status == 0:

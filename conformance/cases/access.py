@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..case import ProbeContext, failed, inconclusive, passed, register, undone
 from ..errors import ProbeError
-from ..http import Exchange
 from ..model import Evidence, UnitResult
+from ..verdicts import undecided
 from ._session import admin, test_user
 from .credentials import SETUP_PATHS, _routes
 
@@ -23,9 +23,7 @@ ADMIN_READS = ("/api/v1/users", "/api/v1/audit")
 REFCAM_API = ("interface:refcam-api",)
 
 
-def _undecided(r: Exchange) -> bool:
-    """No answer, throttled or a server error: it shows neither access nor refusal (conformance.verdicts)."""
-    return r.status == 0 or r.status == 429 or r.status >= 500
+_undecided = undecided  # no answer, throttled or a server error (conformance.verdicts)
 
 
 def _unit(letter: str, bad: list[Evidence], undecided: list[Evidence], fail: str, ok: str) -> UnitResult:

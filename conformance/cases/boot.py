@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, undone
 from ..evidence import EvidenceRefused, appraise, read_evidence
 from ..model import Evidence, UnitResult
+from ..verdicts import undecided
 from ._session import admin, login
 
 NONCE_BYTES = 32
@@ -142,18 +143,26 @@ def reference_values(ctx: ProbeContext) -> list[UnitResult]:
 @register("BOOT-04", budget=8, order=60, requires=("interface:refcam-api",))
 def security_events(ctx: ProbeContext) -> list[UnitResult]:
     anon = ctx.http.request("GET", "/api/v1/audit")
-    a = passed("a", "anonymous read refused (401)", anon.evidence()) if anon.status == 401 else failed(
-        "a", f"anonymous audit read answered {anon.status}", anon.evidence()
-    )
+    if undecided(anon):
+        a = inconclusive("a", f"anonymous audit read: no definite answer (HTTP {anon.status or anon.error})",
+                         anon.evidence())
+    elif anon.status == 401:
+        a = passed("a", "anonymous read refused (401)", anon.evidence())
+    else:
+        a = failed("a", f"anonymous audit read answered {anon.status}", anon.evidence())
     try:
         boss = admin(ctx)
     except Exception as exc:  # noqa: BLE001
         return [a, undone("b", exc)]
     marker = f"probe-audit-{secrets.token_hex(4)}"
-    login(ctx.http, marker, "not-the-password-" + secrets.token_hex(8))
+    attempt = login(ctx.http, marker, "not-the-password-" + secrets.token_hex(8))
     ex = ctx.http.request("GET", "/api/v1/audit?limit=200", token=boss.token)
     found = marker in ex.text
-    b = passed("b", "the probe's failed login is in the audit log", ex.evidence()) if found else failed(
-        "b", "the probe's failed login is not in the audit log", ex.evidence()
-    )
+    if found:
+        b = passed("b", "the probe's failed login is in the audit log", ex.evidence())
+    elif undecided(attempt) or undecided(ex):
+        b = inconclusive("b", "the failed login or the audit read got no definite answer",
+                         attempt.evidence(), ex.evidence())
+    else:
+        b = failed("b", "the probe's failed login is not in the audit log", attempt.evidence(), ex.evidence())
     return [a, b]

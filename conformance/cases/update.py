@@ -22,6 +22,7 @@ from ..errors import ProbeError
 from ..http import Exchange
 from ..mcuboot import flip_payload_byte, forge_image, read_header, strip_signature
 from ..model import Evidence, UnitResult
+from ..verdicts import undecided
 from ._session import admin, test_user
 
 UPLOAD = "/api/v1/update/upload"
@@ -89,6 +90,8 @@ def _await_reboot(ctx: ProbeContext) -> None:
 
 
 def _rejected(letter: str, what: str, ex: Exchange) -> UnitResult:
+    if undecided(ex):  # throttled, failed or dropped: the image was not judged (conformance.verdicts)
+        return inconclusive(letter, f"{what}: no definite answer (HTTP {ex.status or ex.error})", ex.evidence())
     if 400 <= ex.status < 500:
         return passed(letter, f"{what} rejected: HTTP {ex.status} {ex.text[:160]}", ex.evidence())
     return failed(letter, f"{what} not rejected: HTTP {ex.status}", ex.evidence())
@@ -147,17 +150,23 @@ def older_image(ctx: ProbeContext) -> list[UnitResult]:
 def admin_only(ctx: ProbeContext) -> list[UnitResult]:
     junk = b"not an image"
     anon = _upload(ctx, junk, None)
-    a = passed("a", "anonymous upload refused (401)", anon.evidence()) if anon.status == 401 else failed(
-        "a", f"anonymous upload answered {anon.status}", anon.evidence()
-    )
+    if undecided(anon):
+        a = inconclusive("a", f"anonymous upload: no definite answer (HTTP {anon.status or anon.error})", anon.evidence())
+    elif anon.status == 401:
+        a = passed("a", "anonymous upload refused (401)", anon.evidence())
+    else:
+        a = failed("a", f"anonymous upload answered {anon.status}", anon.evidence())
     try:
         viewer = test_user(ctx, "viewer")
     except Exception as exc:  # noqa: BLE001
         return [a, undone("b", exc)]
     v = _upload(ctx, junk, viewer.token)
-    b = passed("b", "viewer upload refused (403)", v.evidence()) if v.status == 403 else failed(
-        "b", f"viewer upload answered {v.status}", v.evidence()
-    )
+    if undecided(v):
+        b = inconclusive("b", f"viewer upload: no definite answer (HTTP {v.status or v.error})", v.evidence())
+    elif v.status == 403:
+        b = passed("b", "viewer upload refused (403)", v.evidence())
+    else:
+        b = failed("b", f"viewer upload answered {v.status}", v.evidence())
     return [a, b]
 
 

@@ -124,9 +124,11 @@ class ProbeContext:
             return None
         if "vendor_http" not in self.cache:
             ca = self.options.vendor_ca_file or self.options.ca_file
-            self.cache["vendor_http"] = ProbeHTTP(Target.parse(self.options.vendor), ssl_context=client_context(ca))
+            self.cache["vendor_http"] = ProbeHTTP(
+                Target.parse(self.options.vendor), ssl_context=client_context(ca), recorder=self.http.recorder
+            )
         client: ProbeHTTP = self.cache["vendor_http"]
-        client.start_case(max(client.budget, 50))
+        client.start_case(max(client.budget, 50), self.http.case_id)
         return client
 
 

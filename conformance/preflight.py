@@ -23,9 +23,10 @@ from cryptography.x509.oid import NameOID
 from .adapters import Session, TargetAdapter
 from .errors import PreflightError, ProbeError
 from .http import Exchange, ProbeHTTP, Target
-from .verdicts import Reading, judge
+from .verdicts import Reading, attempt
 
 CONNECT_TIMEOUT = 5.0  # seconds
+LOGIN_WAIT = 120.0  # seconds the credential check waits out a 429 (the device did not try the password)
 
 
 def check_channel(target: Target, context: ssl.SSLContext | None) -> dict[str, Any]:
@@ -78,15 +79,27 @@ def check_channel(target: Target, context: ssl.SSLContext | None) -> dict[str, A
 def check_login(
     http: ProbeHTTP, adapter: TargetAdapter, username: str, password: str, *, what: str
 ) -> tuple[Session, Exchange]:
-    """One login attempt (no retry: a retry would spend another attempt); the session or one line."""
+    """One login the device judges: a 429 (the device did not try the password) is waited
+    out per Retry-After, up to LOGIN_WAIT; a refusal is never retried. The session or one line."""
+
+    def send() -> Exchange:
+        return adapter.login(http, username, password)
+
     try:
-        ex = adapter.login(http, username, password)
+        judgement = attempt(
+            send,
+            accepted=lambda ex: adapter.session(ex, username, password) is not None,
+            refusal=adapter.is_refusal,
+            clock=http.clock,
+            sleep=http.sleep,
+            deadline=http.clock() + LOGIN_WAIT,
+        )
     except ProbeError as exc:
         raise PreflightError(f"preflight: {what} cannot be checked: {exc}") from exc
+    ex = judgement.exchange
     session = adapter.session(ex, username, password)
-    if session is not None:
+    if judgement.reading is Reading.ACCEPTED and session is not None:
         return session, ex
-    judgement = judge(ex, accepted=lambda e: False, refusal=adapter.is_refusal)
     if judgement.reading is Reading.REFUSED:
-        raise PreflightError(f"preflight: {what} does not log in as {username!r} (the device refused it: HTTP {ex.status})")
+        raise PreflightError(f"preflight: {what} does not log in as \"{username}\" (the device refused it: HTTP {ex.status})")
     raise PreflightError(f"preflight: {what} could not be checked: {judgement.reason}")

@@ -198,7 +198,7 @@ def validate_options(options: ProbeOptions, catalogue: Catalogue) -> None:
 def _preflight(ctx: ProbeContext) -> None:
     """Channel, then identity, then one login with the given credentials (conformance.preflight)."""
     ctx.channel = check_channel(ctx.target, ctx.http.ssl_context)
-    ctx.http.start_case(4, "preflight")
+    ctx.http.start_case(8, "preflight")
     if ctx.channel.get("tls") is False:  # the TLS cases FAIL on this answer, with it as evidence
         plain = ctx.adapter.anonymous(ctx.http)
         if plain.status == 0:

@@ -227,3 +227,36 @@ def test_server_errors_in_the_spray_are_inconclusive(status: int) -> None:
 
     units = _spray(answer, None)
     assert units[0].verdict is Verdict.INCONCLUSIVE and str(status) in units[0].reason
+
+
+# -- the preflight's credential check -----------------------------------------------------------
+
+
+def test_preflight_spends_one_attempt_on_a_wrong_password() -> None:
+    from conformance.errors import PreflightError
+    from conformance.preflight import check_login
+
+    transport = FakeTransport([_json(401, REFUSAL), _json(401, REFUSAL)])
+    http = _http(transport, FakeClock())
+    with pytest.raises(PreflightError, match="does not log in"):
+        check_login(http, ADAPTER, "admin", "typo", what="the label password")
+    assert len(transport.sent) == 1
+
+
+def test_preflight_waits_out_a_throttle_the_device_did_not_judge_the_password_in() -> None:
+    from conformance.preflight import check_login
+
+    token = json.dumps({"token": "t" * 43, "password_change_required": True}).encode()
+    clock = FakeClock()
+    transport = FakeTransport([_json(429, THROTTLED, ("Retry-After", "30")), _json(200, token)])
+    session, _ = check_login(_http(transport, clock), ADAPTER, "admin", "label", what="the label password")
+    assert session.must_change and clock.slept == [30.0]
+
+
+def test_preflight_gives_up_on_a_long_throttle_with_one_line() -> None:
+    from conformance.errors import PreflightError
+    from conformance.preflight import check_login
+
+    transport = FakeTransport([_json(429, THROTTLED, ("Retry-After", "900"))])
+    with pytest.raises(PreflightError, match="throttled"):
+        check_login(_http(transport, FakeClock()), ADAPTER, "admin", "label", what="the label password")

@@ -3,7 +3,11 @@
 A case function (:mod:`conformance.case`) takes the :class:`ProbeContext` and
 returns its units' results; the runner times it, bounds its requests, and turns
 an unexpected failure into an INCONCLUSIVE verdict with the reason (a probe must
-not crash on an odd camera). The cases are the modules :data:`CASE_MODULES`
+not crash on an odd camera). Before any case, :func:`validate_options` refuses
+options it cannot use and the preflight (:mod:`conformance.preflight`) proves
+the unit can be judged; both raise an exit-2 error with one line. Cases the
+declaration rules out are NOT APPLICABLE, cases skipped for a missing option
+or by ``only`` are NOT TESTED. The cases are the modules :data:`CASE_MODULES`
 lists::
 
     report = run_probe(options, catalogue=load_catalogue())

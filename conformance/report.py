@@ -5,7 +5,9 @@ The JSON document is the source of truth (schema ``refcam-probe-report/1``,
 formats are rendered from the same :class:`ProbeReport`. Roll-ups per scheme:
 KS X 3020 control, EN 303 645 provision, and the CLS level reached (the
 highest level whose cases all PASS or are NOT APPLICABLE; INCONCLUSIVE blocks
-a level, because a lab cannot claim what it could not show).
+a level, because a lab cannot claim what it could not show, and a run with
+NOT TESTED cases claims no level at all). The evidence bundle beside the
+reports is :mod:`conformance.bundle`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# ipycam, a camera no one here wrote, for tests/integration/test_probe_ipycam.py. Without its
+	# dependencies: it needs numpy and cv2, which the headless OpenCV above provides; its own
+	# opencv-python would install a second cv2 over it (and into the firmware's SBOM).
+	$(BIN)/pip install -q --no-deps 'ipycam>=1.3,<2'
 	touch $@
 
 venv: $(STAMP)

@@ -193,7 +193,7 @@ def _listed_accounts(ctx: ProbeContext) -> tuple[list[str] | None, Evidence | No
     return names, Evidence("note", "the unit's account list (as admin)", {"accounts": names})
 
 
-@register("CRED-03", budget=90, order=90, seconds=3.0)
+@register("CRED-03", budget=90, order=90, seconds=2.0)
 def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
     """Every pair must be refused by a definite answer or by verified evidence; one session is a FAIL.
 

@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	# onvif-python installs into the same top-level `onvif` package as onvif-zeep-async:
 	# it gets its own folder, put first on PYTHONPATH by tests/device/test_onvif_clients.py
 	$(BIN)/pip install -q --no-deps --target $(VENV)/onvif-python 'onvif-python==0.4.7'
+	# ipycam, a camera no one here wrote, for tests/integration/test_probe_ipycam.py. Without its
+	# dependencies: it needs numpy and cv2, which the headless OpenCV above provides; its own
+	# opencv-python would install a second cv2 over it (and into the firmware's SBOM).
+	$(BIN)/pip install -q --no-deps 'ipycam>=1.3,<2'
 	touch $@
 
 venv: $(STAMP)

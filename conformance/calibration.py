@@ -16,7 +16,7 @@ from .catalogue import load_catalogue
 FLAW_CASES: dict[str, frozenset[str]] = {
     "tls-legacy": frozenset({"TLS-01", "TLS-02", "TLS-08"}),
     "weak-ciphers": frozenset({"TLS-02", "TLS-08"}),
-    "self-signed-cert": frozenset({"TLS-03", "TLS-08"}),
+    "self-signed-cert": frozenset(),  # refused at preflight, see PREFLIGHT_FLAWS
     "plaintext-http": frozenset({"TLS-05", "ONVIF-06"}),
     "shared-default-password": frozenset({"CRED-01", "CRED-02", "CRED-03", "ONVIF-02"}),
     "no-forced-change": frozenset({"CRED-01", "ONVIF-02"}),
@@ -43,7 +43,7 @@ FLAW_CASES: dict[str, frozenset[str]] = {
 NOTES: dict[str, str] = {
     "tls-legacy": "TLS 1.0/1.1 have no AEAD suites, so enabling them brings CBC suites, which OpenSSL then also offers under TLS 1.2.",
     "weak-ciphers": "With an ECDSA device key, static RSA key exchange cannot be negotiated; the flaw adds ECDHE-ECDSA CBC suites.",
-    "self-signed-cert": "Every other case needs an authenticated channel: with a chain that does not validate, the probe reports them INCONCLUSIVE rather than guessing.",
+    "self-signed-cert": "Refused at preflight: the TLS handshake does not validate against --ca, so the probe exits 2 naming the certificate, and writes no report (no verdict can be earned over an unauthenticated channel).",
     "shared-default-password": "The unit's label reads admin/admin, so the initial-password cases fail too.",
     "unsigned-update-accepted": "The flawed client accepts the unsigned and the attacker-signed image; the secure bootloader still refuses them at the next boot (defence in depth).",
     "rollback-accepted": "The flawed client installs the older image; the secure bootloader refuses it by the fused counter at the next boot.",
@@ -56,8 +56,15 @@ NOTES: dict[str, str] = {
     "rtsp-no-auth": "With no authentication at all, valid credentials sent as Basic and a replayed Digest response are accepted too.",
 }
 
-# Cases that need a validated TLS channel; INCONCLUSIVE under self-signed-cert.
-NEEDS_TRUSTED_CHANNEL_FLAWS = frozenset({"self-signed-cert"})
+# Flaws the preflight refuses before any case runs (one line, exit 2, no report):
+# flaw -> what the line says. No verdict can be earned over a channel that does not
+# authenticate the unit, and a report of FAILs would not tell a flawed unit from a wrong --ca.
+PREFLIGHT_FLAWS: dict[str, str] = {
+    "self-signed-cert": "does not validate against --ca",
+}
+
+# Kept for callers of the old table: flaws whose runs have no trusted channel.
+NEEDS_TRUSTED_CHANNEL_FLAWS = frozenset(PREFLIGHT_FLAWS)
 
 
 def render_markdown() -> str:
@@ -75,8 +82,10 @@ def render_markdown() -> str:
     ]
     for flaw, cases in FLAW_CASES.items():
         listed = "<br>".join(f"{c} {titles[c]}" for c in sorted(cases))
+        if flaw in PREFLIGHT_FLAWS:
+            listed = f"preflight: exit 2, \"{PREFLIGHT_FLAWS[flaw]}\""
         lines.append(f"| `{flaw}` | {listed} | {NOTES.get(flaw, '')} |")
-    detected = sum(1 for cases in FLAW_CASES.values() if cases)
+    detected = sum(1 for flaw, cases in FLAW_CASES.items() if cases or flaw in PREFLIGHT_FLAWS)
     lines += ["", f"Mutation score: {detected} of {len(FLAW_CASES)} flaws detected.", ""]
     return "\n".join(lines)
 

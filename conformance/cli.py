@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ProbeError
+from .declaration import parse_declaration
+from .errors import ProbeError, UsageError
 from .probe import ProbeOptions, run_probe
 from .report import render_table, write_reports
 
@@ -32,7 +33,9 @@ def _ports(value: str) -> tuple[int, ...]:
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     p = groups[""].add_parser("probe", help="black-box conformance probe against a camera")
     p.add_argument("url", help="https://HOST:PORT of the camera's management interface")
-    p.add_argument("--ca", required=True, help="PEM root(s) the camera's TLS chain must validate to")
+    p.add_argument("--ca", help="PEM root(s) the camera's TLS chain must validate to (required for https)")
+    p.add_argument("--declaration", type=Path, metavar="FILE",
+                   help="the supplier's device declaration (JSON, conformance/schemas/declaration.schema.json)")
     creds = p.add_mutually_exclusive_group()
     creds.add_argument("--label-password", help="the unit's initial (label) password; admin user 'admin'")
     creds.add_argument("--admin", type=_credentials, metavar="USER:PASS", help="an admin account")
@@ -59,8 +62,13 @@ def _probe(args: argparse.Namespace) -> int:
         if args.admin_password_env not in os.environ:
             raise ProbeError(f"environment variable {args.admin_password_env} is not set")
         admin = ("admin", os.environ[args.admin_password_env])
-    if not Path(args.ca).is_file():
-        raise ProbeError(f"--ca {args.ca}: no such file")
+    declaration = None
+    if args.declaration is not None:
+        try:
+            text = args.declaration.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--declaration {args.declaration}: cannot read it ({exc})") from exc
+        declaration = parse_declaration(text, source=f"--declaration {args.declaration}")
     options = ProbeOptions(
         target=args.url,
         ca_file=args.ca,
@@ -78,6 +86,7 @@ def _probe(args: argparse.Namespace) -> int:
         rtsps_port=args.rtsps_port,
         rtsp_plaintext_ports=args.rtsp_plaintext_ports,
         rtsp_paths=tuple(args.rtsp_path) or ("/h264", "/mjpeg"),
+        declaration=declaration,
     )
     def keep_admin_password(password: str) -> None:
         args.report.mkdir(parents=True, exist_ok=True)
@@ -108,5 +117,6 @@ def _probe(args: argparse.Namespace) -> int:
             progress.finish()
     paths = write_reports(report, args.report)
     print(render_table(report))
-    print(f"\nreports: {paths['html']} (HTML), {paths['json']} (JSON), {paths['junit']} (JUnit)")
+    print(f"\nreports: {paths['html']} (HTML), {paths['json']} (JSON), {paths['junit']} (JUnit); "
+          f"evidence bundle: {paths['har']} (HAR 1.2), {paths['manifest']} (SHA-256 manifest)")
     return 1 if report.failed else 0

@@ -24,3 +24,28 @@ class ProbeBudgetExceeded(ProbeError):
 
 class ReportError(ProbeError):
     """A report cannot be written or read."""
+
+
+class UsageError(ProbeError):
+    """An option the probe cannot use: unknown case id, unreadable or malformed file."""
+
+    exit_code = 2
+
+
+class DeclarationError(UsageError):
+    """The device declaration (``--declaration``) is unreadable or does not follow its schema."""
+
+
+class PreflightError(ProbeError):
+    """The probe cannot start: the target does not resolve, connect, authenticate over TLS,
+    or the given credentials do not log in. No case runs and no report is written."""
+
+    exit_code = 2
+
+
+class MissingOption(ProbeError):
+    """A case needs an option the run was not given; its units are NOT TESTED."""
+
+    def __init__(self, message: str, *needs: str) -> None:
+        super().__init__(message)
+        self.needs = needs

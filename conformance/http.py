@@ -16,9 +16,10 @@ import http.client
 import json
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import ProbeBudgetExceeded, ProbeError
@@ -119,26 +120,93 @@ class Exchange:
         )
 
 
-class ProbeHTTP:
-    """One client per target; ``budget`` bounds the requests of the current case."""
+@dataclass(frozen=True)
+class RawResponse:
+    """What a transport got back for one request."""
 
-    def __init__(self, target: Target, *, ssl_context: ssl.SSLContext | None, timeout: float = 10.0) -> None:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class Transport(Protocol):
+    """Sends one request; raises OSError/TimeoutError/HTTPException/SSLError when no answer came.
+
+    The real one is :class:`HTTPTransport`; verdict-rule tests hand in a fake one.
+    """
+
+    def __call__(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> RawResponse: ...
+
+
+class HTTPTransport:
+    """One connection per request, validated TLS for https targets."""
+
+    def __init__(self, target: Target, ssl_context: ssl.SSLContext | None, timeout: float) -> None:
+        self.target, self.ssl_context, self.timeout = target, ssl_context, timeout
+
+    def __call__(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> RawResponse:
+        if self.target.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self.target.host, self.target.port, timeout=self.timeout, context=self.ssl_context
+            )
+        else:
+            conn = http.client.HTTPConnection(self.target.host, self.target.port, timeout=self.timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers))
+            resp = conn.getresponse()
+            data = resp.read()
+            return RawResponse(resp.status, tuple(resp.getheaders()), data)
+        finally:
+            conn.close()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One exchange as sent and received, for the evidence bundle (HAR)."""
+
+    started: str  # ISO 8601 UTC
+    url: str
+    exchange: Exchange
+    case_id: str
+
+
+class ProbeHTTP:
+    """One client per target; ``budget`` bounds the requests of the current case.
+
+    ``transport``, ``clock`` and ``sleep`` are injectable so the verdict rules can
+    be tested against a fake device; every exchange is appended to ``recorder``
+    when one is given (the evidence bundle's HAR file).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float = 10.0,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        recorder: list[Recorded] | None = None,
+    ) -> None:
         self.target = target
         self.ssl_context = ssl_context
         self.timeout = timeout
+        self.transport: Transport = transport or HTTPTransport(target, ssl_context, timeout)
+        self.clock = clock
+        self.sleep = sleep
+        self.recorder = recorder
+        self.case_id = ""
         self.sent = 0
         self.budget = 0
 
-    def start_case(self, budget: int) -> None:
+    def start_case(self, budget: int, case_id: str | None = None) -> None:
         self.sent = 0
         self.budget = budget
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self.target.scheme == "https":
-            return http.client.HTTPSConnection(
-                self.target.host, self.target.port, timeout=self.timeout, context=self.ssl_context
-            )
-        return http.client.HTTPConnection(self.target.host, self.target.port, timeout=self.timeout)
+        if case_id is not None:
+            self.case_id = case_id
 
     def request(
         self,
@@ -160,29 +228,27 @@ class ProbeHTTP:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             sent_headers.setdefault("Content-Type", "application/json")
-        conn = self._connection()
+        started = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         start = time.perf_counter()
         try:
-            conn.request(method, path, body=body, headers=sent_headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            elapsed = time.perf_counter() - start
-            return Exchange(
+            raw = self.transport(method, path, body, sent_headers)
+            exchange = Exchange(
                 method, path, sent_headers, json_body if json_body is not None else None,
-                resp.status, dict(resp.getheaders()), data, elapsed,
-                set_cookies=tuple(v for k, v in resp.getheaders() if k.lower() == "set-cookie"),
+                raw.status, dict(raw.headers), raw.body, time.perf_counter() - start,
+                set_cookies=tuple(v for k, v in raw.headers if k.lower() == "set-cookie"),
             )
         except ssl.SSLCertVerificationError as exc:
             # No verdict can be earned over a channel that does not authenticate the device;
             # the TLS cases report the chain itself (TLS-03).
             raise ProbeError(f"TLS certificate validation failed for {self.target.url}: {exc.verify_message}") from exc
         except (TimeoutError, OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            return Exchange(
+            exchange = Exchange(
                 method, path, sent_headers, json_body, 0, {}, b"", time.perf_counter() - start,
                 error=f"{type(exc).__name__}: {exc}",
             )
-        finally:
-            conn.close()
+        if self.recorder is not None:
+            self.recorder.append(Recorded(started, self.target.url + path, exchange, self.case_id))
+        return exchange
 
 
 def client_context(ca_file: str | None) -> ssl.SSLContext:

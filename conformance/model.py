@@ -18,7 +18,8 @@ class Verdict(enum.StrEnum):
     PASS = "PASS"  # noqa: S105 - a verdict, not a password
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
-    NOT_APPLICABLE = "NOT APPLICABLE"
+    NOT_APPLICABLE = "NOT APPLICABLE"  # the declaration says the feature is absent
+    NOT_TESTED = "NOT TESTED"  # skipped: a missing option, --only, or --allow-destructive not given
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class UnitResult:
     verdict: Verdict
     reason: str
     evidence: tuple[Evidence, ...] = ()
+    needs: tuple[str, ...] = ()  # NOT TESTED: the options that would let the unit run
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class CaseResult:
 
 
 def case_verdict(verdicts: Iterable[Verdict]) -> Verdict:
-    """FAIL if any unit failed; else INCONCLUSIVE if any was; else PASS unless all N/A."""
+    """FAIL if any unit failed; else INCONCLUSIVE if any was; else NOT TESTED if any was
+    skipped; else PASS unless all N/A."""
     seen = list(verdicts)
     if not seen:
         return Verdict.INCONCLUSIVE
@@ -56,6 +59,8 @@ def case_verdict(verdicts: Iterable[Verdict]) -> Verdict:
         return Verdict.FAIL
     if Verdict.INCONCLUSIVE in seen:
         return Verdict.INCONCLUSIVE
+    if Verdict.NOT_TESTED in seen:
+        return Verdict.NOT_TESTED
     if all(v is Verdict.NOT_APPLICABLE for v in seen):
         return Verdict.NOT_APPLICABLE
     return Verdict.PASS

@@ -120,6 +120,49 @@ def cmd_fuses(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_declaration(args: argparse.Namespace) -> int:
+    """Write refcam's own device declaration (``conformance/schemas/declaration.schema.json``)."""
+    from conformance.declaration import DECLARATION_TYPE, parse_declaration
+    from refcam.cli_device_runtime import read_label
+
+    label = read_label(args.state)
+    shared = label["unsafe_flaw"] == "shared-default-password"
+    doc = {
+        "declaration": DECLARATION_TYPE,
+        "product": {"vendor": label["vendor"], "model": label["model"]},
+        "interfaces": {"refcam-api": True, "onvif": True, "rtsp": True, "web-ui": True},
+        "management": {"interface": "refcam-api", "auth": "bearer", "admin_user": label["username"],
+                       "protected_route": "/api/v1/status", "info_route": "/api/v1/info"},
+        "roles": ["admin", "operator", "viewer"],
+        "update": {"mechanisms": ["upload", "tuf-repository"], "anti_rollback": True,
+                   "repository_url": args.vendor_url},
+        "attestation": True,
+        # the support end is in the signed firmware and published by the unit (/api/v1/info)
+        "support_period": {"end": None},
+        "password_policy": {
+            "initial": "shared-default" if shared else "unique-per-unit",
+            "name": "nist-800-63b",
+            "min_length": 15,
+            "forced_change": not shared,
+        },
+        "vendor_resources": {
+            "base_url": args.vendor_url,
+            "security_txt": "/.well-known/security.txt",
+            "advisories": f"{args.vendor_url}/.well-known/csaf/provider-metadata.json" if args.vendor_url else None,
+            "sla": f"{args.vendor_url}/api/v1/sla" if args.vendor_url else None,
+            "tuf_repository": args.vendor_url,
+        },
+    }
+    text = json.dumps(doc, indent=2) + "\n"
+    parse_declaration(text, source="refcam's own declaration")  # it must follow its own schema
+    if args.output is None:
+        print(text, end="")
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote the device declaration to {args.output}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text, 0)
@@ -161,3 +204,9 @@ def register(groups: dict[str, Any]) -> None:
     p = device.add_parser("fuses", help="print the OTP fuse summary")
     p.add_argument("--state", type=Path, required=True)
     p.set_defaults(handler=cmd_fuses)
+
+    p = device.add_parser("declaration", help="write this unit's device declaration for the probe (JSON)")
+    p.add_argument("--state", type=Path, required=True)
+    p.add_argument("--vendor-url", help="https://HOST:PORT of the vendor server the unit updates from")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    p.set_defaults(handler=cmd_declaration)

@@ -1,8 +1,12 @@
 """Logging in, the admin session and throw-away test users, shared by the cases.
 
-The probe logs in once as admin at the start (before any case trips the
-device's per-source throttling) and keeps the bearer token. Test users are
-created with random strong passwords and deleted at the end of the run.
+The preflight (conformance.probe) logs in once with the given credentials,
+before any case trips the device's throttling, and hands the session over
+(``ctx.preflight_session``): the label password is never tried a second time.
+The admin session completes a forced first change from that session. Test
+users are created with random strong passwords and deleted at the end of the
+run. Everything goes through the target adapter (``ctx.adapter``); the
+module-level ``login``/``change_password`` keep the refcam API call shape.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..case import ProbeContext
-from ..errors import ProbeError
+from ..errors import MissingOption, ProbeError
 from ..http import Exchange, ProbeHTTP
 
 LOGIN = "/api/v1/session"
@@ -69,36 +73,30 @@ def admin(ctx: ProbeContext) -> Account:
 
 
 def _admin_login(ctx: ProbeContext) -> Account:
+    """The admin account from the preflight's verified session (no second label login)."""
     opts = ctx.options
+    session = ctx.preflight_session
+    if session is None:
+        raise MissingOption("needs credentials", "--label-password or --admin")
     if opts.admin is not None:
-        user, password = opts.admin
-        ex = login(ctx.http, user, password)
-        token = token_of(ex)
-        if token is None:
-            raise ProbeError(f"admin login as {user!r} failed: HTTP {ex.status} {ex.text[:200]}")
-        if must_change(ex):
-            raise ProbeError(f"the admin account {user!r} must still change its initial password")
-        return Account(user, password, token)
-    if opts.label_password is not None:
-        ex = login(ctx.http, "admin", opts.label_password)
-        token = token_of(ex)
-        if token is None:
-            raise ProbeError(f"login with the label password failed: HTTP {ex.status}")
-        if not must_change(ex):
-            return Account("admin", opts.label_password, token)
-        # First login: complete the forced change, and keep the new password for the operator.
-        new = strong_password()
-        changed = change_password(ctx.http, token, opts.label_password, new)
-        if changed.status not in (200, 204):
-            raise ProbeError(f"the forced password change failed: HTTP {changed.status} {changed.text[:200]}")
-        ex = login(ctx.http, "admin", new)
-        token = token_of(ex)
-        if token is None:
-            raise ProbeError(f"login with the new admin password failed: HTTP {ex.status}")
-        if opts.on_new_admin_password is not None:
-            opts.on_new_admin_password(new)
-        return Account("admin", new, token)
-    raise ProbeError("needs credentials (--admin USER:PASS or --label-password P)")
+        if session.must_change:
+            raise ProbeError(f"the admin account {session.username!r} must still change its initial password")
+        return Account(session.username, session.password, session.token or "")
+    if not session.must_change:
+        return Account(session.username, session.password, session.token or "")
+    # First login: complete the forced change from the preflight's session, keep the new password.
+    ctx.cache["label_session_used"] = True
+    new = strong_password()
+    changed = ctx.adapter.change_password(ctx.http, session, session.password, new)
+    if changed.status not in (200, 204):
+        raise ProbeError(f"the forced password change failed: HTTP {changed.status} {changed.text[:200]}")
+    ex = ctx.adapter.login(ctx.http, session.username, new)
+    fresh = ctx.adapter.session(ex, session.username, new)
+    if fresh is None:
+        raise ProbeError(f"login with the new admin password failed: HTTP {ex.status}")
+    if opts.on_new_admin_password is not None:
+        opts.on_new_admin_password(new)
+    return Account(session.username, new, fresh.token or "")
 
 
 def test_user(ctx: ProbeContext, role: str) -> Account:

@@ -7,8 +7,10 @@ anonymous caller is still a FAIL (authentication must come first).
 
 from __future__ import annotations
 
-from ..case import ProbeContext, failed, inconclusive, passed, register
+from ..case import ProbeContext, failed, inconclusive, passed, register, undone
+from ..errors import ProbeError
 from ..model import Evidence, UnitResult
+from ..verdicts import undecided
 from ._session import admin, test_user
 from .credentials import SETUP_PATHS, _routes
 
@@ -18,48 +20,70 @@ ADMIN_ONLY = (
     ("POST", "/api/v1/update/upload"),
 )
 ADMIN_READS = ("/api/v1/users", "/api/v1/audit")
+REFCAM_API = ("interface:refcam-api",)
 
 
-@register("ACC-01", budget=120, order=20)
+_undecided = undecided  # no answer, throttled or a server error (conformance.verdicts)
+
+
+def _unit(letter: str, bad: list[Evidence], undecided: list[Evidence], fail: str, ok: str) -> UnitResult:
+    if bad:
+        return failed(letter, fail.format(n=len(bad)), *bad[:10])
+    if undecided:
+        return inconclusive(letter, f"{len(undecided)} answers were no answer, throttled or a server error",
+                            *undecided[:10])
+    return passed(letter, ok)
+
+
+@register("ACC-01", budget=120, order=20, requires=REFCAM_API)
 def access_matrix(ctx: ProbeContext) -> list[UnitResult]:
     routes = [r for r in _routes(ctx) if r[1] not in SETUP_PATHS]
     anon_bad: list[Evidence] = []
     token_bad: list[Evidence] = []
+    undecided: list[Evidence] = []
     for method, path in routes:
         body: dict[str, object] | None = {} if method != "GET" else None
         r = ctx.http.request(method, path, json_body=body)
-        if r.status != 401:
+        if _undecided(r):
+            undecided.append(r.evidence("anonymous: no definite answer"))
+        elif r.status != 401:
             anon_bad.append(r.evidence("anonymous: expected 401"))
         r = ctx.http.request(method, path, json_body=body, token="probe-forged-" + "0" * 43)
-        if r.status != 401:
+        if _undecided(r):
+            undecided.append(r.evidence("forged token: no definite answer"))
+        elif r.status != 401:
             token_bad.append(r.evidence("bad bearer token: expected 401"))
-    a = failed("a", f"{len(anon_bad)} routes did not answer 401 to anonymous callers", *anon_bad[:10]) if anon_bad else passed(
-        "a", f"{len(routes)} protected routes answer 401 to anonymous callers"
-    )
-    b = failed("b", f"{len(token_bad)} routes accepted or mis-handled a forged token", *token_bad[:10]) if token_bad else passed(
-        "b", f"{len(routes)} protected routes answer 401 to a forged bearer token"
-    )
+    anon_undecided = [e for e in undecided if e.summary.endswith("(anonymous: no definite answer)")]
+    token_undecided = [e for e in undecided if e not in anon_undecided]
+    a = _unit("a", anon_bad, anon_undecided, "{n} routes did not answer 401 to anonymous callers",
+              f"{len(routes)} protected routes answer 401 to anonymous callers")
+    b = _unit("b", token_bad, token_undecided, "{n} routes accepted or mis-handled a forged token",
+              f"{len(routes)} protected routes answer 401 to a forged bearer token")
     try:
         viewer = test_user(ctx, "viewer")
         boss = admin(ctx)
-    except Exception as exc:  # noqa: BLE001 - reported as the verdict reason
-        return [a, b, inconclusive("c", str(exc)), inconclusive("d", str(exc))]
-    viewer_bad = []
+    except ProbeError as exc:  # reported as the verdict reason
+        return [a, b, undone("c", exc), undone("d", exc)]
+    viewer_bad: list[Evidence] = []
+    viewer_undecided: list[Evidence] = []
     for method, path in ADMIN_ONLY:
         r = ctx.http.request(method, path, json_body={} if method != "GET" else None, token=viewer.token)
-        if r.status != 403:
+        if _undecided(r):
+            viewer_undecided.append(r.evidence("viewer: no definite answer"))
+        elif not (r.status == 403 and ctx.adapter.is_refusal(r)):
             viewer_bad.append(r.evidence("viewer: expected 403"))
-    c = failed("c", f"a viewer reached {len(viewer_bad)} admin routes", *viewer_bad) if viewer_bad else passed(
-        "c", f"a viewer is refused on {len(ADMIN_ONLY)} admin routes (403)"
-    )
-    admin_bad = []
+    c = _unit("c", viewer_bad, viewer_undecided, "a viewer reached {n} admin routes",
+              f"a viewer is refused on {len(ADMIN_ONLY)} admin routes (403)")
+    admin_bad: list[Evidence] = []
+    admin_undecided: list[Evidence] = []
     for path in ADMIN_READS:
         r = ctx.http.request("GET", path, token=boss.token)
-        if r.status != 200:
+        if _undecided(r):
+            admin_undecided.append(r.evidence("admin: no definite answer"))
+        elif r.status != 200:
             admin_bad.append(r.evidence("admin: expected 200"))
-    d = failed("d", "an admin could not read admin routes", *admin_bad) if admin_bad else passed(
-        "d", f"an admin reads {', '.join(ADMIN_READS)}"
-    )
+    d = _unit("d", admin_bad, admin_undecided, "an admin could not read {n} admin routes",
+              f"an admin reads {', '.join(ADMIN_READS)}")
     return [a, b, c, d]
 
 
@@ -71,7 +95,7 @@ MALFORMED = (
 )
 
 
-@register("ROB-01", budget=16, order=70)
+@register("ROB-01", budget=16, order=70, requires=REFCAM_API)
 def malformed_input(ctx: ProbeContext) -> list[UnitResult]:
     try:
         token: str | None = admin(ctx).token
@@ -81,16 +105,20 @@ def malformed_input(ctx: ProbeContext) -> list[UnitResult]:
     results = []
     for letter, body, ctype, what in MALFORMED:
         bad = []
+        throttled = []
         for path in targets:
             r = ctx.http.request(
                 "POST", path, raw_body=body, headers={"Content-Type": ctype},
                 token=token if path != "/api/v1/session" else None,
             )
-            if not 400 <= r.status < 500:
+            if r.status == 429:  # throttled before the parser ran: the input was not judged
+                throttled.append(r.evidence(f"{what}: throttled"))
+            elif not 400 <= r.status < 500:  # a 5xx or a dropped connection IS the robustness failure
                 bad.append(r.evidence(f"{what}: expected 4xx"))
-        results.append(
-            failed(letter, f"{what}: a server error or dropped connection", *bad)
-            if bad
-            else passed(letter, f"{what}: 4xx on {', '.join(targets)}")
-        )
+        if bad:
+            results.append(failed(letter, f"{what}: a server error or dropped connection", *bad))
+        elif throttled:
+            results.append(inconclusive(letter, f"{what}: throttled (429) before the body was parsed", *throttled))
+        else:
+            results.append(passed(letter, f"{what}: 4xx on {', '.join(targets)}"))
     return results

@@ -14,22 +14,23 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, undone
 from ..evidence import EvidenceRefused, appraise, read_evidence
 from ..model import Evidence, UnitResult
+from ..verdicts import undecided
 from ._session import admin, login
 
 NONCE_BYTES = 32
 
 
-@register("BOOT-01", budget=2, order=10)
+@register("BOOT-01", budget=2, order=10, requires=("interface:refcam-api",))
 def model_and_support(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", "/api/v1/info")
     doc = ex.json() if ex.status == 200 else None
     doc = doc if isinstance(doc, dict) else {}
     model, support = doc.get("model"), doc.get("support_end")
     return [
-        passed("a", f"model {model!r}", ex.evidence()) if model else failed("a", "no model published", ex.evidence()),
+        passed("a", f"model \"{model}\"", ex.evidence()) if model else failed("a", "no model published", ex.evidence()),
         passed("b", f"support ends {support}", ex.evidence())
         if support
         else failed("b", "no support period published", ex.evidence()),
@@ -61,14 +62,14 @@ def _root(ctx: ProbeContext) -> x509.Certificate:
     return roots[-1]
 
 
-@register("BOOT-02", budget=6, order=25)
+@register("BOOT-02", budget=6, order=25, requires=("interface:refcam-api", "attestation"))
 def fresh_evidence(ctx: ProbeContext) -> list[UnitResult]:
     try:
         nonce, evidence, ev = _evidence(ctx)
     except EvidenceRefused as exc:
         return [failed(exc.unit, str(exc))]
     except Exception as exc:  # noqa: BLE001 - no credentials etc.
-        return [inconclusive("a", str(exc))]
+        return [undone("a", exc)]
     try:
         result = read_evidence(evidence, root=_root(ctx), nonce=nonce, now=int(time.time()))
     except EvidenceRefused as exc:
@@ -115,16 +116,16 @@ def _same_unit(ctx: ProbeContext, evidence_serial: str, detail: Evidence) -> Uni
     seen = Evidence("note", "unit identity", {"tls_certificate_serial": tls_serial, "evidence_serial": evidence_serial})
     if tls_serial != evidence_serial:
         return failed(
-            "d", f"the evidence is from unit {evidence_serial!r}, but the probe talks to unit {tls_serial!r} "
+            "d", f"the evidence is from unit \"{evidence_serial}\", but the probe talks to unit \"{tls_serial}\" "
             "(relayed evidence)", seen, detail,
         )  # fmt: skip
     return passed("d", f"the evidence is from the unit the probe talks to ({tls_serial})", seen)
 
 
-@register("BOOT-03", budget=6, order=26)
+@register("BOOT-03", budget=6, order=26, requires=("interface:refcam-api", "attestation"))
 def reference_values(ctx: ProbeContext) -> list[UnitResult]:
     if ctx.options.reference_values is None:
-        return [not_applicable("a", "no reference values given (--reference)")]
+        return [not_tested("a", "no reference values given", "--reference")]
     try:
         references: Any = json.loads(Path(ctx.options.reference_values).read_text())
         nonce, evidence, ev = _evidence(ctx)
@@ -134,26 +135,34 @@ def reference_values(ctx: ProbeContext) -> list[UnitResult]:
     except (OSError, ValueError) as exc:
         return [inconclusive("a", f"cannot read the reference values: {exc}")]
     except Exception as exc:  # noqa: BLE001 - no credentials etc.
-        return [inconclusive("a", str(exc))]
+        return [undone("a", exc)]
     detail = Evidence("note", "stage verdicts", {"stages": stages})
-    return [passed("a", f"every stage matches a reference value: {sorted(stages)}", ev, detail)]
+    return [passed("a", f"every stage matches a reference value: {', '.join(sorted(stages))}", ev, detail)]
 
 
-@register("BOOT-04", budget=8, order=60)
+@register("BOOT-04", budget=8, order=60, requires=("interface:refcam-api",))
 def security_events(ctx: ProbeContext) -> list[UnitResult]:
     anon = ctx.http.request("GET", "/api/v1/audit")
-    a = passed("a", "anonymous read refused (401)", anon.evidence()) if anon.status == 401 else failed(
-        "a", f"anonymous audit read answered {anon.status}", anon.evidence()
-    )
+    if undecided(anon):
+        a = inconclusive("a", f"anonymous audit read: no definite answer (HTTP {anon.status or anon.error})",
+                         anon.evidence())
+    elif anon.status == 401:
+        a = passed("a", "anonymous read refused (401)", anon.evidence())
+    else:
+        a = failed("a", f"anonymous audit read answered {anon.status}", anon.evidence())
     try:
         boss = admin(ctx)
     except Exception as exc:  # noqa: BLE001
-        return [a, inconclusive("b", str(exc))]
+        return [a, undone("b", exc)]
     marker = f"probe-audit-{secrets.token_hex(4)}"
-    login(ctx.http, marker, "not-the-password-" + secrets.token_hex(8))
+    attempt = login(ctx.http, marker, "not-the-password-" + secrets.token_hex(8))
     ex = ctx.http.request("GET", "/api/v1/audit?limit=200", token=boss.token)
     found = marker in ex.text
-    b = passed("b", "the probe's failed login is in the audit log", ex.evidence()) if found else failed(
-        "b", "the probe's failed login is not in the audit log", ex.evidence()
-    )
+    if found:
+        b = passed("b", "the probe's failed login is in the audit log", ex.evidence())
+    elif undecided(attempt) or undecided(ex):
+        b = inconclusive("b", "the failed login or the audit read got no definite answer",
+                         attempt.evidence(), ex.evidence())
+    else:
+        b = failed("b", "the probe's failed login is not in the audit log", attempt.evidence(), ex.evidence())
     return [a, b]

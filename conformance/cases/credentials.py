@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import string
+from functools import partial
 from importlib import resources
 from typing import Any
 
 from zxcvbn import zxcvbn
 
-from ..case import ProbeContext, failed, inconclusive, passed, register
+from ..adapters import Session
+from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
+from ..errors import ProbeError
 from ..http import Exchange
 from ..model import Evidence, UnitResult
+from ..verdicts import Reading, judge
 from ._session import (
+    Account,
+    admin,
     change_password,
     json_field,
     login,
-    must_change,
     strong_password,
     test_user,
     token_of,
 )
+
+REFCAM_API = ("interface:refcam-api",)
+USER_CASES = ("interface:refcam-api", "user-management")
 
 # Routes every session may use, also before the password change.
 SETUP_PATHS = {"/api/v1/session", "/api/v1/session/password"}
@@ -57,27 +66,38 @@ def _routes(ctx: ProbeContext) -> list[tuple[str, str]]:
 
 @register("CRED-01", budget=80, order=1)
 def forced_change(ctx: ProbeContext) -> list[UnitResult]:
+    anonymous = ctx.adapter.anonymous(ctx.http)
+    if 200 <= anonymous.status < 300:
+        return [failed("a", "the management interface answers with content and no credential at all",
+                       anonymous.evidence("no credential sent"))]
     if ctx.options.label_password is None:
-        return [inconclusive("a", "needs the label password of a unit that has not been set up")]
-    ex = login(ctx.http, "admin", ctx.options.label_password)
-    token = token_of(ex)
-    if token is None:
-        return [inconclusive("a", f"the label password does not log in (HTTP {ex.status}); unit already set up?", ex.evidence())]
-    if not must_change(ex):
+        return [not_tested(u, "needs the label password of a unit that has not been set up", "--label-password")
+                for u in ("a", "b")]
+    session, ex = ctx.preflight_session, ctx.preflight_login
+    if session is None or ex is None or ctx.cache.get("label_session_used"):
+        return [inconclusive("a", "the label password's session was already used for the first change")]
+    if not session.must_change:
         return [failed("a", "the label password opened a full session without a forced change", ex.evidence())]
-    a = passed("a", "the label password session must change the password first", ex.evidence())
+    a = passed("a", "the label password session must change the password first", ex.evidence("the preflight login"))
     leaks: list[Evidence] = []
+    undecided: list[Evidence] = []
     checked = 0
     for method, path in _routes(ctx):
         if path in SETUP_PATHS:
             continue
         body: Any = {} if method != "GET" else None
-        r = ctx.http.request(method, path, json_body=body, token=token)
+        r = ctx.http.request(method, path, json_body=body, token=session.token)
         checked += 1
-        if not (r.status == 403 and json_field(r, "error") == "password_change_required"):
+        if r.status == 403 and json_field(r, "error") == "password_change_required":
+            continue
+        if r.status == 0 or r.status == 429 or r.status >= 500:
+            undecided.append(r.evidence("no definite answer"))
+        else:
             leaks.append(r.evidence("expected 403 password_change_required"))
     if leaks:
         return [a, failed("b", f"{len(leaks)} of {checked} routes did not refuse before the change", *leaks[:10])]
+    if undecided:
+        return [a, inconclusive("b", f"{len(undecided)} of {checked} routes gave no definite answer", *undecided[:10])]
     return [a, passed("b", f"all {checked} routes answered 403 password_change_required")]
 
 
@@ -88,19 +108,24 @@ def _classes(password: str) -> int:
 
 
 def _device_names(ctx: ProbeContext) -> list[str]:
-    ex = ctx.http.request("GET", "/api/v1/info")
-    doc = ex.json() if ex.status == 200 else None
-    names = []
-    if isinstance(doc, dict):
-        names = [str(doc.get(k)) for k in ("serial", "model", "vendor") if doc.get(k)]
-    return [n for n in names if len(n) >= 3]
+    """Serial, model and vendor as the unit tells them (its info document, its certificate)."""
+    names = [ctx.identity[k] for k in ("serial", "model", "vendor", "certificate_serial") if ctx.identity.get(k)]
+    if not names:
+        ex = ctx.http.request("GET", "/api/v1/info")
+        doc = ex.json() if ex.status == 200 else None
+        if isinstance(doc, dict):
+            names = [str(doc.get(k)) for k in ("serial", "model", "vendor") if doc.get(k)]
+    unique = list(dict.fromkeys(names))
+    return [n for n in unique if len(n) >= 3]
 
 
 @register("CRED-02", budget=4, order=2)
 def initial_password_quality(ctx: ProbeContext) -> list[UnitResult]:
     password = ctx.options.label_password
     if password is None:
-        return [inconclusive("a", "needs the label password")]
+        return [not_tested(u, "needs the label password", "--label-password") for u in ("a", "b", "c")]
+    if ctx.preflight_session is None:  # never grade a string that was not shown to log in
+        return [inconclusive("a", "the label password was not verified to log in")]
     length, classes = len(password), _classes(password)
     a = (
         passed("a", f"{length} characters, {classes} character classes")
@@ -109,8 +134,8 @@ def initial_password_quality(ctx: ProbeContext) -> list[UnitResult]:
     )
     names = _device_names(ctx)
     contained = [n for n in names if n.lower() in password.lower()]
-    b = failed("b", f"contains device names {contained}") if contained else passed(
-        "b", f"contains none of {names or 'the device names'}"
+    b = failed("b", f"contains the device names {', '.join(contained)}") if contained else passed(
+        "b", f"contains none of {', '.join(names) or 'the device names'}"
     )
     c = _guessable(password)
     return [a, b, c]
@@ -143,19 +168,79 @@ def _guessable(password: str) -> UnitResult:
     return passed("c", f"not a Mirai password; zxcvbn estimates {guesses:.0e} guesses")
 
 
-@register("CRED-03", budget=70, order=90)
+def _known_passwords(ctx: ProbeContext) -> dict[str, str]:
+    """Accounts whose current password the probe holds, verified by a login it made."""
+    known: dict[str, str] = {}
+    if ctx.preflight_session is not None and not ctx.cache.get("label_session_used"):
+        known[ctx.preflight_session.username] = ctx.preflight_session.password
+    for value in ctx.cache.values():
+        if isinstance(value, Account):
+            known[value.username] = value.password
+    return known
+
+
+def _listed_accounts(ctx: ProbeContext) -> tuple[list[str] | None, Evidence | None]:
+    try:
+        boss = admin(ctx)
+    except ProbeError:
+        return None, None
+    try:
+        names = ctx.adapter.accounts(
+            ctx.http, Session(boss.username, boss.password, {"Authorization": f"Bearer {boss.token}"}, boss.token, False)
+        )
+    except ProbeError:
+        return None, None
+    return names, Evidence("note", "the unit's account list (as admin)", {"accounts": names})
+
+
+@register("CRED-03", budget=90, order=90, seconds=2.0)
 def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
-    accepted: list[Evidence] = []
-    statuses: dict[int, int] = {}
+    """Every pair must be refused by a definite answer or by verified evidence; one session is a FAIL.
+
+    A throttled, failed or dropped attempt refuses nothing (conformance.verdicts). Such a
+    pair is decided only from what the probe verified itself: the accounts the unit lists
+    to its admin, and the passwords the probe logged in with.
+    """
+    refused = 0
+    undecided: list[tuple[str, str, str]] = []
+    statuses: dict[str, int] = {}
     for user, password in MIRAI_PAIRS:
-        ex = login(ctx.http, user, password)
-        statuses[ex.status] = statuses.get(ex.status, 0) + 1
-        if token_of(ex) is not None:
-            accepted.append(ex.evidence(f"{user}/<redacted> accepted"))
-    summary = Evidence("note", f"{len(MIRAI_PAIRS)} pairs sprayed", {"statuses": statuses})
-    if accepted:
-        return [failed("a", f"{len(accepted)} Mirai pairs opened a session", summary, *accepted[:5])]
-    return [passed("a", f"none of the {len(MIRAI_PAIRS)} pairs opened a session", summary)]
+        j = ctx.judged(partial(ctx.adapter.login, ctx.http, user, password))
+        statuses[str(j.exchange.status)] = statuses.get(str(j.exchange.status), 0) + 1
+        if j.reading is Reading.ACCEPTED:
+            summary = Evidence("note", "pairs tried before the first session", {"statuses": statuses})
+            return [failed("a", f"the Mirai pair {user}/{password[:1]}... opened a session", summary,
+                           j.exchange.evidence(f"{user}/<redacted> accepted"))]
+        if j.reading is Reading.REFUSED:
+            refused += 1
+        else:
+            undecided.append((user, password, j.reason))
+    summary = Evidence("note", f"{len(MIRAI_PAIRS)} pairs sprayed", {"statuses": statuses, "refused": refused})
+    if not undecided:
+        return [passed("a", f"all {len(MIRAI_PAIRS)} pairs were refused (401/403)", summary)]
+    known = _known_passwords(ctx)
+    accounts, listing = _listed_accounts(ctx)
+    still: list[tuple[str, str, str]] = []
+    by_evidence = 0
+    for user, password, reason in undecided:
+        if user in known and known[user] == password:
+            return [failed("a", f"the unit's {user} account has the Mirai password (verified by the probe's own "
+                                f"login); the spray attempt itself was not answered: {reason}", summary)]
+        if user in known or (accounts is not None and user not in accounts):
+            by_evidence += 1
+        else:
+            still.append((user, password, reason))
+    extra = (summary, listing) if listing else (summary,)
+    if still:
+        reasons = sorted({r for _, _, r in still})
+        return [inconclusive("a", f"{len(still)} pairs undecided (e.g. {still[0][0]}): {'; '.join(reasons[:3])}",
+                             *extra)]
+    return [passed(
+        "a",
+        f"{refused} pairs refused by the unit; {by_evidence} throttled pairs decided from verified evidence "
+        "(no such account on the unit's list, or the account's password is the one the probe logged in with)",
+        *extra,
+    )]
 
 
 def _reason(ex: Exchange) -> str | None:
@@ -169,7 +254,7 @@ def _reason(ex: Exchange) -> str | None:
     return str(message) if message else None
 
 
-@register("CRED-04", budget=20, order=30)
+@register("CRED-04", budget=20, order=30, requires=USER_CASES)
 def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer")
     current = user.password
@@ -177,27 +262,31 @@ def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
     results: list[UnitResult] = []
     for letter, candidates in (("a", ["Ab1!x"]), ("b", ["admin", "123456", serial])):
         bad: list[Evidence] = []
+        undecided: list[Evidence] = []
         reasons: list[str] = []
         for weak in candidates:
             ex = change_password(ctx.http, user.token, current, weak)
             reason = _reason(ex)
-            if 400 <= ex.status < 500 and reason:
+            if ex.status == 0 or ex.status == 429 or ex.status >= 500:  # refuses nothing
+                undecided.append(ex.evidence("no definite answer"))
+            elif 400 <= ex.status < 500 and reason:
                 reasons.append(f"{weak[:2]}...: {reason}")
             else:
                 bad.append(ex.evidence("weak password not refused with a reason"))
                 if ex.status in (200, 204):
                     current = weak
-        results.append(
-            failed(letter, f"{len(bad)} weak passwords accepted or refused without a reason", *bad)
-            if bad
-            else passed(letter, " | ".join(reasons))
-        )
+        if bad:
+            results.append(failed(letter, f"{len(bad)} weak passwords accepted or refused without a reason", *bad))
+        elif undecided:
+            results.append(inconclusive(letter, f"{len(undecided)} attempts got no definite answer", *undecided))
+        else:
+            results.append(passed(letter, " | ".join(reasons)))
     if current != user.password:  # a weak one was accepted: put a strong one back
         change_password(ctx.http, user.token, current, user.password)
     return results
 
 
-@register("CRED-05", budget=12, order=40)
+@register("CRED-05", budget=12, order=40, requires=USER_CASES)
 def change_effective(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "operator")
     new = strong_password()
@@ -210,14 +299,17 @@ def change_effective(ctx: ProbeContext) -> list[UnitResult]:
     c = passed("c", "the new password works", with_new.evidence()) if token_of(with_new) else failed(
         "c", f"the new password does not log in: HTTP {with_new.status}", with_new.evidence()
     )
-    with_old = login(ctx.http, user.username, user.password)
-    b = failed("b", "the old password still logs in", with_old.evidence()) if token_of(with_old) else passed(
-        "b", f"the old password is refused (HTTP {with_old.status})", with_old.evidence()
-    )
+    old = ctx.judged(lambda: login(ctx.http, user.username, user.password))
+    if old.reading is Reading.ACCEPTED:
+        b = failed("b", "the old password still logs in", old.exchange.evidence())
+    elif old.reading is Reading.REFUSED:
+        b = passed("b", f"the old password is refused (HTTP {old.exchange.status})", old.exchange.evidence())
+    else:
+        b = inconclusive("b", f"the old password's login: {old.reason}", old.exchange.evidence())
     return [a, b, c]
 
 
-@register("CRED-06", budget=BRUTE_FORCE_ATTEMPTS + 6, order=85)
+@register("CRED-06", budget=BRUTE_FORCE_ATTEMPTS + 6, order=85, requires=USER_CASES)
 def brute_force(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer")
     attempts = []
@@ -226,6 +318,10 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
     for i in range(BRUTE_FORCE_ATTEMPTS):
         ex = login(ctx.http, user.username, f"wrong-{i}-" + strong_password())
         attempts.append({"attempt": i + 1, "status": ex.status, "elapsed_ms": round(ex.elapsed * 1000)})
+        if ex.status == 0 or ex.status >= 500:  # a dropped or failed answer is not throttling
+            ev = Evidence("note", "wrong-password attempts", {"attempts": attempts})
+            return [inconclusive("a", f"attempt {i + 1}: {judge(ex, accepted=lambda e: False, refusal=ctx.adapter.is_refusal).reason}",
+                                 ev, ex.evidence())]
         first = ex.elapsed if first is None else first
         # Throttled: an explicit 429, or (a tarpit) answers slowing down well beyond the first
         # one. Never an absolute time: a loaded machine must not look like a throttling device.
@@ -239,11 +335,12 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
         else failed("a", f"{BRUTE_FORCE_ATTEMPTS} wrong passwords in a row were all answered normally", ev)
     )
     right = login(ctx.http, user.username, user.password)
-    b = (
-        failed("b", "the right password opened a session straight after the brute-force run", right.evidence())
-        if token_of(right)
-        else passed("b", f"the right password is refused while throttled (HTTP {right.status})", right.evidence())
-    )
+    if token_of(right):
+        b = failed("b", "the right password opened a session straight after the brute-force run", right.evidence())
+    elif right.status == 429 or ctx.adapter.is_refusal(right):
+        b = passed("b", f"the right password is refused while throttled (HTTP {right.status})", right.evidence())
+    else:
+        b = inconclusive("b", f"the right password got no definite answer (HTTP {right.status})", right.evidence())
     return [a, b]
 
 
@@ -251,7 +348,13 @@ def _signature(ex: Exchange) -> tuple[int, Any]:
     return ex.status, ex.json() if ex.json() is not None else ex.text
 
 
-@register("CRED-07", budget=4 * ENUMERATION_SAMPLES + 12, order=80)
+def _signature_text(ex: Exchange) -> str:
+    """An answer's status and body as text (JSON, never a Python repr)."""
+    status, body = _signature(ex)
+    return f"HTTP {status} {json.dumps(body, sort_keys=True) if not isinstance(body, str) else body}"
+
+
+@register("CRED-07", budget=4 * ENUMERATION_SAMPLES + 12, order=80, requires=USER_CASES)
 def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
     known = [test_user(ctx, "viewer"), test_user(ctx, "operator")]
     known_ex: list[Exchange] = []
@@ -261,13 +364,18 @@ def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
         account = known[i % len(known)] if i < len(known) else test_user(ctx, "admin")
         known_ex.append(login(ctx.http, account.username, "wrong-" + strong_password()))
         unknown_ex.append(login(ctx.http, f"nobody-{i}-{strong_password()[-8:]}", "wrong-" + strong_password()))
-    known_sigs = {repr(_signature(e)) for e in known_ex}
-    unknown_sigs = {repr(_signature(e)) for e in unknown_ex}
     evidence = [known_ex[0].evidence("known user, wrong password"), unknown_ex[0].evidence("unknown user")]
+    broken = [e for e in known_ex + unknown_ex if e.status == 0 or e.status >= 500]
+    if broken:
+        return [inconclusive("a", f"{len(broken)} attempts got no answer or a server error", *evidence,
+                             broken[0].evidence()), inconclusive("b", "the samples are incomplete")]
+    known_sigs = {_signature_text(e) for e in known_ex}
+    unknown_sigs = {_signature_text(e) for e in unknown_ex}
     a = (
         passed("a", f"identical answers: {sorted(known_sigs)[0][:120]}", *evidence)
         if known_sigs == unknown_sigs and len(known_sigs) == 1
-        else failed("a", f"answers differ: known {sorted(known_sigs)} vs unknown {sorted(unknown_sigs)}", *evidence)
+        else failed("a", f"answers differ: known {' | '.join(sorted(known_sigs))} vs unknown "
+                         f"{' | '.join(sorted(unknown_sigs))}", *evidence)
     )
     t_known = statistics.median(e.elapsed for e in known_ex)
     t_unknown = statistics.median(e.elapsed for e in unknown_ex)

@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlsplit
 
 from sectxt import Parser
 
-from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..case import ProbeContext, failed, not_tested, passed, register, undone
 from ..csafcheck import check_csaf
 from ..errors import ProbeError
 from ..http import ProbeHTTP
@@ -117,7 +117,7 @@ def disclosure_policy(ctx: ProbeContext) -> list[UnitResult]:
     try:
         status, text, ev = _fetch_absolute(ctx, links[0])
     except SecurityTxtError as exc:
-        return [inconclusive("a", str(exc))]
+        return [undone("a", exc)]
     if status != 200:
         return [failed("a", f"the policy {links[0]} answered HTTP {status}", ev)]
     plain = re.sub(r"<[^>]+>", " ", text)
@@ -136,7 +136,7 @@ def disclosure_policy(ctx: ProbeContext) -> list[UnitResult]:
 def csaf(ctx: ProbeContext) -> list[UnitResult]:
     vendor = ctx.vendor_http()
     if vendor is None:
-        return [not_applicable("a", "no vendor server given (--vendor)")]
+        return [not_tested("a", "no vendor server given", "--vendor")]
     ex = vendor.request("GET", PROVIDER_METADATA)
     doc = ex.json()
     try:
@@ -165,12 +165,12 @@ def csaf(ctx: ProbeContext) -> list[UnitResult]:
     return [a, passed("b", f"{len(names)} advisories validate against the CSAF 2.0 schema", index.evidence())]
 
 
-@register("DISC-04", budget=4, order=27)
+@register("DISC-04", budget=4, order=27, requires=("interface:refcam-api",))
 def sbom(ctx: ProbeContext) -> list[UnitResult]:
     try:
         boss = admin(ctx)
     except Exception as exc:  # noqa: BLE001
-        return [inconclusive("a", str(exc))]
+        return [undone("a", exc)]
     ex = ctx.http.request("GET", "/api/v1/sbom", token=boss.token)
     if ex.status != 200:
         return [failed("a", f"no SBOM served: HTTP {ex.status}", ex.evidence())]
@@ -207,7 +207,7 @@ def _breaches(doc: dict[str, Any], kinds: tuple[str, ...]) -> list[Any]:
 def acknowledged_in_time(ctx: ProbeContext) -> list[UnitResult]:
     got = _sla(ctx)
     if got is None:
-        return [not_applicable("a", "no vendor server given (--vendor)")]
+        return [not_tested("a", "no vendor server given", "--vendor")]
     doc, ev = got
     if not doc.get("policy"):
         return [failed("a", f"the vendor publishes no SLA figures at {SLA_FIGURES}", ev)]
@@ -220,19 +220,26 @@ def acknowledged_in_time(ctx: ProbeContext) -> list[UnitResult]:
     ]
 
 
+def _pairs(value: object) -> str:
+    """``key value`` pairs of a mapping (never a Python repr in a report)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
 @register("DISC-06", budget=3, order=9)
 def fixed_in_time(ctx: ProbeContext) -> list[UnitResult]:
     got = _sla(ctx)
     if got is None:
-        return [not_applicable("a", "no vendor server given (--vendor)")]
+        return [not_tested("a", "no vendor server given", "--vendor")]
     doc, ev = got
     policy = doc.get("policy") or {}
     if not isinstance(policy, dict) or not policy.get("fix_hours"):
         return [failed("a", "no fix deadlines per severity are published", ev)]
     late = _breaches(doc, ("fix", "advisory", "status_update", "cra_early_warning", "cra_notification", "cra_final_report"))
     return [
-        passed("a", f"fix deadlines published (hours): {policy.get('fix_hours')}", ev),
-        failed("b", f"{len(late)} deadlines breached: {[b.get('report') for b in late]}", ev)
+        passed("a", "fix deadlines published (hours): " + _pairs(policy["fix_hours"]), ev),
+        failed("b", f"{len(late)} deadlines breached: {', '.join(str(b.get('report')) for b in late)}", ev)
         if late
         else passed("b", "no fix or advisory deadline breached", ev),
     ]

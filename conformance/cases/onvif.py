@@ -23,7 +23,7 @@ import time
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import Exchange, ProbeHTTP, Target
 from ..model import UnitResult
 from ._session import admin
@@ -128,18 +128,25 @@ def _onvif_present(ctx: ProbeContext) -> bool:
     return bool(ctx.cache["onvif_present"])
 
 
-def _not_onvif() -> list[UnitResult]:
-    return [not_applicable("a", f"the target serves no ONVIF device service at {DEVICE_SERVICE}")]
+def _not_onvif(ctx: ProbeContext) -> list[UnitResult]:
+    """No ONVIF device service answered. NOT APPLICABLE comes only from the declaration
+    (the runner gives it for a declared-absent ``interface:onvif``); a unit declared to
+    speak ONVIF that does not FAILs; without a declaration the case is NOT TESTED."""
+    reason = f"the target serves no ONVIF device service at {DEVICE_SERVICE}"
+    declaration = ctx.options.declaration
+    if declaration is not None and declaration.features().get("interface:onvif"):
+        return [failed("a", reason + ", although its declaration names ONVIF")]
+    return [not_tested("a", reason, "--declaration (saying whether the unit speaks ONVIF)")]
 
 
 def _inconclusive_answer(letter: str, what: str, ex: Exchange) -> UnitResult:
     return inconclusive(letter, f"{what}: no definite answer (HTTP {ex.status or ex.error})", ex.evidence())
 
 
-@register("ONVIF-01", budget=12, order=3)
+@register("ONVIF-01", budget=12, order=3, requires=("interface:onvif",))
 def preauth_surface(ctx: ProbeContext) -> list[UnitResult]:
     if not _onvif_present(ctx):
-        return _not_onvif()
+        return _not_onvif(ctx)
     opened, unclear = [], []
     for service, op in PROTECTED:
         ex = soap(ctx.http, service, op)
@@ -154,10 +161,10 @@ def preauth_surface(ctx: ProbeContext) -> list[UnitResult]:
     return [passed("a", f"all {len(PROTECTED)} operations outside PRE_AUTH refused an anonymous caller")]
 
 
-@register("ONVIF-02", budget=12, order=0)
+@register("ONVIF-02", budget=12, order=0, requires=("interface:onvif",))
 def forced_change_over_onvif(ctx: ProbeContext) -> list[UnitResult]:
     if not _onvif_present(ctx):
-        return _not_onvif()
+        return _not_onvif(ctx)
     label = ctx.options.label_password
     if label is None:
         return [inconclusive("a", "needs the label password of a unit that has not been set up")]
@@ -175,10 +182,10 @@ def forced_change_over_onvif(ctx: ProbeContext) -> list[UnitResult]:
     return [passed("a", f"with the label password all {len(PROTECTED)} operations answered NotAuthorized")]
 
 
-@register("ONVIF-05", budget=6, order=0)
+@register("ONVIF-05", budget=6, order=0, requires=("interface:onvif",))
 def password_policy_via_set_user(ctx: ProbeContext) -> list[UnitResult]:
     if not _onvif_present(ctx):
-        return _not_onvif()
+        return _not_onvif(ctx)
     label = ctx.options.label_password
     if label is None:
         return [inconclusive("a", "needs the label password of a unit that has not been set up")]
@@ -205,10 +212,10 @@ def _admin_password(ctx: ProbeContext) -> tuple[str, str]:
     return account.username, account.password
 
 
-@register("ONVIF-03", budget=8, order=72)
+@register("ONVIF-03", budget=8, order=72, requires=("interface:onvif",))
 def replayed_token_refused(ctx: ProbeContext) -> list[UnitResult]:
     if not _onvif_present(ctx):
-        return _not_onvif()
+        return _not_onvif(ctx)
     user, password = _admin_password(ctx)
     token = username_token(user, password, now=time.time())
     first = soap(ctx.http, "tds", "GetDeviceInformation", token=token)
@@ -222,10 +229,10 @@ def replayed_token_refused(ctx: ProbeContext) -> list[UnitResult]:
     return [_inconclusive_answer("a", "the replayed token", again)]
 
 
-@register("ONVIF-04", budget=8, order=73)
+@register("ONVIF-04", budget=8, order=73, requires=("interface:onvif",))
 def stale_token_refused(ctx: ProbeContext) -> list[UnitResult]:
     if not _onvif_present(ctx):
-        return _not_onvif()
+        return _not_onvif(ctx)
     user, password = _admin_password(ctx)
     fresh = soap(ctx.http, "tds", "GetDeviceInformation", token=username_token(user, password, now=time.time()))
     if not answered(fresh):
@@ -245,10 +252,10 @@ def _digest_challenges(ex: Exchange) -> list[str]:
     return [v for v in values if v.lower().startswith("digest")]
 
 
-@register("ONVIF-06", budget=8, order=4)
+@register("ONVIF-06", budget=8, order=4, requires=("interface:onvif",))
 def digest_only_over_tls(ctx: ProbeContext) -> list[UnitResult]:
     if not _onvif_present(ctx):
-        return _not_onvif()
+        return _not_onvif(ctx)
     exposed = []
     for port in ctx.options.plaintext_ports:
         plain = ProbeHTTP(Target("http", ctx.host, port), ssl_context=None, timeout=3.0)

@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import client_context
 from ..model import Evidence, UnitResult
 
@@ -244,7 +244,11 @@ def _skip(ctx: ProbeContext, letters: str) -> list[UnitResult] | None:
     if state is None:
         return None
     if state.startswith("no RTSPS service"):
-        return [not_applicable(letter, state) for letter in letters]
+        # NOT APPLICABLE comes only from the declaration (declared-absent interface:rtsp)
+        declaration = ctx.options.declaration
+        if declaration is not None and declaration.features().get("interface:rtsp"):
+            return [failed(letter, state + ", although the declaration names RTSP") for letter in letters]
+        return [not_tested(letter, state, "--rtsps-port", "--declaration") for letter in letters]
     return [inconclusive(letter, state) for letter in letters]
 
 
@@ -278,7 +282,7 @@ def _plain_rtsp(host: str, port: int) -> tuple[str, bytes]:
     return ("answered" if data.startswith(b"RTSP/1.0") else "closed"), data
 
 
-@register("RTSP-01", budget=0, order=12)
+@register("RTSP-01", budget=0, order=12, requires=("interface:rtsp",))
 def no_plaintext_rtsp(ctx: ProbeContext) -> list[UnitResult]:
     port = _rtsps_port(ctx)
     state, data = _plain_rtsp(ctx.host, port)
@@ -302,7 +306,7 @@ def no_plaintext_rtsp(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b]
 
 
-@register("RTSP-02", budget=10, order=12)
+@register("RTSP-02", budget=10, order=12, requires=("interface:rtsp",))
 def rtsp_requires_auth(ctx: ProbeContext) -> list[UnitResult]:
     skipped = _skip(ctx, "ab")
     if skipped:
@@ -329,7 +333,7 @@ def rtsp_requires_auth(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b]
 
 
-@register("RTSP-03", budget=10, order=12)
+@register("RTSP-03", budget=10, order=12, requires=("interface:rtsp",))
 def rtsp_basic_refused(ctx: ProbeContext) -> list[UnitResult]:
     skipped = _skip(ctx, "ab")
     if skipped:
@@ -357,7 +361,7 @@ def rtsp_basic_refused(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b]
 
 
-@register("RTSP-04", budget=10, order=12)
+@register("RTSP-04", budget=10, order=12, requires=("interface:rtsp",))
 def rtsp_digest_replay(ctx: ProbeContext) -> list[UnitResult]:
     skipped = _skip(ctx, "ab")
     if skipped:
@@ -512,7 +516,7 @@ def _gops(nals: list[bytes]) -> list[tuple[list[bytes], bytes | None]]:
     return gops
 
 
-@register("RTSP-05", budget=10, order=12)
+@register("RTSP-05", budget=10, order=12, requires=("interface:rtsp",))
 def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
     skipped = _skip(ctx, "ab")
     if skipped:

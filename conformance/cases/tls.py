@@ -22,14 +22,25 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from ..case import ProbeContext, failed, inconclusive, passed, register, unit
+from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, unit
 from ..errors import ProbeError
+from ..http import Exchange
 from ..model import Evidence, UnitResult, Verdict
 
 HSTS_MIN_AGE = 31_536_000  # one year, seconds
 MAX_LEAF_DAYS = 398  # CA/Browser Forum ceiling; Mozilla intermediate asks for 366
 _LEGACY = ("ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites", "tls_1_1_cipher_suites")
 _AEAD_MARKERS = ("_GCM_", "CHACHA20_POLY1305", "_CCM")
+
+
+def _plaintext(ctx: ProbeContext, letters: tuple[str, ...]) -> list[UnitResult] | None:
+    """FAIL every unit when the management interface has no TLS at all (seen by the preflight)."""
+    if ctx.channel.get("tls") is not False:
+        return None
+    ev = _scan_evidence(f"the management interface {ctx.target.url} speaks plain HTTP", preflight=dict(ctx.channel))
+    answered = ctx.cache.get("preflight_plaintext")
+    extra = (answered.evidence("answered in plaintext"),) if isinstance(answered, Exchange) else ()
+    return [failed(letter, "no TLS: the management interface answers in plaintext", ev, *extra) for letter in letters]
 
 
 def _scan(ctx: ProbeContext) -> Any:
@@ -100,6 +111,8 @@ def _scan_evidence(summary: str, **detail: Any) -> Evidence:
 
 @register("TLS-01", budget=0)
 def tls_versions(ctx: ProbeContext) -> list[UnitResult]:
+    if (plain := _plaintext(ctx, ("a", "b"))) is not None:
+        return plain
     scan = _scan(ctx)
     accepted_legacy = {name: _suites(scan, name) for name in _LEGACY}
     legacy = [name.replace("_cipher_suites", "") for name, s in accepted_legacy.items() if s]
@@ -120,6 +133,8 @@ def tls_versions(ctx: ProbeContext) -> list[UnitResult]:
 
 @register("TLS-02", budget=0)
 def tls12_suites(ctx: ProbeContext) -> list[UnitResult]:
+    if (plain := _plaintext(ctx, ("a",))) is not None:
+        return plain
     scan = _scan(ctx)
     suites = _suites(scan, "tls_1_2_cipher_suites")
     bad = [s for s in suites if "ECDHE" not in s or not any(m in s for m in _AEAD_MARKERS)]
@@ -137,8 +152,10 @@ def _leaf_and_chain(scan: Any) -> tuple[x509.Certificate, list[x509.Certificate]
 
 @register("TLS-03", budget=0)
 def chain_validation(ctx: ProbeContext) -> list[UnitResult]:
+    if (plain := _plaintext(ctx, ("a", "b", "c"))) is not None:
+        return plain
     if not ctx.options.ca_file:
-        return [inconclusive("a", "no --ca root given to validate against")]
+        return [not_tested("a", "no root given to validate against", "--ca")]
     scan = _scan(ctx)
     leaf, intermediates = _leaf_and_chain(scan)
     now = datetime.now(UTC)
@@ -190,7 +207,9 @@ def _leaf_spki(host: str, port: int, ca_file: str | None) -> bytes:
 @register("TLS-04", budget=0)
 def per_device_key(ctx: ProbeContext) -> list[UnitResult]:
     if not ctx.options.peer:
-        return [inconclusive("a", "needs a second unit (--peer https://HOST:PORT)")]
+        return [not_tested("a", "needs a second unit of the same model", "--peer")]
+    if (plain := _plaintext(ctx, ("a",))) is not None:
+        return plain
     from ..http import Target
 
     peer = Target.parse(ctx.options.peer)
@@ -270,17 +289,22 @@ def no_plaintext(ctx: ProbeContext) -> list[UnitResult]:
                 login_taken.append(port)
             findings[-1]["login_reply"] = first.decode("latin-1")
     ev_b = _scan_evidence("plaintext ports", ports=findings)
-    b = failed("b", f"plaintext ports serve content: {offending}", ev_b) if offending else passed(
+    b = failed("b", f"plaintext ports serve content: {', '.join(map(str, offending))}", ev_b) if offending else passed(
         "b", "plaintext ports are closed or redirect-only", ev_b
     )
-    c = failed("c", f"a login over plain HTTP was processed on ports {login_taken}", ev_b) if login_taken else passed(
-        "c", "no plaintext endpoint processes a login", ev_b
-    )
+    if ctx.channel.get("tls") is False:
+        c = failed("c", f"the management interface itself ({ctx.target.url}) takes logins over plain HTTP", ev_a)
+    elif login_taken:
+        c = failed("c", f"a login over plain HTTP was processed on ports {', '.join(map(str, login_taken))}", ev_b)
+    else:
+        c = passed("c", "no plaintext endpoint processes a login", ev_b)
     return [a, b, c]
 
 
 @register("TLS-06", budget=0)
 def known_flaws(ctx: ProbeContext) -> list[UnitResult]:
+    if (plain := _plaintext(ctx, ("a", "b", "c", "d", "e"))) is not None:
+        return plain
     scan = _scan(ctx)
     heart = _attempt(scan, "heartbleed").is_vulnerable_to_heartbleed
     ccs = _attempt(scan, "openssl_ccs_injection").is_vulnerable_to_ccs_injection
@@ -309,8 +333,12 @@ def known_flaws(ctx: ProbeContext) -> list[UnitResult]:
 @register("TLS-07", budget=4)
 def hsts(ctx: ProbeContext) -> list[UnitResult]:
     results = []
-    for letter, path in (("a", "/api/v1/info"), ("b", "/refcam-probe-does-not-exist")):
+    first = str(getattr(ctx.adapter, "INFO", None) or getattr(ctx.adapter, "protected_route", "/"))
+    for letter, path in (("a", first), ("b", "/refcam-probe-does-not-exist")):
         ex = ctx.http.request("GET", path)
+        if ex.status == 0 or ex.status >= 500:
+            results.append(inconclusive(letter, f"no usable answer to read HSTS from: {ex.error or ex.status}", ex.evidence()))
+            continue
         value = ex.header("Strict-Transport-Security") or ""
         age = 0
         for part in value.split(";"):
@@ -320,12 +348,14 @@ def hsts(ctx: ProbeContext) -> list[UnitResult]:
         if ex.status and age >= HSTS_MIN_AGE:
             results.append(passed(letter, f"HSTS max-age={age} on {ex.status}", ex.evidence()))
         else:
-            results.append(failed(letter, f"HSTS missing or short on {ex.status}: {value!r}", ex.evidence()))
+            results.append(failed(letter, f"HSTS missing or short on {ex.status}: {value or 'no header'}", ex.evidence()))
     return results
 
 
 @register("TLS-08", budget=0)
 def mozilla_profile(ctx: ProbeContext) -> list[UnitResult]:
+    if (plain := _plaintext(ctx, ("a",))) is not None:
+        return plain
     from sslyze.mozilla_tls_profile.tls_config_checker import (
         MozillaTlsConfiguration,
         ServerNotCompliantWithTlsConfiguration,
@@ -342,5 +372,6 @@ def mozilla_profile(ctx: ProbeContext) -> list[UnitResult]:
             issues[profile.value] = dict(exc.issues)
             continue
         return [passed("a", f"compliant with Mozilla {profile.value}", _scan_evidence("Mozilla checker", profile=profile.value))]
-    return [failed("a", f"not compliant with Mozilla intermediate: {issues.get('intermediate')}",
+    found = issues.get("intermediate", {})
+    return [failed("a", "not compliant with Mozilla intermediate: " + "; ".join(f"{k}: {v}" for k, v in found.items()),
                    _scan_evidence("Mozilla checker issues", issues=issues))]

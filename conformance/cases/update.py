@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..case import ProbeContext, failed, inconclusive, not_applicable, passed, register
+from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, undone
 from ..errors import ProbeError
 from ..http import Exchange
 from ..mcuboot import flip_payload_byte, forge_image, read_header, strip_signature
 from ..model import Evidence, UnitResult
+from ..verdicts import undecided
 from ._session import admin, test_user
 
 UPLOAD = "/api/v1/update/upload"
@@ -89,6 +90,8 @@ def _await_reboot(ctx: ProbeContext) -> None:
 
 
 def _rejected(letter: str, what: str, ex: Exchange) -> UnitResult:
+    if undecided(ex):  # throttled, failed or dropped: the image was not judged (conformance.verdicts)
+        return inconclusive(letter, f"{what}: no definite answer (HTTP {ex.status or ex.error})", ex.evidence())
     if 400 <= ex.status < 500:
         return passed(letter, f"{what} rejected: HTTP {ex.status} {ex.text[:160]}", ex.evidence())
     return failed(letter, f"{what} not rejected: HTTP {ex.status}", ex.evidence())
@@ -102,11 +105,11 @@ def _unchanged(ctx: ProbeContext, letter: str, before: str) -> UnitResult:
     if after != before:
         return failed(letter, f"the firmware version changed from {before} to {after}", ev)
     if state not in (None, "idle", "failed", "error"):
-        return failed(letter, f"the update client is in state {state!r} after rejected uploads", ev)
-    return passed(letter, f"still running {before}; update state {state!r}", ev)
+        return failed(letter, f"the update client is in state \"{state}\" after rejected uploads", ev)
+    return passed(letter, f"still running {before}; update state \"{state}\"", ev)
 
 
-@register("UPD-01", budget=12, destructive=True, order=45)
+@register("UPD-01", budget=12, destructive=True, order=45, requires=("interface:refcam-api", "update:upload"))
 def unsigned_and_tampered(ctx: ProbeContext) -> list[UnitResult]:
     info = _device(ctx)
     before = str(info["firmware_version"])
@@ -114,13 +117,13 @@ def unsigned_and_tampered(ctx: ProbeContext) -> list[UnitResult]:
     forged = attacker_image(str(info.get("hardware_id", "unknown")))
     a = _rejected("a", "unsigned image", _upload(ctx, unsigned_image(forged), token))
     if ctx.options.image is None:
-        b = inconclusive("b", "needs a vendor-signed image of this model (--image) to flip a byte in")
+        b = not_tested("b", "needs a vendor-signed image of this model to flip a byte in", "--image")
     else:
         b = _rejected("b", "image with one flipped byte", _upload(ctx, flipped_image(Path(ctx.options.image).read_bytes()), token))
     return [a, b, _unchanged(ctx, "c", before)]
 
 
-@register("UPD-02", budget=8, destructive=True, order=46)
+@register("UPD-02", budget=8, destructive=True, order=46, requires=("interface:refcam-api", "update:upload"))
 def unknown_key(ctx: ProbeContext) -> list[UnitResult]:
     info = _device(ctx)
     before = str(info["firmware_version"])
@@ -131,10 +134,10 @@ def unknown_key(ctx: ProbeContext) -> list[UnitResult]:
     ]
 
 
-@register("UPD-03", budget=8, destructive=True, order=47)
+@register("UPD-03", budget=8, destructive=True, order=47, requires=("interface:refcam-api", "update:upload", "update:anti-rollback"))
 def older_image(ctx: ProbeContext) -> list[UnitResult]:
     if ctx.options.older_image is None:
-        return [not_applicable("a", "no older signed image given (--older-image)")]
+        return [not_tested("a", "no older signed image given", "--older-image")]
     before = str(_device(ctx)["firmware_version"])
     data = Path(ctx.options.older_image).read_bytes()
     return [
@@ -143,35 +146,46 @@ def older_image(ctx: ProbeContext) -> list[UnitResult]:
     ]
 
 
-@register("UPD-04", budget=8, order=44)
+@register("UPD-04", budget=8, order=44, requires=("interface:refcam-api", "update:upload"))
 def admin_only(ctx: ProbeContext) -> list[UnitResult]:
     junk = b"not an image"
     anon = _upload(ctx, junk, None)
-    a = passed("a", "anonymous upload refused (401)", anon.evidence()) if anon.status == 401 else failed(
-        "a", f"anonymous upload answered {anon.status}", anon.evidence()
-    )
+    if undecided(anon):
+        a = inconclusive("a", f"anonymous upload: no definite answer (HTTP {anon.status or anon.error})", anon.evidence())
+    elif anon.status == 401:
+        a = passed("a", "anonymous upload refused (401)", anon.evidence())
+    else:
+        a = failed("a", f"anonymous upload answered {anon.status}", anon.evidence())
     try:
         viewer = test_user(ctx, "viewer")
     except Exception as exc:  # noqa: BLE001
-        return [a, inconclusive("b", str(exc))]
+        return [a, undone("b", exc)]
     v = _upload(ctx, junk, viewer.token)
-    b = passed("b", "viewer upload refused (403)", v.evidence()) if v.status == 403 else failed(
-        "b", f"viewer upload answered {v.status}", v.evidence()
-    )
+    if undecided(v):
+        b = inconclusive("b", f"viewer upload: no definite answer (HTTP {v.status or v.error})", v.evidence())
+    elif v.status == 403:
+        b = passed("b", "viewer upload refused (403)", v.evidence())
+    else:
+        b = failed("b", f"viewer upload answered {v.status}", v.evidence())
     return [a, b]
 
 
-@register("UPD-06", budget=3, order=48)
+def _plain(setting: dict[str, object]) -> str:
+    """A settings object as ``key=value`` pairs (no Python repr in a report)."""
+    return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in setting.items())
+
+
+@register("UPD-06", budget=3, order=48, requires=("interface:refcam-api", "update:repository"))
 def automatic_checks(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", STATUS, token=admin(ctx).token)
     doc = ex.json()
     setting = doc.get("automatic_checks") if isinstance(doc, dict) else None
     if ex.status == 200 and isinstance(setting, dict) and "enabled" in setting:
-        return [passed("a", f"automatic checks reported: {setting}", ex.evidence())]
+        return [passed("a", f"automatic checks reported: {_plain(setting)}", ex.evidence())]
     return [failed("a", "the update status reports no automatic-check setting", ex.evidence())]
 
 
-@register("UPD-07", budget=6, destructive=True, order=49)
+@register("UPD-07", budget=6, destructive=True, order=49, requires=("interface:refcam-api", "update:upload"))
 def interrupted_upload(ctx: ProbeContext) -> list[UnitResult]:
     info = _device(ctx)
     before = str(info["firmware_version"])
@@ -282,7 +296,7 @@ def _local_address_towards(host: str) -> str:
         return str(s.getsockname()[0])
 
 
-@register("UPD-05", budget=10, order=50)
+@register("UPD-05", budget=10, order=50, requires=("interface:refcam-api", "update:repository"))
 def rogue_repository(ctx: ProbeContext) -> list[UnitResult]:
     boss = admin(ctx)
     settings = ctx.http.request("GET", "/api/v1/settings", token=boss.token)

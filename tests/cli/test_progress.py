@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,15 +88,35 @@ def test_nothing_is_written_for_work_that_never_began() -> None:
 
 
 def test_probe_reports_progress_per_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``refcam probe`` gets the factory from the CLI (conformance imports nothing of refcam)."""
-    root = tmp_path / "root.pem"
-    root.write_bytes(_self_signed_pem())
-    port = _closed_port()
-    code = main(["probe", f"https://127.0.0.1:{port}", "--ca", str(root), "--report", str(tmp_path / "r"),
-                 "--only", "CRED-01", "--only", "CRED-02"])  # fmt: skip
+    """``refcam probe`` gets the factory from the CLI (conformance imports nothing of refcam).
+
+    The target is a plain HTTP server on loopback: the preflight connects, no case is skipped for it.
+    """
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # the test reads stderr
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code = main(["probe", f"http://127.0.0.1:{server.server_port}", "--report", str(tmp_path / "r"),
+                     "--only", "CRED-01", "--only", "CRED-02"])  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
     assert code in (0, 1)
     err = capsys.readouterr().err.splitlines()
     assert err == ["probe: 50% (1/2 cases)", "probe: 100% (2/2 cases)", "probe: done"]
+
+
+def test_probe_of_an_unreachable_unit_reports_no_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root.pem"
+    root.write_bytes(_self_signed_pem())
+    code = main(["probe", f"https://127.0.0.1:{_closed_port()}", "--ca", str(root), "--report", str(tmp_path / "r"),
+                 "--only", "CRED-01"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("refcam: error: preflight: cannot connect")
 
 
 def _closed_port() -> int:

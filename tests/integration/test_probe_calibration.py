@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from common.flaws import FLAWS
-from conformance.calibration import FLAW_CASES, NEEDS_TRUSTED_CHANNEL_FLAWS, render_markdown
+from conformance.calibration import FLAW_CASES, PREFLIGHT_FLAWS, render_markdown
+from conformance.errors import PreflightError
 from conformance.model import Verdict
 from conformance.probe import ProbeOptions, run_probe
 
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_flaw_profile_is_in_the_calibration_table() -> None:
     assert set(FLAW_CASES) == set(FLAWS)
-    assert all(FLAW_CASES.values()), "a flaw the probe cannot detect"
+    assert all(cases or flaw in PREFLIGHT_FLAWS for flaw, cases in FLAW_CASES.items()), "a flaw the probe cannot detect"
 
 
 def test_flaw_table_in_the_docs_is_current() -> None:
@@ -80,8 +81,7 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
         peer = start_device(peer_state, vendor_url=vendor_server.url)
         running.callback(peer.stop)
         label = "admin" if flaw == "shared-default-password" else device.label_password
-        report = run_probe(
-            ProbeOptions(
+        options = ProbeOptions(
                 target=device.url,
                 ca_file=str(device.root_pem),
                 label_password=label,
@@ -96,7 +96,11 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
                 rtsps_port=device.rtsp_port,
                 rtsp_plaintext_ports=(device.rtsp_port + 1,),
             )
-        )
+        if flaw in PREFLIGHT_FLAWS:
+            with pytest.raises(PreflightError, match=PREFLIGHT_FLAWS[flaw]):
+                run_probe(options)
+            return
+        report = run_probe(options)
     verdicts = {r.case_id: r.verdict for r in report.results}
     details = {
         r.case_id: [(u.unit, u.verdict.value, u.reason[:300]) for u in r.units]
@@ -106,7 +110,4 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
     failing = {c for c, v in verdicts.items() if v is Verdict.FAIL}
     assert failing == FLAW_CASES[flaw], json.dumps(details, indent=1)
     others = {c for c, v in verdicts.items() if v not in (Verdict.PASS, Verdict.FAIL)}
-    if flaw in NEEDS_TRUSTED_CHANNEL_FLAWS:
-        assert all(verdicts[c] is Verdict.INCONCLUSIVE for c in others), json.dumps(details, indent=1)
-    else:
-        assert not others, json.dumps(details, indent=1)
+    assert not others, json.dumps(details, indent=1)

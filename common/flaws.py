@@ -36,6 +36,17 @@ FLAWS: dict[str, str] = {
     "no-security-txt": "no /.well-known/security.txt (row 30)",
     "expired-security-txt": "security.txt with an Expires in the past (row 30)",
     "sla-breached": "the disclosure record carries a report acknowledged late (rows 34, 35)",
+    "session-cookie-insecure": "the session cookie lacks Secure, HttpOnly and SameSite (ASVS V3.4)",
+    "session-no-idle-expiry": "sessions never expire for inactivity (ASVS V3.3.2)",
+    "session-survives-logout": "logout clears the cookie but leaves the session valid on the server (ASVS V3.3.1)",
+    "session-survives-password-change": "a password change leaves the user's other sessions running (ASVS V3.3.3)",
+    "no-csrf-check": "cookie sessions change state without the CSRF token (ASVS V4.2.2)",
+    "viewer-can-change-settings": "a viewer may change the run-time settings (ASVS V4.1.3, row 17)",
+    "operator-can-manage-users": "an operator may create, change and delete users (ASVS V4.1.3, row 17)",
+    "password-min-off-by-one": "the policy accepts passwords one character below its minimum (row 4)",
+    "label-variant-accepted": "trivial variants of the label password are accepted as a new password (row 4)",
+    "identity-password-accepted": "passwords built from the serial, model or vendor are accepted (row 4)",
+    "throttle-known-names-only": "failed logins for unknown user names are never throttled (rows 6, 7)",
 }
 
 PLAINTEXT_FLAW_PORT_OFFSET = 1  # plaintext-http listens on the management port + 1

@@ -4,7 +4,18 @@ Importing a module registers its cases in :data:`conformance.case.REGISTRY`;
 :data:`CASE_MODULES` is the explicit list the runner depends on.
 """
 
-from . import access, boot, credentials, disclosure, passwordpolicy, roles, sessions, throttling, tls, update
+from . import (
+    access,
+    boot,
+    credentials,
+    disclosure,
+    passwordpolicy,
+    roles,
+    sessions,
+    throttling,
+    tls,
+    update,
+)
 
 CASE_MODULES = (access, boot, credentials, disclosure, tls, update)
 CASE_MODULES += (passwordpolicy, roles, sessions, throttling)  # issue 12: the requirement areas it missed

@@ -4,6 +4,8 @@ Importing a module registers its cases in :data:`conformance.case.REGISTRY`;
 :data:`CASE_MODULES` is the explicit list the runner depends on.
 """
 
+from types import ModuleType
+
 from . import (
     access,
     boot,
@@ -17,5 +19,5 @@ from . import (
     update,
 )
 
-CASE_MODULES = (access, boot, credentials, disclosure, tls, update)
+CASE_MODULES: tuple[ModuleType, ...] = (access, boot, credentials, disclosure, tls, update)
 CASE_MODULES += (passwordpolicy, roles, sessions, throttling)  # issue 12: the requirement areas it missed

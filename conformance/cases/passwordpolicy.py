@@ -80,7 +80,6 @@ def label_variants(label: str) -> list[tuple[str, str]]:
     """(what, variant) of the label password a person would try first."""
     variants = [
         ("upper-cased", label.upper()),
-        ("lower-cased", label.lower()),
         ("separators dropped", "".join(c for c in label if c.isalnum())),
         ("'!' appended", label + "!"),
         ("'1' appended", label + "1"),
@@ -159,7 +158,7 @@ def _policy(ctx: ProbeContext) -> tuple[str, Exchange]:
     return policy, ex
 
 
-@register("PWD-01", budget=24, order=37)
+@register("PWD-01", budget=32, order=37)
 def length_boundaries(ctx: ProbeContext) -> list[UnitResult]:
     policy, info = _policy(ctx)
     if policy not in PROFILES:
@@ -180,7 +179,7 @@ def length_boundaries(ctx: ProbeContext) -> list[UnitResult]:
     return [a, passed("b", f"random passwords exactly at each {policy} minimum are accepted", *controls)]
 
 
-@register("PWD-02", budget=16, order=38)
+@register("PWD-02", budget=26, order=38)
 def label_password_reuse(ctx: ProbeContext) -> list[UnitResult]:
     label = ctx.options.label_password
     if label is None:
@@ -221,7 +220,7 @@ def _identity(ctx: ProbeContext) -> tuple[list[str], Evidence]:
     return list(dict.fromkeys(names)), Evidence("note", names_note, {"identity": names})
 
 
-@register("PWD-03", budget=16, order=39)
+@register("PWD-03", budget=26, order=39)
 def identity_passwords_refused(ctx: ProbeContext) -> list[UnitResult]:
     names, note = _identity(ctx)
     candidates = identity_passwords(names)

@@ -106,7 +106,7 @@ def _sender(ctx: ProbeContext, method: str, path: str, token: str) -> Callable[[
     return lambda: ctx.http.request(method, path, json_body={}, token=token)
 
 
-@register("ROLE-01", budget=70, order=36)
+@register("ROLE-01", budget=90, order=36)
 def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", OPENAPI)
     openapi = ex.json()

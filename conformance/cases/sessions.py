@@ -119,7 +119,7 @@ def _cookie_header(cookie: SetCookie) -> dict[str, str]:
     return {"Cookie": f"{cookie.name}={cookie.value}"}
 
 
-@register("SESS-01", budget=6, order=31)
+@register("SESS-01", budget=16, order=31)
 def cookie_attributes(ctx: ProbeContext) -> list[UnitResult]:
     ex = _session_login(ctx)
     if (why := undecided(ex)) is not None or token_of(ex) is None:
@@ -138,14 +138,14 @@ def cookie_attributes(ctx: ProbeContext) -> list[UnitResult]:
     b = failed("b", "; ".join(f"{n}: {', '.join(p)}" for n, p in scope.items()), headers) if scope else passed(
         "b", "every cookie is host-only (no Domain) with a Path", headers
     )
-    others = {c.name: cookie_problems(c) for c in _cookies(ex) if c is not session and cookie_problems(c)}
+    others = {c.name: cookie_problems(c) for c in _cookies(ex) if c.name != session.name and cookie_problems(c)}
     c = failed("c", "; ".join(f"{n}: {', '.join(p)}" for n, p in others.items()), headers) if others else passed(
         "c", f"the {len(_cookies(ex)) - 1} other cookies are Secure, HttpOnly and SameSite too", headers
     )
     return [a, b, c]
 
 
-@register("SESS-02", budget=10, order=32)
+@register("SESS-02", budget=18, order=32)
 def logout_ends_session(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer")
     ex = patiently(lambda: login(ctx.http, user.username, user.password))
@@ -179,7 +179,7 @@ def _judge_dead(letter: str, what: str, ex: Exchange) -> UnitResult:
     return inconclusive(letter, undecided(ex) or f"{what}: unexpected HTTP {ex.status}", ex.evidence())
 
 
-@register("SESS-03", budget=16, order=33)
+@register("SESS-03", budget=22, order=33)
 def password_change_ends_sessions(ctx: ProbeContext) -> list[UnitResult]:
     account = throwaway(ctx, "sessions")
     other = account.token  # the session opened when the account was set up
@@ -201,7 +201,7 @@ def password_change_ends_sessions(ctx: ProbeContext) -> list[UnitResult]:
     return [a, _judge_dead("b", "the user's other session, after the password change,", after)]
 
 
-@register("SESS-04", budget=14, order=34)
+@register("SESS-04", budget=20, order=34)
 def csrf_protection(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer")
     ex = patiently(lambda: login(ctx.http, user.username, user.password))
@@ -250,7 +250,7 @@ def csrf_protection(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b, c]
 
 
-@register("SESS-05", budget=6, order=35)
+@register("SESS-05", budget=14, order=35)
 def session_expiry(ctx: ProbeContext) -> list[UnitResult]:
     ex = _session_login(ctx)
     doc = ex.json()

@@ -77,7 +77,7 @@ def _retry_after_alike(k: Attempt, u: Attempt) -> bool:
     return abs(k.retry_after - u.retry_after) <= RETRY_AFTER_SLACK
 
 
-@register("THR-01", budget=2 * ATTEMPTS + 8, order=75)
+@register("THR-01", budget=2 * ATTEMPTS + 16, order=75)
 def throttling_symmetry(ctx: ProbeContext) -> list[UnitResult]:
     account = throwaway(ctx, "throttle")
     nobody = f"nobody-{secrets.token_hex(6)}"

@@ -47,6 +47,7 @@ FLAWS: dict[str, str] = {
     "label-variant-accepted": "trivial variants of the label password are accepted as a new password (row 4)",
     "identity-password-accepted": "passwords built from the serial, model or vendor are accepted (row 4)",
     "throttle-known-names-only": "failed logins for unknown user names are never throttled (rows 6, 7)",
+    "rollback-same-counter": "the update client judges rollback on the security counter alone: an older version sharing it installs (row 21)",
 }
 
 PLAINTEXT_FLAW_PORT_OFFSET = 1  # plaintext-http listens on the management port + 1

@@ -43,6 +43,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--reference", type=Path, help="the vendor's reference values for attestation")
     p.add_argument("--image", type=Path, help="a vendor-signed image of this model, for the bit-flip case")
     p.add_argument("--older-image", type=Path, help="a validly signed older image for the anti-rollback case")
+    p.add_argument("--signing-key", type=Path,
+                   help="the vendor's Ed25519 firmware signing key (PEM): re-signs --image as older versions "
+                   "that share a counter or a version (UPD-08)")
     p.add_argument("--plaintext-ports", type=_ports, default=(80, 8080, 8000), help="ports to check for plaintext HTTP")
     p.add_argument("--allow-destructive", action="store_true", help="run cases that may change the device")
     p.add_argument("--only", action="append", default=[], metavar="CASE", help="run only this case (repeatable)")
@@ -69,6 +72,7 @@ def _probe(args: argparse.Namespace) -> int:
         reference_values=args.reference,
         image=args.image,
         older_image=args.older_image,
+        signing_key=args.signing_key,
         plaintext_ports=args.plaintext_ports,
         allow_destructive=args.allow_destructive,
         only=tuple(args.only),

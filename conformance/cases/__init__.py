@@ -13,6 +13,7 @@ from . import (
     disclosure,
     passwordpolicy,
     roles,
+    rollback,
     sessions,
     throttling,
     tls,
@@ -20,4 +21,4 @@ from . import (
 )
 
 CASE_MODULES: tuple[ModuleType, ...] = (access, boot, credentials, disclosure, tls, update)
-CASE_MODULES += (passwordpolicy, roles, sessions, throttling)  # issue 12: the requirement areas it missed
+CASE_MODULES += (passwordpolicy, roles, rollback, sessions, throttling)  # issue 12: the requirement areas it missed

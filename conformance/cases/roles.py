@@ -131,13 +131,13 @@ def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
             elif verdict == "undecided":
                 unsure.append(answer.evidence(f"{role}: {undecided(answer) or 'the session was not accepted'}"))
         if reached:
-            results.append(failed(letter, f"a {role} reached {len(reached)} of {len(routes)} routes above its role",
+            results.append(failed(letter, f"{'an' if role[0] in 'aeiou' else 'a'} {role} reached {len(reached)} of {len(routes)} routes above its role",
                                   *reached[:10]))
         elif unsure:
             results.append(inconclusive(letter, f"{len(unsure)} of {len(routes)} routes gave no definite answer",
                                         *unsure[:10]))
         else:
-            results.append(passed(letter, f"a {role} is refused (403) on all {len(routes)} state-changing routes "
+            results.append(passed(letter, f"{'an' if role[0] in 'aeiou' else 'a'} {role} is refused (403) on all {len(routes)} state-changing routes "
                                           "above its role"))
     after = _snapshot(ctx, boss.token)
     seq = before["audit_seq"]

@@ -213,6 +213,15 @@ def csrf_protection(ctx: ProbeContext) -> list[UnitResult]:
     doc = ex.json()
     csrf = doc.get("csrf_token") if isinstance(doc, dict) else None
     forged = {**_cookie_header(cookie), "Origin": CROSS_ORIGIN, "Referer": CROSS_ORIGIN + "/"}
+    # (b) a cross-origin password change with only the cookie (an empty body: no effect even if reached)
+    # (sent first: it cannot end the session, the logout below may)
+    change = patiently(lambda: ctx.http.request("POST", "/api/v1/session/password", json_body={}, headers=forged))
+    if (why := undecided(change)) is not None or change.status == 401:
+        b = inconclusive("b", why or "the cookie session was not accepted at all (401)", change.evidence())
+    elif change.status == 403:
+        b = passed("b", "a cross-origin password change with only the cookie is refused (403)", change.evidence())
+    else:
+        b = failed("b", f"a cross-origin password change reached the handler (HTTP {change.status})", change.evidence())
     # (a) a cross-origin logout carrying only the cookie: refused, and the session lives on
     cross = patiently(lambda: ctx.http.request("DELETE", LOGIN, headers=forged))
     alive = ctx.http.request("GET", WHOAMI, headers=_cookie_header(cookie))
@@ -227,14 +236,6 @@ def csrf_protection(ctx: ProbeContext) -> list[UnitResult]:
     else:
         a = failed("a", f"a cross-origin logout with only the cookie answered HTTP {cross.status}, not 403",
                    cross.evidence(), alive.evidence())
-    # (b) a cross-origin password change with only the cookie (an empty body: no effect even if reached)
-    change = patiently(lambda: ctx.http.request("POST", "/api/v1/session/password", json_body={}, headers=forged))
-    if (why := undecided(change)) is not None:
-        b = inconclusive("b", why, change.evidence())
-    elif change.status == 403:
-        b = passed("b", "a cross-origin password change with only the cookie is refused (403)", change.evidence())
-    else:
-        b = failed("b", f"a cross-origin password change reached the handler (HTTP {change.status})", change.evidence())
     # (c) the control: the same logout with the session's CSRF token works, so (a) was the CSRF check
     if not isinstance(csrf, str) or not csrf:
         return [a, b, inconclusive("c", "the login answer gives no csrf_token to send", ex.evidence())]

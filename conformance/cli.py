@@ -44,8 +44,8 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--image", type=Path, help="a vendor-signed image of this model, for the bit-flip case")
     p.add_argument("--older-image", type=Path, help="a validly signed older image for the anti-rollback case")
     p.add_argument("--signing-key", type=Path,
-                   help="the vendor's Ed25519 firmware signing key (PEM): re-signs --image as older versions "
-                   "that share a counter or a version (UPD-08)")
+                   help="the vendor's Ed25519 firmware signing key (PEM): re-signs --older-image with the running "
+                   "security counter and --image with a lower one (UPD-08)")
     p.add_argument("--plaintext-ports", type=_ports, default=(80, 8080, 8000), help="ports to check for plaintext HTTP")
     p.add_argument("--allow-destructive", action="store_true", help="run cases that may change the device")
     p.add_argument("--only", action="append", default=[], metavar="CASE", help="run only this case (repeatable)")

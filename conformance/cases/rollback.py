@@ -1,14 +1,16 @@
 """Anti-rollback judged on the security counter and the version together (row 21; KS X 3020 C5).
 
-A device that compares only the security counter installs an older release
-that shares the running counter (a vendor bumps the counter only for some
-fixes); one that compares only versions installs an image with the running
-version and a lower counter. The probe builds both from the vendor's own
-image (``--image``) with its own MCUboot writer, signed with the vendor's
-firmware key (``--signing-key``), so the only thing wrong with them is their
-age, and uploads each through the manual update path::
+A device that compares only security counters installs an older release
+re-signed with the running counter (a vendor bumps the counter only for some
+fixes, so old releases share it); one that compares only versions installs a
+newer version whose counter is below the fused one. The probe builds both from
+the vendor's own images with its own MCUboot writer, signed with the vendor's
+firmware key (``--signing-key``): the older release (``--older-image``) with
+the running counter, and the newer one (``--image``) with a counter below it.
+Their payloads are the vendor's, unchanged, so nothing but their age is wrong
+with them. Each is uploaded through the manual update path::
 
-    older_version((1, 0, 0))  # (0, 99, 99)
+    judge_upload("a", "older release with the running counter", exchange)
 """
 
 from __future__ import annotations
@@ -18,25 +20,13 @@ from pathlib import Path
 from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..errors import ProbeError
 from ..http import Exchange
-from ..mcuboot import load_signing_key, resign_image
+from ..mcuboot import load_signing_key, read_header, resign_image
 from ..model import UnitResult
 from ._answers import undecided
 from ._session import admin
 from .update import _device, _unchanged, _upload
 
 STATUS = "/api/v1/status"
-
-
-def older_version(version: tuple[int, int, int]) -> tuple[int, int, int] | None:
-    """The nearest lower version (rev, then minor, then major; 99 below a carry), None below 0.0.0."""
-    major, minor, rev = version
-    if rev > 0:
-        return major, minor, rev - 1
-    if minor > 0:
-        return major, minor - 1, 99
-    if major > 0:
-        return major - 1, 99, 99
-    return None
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -62,31 +52,35 @@ def judge_upload(letter: str, what: str, ex: Exchange) -> UnitResult:
 
 @register("UPD-08", budget=12, destructive=True, order=95)  # last: an accepting device reboots into the old image
 def counter_and_version(ctx: ProbeContext) -> list[UnitResult]:
-    if ctx.options.image is None or ctx.options.signing_key is None:
-        return [inconclusive("a", "needs a vendor image (--image) and the vendor's signing key (--signing-key)")]
-    key = load_signing_key(Path(ctx.options.signing_key).read_bytes())
-    vendor_image = Path(ctx.options.image).read_bytes()
+    opts = ctx.options
+    if opts.image is None or opts.older_image is None or opts.signing_key is None:
+        return [inconclusive("a", "needs the vendor's images (--image, --older-image) and signing key (--signing-key)")]
+    key = load_signing_key(Path(opts.signing_key).read_bytes())
+    newer, older = Path(opts.image).read_bytes(), Path(opts.older_image).read_bytes()
     token = admin(ctx).token
     before = str(_device(ctx)["firmware_version"])
-    status = ctx.http.request("GET", STATUS, token=token).json()
-    counter = status.get("security_counter") if isinstance(status, dict) else None
+    status = ctx.http.request("GET", STATUS, token=token)
+    doc = status.json()
+    counter = doc.get("security_counter") if isinstance(doc, dict) else None
     if not isinstance(counter, int) or isinstance(counter, bool):
-        return [inconclusive("a", "the device status gives no running security counter")]
+        return [inconclusive("a", "the device status gives no running security counter", status.evidence())]
     running = parse_version(before)
-    lower = older_version(running)
     results: list[UnitResult] = []
-    if lower is None:
-        results.append(inconclusive("a", f"no version is older than the running {before}"))
+    old_version = read_header(older).version
+    if parse_version(old_version) >= running:
+        results.append(inconclusive("a", f"--older-image is {old_version}, not older than the running {before}"))
     else:
-        old = ".".join(map(str, lower))
-        image = resign_image(vendor_image, key, version=old, security_counter=counter)
-        results.append(judge_upload("a", f"older version {old} with the running counter {counter}",
+        image = resign_image(older, key, version=old_version, security_counter=counter)
+        results.append(judge_upload("a", f"older release {old_version} re-signed with the running counter {counter}",
                                     _upload(ctx, image, token)))
+    new_version = read_header(newer).version
     if counter == 0:
         results.append(inconclusive("b", "the running counter is 0; no lower counter exists"))
+    elif parse_version(new_version) <= running:
+        results.append(inconclusive("b", f"--image is {new_version}, not newer than the running {before}"))
     else:
-        image = resign_image(vendor_image, key, version=before, security_counter=counter - 1)
-        results.append(judge_upload("b", f"the running version {before} with counter {counter - 1}",
-                                    _upload(ctx, image, token)))
+        image = resign_image(newer, key, version=new_version, security_counter=counter - 1)
+        results.append(judge_upload("b", f"newer release {new_version} re-signed with counter {counter - 1}, "
+                                    f"below the running {counter}", _upload(ctx, image, token)))
     results.append(_unchanged(ctx, "c", before))
     return results

@@ -63,14 +63,6 @@ def test_a_signing_key_that_is_not_ed25519_pem_is_one_clear_error() -> None:
         load_signing_key(p256)
 
 
-@pytest.mark.parametrize(
-    ("version", "older"),
-    [((1, 0, 0), (0, 99, 99)), ((2, 3, 0), (2, 2, 99)), ((2, 3, 4), (2, 3, 3)), ((0, 0, 0), None)],
-)
-def test_the_nearest_older_version(version: tuple[int, int, int], older: tuple[int, int, int] | None) -> None:
-    assert rollback.older_version(version) == older
-
-
 def _ex(status: int, headers: dict[str, str] | None = None, error: str | None = None) -> Exchange:
     return Exchange("POST", "/api/v1/update/upload", {}, None, status, headers or {},
                     json.dumps({"error": "x"}).encode(), 0.01, error=error)

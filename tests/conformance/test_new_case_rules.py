@@ -15,6 +15,7 @@ import pytest
 
 from conformance.case import ProbeContext, ProbeOptions
 from conformance.cases import _answers, passwordpolicy, roles, sessions, throttling
+from conformance.cases._accounts import Throwaway
 from conformance.cases._session import Account
 from conformance.catalogue import load_catalogue, parse_catalogue
 from conformance.errors import CatalogueError
@@ -254,7 +255,7 @@ def test_a_policy_refusal_counts_only_as_a_4xx_with_a_reason() -> None:
     locked = ex(429, {"error": "throttled"}, headers={"Retry-After": "60"})  # longer than a case may wait
     answers = iter([ex(400, {"reasons": ["too short"]}), ex(204), locked, ex(422, {})])
     ctx = _ctx(lambda *_: next(answers))
-    account = passwordpolicy.Throwaway("u", "old", "t", "viewer")
+    account = Throwaway("u", "old", "t", "viewer")
     refused = passwordpolicy._judge_refusals("a", ctx, account, [("short", "x")], label="short ones")
     assert refused.verdict is Verdict.PASS and account.password == "old"
     taken = passwordpolicy._judge_refusals("a", ctx, account, [("short", "y")], label="short ones")
@@ -323,3 +324,20 @@ def test_cookie_case_judges_the_session_cookie_and_the_others_apart() -> None:
     ctx = _ctx(lambda *_: insecure)
     results = {u.unit: u.verdict for u in sessions.cookie_attributes(ctx)}
     assert results == {"a": Verdict.FAIL, "b": Verdict.PASS, "c": Verdict.PASS}
+
+
+@pytest.mark.parametrize(("after_idle", "verdict"), [(ex(401), Verdict.PASS), (ex(200, {}), Verdict.FAIL),
+                                                     (SERVER_ERROR, Verdict.INCONCLUSIVE)])
+def test_a_short_declared_idle_timeout_is_waited_out_and_observed(after_idle: Exchange, verdict: Verdict) -> None:
+    short = ex(200, {"token": "new-token", "idle_timeout": 0.05, "absolute_timeout": 3600},
+               cookies=(SECURE.replace("tok", "new-token").replace("28800", "3600"),))
+    ctx = _ctx(lambda method, *_: short if method == "POST" else after_idle)
+    a, b = sessions.session_expiry(ctx)
+    assert a.verdict is Verdict.PASS and b.verdict is verdict
+
+
+def test_a_long_idle_timeout_is_judged_from_the_declaration_only() -> None:
+    ctx = _ctx(lambda *_: ex(200, {"token": "t", "idle_timeout": 900, "absolute_timeout": 28800}))
+    assert [u.verdict for u in sessions.session_expiry(ctx)] == [Verdict.PASS]
+    unbounded = _ctx(lambda *_: ex(200, {"token": "t", "idle_timeout": None, "absolute_timeout": 28800}))
+    assert [u.verdict for u in sessions.session_expiry(unbounded)] == [Verdict.FAIL]

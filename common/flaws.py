@@ -44,6 +44,18 @@ FLAWS: dict[str, str] = {
     "rtsp-no-auth": "RTSP streams are served to anybody, no credentials asked (row 17)",
     "rtsp-basic-auth": "RTSP accepts Basic authentication: the password itself on the wire (rows 13, 17)",
     "unsigned-stream": "the RTSP H.264 stream carries no signed-GOP SEI (stream integrity)",
+    "session-cookie-insecure": "the session cookie lacks Secure, HttpOnly and SameSite (ASVS V3.4)",
+    "session-no-idle-expiry": "sessions never expire for inactivity (ASVS V3.3.2)",
+    "session-survives-logout": "logout clears the cookie but leaves the session valid on the server (ASVS V3.3.1)",
+    "session-survives-password-change": "a password change leaves the user's other sessions running (ASVS V3.3.3)",
+    "no-csrf-check": "cookie sessions change state without the CSRF token (ASVS V4.2.2)",
+    "viewer-can-change-settings": "a viewer may change the run-time settings (ASVS V4.1.3, row 17)",
+    "operator-can-manage-users": "an operator may create, change and delete users (ASVS V4.1.3, row 17)",
+    "password-min-off-by-one": "the policy accepts passwords one character below its minimum (row 4)",
+    "label-variant-accepted": "trivial variants of the label password are accepted as a new password (row 4)",
+    "identity-password-accepted": "passwords built from the serial, model or vendor are accepted (row 4)",
+    "throttle-known-names-only": "failed logins for unknown user names are never throttled (rows 6, 7)",
+    "rollback-same-counter": "the update client judges rollback on the security counter alone: an older version sharing it installs (row 21)",
 }
 
 PLAINTEXT_FLAW_PORT_OFFSET = 1  # plaintext-http listens on the management port + 1

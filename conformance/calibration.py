@@ -21,9 +21,9 @@ FLAW_CASES: dict[str, frozenset[str]] = {
     "shared-default-password": frozenset({"CRED-01", "CRED-02", "CRED-03", "ONVIF-02"}),
     "no-forced-change": frozenset({"CRED-01", "ONVIF-02"}),
     "no-lockout": frozenset({"CRED-06"}),
-    "user-enumeration": frozenset({"CRED-07"}),
+    "user-enumeration": frozenset({"CRED-07", "THR-01"}),
     "unsigned-update-accepted": frozenset({"UPD-01", "UPD-02"}),
-    "rollback-accepted": frozenset({"UPD-03"}),
+    "rollback-accepted": frozenset({"UPD-03", "UPD-08"}),
     "boot-skips-signature": frozenset({"BOOT-03"}),
     "update-client-no-tls-validation": frozenset({"UPD-05"}),
     "no-security-txt": frozenset({"DISC-01", "DISC-02"}),
@@ -37,6 +37,18 @@ FLAW_CASES: dict[str, frozenset[str]] = {
     "rtsp-no-auth": frozenset({"RTSP-02", "RTSP-03", "RTSP-04"}),
     "rtsp-basic-auth": frozenset({"RTSP-03"}),
     "unsigned-stream": frozenset({"RTSP-05"}),
+    "session-cookie-insecure": frozenset({"SESS-01"}),
+    "session-no-idle-expiry": frozenset({"SESS-05"}),
+    "session-survives-logout": frozenset({"SESS-02"}),
+    "session-survives-password-change": frozenset({"SESS-03"}),
+    "no-csrf-check": frozenset({"SESS-04"}),
+    "viewer-can-change-settings": frozenset({"ROLE-01"}),
+    "operator-can-manage-users": frozenset({"ROLE-01"}),
+    "password-min-off-by-one": frozenset({"PWD-01"}),
+    "label-variant-accepted": frozenset({"PWD-02"}),
+    "identity-password-accepted": frozenset({"PWD-03"}),
+    "throttle-known-names-only": frozenset({"THR-01"}),
+    "rollback-same-counter": frozenset({"UPD-08"}),
 }
 
 # Why a flaw trips more than its own case.
@@ -46,7 +58,7 @@ NOTES: dict[str, str] = {
     "self-signed-cert": "Refused at preflight: the TLS handshake does not validate against --ca, so the probe exits 2 naming the certificate, and writes no report (no verdict can be earned over an unauthenticated channel).",
     "shared-default-password": "The unit's label reads admin/admin, so the initial-password cases fail too.",
     "unsigned-update-accepted": "The flawed client accepts the unsigned and the attacker-signed image; the secure bootloader still refuses them at the next boot (defence in depth).",
-    "rollback-accepted": "The flawed client installs the older image; the secure bootloader refuses it by the fused counter at the next boot.",
+    "rollback-accepted": "The flawed client installs the older image; the secure bootloader refuses it by the fused counter at the next boot. With no rollback check at all it also installs the older version that shares the running counter (UPD-08).",
     "boot-skips-signature": "The slot holds firmware signed by an attacker key; only attestation against the vendor's reference values can tell.",
     "no-security-txt": "Without security.txt the disclosure policy cannot be found either.",
     "sla-breached": "A vendor-side flaw (refcam update-server run --flaw sla-breached).",
@@ -54,6 +66,7 @@ NOTES: dict[str, str] = {
     "plaintext-http": "The plain-HTTP listener serves the whole application, the ONVIF services (and their Digest) included.",
     "wsse-replay": "One switch skips both UsernameToken freshness checks: the reused nonce and the stale Created.",
     "rtsp-no-auth": "With no authentication at all, valid credentials sent as Basic and a replayed Digest response are accepted too.",
+    "user-enumeration": "The unknown name is answered 404 before any throttling, so it is also never throttled like the existing one.",
 }
 
 # Flaws the preflight refuses before any case runs (one line, exit 2, no report):

@@ -68,6 +68,7 @@ class ProbeOptions:
     reference_values: Path | None = None
     image: Path | None = None  # a vendor-signed image of the target's model (bit-flip case)
     older_image: Path | None = None
+    signing_key: Path | None = None  # the vendor's Ed25519 firmware key: re-signs the images above (UPD-08)
     plaintext_ports: tuple[int, ...] = (80, 8080, 8000)
     allow_destructive: bool = False
     only: tuple[str, ...] = ()  # case ids; empty = all

@@ -9,6 +9,7 @@ official clause numbers can be dropped in without touching code::
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +26,7 @@ KS_CONTROLS: dict[str, str] = {
     "C6": "Vulnerability disclosure handling",
     "C7": "Incident-response SLAs",
 }
+_ASVS_ID = re.compile(r"V\d{1,2}\.\d{1,2}\.\d{1,2}")  # OWASP ASVS 4.0.3 chapter.section.requirement
 NIST_CAPABILITIES = {"DI", "DC", "DP", "LA", "SU", "SA", "-"}
 
 
@@ -43,6 +45,7 @@ class TestCase:
     en_status: str  # "M" or "R"
     cls: int  # lowest CLS level that expects it
     nist: str
+    asvs: tuple[str, ...] = ()  # OWASP ASVS 4.0.3 requirement ids ("V3.4.1"), optional
 
     __test__ = False  # not a pytest class
 
@@ -78,7 +81,7 @@ def _case(raw: Any, groups: dict[str, str], index: int) -> TestCase:
     for name, kind in _FIELDS.items():
         if not isinstance(raw.get(name), kind):
             raise CatalogueError(f"case #{index} ({raw.get('id')}): field {name!r} must be {kind.__name__}")
-    unknown = set(raw) - set(_FIELDS) - {"ks_clause"}
+    unknown = set(raw) - set(_FIELDS) - {"ks_clause", "asvs"}
     if unknown:
         raise CatalogueError(f"case {raw['id']}: unknown fields {sorted(unknown)}")
     units = raw["units"]
@@ -94,11 +97,14 @@ def _case(raw: Any, groups: dict[str, str], index: int) -> TestCase:
         raise CatalogueError(f"case {raw['id']}: bad NIST capability or EN status")
     if not 1 <= raw["cls"] <= 4:
         raise CatalogueError(f"case {raw['id']}: CLS level must be 1..4")
+    asvs = raw.get("asvs", [])
+    if not isinstance(asvs, list) or not all(isinstance(a, str) and _ASVS_ID.fullmatch(a) for a in asvs):
+        raise CatalogueError(f"case {raw['id']}: asvs must be a list of ASVS 4.0.3 ids such as \"V3.4.1\"")
     return TestCase(
         id=raw["id"], group=raw["group"], title=raw["title"], purpose=raw["purpose"],
         units=tuple(units), verdict_rule=raw["verdict_rule"], requirements=tuple(raw["requirements"]),
         ks=raw["ks"], ks_clause=raw.get("ks_clause"), en=raw["en"], en_status=raw["en_status"],
-        cls=raw["cls"], nist=raw["nist"],
+        cls=raw["cls"], nist=raw["nist"], asvs=tuple(asvs),
     )
 
 

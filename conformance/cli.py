@@ -46,6 +46,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--reference", type=Path, help="the vendor's reference values for attestation")
     p.add_argument("--image", type=Path, help="a vendor-signed image of this model, for the bit-flip case")
     p.add_argument("--older-image", type=Path, help="a validly signed older image for the anti-rollback case")
+    p.add_argument("--signing-key", type=Path,
+                   help="the vendor's Ed25519 firmware signing key (PEM): re-signs --older-image with the running "
+                   "security counter and --image with a lower one (UPD-08)")
     p.add_argument("--plaintext-ports", type=_ports, default=(80, 8080, 8000), help="ports to check for plaintext HTTP")
     p.add_argument("--allow-destructive", action="store_true", help="run cases that may change the device")
     p.add_argument("--rtsps-port", type=int, default=322, help="the camera's RTSPS port (default 322)")
@@ -80,6 +83,7 @@ def _probe(args: argparse.Namespace) -> int:
         reference_values=args.reference,
         image=args.image,
         older_image=args.older_image,
+        signing_key=args.signing_key,
         plaintext_ports=args.plaintext_ports,
         allow_destructive=args.allow_destructive,
         only=tuple(args.only),

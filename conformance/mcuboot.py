@@ -114,3 +114,66 @@ def flip_payload_byte(image: bytes) -> bytes:
     data = bytearray(image)
     data[header.hdr_size + header.img_size // 2] ^= 0x01
     return bytes(data)
+
+
+def _tlvs(area: bytes) -> list[tuple[int, bytes]]:
+    """The TLVs of one area (info header first), in order."""
+    if len(area) < TLV_INFO.size:
+        raise ProbeError("TLV area is truncated")
+    _magic, total = TLV_INFO.unpack_from(area)
+    if total > len(area):
+        raise ProbeError(f"TLV area claims {total} bytes, {len(area)} present")
+    out, offset = [], TLV_INFO.size
+    while offset + TLV.size <= total:
+        kind, length = TLV.unpack_from(area, offset)
+        value = area[offset + TLV.size : offset + TLV.size + length]
+        if len(value) != length:
+            raise ProbeError(f"TLV 0x{kind:02x} is truncated")
+        out.append((kind, value))
+        offset += TLV.size + length
+    return out
+
+
+def resign_image(image: bytes, signing_key: ed25519.Ed25519PrivateKey, *, version: str, security_counter: int) -> bytes:
+    """The vendor's ``image`` with another version and security counter, signed again with the
+    vendor's own firmware key (``--signing-key``) under the key manifest the image carries.
+
+    The payload and every other protected TLV stay as they are, so the result is exactly
+    what the vendor would have released as ``version`` with ``security_counter``: the
+    anti-rollback cases use it to build older images that share a counter or a version.
+    """
+    header = read_header(image)
+    magic, load, hdr_size, _prot, img_size, flags, *_version, build, pad = HEADER.unpack_from(image)
+    payload = image[hdr_size : hdr_size + img_size]
+    protected = [
+        (kind, struct.pack("<I", security_counter) if kind == SEC_CNT else value)
+        for kind, value in _tlvs(image[hdr_size + img_size : header.covered])
+    ]
+    if not any(kind == SEC_CNT for kind, _ in protected):
+        protected.insert(0, (SEC_CNT, struct.pack("<I", security_counter)))
+    manifest = [value for kind, value in _tlvs(image[header.covered :]) if kind == KEY_MANIFEST]
+    if not manifest:
+        raise ProbeError("the vendor image carries no key manifest to sign under")
+    area = _area(PROTECTED_MAGIC, protected)
+    major, minor, rev = (int(part) for part in version.split("."))
+    head = HEADER.pack(magic, load, hdr_size, len(area), img_size, flags, major, minor, rev, build, pad)
+    covered = head + image[HEADER.size : hdr_size] + payload + area
+    digest = hashlib.sha256(covered).digest()
+    unprotected = _area(UNPROTECTED_MAGIC, [
+        (SHA256, digest),
+        (KEYHASH, hashlib.sha256(_spki(signing_key.public_key())).digest()),
+        (ED25519, signing_key.sign(digest)),
+        (KEY_MANIFEST, manifest[0]),
+    ])  # fmt: skip
+    return covered + unprotected
+
+
+def load_signing_key(pem: bytes) -> ed25519.Ed25519PrivateKey:
+    """The vendor's Ed25519 firmware signing key from PEM; ProbeError for anything else."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ProbeError(f"the signing key is not an unencrypted PEM private key: {exc}") from exc
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ProbeError(f"the signing key is {type(key).__name__}, an Ed25519 key is needed")
+    return key

@@ -143,6 +143,7 @@ class ProbeReport:
                         "cls_level": case.cls,
                         "nist_ir_8259a": case.nist,
                         "requirements": list(case.requirements),
+                        "owasp_asvs": list(case.asvs),
                     },
                     "duration_s": round(result.duration, 3),
                     "requests": result.requests,
@@ -301,7 +302,7 @@ def render_html(report: ProbeReport) -> str:
         parts.append(f"<tr class='{_cls(verdict)}'><td>{e(verdict)}</td><td>{count}</td></tr>")
     parts.append("</table>")
     parts.append("<h2>Test cases (failed first)</h2><table><tr><th>case</th><th>title</th><th>verdict</th>"
-                 "<th>KS</th><th>EN</th><th>CLS</th><th>NIST</th><th>units and evidence</th></tr>")
+                 "<th>KS</th><th>EN</th><th>CLS</th><th>NIST</th><th>ASVS</th><th>units and evidence</th></tr>")
     pairs = sorted(report._pairs(), key=lambda pair: _ORDER.get(pair[1].verdict, 9))
     for case, result in pairs:
         units = []
@@ -317,7 +318,7 @@ def render_html(report: ProbeReport) -> str:
             f"<tr class='{_cls(result.verdict.value)}'><td>{e(case.id)}</td><td>{e(case.title)}"
             f"<div class='small'>{e(case.purpose)}</div></td><td>{e(result.verdict.value)}</td>"
             f"<td>{e(case.ks)}</td><td>{e(case.en)} {e(case.en_status)}</td><td>{case.cls}</td>"
-            f"<td>{e(case.nist)}</td><td>{''.join(units)}</td></tr>"
+            f"<td>{e(case.nist)}</td><td>{e(' '.join(case.asvs))}</td><td>{''.join(units)}</td></tr>"
         )
     parts.append("</table><h2>ETSI EN 303 645 provisions</h2><table><tr><th>provision</th><th>verdict</th></tr>")
     for provision, verdict in report.en_provisions().items():

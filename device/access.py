@@ -39,7 +39,9 @@ from typing import Any, Literal, TypeVar, get_args
 
 from aiohttp import web
 
-from .appkeys import CLOCK_KEY, CREDENTIALS_KEY, SESSIONS_KEY, USER_KEY
+from common.flaws import UnsafeFlaws
+
+from .appkeys import CLOCK_KEY, CONFIG_KEY, CREDENTIALS_KEY, SESSIONS_KEY, USER_KEY
 from .errors import SessionError
 from .i18n import msg, negotiate, translate
 
@@ -120,7 +122,7 @@ def authenticate(request: web.Request, *, now: float) -> AuthenticatedUser | Non
     user = config[CREDENTIALS_KEY].get_user(session.username)
     if user is None:  # deleted while logged in
         return None
-    if via == "cookie" and request.method not in SAFE_METHODS:
+    if via == "cookie" and request.method not in SAFE_METHODS and "no-csrf-check" not in _flaws(request):
         try:
             sessions.check_csrf(token, request.headers.get(CSRF_HEADER, ""))
         except SessionError:
@@ -138,6 +140,42 @@ class _CSRFRefused(Exception):
     pass
 
 
+# UNSAFE flaw profiles that lower a route's declared requirement (the role matrix's
+# seam): (method, canonical path) -> (flaw, the requirement it lowers the route to).
+_UNSAFE_LOWERED: dict[tuple[str, str], tuple[str, Requirement]] = {
+    ("PATCH", "/api/v1/settings"): ("viewer-can-change-settings", "viewer"),
+    **{
+        (method, path): ("operator-can-manage-users", "operator")
+        for method, path in (
+            ("GET", "/api/v1/users"),
+            ("POST", "/api/v1/users"),
+            ("GET", "/api/v1/users/{name}"),
+            ("PATCH", "/api/v1/users/{name}"),
+            ("DELETE", "/api/v1/users/{name}"),
+            ("POST", "/api/v1/users/{name}/password"),
+        )
+    },
+}
+
+
+def _flaws(request: web.Request) -> UnsafeFlaws:
+    config = request.config_dict.get(CONFIG_KEY)  # bare test apps carry no config
+    return config.flaws if config is not None else UnsafeFlaws()
+
+
+def _unsafe_requirement(request: web.Request, requirement: Requirement) -> Requirement:
+    """The declared requirement, lowered only by an explicit flaw profile."""
+    flaws = _flaws(request)
+    if not flaws:
+        return requirement
+    resource = request.match_info.route.resource
+    lowered = _UNSAFE_LOWERED.get((request.method, resource.canonical if resource is not None else ""))
+    if lowered is not None and lowered[0] in flaws:
+        log.warning("UNSAFE flaw profile %s: %s %s needs only %s", lowered[0], request.method, request.path, lowered[1])
+        return lowered[1]
+    return requirement
+
+
 def current_user(request: web.Request) -> AuthenticatedUser | None:
     """The caller, or None on a public route used without a session."""
     return request.get(USER_KEY)
@@ -152,6 +190,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if requirement is None:
         log.error("refusing %s %s: its handler declares no access requirement", request.method, request.path)
         return _error(request, 403, "forbidden", msg("this route declares no access requirement"))
+    requirement = _unsafe_requirement(request, requirement)
     now = request.config_dict[CLOCK_KEY]()
     try:
         user = authenticate(request, now=now)

@@ -36,6 +36,7 @@ import asyncio
 import base64
 import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -290,19 +291,23 @@ async def post_session(request: web.Request) -> web.Response:
             "role": user.role,
             "password_change_required": user.must_change,
             "password_policy": store.policy,
-            "idle_timeout": config.sessions.idle_timeout,
-            "absolute_timeout": config.sessions.absolute_timeout,
+            # what the session store enforces; null: no limit (never on a secure device)
+            "idle_timeout": _finite_or_none(request.config_dict[SESSIONS_KEY].config.idle_timeout),
+            "absolute_timeout": _finite_or_none(request.config_dict[SESSIONS_KEY].config.absolute_timeout),
         }
     )
-    response.set_cookie(
-        SESSION_COOKIE,
-        issued.token,
-        secure=True,
-        httponly=True,
-        samesite="Strict",
-        path="/",
-        max_age=int(config.sessions.absolute_timeout),
-    )
+    if "session-cookie-insecure" in config.flaws:  # UNSAFE flaw profile: a cookie any script or HTTP page gets
+        response.set_cookie(SESSION_COOKIE, issued.token, path="/", max_age=int(config.sessions.absolute_timeout))
+    else:
+        response.set_cookie(
+            SESSION_COOKIE,
+            issued.token,
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            max_age=int(config.sessions.absolute_timeout),
+        )
     # OWASP device cookie: this client is now recognised, and an account lockout
     # caused by others does not stop its next logins (credentials.authenticate)
     response.set_cookie(
@@ -315,6 +320,10 @@ async def post_session(request: web.Request) -> web.Response:
         max_age=int(config.throttle.device_cookie_max_age),
     )
     return response
+
+
+def _finite_or_none(seconds: float) -> float | None:
+    return seconds if math.isfinite(seconds) else None
 
 
 @requires("password-change")
@@ -339,9 +348,13 @@ async def get_session(request: web.Request) -> web.Response:
 async def delete_session(request: web.Request) -> web.Response:
     """Log out: end this session and clear the cookie."""
     user = request[USER_KEY]
-    request.config_dict[SESSIONS_KEY].delete(
-        user.session_id, commit_hook=_audit_hook(request, "logout", user.name, {}, _now(request))
-    )
+    if "session-survives-logout" in request.config_dict[CONFIG_KEY].flaws:
+        # UNSAFE flaw profile: only the browser forgets the session; the server keeps it valid
+        _audit(request, "logout", user.name, {}, _now(request))
+    else:
+        request.config_dict[SESSIONS_KEY].delete(
+            user.session_id, commit_hook=_audit_hook(request, "logout", user.name, {}, _now(request))
+        )
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
@@ -358,8 +371,11 @@ async def post_password(request: web.Request) -> web.Response:
     store = request.config_dict[CREDENTIALS_KEY]
     sessions = request.config_dict[SESSIONS_KEY]
 
+    keep_others = "session-survives-password-change" in request.config_dict[CONFIG_KEY].flaws
+
     def end_other_sessions_and_audit() -> None:  # inside the password change's transaction
-        ended = sessions.delete_user_sessions(user.name, keep=user.session_id)
+        # UNSAFE flaw profile session-survives-password-change: a thief's session lives on
+        ended = 0 if keep_others else sessions.delete_user_sessions(user.name, keep=user.session_id)
         detail = {"forced": user.must_change, "sessions_ended": ended}
         _audit_hook(request, "password_change", user.name, detail, now)()
 

@@ -26,6 +26,7 @@ P = "/api/v1"
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}  # null: no limit (a flaw profile)
 _BOOL = {"type": "boolean"}
 
 
@@ -86,8 +87,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": _body(_object({"username": _NAME_FIELD, "password": _PASSWORD_FIELD})),
         "responses": {"200": _json(_object(
             {"token": _STR, "csrf_token": _STR, "username": _STR, "role": {"enum": ROLES},
-             "password_change_required": _BOOL, "password_policy": _STR, "idle_timeout": _NUM,
-             "absolute_timeout": _NUM}
+             "password_change_required": _BOOL, "password_policy": _STR, "idle_timeout": _NUM_OR_NULL,
+             "absolute_timeout": _NUM_OR_NULL}
         ))},
     },
     ("get", f"{P}/session"): {

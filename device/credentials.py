@@ -138,20 +138,24 @@ def _classes(password: str) -> int:
 
 
 def password_problems(
-    password: str, *, policy: PasswordPolicyName, context: PolicyContext
+    password: str, *, policy: PasswordPolicyName, context: PolicyContext, unsafe_minimum_off_by_one: bool = False
 ) -> list[str]:
-    """Every reason ``password`` fails ``policy`` (empty if it passes)."""
+    """Every reason ``password`` fails ``policy`` (empty if it passes).
+
+    ``unsafe_minimum_off_by_one`` is the ``password-min-off-by-one`` flaw profile: every
+    minimum length counts one character short (a ``<=`` written as ``<``)."""
+    slack = 1 if unsafe_minimum_off_by_one else 0
     if policy not in PASSWORD_POLICIES:
         raise ValueError(f"unknown password policy {policy!r}; expected one of {PASSWORD_POLICIES}")
     password = normalize_password(password)
     reasons: list[str] = []
     length = len(password)
     if policy == "nist-800-63b":
-        if length < NIST_MIN_CHARS:
+        if length < NIST_MIN_CHARS - slack:
             reasons.append(msg("password has {length} characters; at least {minimum} are required", length=length, minimum=NIST_MIN_CHARS))
     else:
         classes = _classes(password)
-        if not any(length >= n and classes >= k for n, k in KR_RULES):
+        if not any(length >= n - slack and classes >= k for n, k in KR_RULES):
             reasons.append(msg(
                 "password has {length} characters from {classes} character classes; "
                 "at least 8 with 3 classes or 10 with 2 classes are required",
@@ -367,6 +371,8 @@ class CredentialStore:
         return list(self._all_users().values())
 
     def _context_for(self, username: str) -> PolicyContext:
+        if "identity-password-accepted" in self.flaws:  # UNSAFE flaw profile: the unit's identity is fair game
+            return PolicyContext(username=username, serial="", model="", vendor="")
         return PolicyContext(
             username=username,
             serial=self.context.serial,
@@ -375,14 +381,18 @@ class CredentialStore:
         )
 
     def _check_new_password(self, username: str, password: str) -> None:
-        reasons = password_problems(password, policy=self.policy, context=self._context_for(username))
+        reasons = password_problems(
+            password, policy=self.policy, context=self._context_for(username),
+            unsafe_minimum_off_by_one="password-min-off-by-one" in self.flaws,
+        )
         if not reasons:  # only pay for scrypt on otherwise acceptable passwords
             try:
                 verify_password(normalize_password(password), self.initial_hash)
                 reasons.append(msg("password is the device's initial (label) password"))
             except InvalidPassword:
                 pass  # different from the label password: what we want
-        if not reasons and self.label_fold_hash is not None:
+        # (the label-variant-accepted flaw profile skips the variants: only the exact label is refused)
+        if not reasons and self.label_fold_hash is not None and "label-variant-accepted" not in self.flaws:
             for candidate in label_fold_candidates(normalize_password(password)):
                 try:
                     verify_password(candidate, self.label_fold_hash)
@@ -705,7 +715,8 @@ class CredentialStore:
         if "user-enumeration" in self.flaws and self.get_user(username) is None:
             record("login_failure", unthrottled)
             raise UnsafeUnknownUser("no such user")  # UNSAFE flaw profile: tells names apart
-        if "no-lockout" in self.flaws:
+        if "no-lockout" in self.flaws or ("throttle-known-names-only" in self.flaws and self.get_user(username) is None):
+            # UNSAFE flaw profiles: no throttling at all, or none for names that do not exist
             try:
                 return self._unsafe_authenticate_without_throttle(username, matches)
             except InvalidCredentials:

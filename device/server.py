@@ -33,9 +33,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -272,8 +274,12 @@ def _credentials_ctx(config: DeviceConfig, handoff: BootHandoff) -> Callable[[we
 def _sessions_ctx(config: DeviceConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     from .sessions import SessionStore
 
+    sessions = config.sessions
+    if "session-no-idle-expiry" in config.flaws:  # UNSAFE flaw profile: an idle session never ends
+        sessions = dataclasses.replace(sessions, idle_timeout=math.inf)
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = SessionStore.open(config.sessions_db, config=config.sessions)
+        store = SessionStore.open(config.sessions_db, config=sessions)
         app[SESSIONS_KEY] = store
         yield
         store.close()

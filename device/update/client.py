@@ -418,6 +418,11 @@ class UpdateClient:
                 f"image is version {facts.version} counter {facts.security_counter}, TUF "
                 f"metadata announced {expected.version} counter {expected.security_counter}"
             )
+        if "rollback-same-counter" in self.flaws:
+            # UNSAFE flaw profile: anti-rollback judged on the security counter alone (check_image),
+            # so an older version that shares the running counter is installed
+            log.warning("UNSAFE flaw profile rollback-same-counter: version %s not compared", facts.version)
+            return
         if parse_version(facts.version) <= parse_version(self.handoff.firmware.version):
             raise ImageRejected(
                 f"image version {facts.version} is not newer than the running "

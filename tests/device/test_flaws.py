@@ -39,3 +39,14 @@ def test_the_issue_list_of_flaws_is_complete() -> None:
         "rollback-accepted", "boot-skips-signature", "update-client-no-tls-validation",
         "no-security-txt", "expired-security-txt", "sla-breached",
     }
+
+
+def test_the_issue_12_flaws_are_named_with_what_they_weaken() -> None:
+    new = {
+        "session-cookie-insecure", "session-no-idle-expiry", "session-survives-logout",
+        "session-survives-password-change", "no-csrf-check", "viewer-can-change-settings",
+        "operator-can-manage-users", "password-min-off-by-one", "label-variant-accepted",
+        "identity-password-accepted", "throttle-known-names-only", "rollback-same-counter",
+    }
+    assert new <= set(FLAWS)
+    assert all(FLAWS[name] for name in new)

@@ -87,6 +87,7 @@ def test_probe_fails_exactly_the_cases_of_each_flaw(
                 label_password=label,
                 image=firmware.images["2.0.0"],
                 older_image=firmware.images["0.9.0"],
+                signing_key=firmware.keys / "firmware-signing.key.pem",
                 reference_values=firmware.reference_values,
                 allow_destructive=True,
                 peer=peer.url,

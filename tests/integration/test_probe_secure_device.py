@@ -50,6 +50,7 @@ def test_secure_device_passes_every_case(
                 label_password=device.label_password,
                 image=firmware.images["2.0.0"],
                 older_image=firmware.images["0.9.0"],
+                signing_key=firmware.keys / "firmware-signing.key.pem",
                 allow_destructive=True,
                 peer=peer.url,
                 vendor=vendor.url,

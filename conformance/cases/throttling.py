@@ -1,0 +1,98 @@
+"""Throttling symmetry: unknown names are throttled like existing ones (rows 6, 7; ASVS 4.0.3 V2.2.1, V3.2.x).
+
+A device that counts failures only for accounts that exist gives an attacker
+unlimited guesses at which names exist (every unknown name answers "wrong
+password" for ever, every real one starts answering 429) and sprays freely
+across invented names. The probe alternates wrong passwords for a fresh
+account of its own and for a random name that does not exist, and compares
+the two sequences: the same statuses, Retry-After values within a second, and
+the same timing class for the answers that checked a password::
+
+    judge_symmetry(known, unknown)  # a UnitResult for unit "a"
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..case import ProbeContext, failed, inconclusive, passed, register
+from ..http import Exchange
+from ..model import Evidence, UnitResult
+from ._accounts import throwaway
+from ._answers import retry_after
+from ._session import login, strong_password
+
+ATTEMPTS = 3  # wrong passwords per name (the run must not exhaust the per-source limit)
+RETRY_AFTER_SLACK = 1.0  # seconds two Retry-After values may differ by (they are rounded up)
+TIME_BOUND = 0.5  # checked answers may differ by half the slower one...
+TIME_FLOOR = 0.1  # ...or 100 ms, whichever is larger
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: int
+    retry_after: float | None
+    elapsed: float  # seconds
+
+    @classmethod
+    def of(cls, ex: Exchange) -> Attempt:
+        return cls(ex.status, retry_after(ex), ex.elapsed)
+
+
+def judge_symmetry(known: Sequence[Attempt], unknown: Sequence[Attempt], *evidence: Evidence) -> list[UnitResult]:
+    """Unit a: same throttling (429 and Retry-After); unit b: same timing class of checked answers."""
+    broken = [a for a in (*known, *unknown) if a.status == 0 or a.status >= 500]
+    if broken:
+        reason = f"{len(broken)} attempts got no answer or a server error; throttling cannot be compared"
+        return [inconclusive("a", reason, *evidence)]
+    k_throttled = [a for a in known if a.status == 429]
+    u_throttled = [a for a in unknown if a.status == 429]
+    statuses = f"existing name {[a.status for a in known]}, unknown name {[a.status for a in unknown]}"
+    if bool(k_throttled) != bool(u_throttled):
+        which = "the existing name only" if k_throttled else "the unknown name only"
+        a = failed("a", f"throttling reached {which}: {statuses}", *evidence)
+    elif k_throttled and not _retry_after_alike(k_throttled[0], u_throttled[0]):
+        a = failed("a", f"Retry-After differs: {k_throttled[0].retry_after} vs {u_throttled[0].retry_after} s", *evidence)
+    else:
+        a = passed("a", f"throttled alike: {statuses}", *evidence)
+    k_checked = [a.elapsed for a in known if a.status != 429]
+    u_checked = [a.elapsed for a in unknown if a.status != 429]
+    if not k_checked or not u_checked:
+        return [a, inconclusive("b", "no checked (non-429) answer for one of the names to time")]
+    tk, tu = min(k_checked), min(u_checked)  # the fastest: least disturbed by a loaded machine
+    bound = max(TIME_FLOOR, TIME_BOUND * max(tk, tu))
+    b = (
+        passed("b", f"checked answers take {tk * 1000:.0f} ms vs {tu * 1000:.0f} ms", *evidence)
+        if abs(tk - tu) <= bound
+        else failed("b", f"timing tells the names apart: {tk * 1000:.0f} ms vs {tu * 1000:.0f} ms", *evidence)
+    )
+    return [a, b]
+
+
+def _retry_after_alike(k: Attempt, u: Attempt) -> bool:
+    if k.retry_after is None or u.retry_after is None:
+        return k.retry_after is None and u.retry_after is None
+    return abs(k.retry_after - u.retry_after) <= RETRY_AFTER_SLACK
+
+
+@register("THR-01", budget=2 * ATTEMPTS + 16, order=75, requires=("interface:refcam-api", "user-management"))
+def throttling_symmetry(ctx: ProbeContext) -> list[UnitResult]:
+    account = throwaway(ctx, "throttle")
+    nobody = f"nobody-{secrets.token_hex(6)}"
+    known: list[Exchange] = []
+    unknown: list[Exchange] = []
+    for _ in range(ATTEMPTS):  # interleaved, so both names see the same gaps between attempts
+        known.append(login(ctx.http, account.username, "wrong-" + strong_password()))
+        unknown.append(login(ctx.http, nobody, "wrong-" + strong_password()))
+    table = Evidence("note", "wrong passwords, interleaved", {
+        "existing": [{"status": e.status, "retry_after": e.header("Retry-After"), "ms": round(e.elapsed * 1000)}
+                     for e in known],
+        "unknown": [{"status": e.status, "retry_after": e.header("Retry-After"), "ms": round(e.elapsed * 1000)}
+                    for e in unknown],
+    })  # fmt: skip
+    return judge_symmetry(
+        [Attempt.of(e) for e in known], [Attempt.of(e) for e in unknown],
+        table, known[-1].evidence("existing name, last attempt"), unknown[-1].evidence("unknown name, last attempt"),
+    )  # fmt: skip

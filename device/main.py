@@ -170,15 +170,16 @@ def extensions_for(handoff: BootHandoff, args: argparse.Namespace) -> list[Exten
     from .disclosure import add_sbom_route
 
     extensions.append(add_sbom_route)
-    extensions.append(_onvif_media_extension(args))
+    extensions.append(_onvif_media_extension(args, rtsp=rtsp_streams is not None))
     from .metrics import add_metrics_route
 
     extensions.append(add_metrics_route)
     return extensions
 
 
-def _onvif_media_extension(args: argparse.Namespace) -> Extension:
-    """Tell the ONVIF media services what --source really produces (device.onvif.media)."""
+def _onvif_media_extension(args: argparse.Namespace, *, rtsp: bool) -> Extension:
+    """Tell the ONVIF media services what --source really produces (device.onvif.media):
+    with RTSPS on, the H.264 profile and its rtsps:// URI (device.rtsp) are listed too."""
 
     def extend(app: web.Application) -> None:
         try:
@@ -194,6 +195,10 @@ def _onvif_media_extension(args: argparse.Namespace) -> Extension:
         media = MediaDescription(jpeg_quality=args.stream_jpeg_quality)
         if spec.width and spec.height and spec.fps:  # synthetic sources say; files and devices are probed later
             media = replace(media, width=spec.width, height=spec.height, fps=spec.fps)
+        if rtsp:
+            from .rtsp import H264_PATH
+
+            media = replace(media, rtsp_port=args.rtsp_port, rtsp_path=H264_PATH)
         app[MEDIA_KEY] = media
 
     return extend

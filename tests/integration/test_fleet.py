@@ -178,9 +178,15 @@ def test_probe_units_by_address(fleet: Fleet, index: int, tmp_path: Path) -> Non
         "--only", "TLS-01", "--only", "TLS-02", "--only", "CRED-01", "--only", "CRED-03",
     ])
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    verdicts = {case["id"]: case["verdict"] for case in report["cases"]}
+    chosen = {"TLS-01", "TLS-02", "CRED-01", "CRED-03"}
+    verdicts = {case["id"]: case["verdict"] for case in report["cases"] if case["id"] in chosen}
+    details = {case["id"]: case.get("units") for case in report["cases"] if case["id"] in chosen}
     assert code == 0, verdicts
-    assert set(verdicts.values()) == {"PASS"} and len(verdicts) == 4
+    # the others are NOT TESTED (--only). With the label password alone the probe cannot read
+    # the user list, so Mirai pairs the unit throttled stay undecided: CRED-03 may be
+    # INCONCLUSIVE (never PASS from a 429), but nothing may FAIL.
+    assert {k: v for k, v in verdicts.items() if k != "CRED-03"} == dict.fromkeys(chosen - {"CRED-03"}, "PASS"), details
+    assert verdicts["CRED-03"] in ("PASS", "INCONCLUSIVE"), details
 
 
 def test_device_metrics_admin_only_over_tls(fleet: Fleet) -> None:

@@ -111,7 +111,7 @@ def run_probe(
         restore_errors = _run_cleanups(ctx)
     for case in catalogue.cases:  # not selected by --only: NOT TESTED, in the report all the same
         if case.id not in by_id:
-            units = [not_tested(letter, "not selected (--only)", "run without --only") for letter in case.unit_letters]
+            units = [not_tested(letter, "not selected (--only)", "all cases (no --only)") for letter in case.unit_letters]
             by_id[case.id] = make_case_result(case.id, units, duration=0.0, requests=0)
     results = [by_id[c.id] for c in catalogue.cases if c.id in by_id]
     return ProbeReport(

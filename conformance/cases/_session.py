@@ -80,7 +80,7 @@ def _admin_login(ctx: ProbeContext) -> Account:
         raise MissingOption("needs credentials", "--label-password or --admin")
     if opts.admin is not None:
         if session.must_change:
-            raise ProbeError(f"the admin account {session.username!r} must still change its initial password")
+            raise ProbeError(f"the admin account “{session.username}” must still change its initial password")
         return Account(session.username, session.password, session.token or "")
     if not session.must_change:
         return Account(session.username, session.password, session.token or "")

@@ -197,9 +197,9 @@ def password_policy_via_set_user(ctx: ProbeContext) -> list[UnitResult]:
         ex = soap(ctx.http, "tds", "SetUser", user, token=username_token("admin", label, now=time.time()))
         codes = fault_codes(ex)
         if answered(ex):
-            results.append(failed(letter, f"SetUser accepted the weak password {weak!r}", ex.evidence()))
+            results.append(failed(letter, f"SetUser accepted the weak password “{weak}”", ex.evidence()))
         elif codes is not None and ex.status in (400, 403) and "NotAuthorized" not in codes:
-            results.append(passed(letter, f"SetUser refused {weak!r}: {fault_reason(ex)[:160]}", ex.evidence()))
+            results.append(passed(letter, f"SetUser refused “{weak}”: {fault_reason(ex)[:160]}", ex.evidence()))
         elif refused(ex):
             results.append(inconclusive(letter, "the label password was not accepted for SetUser (unit already set up?)", ex.evidence()))
         else:
@@ -281,8 +281,8 @@ def digest_only_over_tls(ctx: ProbeContext) -> list[UnitResult]:
     if not challenges:
         b = passed("b", "no HTTP Digest offered (WS-Security only)", ex.evidence())
     elif "SHA-256" in algorithms or "SHA-256-SESS" in algorithms:
-        b = passed("b", f"HTTP Digest offers {sorted(algorithms)}", ex.evidence())
+        b = passed("b", f"HTTP Digest offers {', '.join(sorted(algorithms))}", ex.evidence())
     else:
-        b = failed("b", f"HTTP Digest offers only {sorted(algorithms) or ['MD5']} (RFC 7616 wants SHA-256)", ex.evidence())
+        b = failed("b", f"HTTP Digest offers only {', '.join(sorted(algorithms)) or 'MD5'} (RFC 7616 wants SHA-256)", ex.evidence())
     return [a, b]
 

@@ -68,7 +68,7 @@ def below_minimum(profile: str) -> list[tuple[str, str, str]]:
     """(what, one below the minimum, at the minimum) for each rule of a known profile."""
     rules = PROFILES.get(profile)
     if rules is None:
-        raise ProbeError(f"unknown password policy profile {profile!r}; the probe knows {sorted(PROFILES)}")
+        raise ProbeError(f"unknown password policy profile “{profile}”; the probe knows {', '.join(sorted(PROFILES))}")
     return [
         (f"{length - 1} characters from {classes} classes (minimum {length})",
          _random(length - 1, classes), _random(length, classes))
@@ -102,7 +102,7 @@ def identity_passwords(names: list[str]) -> list[tuple[str, str]]:
             candidate += "-" + extra
         while len(candidate) < IDENTITY_MIN:
             candidate += "-" + first
-        out.append((f"built from {first!r}", candidate))
+        out.append((f"built from “{first}”", candidate))
     return out
 
 
@@ -162,7 +162,7 @@ def _policy(ctx: ProbeContext) -> tuple[str, Exchange]:
 def length_boundaries(ctx: ProbeContext) -> list[UnitResult]:
     policy, info = _policy(ctx)
     if policy not in PROFILES:
-        return [inconclusive("a", f"unknown password policy profile {policy!r}", info.evidence())]
+        return [inconclusive("a", f"unknown password policy profile “{policy}”", info.evidence())]
     account = throwaway(ctx, "policy")
     below: list[tuple[str, str]] = []
     controls: list[Evidence] = []

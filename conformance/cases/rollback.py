@@ -32,7 +32,7 @@ STATUS = "/api/v1/status"
 def parse_version(text: str) -> tuple[int, int, int]:
     parts = text.split("+", 1)[0].split(".")
     if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
-        raise ProbeError(f"firmware version {text!r} is not MAJOR.MINOR.REVISION")
+        raise ProbeError(f"firmware version “{text}” is not MAJOR.MINOR.REVISION")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 

@@ -112,7 +112,7 @@ class RtspClient:
         lines = head.split("\r\n")
         match = re.match(r"RTSP/1\.0 (\d{3})", lines[0])
         if match is None:
-            raise RtspProbeError(f"not an RTSP reply: {lines[0][:80]!r}")
+            raise RtspProbeError(f"not an RTSP reply: “{lines[0][:80]}”")
         headers: dict[str, list[str]] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -472,7 +472,7 @@ def _signing_envelope(nal: bytes) -> bytes | None:
 def _verify_envelope(envelope: bytes, root: x509.Certificate, now: datetime) -> dict[str, Any]:
     doc = json.loads(envelope)
     if doc.get("payloadType") != GOP_PAYLOAD_TYPE:
-        raise ValueError(f"payload type {doc.get('payloadType')!r}")
+        raise ValueError(f"payload type “{doc.get('payloadType')}”")
     payload = base64.b64decode(doc["payload"], validate=True)
     signature = base64.b64decode(doc["signatures"][0]["sig"], validate=True)
     chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in doc["certificates"]]

@@ -79,7 +79,7 @@ def timeout_problems(idle: object, absolute: object, max_age: object) -> list[st
     problems = []
     for what, value, bound in (("idle", idle, IDLE_MAX), ("absolute", absolute, ABSOLUTE_MAX)):
         if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-            problems.append(f"no {what} timeout declared (found {value!r})")
+            problems.append(f"no {what} timeout declared (found {'nothing' if value is None else value})")
         elif not 0 < value <= bound:
             problems.append(f"{what} timeout {value:.0f} s is not within 1..{bound:.0f} s")
     outlives = (

@@ -92,7 +92,7 @@ def test_an_insecure_cookie_is_named_for_each_missing_attribute() -> None:
     ("idle", "absolute", "max_age", "expected"),
     [
         (900.0, 28800.0, "28800", []),
-        (None, 28800.0, None, ["no idle timeout declared (found None)"]),
+        (None, 28800.0, None, ["no idle timeout declared (found nothing)"]),
         (7200.0, 28800.0, None, ["idle timeout 7200 s is not within 1..1800 s"]),
         (900.0, 86400.0 * 30, None, ["absolute timeout 2592000 s is not within 1..43200 s"]),
         (900.0, 28800.0, "31536000", ["the cookie's Max-Age 31536000 s outlives the absolute timeout 28800 s"]),
@@ -236,7 +236,7 @@ def test_boundary_candidates_are_exactly_one_below_and_at_each_minimum(profile: 
 def test_an_unknown_policy_profile_is_an_error_not_a_guess() -> None:
     from conformance.errors import ProbeError
 
-    with pytest.raises(ProbeError, match="unknown password policy profile 'corporate'"):
+    with pytest.raises(ProbeError, match="unknown password policy profile “corporate”"):
         passwordpolicy.below_minimum("corporate")
 
 
@@ -245,9 +245,9 @@ def test_label_variants_and_identity_passwords() -> None:
     assert variants == {"upper-cased": "K7QMZ-2XR9P", "separators dropped": "k7QmZ2xR9p",
                         "'!' appended": "k7QmZ-2xR9p!", "'1' appended": "k7QmZ-2xR9p1"}
     built = dict(passwordpolicy.identity_passwords(["RC7KQ2M4XZPA", "RC-1080", "refcam", "RC7KQ2M4XZPA"]))
-    assert built == {"built from 'RC7KQ2M4XZPA'": "RC7KQ2M4XZPA-RC-1080",
-                     "built from 'RC-1080'": "RC-1080-refcam-RC7KQ2M4XZPA",
-                     "built from 'refcam'": "refcam-RC7KQ2M4XZPA"}
+    assert built == {"built from “RC7KQ2M4XZPA”": "RC7KQ2M4XZPA-RC-1080",
+                     "built from “RC-1080”": "RC-1080-refcam-RC7KQ2M4XZPA",
+                     "built from “refcam”": "refcam-RC7KQ2M4XZPA"}
     assert passwordpolicy.identity_passwords(["ab"]) == []
 
 

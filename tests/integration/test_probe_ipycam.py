@@ -33,13 +33,14 @@ CREDENTIAL_CASES = {"CRED-01", "CRED-03"}
 def test_probe_judges_ipycam_without_crashing_or_false_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    http_port = free_port()
-    process, output = _start_ipycam(http_port, free_port())
+    http_port, rtsp_port = free_port(), free_port()
+    process, output = _start_ipycam(http_port, rtsp_port)
     try:
         capsys.readouterr()
         code = refcam_main([
             "probe", f"http://127.0.0.1:{http_port}", "--declaration", str(DECLARATION),
-            "--plaintext-ports", str(http_port + 1), "--report", str(tmp_path / "report"),
+            "--plaintext-ports", str(http_port + 1), "--rtsp-plaintext-ports", str(rtsp_port),
+            "--report", str(tmp_path / "report"),
         ])
         captured = capsys.readouterr()
     finally:
@@ -61,6 +62,8 @@ def test_probe_judges_ipycam_without_crashing_or_false_passes(
     # the unit's identity comes from its own info document
     assert doc["identity"]["model"] == "VirtualCam-1" and doc["identity"]["serial"] == "PY-000001"
     assert doc["summary"]["cls_level_reached"] is None  # NOT TESTED cases: no level claimed
+    # its plaintext RTSP (ipycam serves no RTSPS) is found and judged, with evidence
+    assert verdicts["RTSP-01"] == "FAIL", verdicts
     har = json.loads((tmp_path / "report" / "exchanges.har").read_text())
     assert any(e["request"]["url"].endswith("/api/config") for e in har["log"]["entries"])
 

@@ -244,4 +244,10 @@ class _quiet:
 
 
 def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.strip().splitlines()[-40:])
+    """The output as the failure shows it: long outputs keep their head and tail, and every
+    line that names a FAIL or INCONCLUSIVE verdict in between (a probe table is long)."""
+    lines = text.strip().splitlines()
+    if len(lines) > 60:
+        middle = [line for line in lines[20:-30] if " FAIL " in line or "INCONCLUSIVE" in line]
+        lines = [*lines[:20], "...", *middle, "...", *lines[-30:]]
+    return "\n".join("    " + line for line in lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -256,3 +257,26 @@ def client_context(ca_file: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
+
+
+def raw_exchange(host: str, port: int, request: bytes, *, answer: bytes, limit: int, head_only: bool = False) -> tuple[str, bytes]:
+    """Send ``request`` as plaintext bytes (no TLS) and read the reply, up to ``limit`` bytes
+    (only its head with ``head_only``). The state is "answered" (the reply starts with
+    ``answer``), "closed", "refused" or "unreachable (why)"; the plaintext checks judge it."""
+    data = b""
+    try:
+        with socket.create_connection((host, port), timeout=3) as sock:
+            sock.sendall(request)
+            try:
+                while len(data) < limit and not (head_only and b"\r\n\r\n" in data):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (TimeoutError, ConnectionResetError):
+                pass  # what arrived before the silence or the reset is the answer
+    except ConnectionRefusedError:
+        return "refused", b""
+    except OSError as exc:
+        return f"unreachable ({exc})", b""
+    return ("answered" if data.startswith(answer) else "closed"), data

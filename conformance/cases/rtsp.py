@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
-from ..http import client_context
+from ..http import client_context, raw_exchange
 from ..model import Evidence, UnitResult
 
 SIGNING_SEI_UUID = bytes.fromhex("8f0a5e3c7b2d4e61a9c4726566636d31")  # declared by the camera (docs/RTSP.md)
@@ -263,23 +263,10 @@ def _admin(ctx: ProbeContext) -> tuple[str, str] | None:
 
 
 def _plain_rtsp(host: str, port: int) -> tuple[str, bytes]:
-    try:
-        with socket.create_connection((host, port), timeout=3) as sock:
-            sock.sendall(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: refcam-probe\r\n\r\n")
-            data = b""
-            try:
-                while len(data) < 4096 and b"\r\n\r\n" not in data:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (TimeoutError, ConnectionResetError):
-                pass
-    except ConnectionRefusedError:
-        return "refused", b""
-    except OSError as exc:
-        return f"unreachable ({exc})", b""
-    return ("answered" if data.startswith(b"RTSP/1.0") else "closed"), data
+    return raw_exchange(
+        host, port, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: refcam-probe\r\n\r\n",
+        answer=b"RTSP/1.0", limit=4096, head_only=True,
+    )
 
 
 @register("RTSP-01", budget=0, order=12, requires=("interface:rtsp",))

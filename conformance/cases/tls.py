@@ -24,7 +24,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, unit
 from ..errors import ProbeError
-from ..http import Exchange
+from ..http import Exchange, raw_exchange
 from ..model import Evidence, UnitResult, Verdict
 
 HSTS_MIN_AGE = 31_536_000  # one year, seconds
@@ -227,23 +227,7 @@ def per_device_key(ctx: ProbeContext) -> list[UnitResult]:
 
 def _plain_http(host: str, port: int, request: bytes) -> tuple[str, bytes]:
     """Send raw plaintext HTTP; returns ("closed"|"refused"|"answered", first bytes)."""
-    try:
-        with socket.create_connection((host, port), timeout=3) as sock:
-            sock.sendall(request)
-            data = b""
-            try:
-                while len(data) < 65536:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (TimeoutError, ConnectionResetError):
-                pass
-    except ConnectionRefusedError:
-        return "refused", b""
-    except OSError as exc:
-        return f"unreachable ({exc})", b""
-    return ("answered" if data.startswith(b"HTTP/") else "closed"), data
+    return raw_exchange(host, port, request, answer=b"HTTP/", limit=65536)
 
 
 def _redirect_only(data: bytes) -> bool:

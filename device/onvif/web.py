@@ -28,7 +28,6 @@ import asyncio
 import functools
 import logging
 import os
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,15 +78,6 @@ class OnvifState:
     digest: DigestAuthority
     media: MediaDescription = field(default_factory=MediaDescription)
     tickets: UploadTickets = field(default_factory=UploadTickets)
-    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
-
-    def source_lock(self, source: str) -> asyncio.Lock:
-        """One lock per client address (forgotten when no request holds it)."""
-        lock = self._locks.get(source)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[source] = lock
-        return lock
 
 
 ONVIF_KEY = web.AppKey("refcam.onvif", OnvifState)
@@ -220,12 +210,10 @@ async def _proof(store: Any, username: str, proof: Callable[[str], bool], source
         store.authenticate_proof, username[:64], proof, source=source, now=now,
         audit=_sink(request, username[:64], now), route="onvif",
     )
-    # ONVIF authenticates every request, and clients send several at once. The store
-    # counts a failure before the check and undoes it on success, so one client's
-    # requests in flight together would throttle each other: they take turns here
-    # (the check is fast: no slow hash, one unseal).
-    async with request.config_dict[ONVIF_KEY].source_lock(source):
-        user: User = await asyncio.get_running_loop().run_in_executor(None, call)
+    # ONVIF authenticates every request, and clients send several at once: a digest is
+    # checked inside the throttle's own transaction (CredentialStore.authenticate_proof),
+    # so a success counts no failure and parallel requests do not throttle each other.
+    user: User = await asyncio.get_running_loop().run_in_executor(None, call)
     return user
 
 

@@ -99,9 +99,12 @@ def _admin_login(ctx: ProbeContext) -> Account:
     return Account(session.username, new, fresh.token or "")
 
 
-def test_user(ctx: ProbeContext, role: str) -> Account:
-    """A throw-away user with ``role``, created once per run and deleted at the end."""
-    key = f"user:{role}"
+def test_user(ctx: ProbeContext, role: str, *, purpose: str = "") -> Account:
+    """A throw-away user with ``role``, created once per run and deleted at the end.
+
+    A ``purpose`` gives a case an account of its own, so no failure counted by an
+    earlier case (a back-off still running) decides what this one sees."""
+    key = f"user:{role}:{purpose}" if purpose else f"user:{role}"
     cached = ctx.cache.get(key)
     if isinstance(cached, Account):
         return cached

@@ -309,9 +309,9 @@ def change_effective(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b, c]
 
 
-@register("CRED-06", budget=BRUTE_FORCE_ATTEMPTS + 6, order=85, requires=USER_CASES)
+@register("CRED-06", budget=BRUTE_FORCE_ATTEMPTS + 16, order=85, requires=USER_CASES)
 def brute_force(ctx: ProbeContext) -> list[UnitResult]:
-    user = test_user(ctx, "viewer")
+    user = test_user(ctx, "viewer", purpose="brute-force")
     attempts = []
     throttled_at = None
     first: float | None = None
@@ -335,6 +335,14 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
         else failed("a", f"{BRUTE_FORCE_ATTEMPTS} wrong passwords in a row were all answered normally", ev)
     )
     right = login(ctx.http, user.username, user.password)
+    if token_of(right) and throttled_at:
+        # A first back-off may be a second long and end between two answers on a loaded
+        # machine. Provoke it again, back to back, before calling the acceptance a bypass.
+        for i in range(2):
+            again = login(ctx.http, user.username, f"again-{i}-" + strong_password())
+            if again.status == 429:
+                break
+        right = login(ctx.http, user.username, user.password)
     if token_of(right):
         b = failed("b", "the right password opened a session straight after the brute-force run", right.evidence())
     elif right.status == 429 or ctx.adapter.is_refusal(right):

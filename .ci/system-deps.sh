@@ -6,7 +6,8 @@
 # npm (secvisogram's CSAF validator, installed by `make nodedeps`), gpg
 # (security.txt signed through python-gnupg); curl and openssl, which the
 # documents' runnable blocks use (tests/docs/); Noto CJK fonts for the Korean
-# web UI in chromium; ffmpeg/ffprobe, the RTSPS clients.
+# web UI in chromium; ffmpeg/ffprobe, the RTSPS clients; nginx, which serves the
+# repository with docs/UPDATES.md's configuration (tests/update_server/test_nginx.py).
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
@@ -19,6 +20,7 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # Hangul for the Korean web UI in chromium (screenshots, clipped-text checks)
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing="$missing fonts-noto-cjk"
 command -v ffprobe >/dev/null 2>&1 || missing="$missing ffmpeg"  # real RTSPS clients (tests/device/test_rtsp_*.py)
+[ -x /usr/sbin/nginx ] || missing="$missing nginx-light"  # the docs' static-repository server
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2
@@ -27,5 +29,12 @@ fi
 echo "system-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Install services without starting them (nginx's package would listen on every
+# interface); the tests start nginx themselves, on loopback only.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -294,8 +294,11 @@ class UnitState:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - some str() fail (zipfile.Path's FileNotFoundError): the unit must still be reported
+        text = ""
+    return " ".join(text.split()) or type(exc).__name__
 
 
 async def host_unit(

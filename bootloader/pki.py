@@ -191,6 +191,16 @@ def issue_tls_certificate(
     return builder.sign(device_ca_key, hashes.SHA256())
 
 
+def _addresses_of(leaf: x509.Certificate) -> list[str]:
+    """The IP addresses ``leaf`` names besides the loopback pair every leaf carries."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    always = {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+    return [str(ip) for ip in san.get_values_for_type(x509.IPAddress) if ip not in always]
+
+
 def _extra_ips(addresses: Sequence[str]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = []
     for address in addresses:
@@ -402,6 +412,7 @@ def renew_tls_certificate(
         device_ca_cert=device_ca_cert,
         now=now,
         days=days,
+        addresses=_addresses_of(old),  # a fleet unit keeps its own 127.0.x.y
     )
     write_atomic(identity_dir / TLS_CHAIN, _pem(leaf, device_ca_cert))
     return leaf

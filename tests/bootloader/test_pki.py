@@ -76,9 +76,10 @@ def ca() -> ManufacturerCA:
     return manufacturer_ca()
 
 
-def provision(ca: ManufacturerCA, directory: Path, serial: str = "RC1-0001") -> Path:
+def provision(ca: ManufacturerCA, directory: Path, serial: str = "RC1-0001", addresses: tuple[str, ...] = ()) -> Path:
     provision_identity(
         directory,
+        addresses=addresses,
         serial=serial,
         uds=UDS,
         bootloader_measurement=BL_DIGEST,
@@ -319,6 +320,16 @@ def test_renewal_keeps_the_key_and_issues_a_new_valid_leaf(
         now=later + dt.timedelta(days=200),
     )
     assert not list(identity.glob("*.tmp"))
+
+
+def test_renewal_keeps_a_fleet_units_own_address(ca: ManufacturerCA, tmp_path: Path) -> None:
+    identity = provision(ca, tmp_path / "id", addresses=("127.0.3.7",))
+    later = NOW + dt.timedelta(days=300)
+    renew_tls_certificate(identity, device_ca_key=ca.device_ca_key, device_ca_cert=ca.device_ca, now=later)
+    for host in ("127.0.3.7", "127.0.0.1", "localhost"):
+        verify_tls_chain((identity / "tls.pem").read_bytes(), root_pem=ca.root_pem, hostname=host, now=later)
+    with pytest.raises(PKIError):
+        verify_tls_chain((identity / "tls.pem").read_bytes(), root_pem=ca.root_pem, hostname="127.0.3.8", now=later)
 
 
 def test_renewal_without_an_identity_is_a_pki_error(ca: ManufacturerCA, tmp_path: Path) -> None:

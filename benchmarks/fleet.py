@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -33,23 +32,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _support import free_port, refcam
+
 from device.update.rollout import cohort_point
-from refcam.cli import main as refcam_main
 from refcam.fleet import read_status, summarize
 
 NEW_PASSWORD = "correct horse battery staple 42"
-
-
-def refcam(*args: str) -> None:
-    code = refcam_main(list(args))
-    if code != 0:
-        raise SystemExit(f"refcam {' '.join(args)} exited {code}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(args: list[str], ready: str, log: Path, timeout: float) -> subprocess.Popen[bytes]:

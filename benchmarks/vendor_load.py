@@ -35,24 +35,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from refcam.cli import main as refcam_main
+from _support import free_port, refcam
+
 from update_server.nginx import server_block, standalone_config
 from update_server.tls import ensure_server_certificate
 
 HERE = Path(__file__).resolve().parent
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def refcam(*args: str) -> None:
-    code = refcam_main(list(args))
-    if code != 0:
-        raise SystemExit(f"refcam {' '.join(args)} exited {code}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:

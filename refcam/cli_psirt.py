@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from refcam.i18n import _
 from update_server import csaf
 from update_server.psirt import model
 from update_server.psirt.cvss import score_vector
@@ -60,7 +61,7 @@ def parse_at(text: str | None) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise PSIRTInputError(
-            f"--at {text!r} is not an ISO 8601 date such as 2026-03-01T12:00:00Z"
+            _("--at {text!r} is not an ISO 8601 date such as 2026-03-01T12:00:00Z").format(text=text)
         ) from exc
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -72,7 +73,7 @@ def _policy(args: argparse.Namespace) -> SLAPolicy:
     try:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PSIRTInputError(f"cannot read the SLA policy {path}: {exc}") from exc
+        raise PSIRTInputError(_("cannot read the SLA policy {path}: {exc}").format(path=path, exc=exc)) from exc
     return load_policy(text, where=str(path))
 
 
@@ -80,8 +81,7 @@ def _open(args: argparse.Namespace) -> PSIRTStore:
     path = _db_path(args)
     if not path.is_file():
         raise PSIRTInputError(
-            f"no PSIRT database at {path}; pass --db PATH or set ${DB_ENV} "
-            "(the vendor server creates it on the first report)"
+            _("no PSIRT database at {path}; pass --db PATH or set ${DB_ENV} (the vendor server creates it on the first report)").format(path=path, DB_ENV=DB_ENV)
         )
     return PSIRTStore.open(path, create=False)
 
@@ -142,8 +142,7 @@ def _publisher(store: PSIRTStore, base_url: str | None) -> csaf.Publisher | None
     given = csaf.Publisher.default(base_url)
     if recorded is not None and recorded.namespace != given.namespace:
         raise PSIRTInputError(
-            f"--base-url {base_url} differs from the publisher the vendor server announces "
-            f"({recorded.namespace}); advisories must name their provider's publisher"
+            _("--base-url {base_url} differs from the publisher the vendor server announces ({namespace}); advisories must name their provider's publisher").format(base_url=base_url, namespace=recorded.namespace)
         )
     return recorded or given
 
@@ -169,7 +168,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _triage(args: argparse.Namespace, now: datetime) -> Callable[[model.Report], model.Report]:
     if (args.cwe is None) != (args.cwe_name is None):
-        raise PSIRTInputError("--cwe and --cwe-name go together (the CSAF cwe member needs both)")
+        raise PSIRTInputError(_("--cwe and --cwe-name go together (the CSAF cwe member needs both)"))
     score = score_vector(args.cvss)
     score_v3 = score_vector(args.cvss_v3) if args.cvss_v3 else None
     cwe = model.CWE.parse(args.cwe, args.cwe_name) if args.cwe else None
@@ -198,7 +197,7 @@ def _cmd_vex(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         states = [v["analysis"]["state"] for v in json.loads(text).get("vulnerabilities", [])]
-        print(f"wrote {args.output}: {len(states)} advisories, {states.count('exploitable')} affect {release}")
+        print(_("wrote {output}: {len} advisories, {count} affect {release}").format(output=args.output, len=len(states), count=states.count('exploitable'), release=release))
     return 0
 
 
@@ -217,12 +216,11 @@ def _cmd_sla(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=1))
         return 0
     print(
-        f"SLA status at {now.isoformat()}: {status.open_reports} open, "
-        f"{len(status.at_risk)} at risk, {status.breach_count} breached"
+        _("SLA status at {isoformat}: {open_reports} open, {len} at risk, {breach_count} breached").format(isoformat=now.isoformat(), open_reports=status.open_reports, len=len(status.at_risk), breach_count=status.breach_count)
     )
-    print(f"median time to acknowledge: {_format_hours(status.median_time_to_acknowledge)}")
+    print(_("median time to acknowledge: {format_hours}").format(format_hours=_format_hours(status.median_time_to_acknowledge)))
     for severity, median in status.median_time_to_fix.items():
-        print(f"median time to fix ({severity}): {_format_hours(median)}")
+        print(_("median time to fix ({severity}): {format_hours}").format(severity=severity, format_hours=_format_hours(median)))
     print(f"{'report':<13} {'deadline':<18} {'due':<26} status")
     for d in status.deadlines:
         print(f"{d.report_id:<13} {d.kind:<18} {d.due.isoformat():<26} {d.status}")

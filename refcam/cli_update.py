@@ -208,7 +208,7 @@ async def _send(
         )  # fmt: skip
     else:
         sending = make_progress("install", total=None, unit="bytes")
-        sending.note("the camera checks its update source")
+        sending.note(_("the camera checks its update source"))
         request = session.post(base.with_path(INSTALL_PATH), headers=headers)
     watcher = asyncio.create_task(_watch_camera(session, base, headers, make_progress))
     try:
@@ -242,7 +242,7 @@ async def _await_outcome(
     """Wait for the reboot (the old firmware stops answering 'pending-reboot'), then for
     the trial's confirmation."""
     steps = make_progress("reboot")
-    steps.note("the camera restarts into the new firmware")
+    steps.note(_("the camera restarts into the new firmware"))
     deadline = time.monotonic() + wait
     last: dict[str, Any] | None = None
     said_trial = False
@@ -252,16 +252,16 @@ async def _await_outcome(
             last = status
             running = status.get("running") or {}
             if running.get("version") != version or running.get("slot") != slot:
-                steps.note(f"the camera runs {running.get('version')} (slot {running.get('slot')})")
+                steps.note(_("the camera runs {version} (slot {slot})").format(version=running.get("version"), slot=running.get("slot")))
                 reason = await _slot_reason(session, base, headers, slot)
                 return Outcome(
                     version, slot, "not kept", str(running.get("version")), str(running.get("slot")), reason
                 )
             if not running.get("trial"):
-                steps.note(f"{version} passed its trial")
+                steps.note(_("{version} passed its trial").format(version=version))
                 return Outcome(version, slot, "confirmed", version, slot)
             if not said_trial:
-                steps.note(f"{version} runs as a trial; waiting for its health check")
+                steps.note(_("{version} runs as a trial; waiting for its health check").format(version=version))
                 said_trial = True
         await asyncio.sleep(POLL_S)
     if last is None:

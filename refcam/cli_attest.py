@@ -155,41 +155,41 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     attest = groups["attest"]
 
     p = attest.add_parser("nonce", help=_("print a fresh random nonce (hex)"))
-    p.add_argument("--bytes", type=_nonce_bytes, default=NONCE_SIZE, help="nonce size in bytes")
+    p.add_argument("--bytes", type=_nonce_bytes, default=NONCE_SIZE, help=_("nonce size in bytes"))
     p.set_defaults(handler=cmd_nonce)
 
     p = attest.add_parser("evidence", help=_("boot a simulated camera and write its evidence"))
-    p.add_argument("--state", type=Path, required=True, help="device state directory")
-    p.add_argument("--nonce", required=True, help="the verifier's nonce (hex, 16..64 bytes)")
-    p.add_argument("-o", "--output", type=Path, help="evidence file (default: stdout)")
+    p.add_argument("--state", type=Path, required=True, help=_("device state directory"))
+    p.add_argument("--nonce", required=True, help=_("the verifier's nonce (hex, 16..64 bytes)"))
+    p.add_argument("-o", "--output", type=Path, help=_("evidence file (default: stdout)"))
     p.set_defaults(handler=cmd_evidence)
 
     p = attest.add_parser("verify", help=_("verify attestation evidence"))
-    p.add_argument("evidence", type=Path, help="evidence file (JWS compact serialization)")
-    p.add_argument("--ca", type=Path, required=True, help="manufacturer root CA (PEM)")
-    p.add_argument("--reference", type=Path, required=True, help="reference values (JSON)")
-    p.add_argument("--nonce", required=True, help="the nonce sent to the device (hex)")
-    p.add_argument("--max-age", type=int, default=300, help="maximum evidence age (seconds)")
-    p.add_argument("--expect-serial", metavar="SERIAL", help="the serial of the unit you asked")
+    p.add_argument("evidence", type=Path, help=_("evidence file (JWS compact serialization)"))
+    p.add_argument("--ca", type=Path, required=True, help=_("manufacturer root CA (PEM)"))
+    p.add_argument("--reference", type=Path, required=True, help=_("reference values (JSON)"))
+    p.add_argument("--nonce", required=True, help=_("the nonce sent to the device (hex)"))
+    p.add_argument("--max-age", type=int, default=300, help=_("maximum evidence age (seconds)"))
+    p.add_argument("--expect-serial", metavar="SERIAL", help=_("the serial of the unit you asked"))
     p.add_argument(
         "--expect-cert",
         type=Path,
         metavar="PEM",
-        help="a certificate of the unit you asked: its TLS chain (leaf first) or DeviceID certificate",
+        help=_("a certificate of the unit you asked: its TLS chain (leaf first) or DeviceID certificate"),
     )
     p.add_argument(
-        "--now", type=int, help="verify as of this time (seconds since the epoch; default: now)"
+        "--now", type=int, help=_("verify as of this time (seconds since the epoch; default: now)")
     )
     p.set_defaults(handler=cmd_verify)
 
     p = attest.add_parser("reference", help=_("write reference values for released images"))
-    p.add_argument("--bootloader", type=Path, required=True, help="signed bootloader image")
+    p.add_argument("--bootloader", type=Path, required=True, help=_("signed bootloader image"))
     p.add_argument(
         "--firmware",
         type=Path,
         action="append",
         required=True,
-        help="signed firmware image (repeat for every released version)",
+        help=_("signed firmware image (repeat for every released version)"),
     )
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (JSON)")
+    p.add_argument("-o", "--output", type=Path, required=True, help=_("output file (JSON)"))
     p.set_defaults(handler=cmd_reference)

@@ -179,21 +179,21 @@ def register(groups: dict[str, Any]) -> None:
 
     p = device.add_parser("provision", help=_("program a new simulated camera in a state directory"))
     p.add_argument(
-        "--state", type=Path, required=True, help="device state directory (new or empty)"
+        "--state", type=Path, required=True, help=_("device state directory (new or empty)")
     )
     p.add_argument(
-        "--keys", type=Path, required=True, help="vendor key directory (refcam keys init)"
+        "--keys", type=Path, required=True, help=_("vendor key directory (refcam keys init)")
     )
-    p.add_argument("--firmware", type=Path, required=True, help="signed firmware image for slot a")
-    p.add_argument("--serial", help="serial number (default: RC + 10 random base32 characters)")
+    p.add_argument("--firmware", type=Path, required=True, help=_("signed firmware image for slot a"))
+    p.add_argument("--serial", help=_("serial number (default: RC + 10 random base32 characters)"))
     p.add_argument("--lifecycle", choices=("secured", "development"), default="secured")
-    p.add_argument("--slot-size", type=_positive_int, help="bytes per slot (multiple of 4096)")
-    p.add_argument("--passphrase-env", metavar="VAR", help="env var holding the key passphrase")
+    p.add_argument("--slot-size", type=_positive_int, help=_("bytes per slot (multiple of 4096)"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("env var holding the key passphrase"))
     p.set_defaults(handler=cmd_provision)
 
     p = device.add_parser("boot", help=_("run ROM and bootloader, print the boot log"))
     p.add_argument("--state", type=Path, required=True)
-    p.add_argument("--json", action="store_true", help="print the outcome as a JSON object")
+    p.add_argument("--json", action="store_true", help=_("print the outcome as a JSON object"))
     p.set_defaults(handler=cmd_boot)
 
     p = device.add_parser("flash", help=_("write raw bytes into a slot (physical access, no checks)"))
@@ -208,6 +208,6 @@ def register(groups: dict[str, Any]) -> None:
 
     p = device.add_parser("declaration", help=_("write this unit's device declaration for the probe (JSON)"))
     p.add_argument("--state", type=Path, required=True)
-    p.add_argument("--vendor-url", help="https://HOST:PORT of the vendor server the unit updates from")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--vendor-url", help=_("https://HOST:PORT of the vendor server the unit updates from"))
+    p.add_argument("-o", "--output", type=Path, help=_("file to write (default: standard output)"))
     p.set_defaults(handler=cmd_declaration)

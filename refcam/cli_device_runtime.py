@@ -275,7 +275,7 @@ def register(groups: dict[str, Any]) -> None:
         help=_("boot through the chain and serve the management API over TLS"),
         description=_("Boot the camera and start its firmware; the options other than --state are passed to the firmware, which parses them itself."),
     )
-    p.add_argument("--state", required=True, type=Path, help="device state directory")
+    p.add_argument("--state", required=True, type=Path, help=_("device state directory"))
     for flag, kwargs in RUNTIME_OPTIONS:
         aliases = ("--source",) if flag == "--stream-source" else ()
         p.add_argument(flag, *aliases, default=None, **kwargs)
@@ -287,7 +287,7 @@ def register(groups: dict[str, Any]) -> None:
 
     p = device.add_parser("label", help=_("print the device label (serial, model, initial password)"))
     p.add_argument("--state", required=True, type=Path)
-    p.add_argument("--json", action="store_true", help="print the label as a JSON object")
+    p.add_argument("--json", action="store_true", help=_("print the label as a JSON object"))
     p.set_defaults(handler=cmd_label)
 
     p = device.add_parser("factory-reset", help=_("wipe users, sessions and settings"))
@@ -297,12 +297,12 @@ def register(groups: dict[str, Any]) -> None:
     p = device.add_parser("audit", help=_("check the audit log at rest"))
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     p = audit.add_parser("verify", help=_("verify the keyed chain against the secure counters"))
-    p.add_argument("--state", required=True, type=Path, help="device state directory")
+    p.add_argument("--state", required=True, type=Path, help=_("device state directory"))
     p.set_defaults(handler=cmd_audit_verify)
 
     p = device.add_parser("renew-cert", help=_("issue a new TLS leaf for the device's key"))
     p.add_argument("--state", required=True, type=Path)
-    p.add_argument("--keys", required=True, type=Path, help="vendor key directory (device CA)")
-    p.add_argument("--days", type=int, default=365, help="validity in days (at most 366)")
-    p.add_argument("--passphrase-env", metavar="VAR", help="the device CA key's passphrase is in $VAR")
+    p.add_argument("--keys", required=True, type=Path, help=_("vendor key directory (device CA)"))
+    p.add_argument("--days", type=int, default=365, help=_("validity in days (at most 366)"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("the device CA key's passphrase is in $VAR"))
     p.set_defaults(handler=cmd_renew_cert)

@@ -341,62 +341,62 @@ def _non_negative(text: str) -> int:
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     keys = groups["keys"]
     p = keys.add_parser("init", help=_("create a complete vendor key set in a new directory"))
-    p.add_argument("--dir", required=True, help="key directory to create")
-    p.add_argument("--passphrase-env", metavar="VAR", help="encrypt private keys with $VAR")
+    p.add_argument("--dir", required=True, help=_("key directory to create"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("encrypt private keys with $VAR"))
     p.set_defaults(handler=_cmd_keys_init)
 
     p = keys.add_parser(
         "rotate-signing",
         help=_("new firmware-signing key and a key manifest with the next counter"),
     )
-    p.add_argument("--dir", required=True, help="existing key directory")
-    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.add_argument("--dir", required=True, help=_("existing key directory"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("passphrase of the private keys"))
     p.set_defaults(handler=_cmd_keys_rotate)
 
     fw = groups["firmware"]
     p = fw.add_parser("build", help=_("pack the device package and sign it as a slot image"))
-    p.add_argument("--keys", required=True, help="key directory")
-    p.add_argument("--version", required=True, help="MAJOR.MINOR.REVISION[+BUILD]")
+    p.add_argument("--keys", required=True, help=_("key directory"))
+    p.add_argument("--version", required=True, help=_("MAJOR.MINOR.REVISION[+BUILD]"))
     p.add_argument("--security-counter", required=True, type=_non_negative)
-    p.add_argument("-o", "--output", required=True, help="image file to write")
+    p.add_argument("-o", "--output", required=True, help=_("image file to write"))
     p.add_argument("--hardware-id", default=DEFAULT_HARDWARE_ID)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--algorithm", choices=("ed25519", "ecdsa-p256"), default="ed25519")
-    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
-    p.add_argument("--tuf-root", help="trusted TUF root.json to embed")
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("passphrase of the private keys"))
+    p.add_argument("--tuf-root", help=_("trusted TUF root.json to embed"))
     p.add_argument(
-        "--vendor-tls-root", help="vendor TLS root PEM to embed (default: KEYS/vendor/root-ca.pem)"
+        "--vendor-tls-root", help=_("vendor TLS root PEM to embed (default: KEYS/vendor/root-ca.pem)")
     )
-    p.add_argument("--build-time", type=_non_negative, help="seconds since the epoch (default now)")
-    p.add_argument("--support-end", help="ISO date (default: build time + 5 years)")
+    p.add_argument("--build-time", type=_non_negative, help=_("seconds since the epoch (default now)"))
+    p.add_argument("--support-end", help=_("ISO date (default: build time + 5 years)"))
     p.add_argument(
         "--source",
         metavar="DIR",
-        help="the firmware package directory to pack (default: refcam's own device package)",
+        help=_("the firmware package directory to pack (default: refcam's own device package)"),
     )
     p.set_defaults(handler=_cmd_build)
 
     p = fw.add_parser("verify", help=_("verify a slot image against a key directory's RoT keys"))
     p.add_argument("file")
-    p.add_argument("--keys", required=True, help="key directory (its rot-*.pub.pem are trusted)")
-    p.add_argument("--hardware-id", help="expected hardware id (default: the image's)")
+    p.add_argument("--keys", required=True, help=_("key directory (its rot-*.pub.pem are trusted)"))
+    p.add_argument("--hardware-id", help=_("expected hardware id (default: the image's)"))
     p.add_argument(
-        "--bootloader", action="store_true", help="FILE is a bootloader image signed by a RoT key"
+        "--bootloader", action="store_true", help=_("FILE is a bootloader image signed by a RoT key")
     )
     p.set_defaults(handler=_cmd_verify)
 
     p = fw.add_parser("inspect", help=_("print the header, TLVs and payload summary of an image"))
     p.add_argument("file")
-    p.add_argument("--json", action="store_true", help="print the inspection as a JSON object")
+    p.add_argument("--json", action="store_true", help=_("print the inspection as a JSON object"))
     p.set_defaults(handler=_cmd_inspect)
 
     p = fw.add_parser("sign-bootloader", help=_("build the bootloader image, signed by a RoT key"))
-    p.add_argument("--keys", required=True, help="key directory")
+    p.add_argument("--keys", required=True, help=_("key directory"))
     p.add_argument("--version", required=True)
     p.add_argument("--security-counter", required=True, type=_non_negative)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--rot-slot", type=int, choices=(0, 1), default=0)
     p.add_argument("--hardware-id", default=DEFAULT_HARDWARE_ID)
-    p.add_argument("--module", action="append", help="bootloader stage module to hash (repeatable)")
-    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.add_argument("--module", action="append", help=_("bootloader stage module to hash (repeatable)"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("passphrase of the private keys"))
     p.set_defaults(handler=_cmd_sign_bootloader)

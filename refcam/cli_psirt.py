@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from refcam.i18n import _
+from refcam.i18n import N_, _
 from update_server import csaf
 from update_server.psirt import model
 from update_server.psirt.cvss import score_vector
@@ -237,39 +237,39 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         *,
         report: bool = True,
     ) -> argparse.ArgumentParser:
-        p = psirt.add_parser(name, help=help_text)
+        p = psirt.add_parser(name, help=_(help_text))
         p.add_argument(
-            "--db", default=None, help=f"PSIRT database (default ${DB_ENV} or {DEFAULT_DB})"
+            "--db", default=None, help=_("PSIRT database (default ${DB_ENV} or {DEFAULT_DB})").format(DB_ENV=DB_ENV, DEFAULT_DB=DEFAULT_DB)
         )
-        p.add_argument("--at", default=None, help="act at this ISO 8601 time (default: now)")
+        p.add_argument("--at", default=None, help=_("act at this ISO 8601 time (default: now)"))
         if report:
-            p.add_argument("report_id", metavar="REPORT", help="tracking id, e.g. R-2026-0001")
+            p.add_argument("report_id", metavar="REPORT", help=_("tracking id, e.g. R-2026-0001"))
         p.set_defaults(handler=handler)
         return p
 
-    p = add("list", "list reports", _cmd_list, report=False)
-    p.add_argument("--json", action="store_true", help="print the reports as a JSON array")
-    add("show", "show one report as JSON", _cmd_show)
+    p = add("list", N_("list reports"), _cmd_list, report=False)
+    p.add_argument("--json", action="store_true", help=_("print the reports as a JSON array"))
+    add("show", N_("show one report as JSON"), _cmd_show)
     add(
         "ack",
-        "acknowledge a report",
+        N_("acknowledge a report"),
         _change(lambda a, now: lambda r: model.acknowledge(r, now=now)),
     )
-    p = add("triage", "score a report with a CVSS v3.1/v4.0 vector (and name its CWE)", _change(_triage))
+    p = add("triage", N_("score a report with a CVSS v3.1/v4.0 vector (and name its CWE)"), _change(_triage))
     p.add_argument("--cvss", required=True, metavar="VECTOR")
     p.add_argument(
-        "--cvss-v3", metavar="VECTOR", help="with a CVSS v4.0 --cvss: the v3.1 vector the CSAF 2.0 advisory carries"
+        "--cvss-v3", metavar="VECTOR", help=_("with a CVSS v4.0 --cvss: the v3.1 vector the CSAF 2.0 advisory carries")
     )
-    p.add_argument("--cwe", metavar="CWE-ID", help="the weakness, e.g. CWE-287 (with --cwe-name)")
-    p.add_argument("--cwe-name", metavar="NAME", help="its name in the CWE catalogue, e.g. 'Improper Authentication'")
+    p.add_argument("--cwe", metavar="CWE-ID", help=_("the weakness, e.g. CWE-287 (with --cwe-name)"))
+    p.add_argument("--cwe-name", metavar="NAME", help=_("its name in the CWE catalogue, e.g. 'Improper Authentication'"))
     add(
         "start-fix",
-        "start working on a fix",
+        N_("start working on a fix"),
         _change(lambda a, now: lambda r: model.start_fix(r, now=now)),
     )
     p = add(
         "fixed",
-        "link the report to the firmware release that fixes it",
+        N_("link the report to the firmware release that fixes it"),
         _change(
             lambda a, now: (
                 lambda r: model.mark_fixed(r, model.FirmwareRelease.parse(a.release), now=now)
@@ -277,49 +277,49 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         ),
     )
     p.add_argument("--release", required=True, metavar="HWID:VERSION")
-    p = add("publish", "publish the CSAF 2.0 advisory of a fixed report", _cmd_publish)
+    p = add("publish", N_("publish the CSAF 2.0 advisory of a fixed report"), _cmd_publish)
     p.add_argument(
         "--base-url",
         default=None,
-        help=f"vendor https origin (default ${VENDOR_URL_ENV}, else the publisher the vendor server recorded)",
+        help=_("vendor https origin (default ${VENDOR_URL_ENV}, else the publisher the vendor server recorded)").format(VENDOR_URL_ENV=VENDOR_URL_ENV),
     )
     p.add_argument("--cve", default=None)
     p.add_argument("--vendor", default="refcam")
     p.add_argument("--model", default="RC-1080")
-    add("close", "close a report", _change(lambda a, now: lambda r: model.close(r, now=now)))
+    add("close", N_("close a report"), _change(lambda a, now: lambda r: model.close(r, now=now)))
     p = add(
         "reject",
-        "reject a report",
+        N_("reject a report"),
         _change(lambda a, now: lambda r: model.reject(r, a.reason, now=now)),
     )
     p.add_argument("--reason", required=True)
     p = add(
         "duplicate",
-        "mark a report a duplicate of another",
+        N_("mark a report a duplicate of another"),
         _change(lambda a, now: lambda r: model.mark_duplicate(r, a.of, now=now)),
     )
     p.add_argument("--of", required=True, metavar="REPORT")
     add(
         "exploited",
-        "flag as actively exploited (starts the EU CRA clocks)",
+        N_("flag as actively exploited (starts the EU CRA clocks)"),
         _change(lambda a, now: lambda r: model.mark_exploited(r, now=now)),
     )
     p = add(
         "cra-report",
-        "record an EU CRA submission to the CSIRT/ENISA",
+        N_("record an EU CRA submission to the CSIRT/ENISA"),
         _change(lambda a, now: lambda r: model.record_cra_submission(r, a.kind, now=now)),
     )
     p.add_argument("--kind", required=True, choices=model.CRA_KINDS)
     p = add(
         "message",
-        "send the reporter a status update",
+        N_("send the reporter a status update"),
         _change(lambda a, now: lambda r: model.add_message(r, "psirt", a.body, now=now)),
     )
     p.add_argument("--body", required=True)
-    p = add("vex", "write the CycloneDX VEX of a release (which advisories affect it)", _cmd_vex, report=False)
+    p = add("vex", N_("write the CycloneDX VEX of a release (which advisories affect it)"), _cmd_vex, report=False)
     p.add_argument("--release", required=True, metavar="HWID:VERSION")
     p.add_argument("--model", default="RC-1080")
-    p.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
-    p = add("sla", "SLA deadlines, at-risk and breached lists, figures", _cmd_sla, report=False)
+    p.add_argument("-o", "--output", default=None, help=_("output file (default: stdout)"))
+    p = add("sla", N_("SLA deadlines, at-risk and breached lists, figures"), _cmd_sla, report=False)
     p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--policy", default=None, help="vendor SLA policy TOML (overrides defaults)")
+    p.add_argument("--policy", default=None, help=_("vendor SLA policy TOML (overrides defaults)"))

@@ -93,32 +93,32 @@ TAIL_TIMEOUT = 10.0  # seconds to wait for the manifest of the last recorded fra
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     rec = groups["stream"].add_parser("record", help=_("record a signed stream (or snapshot) to a file"))
     rec.add_argument(
-        "url", help="https://HOST:PORT, the stream.mjpeg / snapshot.jpg URL, or rtsps://HOST:PORT/h264 (signed H.264)"
+        "url", help=_("https://HOST:PORT, the stream.mjpeg / snapshot.jpg URL, or rtsps://HOST:PORT/h264 (signed H.264)")
     )
-    rec.add_argument("--out", required=True, type=Path, help="recording file to write")
-    rec.add_argument("--ca", type=Path, help="PEM trust anchor for the camera's TLS (manufacturer root)")
+    rec.add_argument("--out", required=True, type=Path, help=_("recording file to write"))
+    rec.add_argument("--ca", type=Path, help=_("PEM trust anchor for the camera's TLS (manufacturer root)"))
     auth = rec.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--token", help="session token (prefer --token-env: argv is visible to other users)")
-    auth.add_argument("--token-env", metavar="VAR", help="environment variable holding a session token")
-    auth.add_argument("--user", help="log in as this user (password from --password-env)")
-    rec.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    auth.add_argument("--token", help=_("session token (prefer --token-env: argv is visible to other users)"))
+    auth.add_argument("--token-env", metavar="VAR", help=_("environment variable holding a session token"))
+    auth.add_argument("--user", help=_("log in as this user (password from --password-env)"))
+    rec.add_argument("--password-env", metavar="VAR", help=_("environment variable holding the password"))
     limit = rec.add_mutually_exclusive_group()
-    limit.add_argument("--seconds", type=float, help="stop taking frames after this many seconds")
-    limit.add_argument("--frames", type=int, help="stop after this many frames")
-    rec.add_argument("--fps", type=float, help="ask the camera for at most this frame rate")
+    limit.add_argument("--seconds", type=float, help=_("stop taking frames after this many seconds"))
+    limit.add_argument("--frames", type=int, help=_("stop after this many frames"))
+    rec.add_argument("--fps", type=float, help=_("ask the camera for at most this frame rate"))
     rec.set_defaults(handler=cmd_record)
 
     ver = groups["stream"].add_parser("verify", help=_("verify a recording against the manufacturer root"))
     ver.add_argument(
-        "file", type=Path, help="recording written by `refcam stream record` (signed MJPEG, or H.264 from rtsps://)"
+        "file", type=Path, help=_("recording written by `refcam stream record` (signed MJPEG, or H.264 from rtsps://)")
     )
-    ver.add_argument("--ca", required=True, type=Path, help="PEM manufacturer root certificate")
-    ver.add_argument("--all-frames", action="store_true", help="print a line for every frame")
-    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.add_argument("--ca", required=True, type=Path, help=_("PEM manufacturer root certificate"))
+    ver.add_argument("--all-frames", action="store_true", help=_("print a line for every frame"))
+    ver.add_argument("--json", action="store_true", help=_("print the report as JSON"))
     ver.add_argument(
         "--require-complete",
         action="store_true",
-        help="also fail unless the recording holds the session's start and its signed end marker",
+        help=_("also fail unless the recording holds the session's start and its signed end marker"),
     )
     ver.add_argument(
         "--snapshot",
@@ -126,7 +126,7 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         default=[],
         type=Path,
         metavar="SNAP",
-        help="a recorded snapshot that must be a frame of a session in FILE (repeatable)",
+        help=_("a recorded snapshot that must be a frame of a session in FILE (repeatable)"),
     )
     ver.set_defaults(handler=cmd_verify)
 

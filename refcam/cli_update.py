@@ -72,16 +72,16 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p = groups["device"].add_parser(
         "update", help=_("upload (--image) or install (from the update source) firmware on a running camera")
     )
-    p.add_argument("url", help="the camera: https://HOST:PORT")
-    p.add_argument("--ca", type=Path, required=True, help="PEM trust anchor for the camera's TLS (manufacturer root)")
-    p.add_argument("--image", type=Path, help="signed image to upload; without it the camera installs from its update source")
+    p.add_argument("url", help=_("the camera: https://HOST:PORT"))
+    p.add_argument("--ca", type=Path, required=True, help=_("PEM trust anchor for the camera's TLS (manufacturer root)"))
+    p.add_argument("--image", type=Path, help=_("signed image to upload; without it the camera installs from its update source"))
     auth = p.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--token-env", metavar="VAR", help="environment variable holding an admin session token")
-    auth.add_argument("--user", help="log in as this admin user (password from --password-env)")
-    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    auth.add_argument("--token-env", metavar="VAR", help=_("environment variable holding an admin session token"))
+    auth.add_argument("--user", help=_("log in as this admin user (password from --password-env)"))
+    p.add_argument("--password-env", metavar="VAR", help=_("environment variable holding the password"))
     p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
-                   help="how long to wait for the reboot and the trial's confirmation (default 120)")  # fmt: skip
-    p.add_argument("--no-wait", action="store_true", help="return once the camera has accepted the image")
+                   help=_("how long to wait for the reboot and the trial's confirmation (default 120)"))  # fmt: skip
+    p.add_argument("--no-wait", action="store_true", help=_("return once the camera has accepted the image"))
     p.set_defaults(handler=cmd_update)
 
 

@@ -149,3 +149,28 @@ def test_json_and_exit_status_do_not_change_with_the_language(
     monkeypatch.setenv("LANG", "ko_KR.UTF-8")
     assert main(["firmware", "verify", str(image), "--keys", str(keys)]) == 0
     assert "보안 카운터 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("language", ["C.UTF-8", "ko_KR.UTF-8"])
+def test_every_command_help_renders(language: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command's help formats in both languages (argparse expands ``%`` in help texts:
+    a translation with a broken ``%`` would only fail when someone asks for help)."""
+    import argparse
+
+    from refcam.cli import build_parser
+    from refcam.i18n import speaking
+
+    monkeypatch.setenv("LANG", language)
+    with speaking(None):
+        parser = build_parser()
+        pending, seen = [parser], 0
+        while pending:
+            current = pending.pop()
+            text = current.format_help()
+            seen += 1
+            if language.startswith("ko"):
+                assert "옵션" in text, current.prog
+            for action in current._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    pending.extend(action.choices.values())
+    assert seen > 60

@@ -76,7 +76,10 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     keys = init_keys(directory, now=dt.datetime.now(dt.UTC), passphrase=_passphrase(args))
     inventory = json.loads(keys.inventory.read_text())
-    print(f"created key set in {directory}" + (" (encrypted)" if inventory["encrypted"] else ""))
+    if inventory["encrypted"]:
+        print(_("created key set in {directory} (encrypted)").format(directory=directory))
+    else:
+        print(_("created key set in {directory}").format(directory=directory))
     for name, entry in sorted(inventory["keys"].items()):
         print(_("  {name:<24} {algorithm:<16} spki-sha256 {spki_sha256}").format(name=name, algorithm=entry['algorithm'], spki_sha256=entry['spki_sha256']))
         print(f"  {'':<24} {entry['private']} (0600), {entry['public']}")

@@ -195,7 +195,7 @@ def missing(language: str, domain: str = "webui") -> list[str]:
     if domain == "cli":
         mo = po_path(language, domain).with_suffix(".mo")
         if not mo.exists() or mo.read_bytes() != compiled(language, domain):
-            problems.append(f"{mo.relative_to(ROOT)} is not compiled from its .po: run scripts/i18n.py compile")
+            problems.append(f"{language}/LC_MESSAGES/{mo.name} is not compiled from its .po: run scripts/i18n.py compile")
     return problems
 
 

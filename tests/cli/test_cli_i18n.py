@@ -174,3 +174,29 @@ def test_every_command_help_renders(language: str, monkeypatch: pytest.MonkeyPat
                 if isinstance(action, argparse._SubParsersAction):
                     pending.extend(action.choices.values())
     assert seen > 60
+
+
+def test_a_new_cli_string_without_translation_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = _i18n_script()
+    import shutil
+
+    shutil.copytree(ROOT / "refcam", tmp_path / "refcam", ignore=shutil.ignore_patterns("__pycache__", "locale"))
+    module = tmp_path / "refcam" / "cli_keys.py"
+    module.write_text(module.read_text() + '\n_ADDED = _("a status line added without its translation {n}")\n')
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    problems = tool.missing("ko", "cli")
+    assert problems == ["no ko translation of 'a status line added without its translation {n}'"]
+
+
+def test_a_broken_or_stale_cli_translation_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = _i18n_script()
+    po = tmp_path / "ko" / "LC_MESSAGES" / "cli.po"
+    po.parent.mkdir(parents=True)
+    text = tool.po_path("ko", "cli").read_text(encoding="utf-8")
+    po.write_text(text.replace('msgstr "알 수 없는 인수: %s"', 'msgstr "알 수 없는 인수"'), encoding="utf-8")
+    (po.parent / "cli.mo").write_bytes(tool.po_path("ko", "cli").with_suffix(".mo").read_bytes())
+    monkeypatch.setattr(tool, "CLI_LOCALE", tmp_path)
+    assert tool.missing("ko", "cli") == [
+        "ko translation of 'unrecognized arguments: %s' does not use the placeholders ['%s']",
+        "ko/LC_MESSAGES/cli.mo is not compiled from its .po: run scripts/i18n.py compile",
+    ]

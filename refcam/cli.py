@@ -16,19 +16,20 @@ from collections.abc import Callable, Sequence
 from common.errors import RefcamError
 from conformance.errors import ProbeError
 from refcam import __version__
+from refcam.i18n import LANGUAGES, N_, _, chosen_language, speaking
 from refcam.progress import Progress
 
 # group name -> help text
 GROUPS: dict[str, str] = {
-    "keys": "create and inspect key material",
-    "firmware": "build, verify and inspect signed firmware images",
-    "device": "provision, boot, run and service a simulated camera",
-    "attest": "verify attestation evidence",
-    "repo": "vendor TUF repository tooling",
-    "update-server": "serve the TUF repository over TLS",
-    "psirt": "vulnerability handling and SLA figures",
-    "stream": "record and verify signed video streams",
-    "fleet": "provision and run many cameras on loopback addresses",
+    "keys": N_("create and inspect key material"),
+    "firmware": N_("build, verify and inspect signed firmware images"),
+    "device": N_("provision, boot, run and service a simulated camera"),
+    "attest": N_("verify attestation evidence"),
+    "repo": N_("vendor TUF repository tooling"),
+    "update-server": N_("serve the TUF repository over TLS"),
+    "psirt": N_("vulnerability handling and SLA figures"),
+    "stream": N_("record and verify signed video streams"),
+    "fleet": N_("provision and run many cameras on loopback addresses"),
 }
 
 # modules exposing register(groups: dict[str, argparse._SubParsersAction]) -> None
@@ -73,10 +74,20 @@ def build_parser(group: str | None = None) -> argparse.ArgumentParser:
     """Every command, or (``group``) only what that group needs: the others are left out."""
     parser = argparse.ArgumentParser(
         prog="refcam",
-        description="refcam: a reference secure network camera you can run, and a conformance "
-        "probe for any camera (KS X 3020, EN 303 645, CLS).",
+        description=_(
+            "refcam: a reference secure network camera you can run, and a conformance "
+            "probe for any camera (KS X 3020, EN 303 645, CLS)."
+        ),
     )
-    parser.add_argument("--version", action="version", version=f"refcam {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"refcam {__version__}", help=_("show the version and exit")
+    )
+    parser.add_argument(
+        "--lang",
+        dest="cli_lang",  # the probe has a --lang of its own (its reports' language)
+        choices=LANGUAGES,
+        help=_("language of messages and help (default: from LANGUAGE, LC_ALL, LC_MESSAGES, LANG)"),
+    )
     # Long-running commands report progress through this factory (stderr: a bar on a
     # terminal, plain lines in a log); mounted commands from other packages use it too.
     parser.set_defaults(progress=Progress)
@@ -84,7 +95,7 @@ def build_parser(group: str | None = None) -> argparse.ArgumentParser:
     top.required = True
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {"": top}
     for name, help_text in GROUPS.items():
-        group_parser = top.add_parser(name, help=help_text)
+        group_parser = top.add_parser(name, help=_(help_text))
         sub = group_parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
         sub.required = True
         groups[name] = sub
@@ -107,16 +118,31 @@ def build_parser(group: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(_group_of(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    language = chosen_language(words)
+    with speaking(language):
+        return _run(words)
+
+
+def _run(words: list[str]) -> int:
+    parser = build_parser(_group_of(_without_lang(words)))
+    args = parser.parse_args(words)
     handler: Handler = args.handler
     try:
         return handler(args)
     except (RefcamError, ProbeError) as exc:
-        print(f"refcam: error: {exc}", file=sys.stderr)
+        print(_("refcam: error: {message}").format(message=exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _without_lang(words: list[str]) -> list[str]:
+    """``words`` without a leading global ``--lang X`` / ``--lang=X`` (to find the command group)."""
+    rest = list(words)
+    while rest and rest[0].startswith("--lang"):
+        del rest[: 1 if "=" in rest[0] else 2]
+    return rest
 
 
 if __name__ == "__main__":

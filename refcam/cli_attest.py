@@ -37,6 +37,7 @@ from bootloader.attestation import MAX_NONCE, MIN_NONCE, check_nonce, verify_evi
 from bootloader.measured import reference_values_from_images
 from common.errors import AttestationError
 from refcam.cli_files import read_input, write_output
+from refcam.i18n import _
 
 NONCE_SIZE = 32  # bytes
 
@@ -49,7 +50,7 @@ def _nonce(text: str) -> bytes:
     try:
         nonce = bytes.fromhex(text)
     except ValueError as e:
-        raise AttestationError(f"--nonce {text!r} is not hex") from e
+        raise AttestationError(_("--nonce {text!r} is not hex").format(text=text)) from e
     check_nonce(nonce)
     return nonce
 
@@ -59,9 +60,9 @@ def _root(path: Path) -> x509.Certificate:
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as e:
-        raise AttestationError(f"CA certificate {path} is not a PEM certificate") from e
+        raise AttestationError(_("CA certificate {path} is not a PEM certificate").format(path=path)) from e
     if len(certs) != 1:
-        raise AttestationError(f"CA file {path} holds {len(certs)} certificates, expected 1")
+        raise AttestationError(_("CA file {path} holds {len} certificates, expected 1").format(path=path, len=len(certs)))
     return certs[0]
 
 
@@ -70,7 +71,7 @@ def _certificates(path: Path) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as e:
-        raise AttestationError(f"expected certificate {path} is not PEM certificates") from e
+        raise AttestationError(_("expected certificate {path} is not PEM certificates").format(path=path)) from e
     return certs
 
 
@@ -79,9 +80,9 @@ def _reference(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise AttestationError(f"reference values {path} are not UTF-8 JSON") from e
+        raise AttestationError(_("reference values {path} are not UTF-8 JSON").format(path=path)) from e
     if not isinstance(document, dict):
-        raise AttestationError(f"reference values {path} are not a JSON object")
+        raise AttestationError(_("reference values {path} are not a JSON object").format(path=path))
     return document
 
 
@@ -102,7 +103,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         sys.stdout.write(evidence.decode("ascii") + "\n")
     else:
         write_output(args.output, evidence + b"\n")
-        print(f"wrote evidence from {outcome.handoff.identity.serial} to {args.output}")
+        print(_("wrote evidence from {serial} to {output}").format(serial=outcome.handoff.identity.serial, output=args.output))
     return 0
 
 
@@ -122,13 +123,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         expect_certificate=_certificates(args.expect_cert) if args.expect_cert else None,
     )
     print(
-        f"evidence from {result.serial} verified: chain to {root.subject.rfc4514_string()}, "
-        f"fresh nonce, register {result.register[:16]}.."
+        _("evidence from {serial} verified: chain to {rfc4514_string}, fresh nonce, register {value}..").format(serial=result.serial, rfc4514_string=root.subject.rfc4514_string(), value=result.register[:16])
     )
     for v in result.verdicts:
         print(
-            f"  {v.stage:<12} {v.version:<12} counter {v.security_counter:<4} "
-            f"{v.digest[:16]}..  {v.verdict}"
+            _("  {stage:<12} {version:<12} counter {security_counter:<4} {value}..  {verdict}").format(stage=v.stage, version=v.version, security_counter=v.security_counter, value=v.digest[:16], verdict=v.verdict)
         )
     return 0
 
@@ -140,8 +139,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     write_output(args.output, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
     stages = document["stages"]
     print(
-        f"wrote reference values for {len(stages['bootloader'])} bootloader and "
-        f"{len(stages['firmware'])} firmware image(s) to {args.output}"
+        _("wrote reference values for {len} bootloader and {len2} firmware image(s) to {output}").format(len=len(stages['bootloader']), len2=len(stages['firmware']), output=args.output)
     )
     return 0
 
@@ -149,49 +147,49 @@ def cmd_reference(args: argparse.Namespace) -> int:
 def _nonce_bytes(text: str) -> int:
     value = int(text)
     if not MIN_NONCE <= value <= MAX_NONCE:
-        raise argparse.ArgumentTypeError(f"must be {MIN_NONCE} to {MAX_NONCE}")
+        raise argparse.ArgumentTypeError(_("must be {MIN_NONCE} to {MAX_NONCE}").format(MIN_NONCE=MIN_NONCE, MAX_NONCE=MAX_NONCE))
     return value
 
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     attest = groups["attest"]
 
-    p = attest.add_parser("nonce", help="print a fresh random nonce (hex)")
-    p.add_argument("--bytes", type=_nonce_bytes, default=NONCE_SIZE, help="nonce size in bytes")
+    p = attest.add_parser("nonce", help=_("print a fresh random nonce (hex)"))
+    p.add_argument("--bytes", type=_nonce_bytes, default=NONCE_SIZE, help=_("nonce size in bytes"))
     p.set_defaults(handler=cmd_nonce)
 
-    p = attest.add_parser("evidence", help="boot a simulated camera and write its evidence")
-    p.add_argument("--state", type=Path, required=True, help="device state directory")
-    p.add_argument("--nonce", required=True, help="the verifier's nonce (hex, 16..64 bytes)")
-    p.add_argument("-o", "--output", type=Path, help="evidence file (default: stdout)")
+    p = attest.add_parser("evidence", help=_("boot a simulated camera and write its evidence"))
+    p.add_argument("--state", type=Path, required=True, help=_("device state directory"))
+    p.add_argument("--nonce", required=True, help=_("the verifier's nonce (hex, 16..64 bytes)"))
+    p.add_argument("-o", "--output", type=Path, help=_("evidence file (default: stdout)"))
     p.set_defaults(handler=cmd_evidence)
 
-    p = attest.add_parser("verify", help="verify attestation evidence")
-    p.add_argument("evidence", type=Path, help="evidence file (JWS compact serialization)")
-    p.add_argument("--ca", type=Path, required=True, help="manufacturer root CA (PEM)")
-    p.add_argument("--reference", type=Path, required=True, help="reference values (JSON)")
-    p.add_argument("--nonce", required=True, help="the nonce sent to the device (hex)")
-    p.add_argument("--max-age", type=int, default=300, help="maximum evidence age (seconds)")
-    p.add_argument("--expect-serial", metavar="SERIAL", help="the serial of the unit you asked")
+    p = attest.add_parser("verify", help=_("verify attestation evidence"))
+    p.add_argument("evidence", type=Path, help=_("evidence file (JWS compact serialization)"))
+    p.add_argument("--ca", type=Path, required=True, help=_("manufacturer root CA (PEM)"))
+    p.add_argument("--reference", type=Path, required=True, help=_("reference values (JSON)"))
+    p.add_argument("--nonce", required=True, help=_("the nonce sent to the device (hex)"))
+    p.add_argument("--max-age", type=int, default=300, help=_("maximum evidence age (seconds)"))
+    p.add_argument("--expect-serial", metavar="SERIAL", help=_("the serial of the unit you asked"))
     p.add_argument(
         "--expect-cert",
         type=Path,
         metavar="PEM",
-        help="a certificate of the unit you asked: its TLS chain (leaf first) or DeviceID certificate",
+        help=_("a certificate of the unit you asked: its TLS chain (leaf first) or DeviceID certificate"),
     )
     p.add_argument(
-        "--now", type=int, help="verify as of this time (seconds since the epoch; default: now)"
+        "--now", type=int, help=_("verify as of this time (seconds since the epoch; default: now)")
     )
     p.set_defaults(handler=cmd_verify)
 
-    p = attest.add_parser("reference", help="write reference values for released images")
-    p.add_argument("--bootloader", type=Path, required=True, help="signed bootloader image")
+    p = attest.add_parser("reference", help=_("write reference values for released images"))
+    p.add_argument("--bootloader", type=Path, required=True, help=_("signed bootloader image"))
     p.add_argument(
         "--firmware",
         type=Path,
         action="append",
         required=True,
-        help="signed firmware image (repeat for every released version)",
+        help=_("signed firmware image (repeat for every released version)"),
     )
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (JSON)")
+    p.add_argument("-o", "--output", type=Path, required=True, help=_("output file (JSON)"))
     p.set_defaults(handler=cmd_reference)

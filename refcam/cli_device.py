@@ -33,6 +33,7 @@ from bootloader.slots import write_partition
 from bootloader.unit import open_device
 from common.errors import FlashError, HardwareError, ProvisioningError
 from refcam.cli_files import read_input
+from refcam.i18n import _
 
 
 def _passphrase(var: str | None) -> bytes | None:
@@ -41,7 +42,7 @@ def _passphrase(var: str | None) -> bytes | None:
     value = os.environ.get(var)
     if value is None:
         raise ProvisioningError(
-            f"--passphrase-env names {var}, but that environment variable is not set"
+            _("--passphrase-env names {var}, but that environment variable is not set").format(var=var)
         )
     return value.encode("utf-8")
 
@@ -60,11 +61,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
         geometry=geometry,
         passphrase=_passphrase(args.passphrase_env),
     )
-    print(f"provisioned {result.serial} in {result.state_dir}")
+    print(_("provisioned {serial} in {state_dir}").format(serial=result.serial, state_dir=result.state_dir))
     print(
-        f"firmware {result.firmware_version} (security counter {result.security_counter}) in slot a"
+        _("firmware {firmware_version} (security counter {security_counter}) in slot a").format(firmware_version=result.firmware_version, security_counter=result.security_counter)
     )
-    print(f"label (initial password): {result.label_path}")
+    print(_("label (initial password): {label_path}").format(label_path=result.label_path))
     return 0
 
 
@@ -99,24 +100,24 @@ def cmd_flash(args: argparse.Namespace) -> int:
     try:
         write_partition(device.flash, args.slot, data)
     except FlashError as exc:
-        raise HardwareError(f"cannot flash slot {args.slot}: {exc}") from exc
-    print(f"wrote {len(data)} bytes to slot {args.slot} (not verified; the next boot decides)")
+        raise HardwareError(_("cannot flash slot {slot}: {exc}").format(slot=args.slot, exc=exc)) from exc
+    print(_("wrote {len} bytes to slot {slot} (not verified; the next boot decides)").format(len=len(data), slot=args.slot))
     return 0
 
 
 def cmd_fuses(args: argparse.Namespace) -> int:
     state = open_device(args.state).fuses.read()
-    print(f"lifecycle: {state.lifecycle}")
-    print(f"debug: {'disabled' if state.debug_disabled else 'enabled'}")
+    print(_("lifecycle: {lifecycle}").format(lifecycle=state.lifecycle))
+    print(_("debug: {value}").format(value='disabled' if state.debug_disabled else 'enabled'))
     for index, (key, revoked) in enumerate(zip(state.rot_keys, state.rot_revoked, strict=True)):
         if key is None:
-            print(f"root-of-trust slot {index}: empty")
+            print(_("root-of-trust slot {index}: empty").format(index=index))
         else:
-            print(f"root-of-trust slot {index}: {key.hex()}{' (revoked)' if revoked else ''}")
-    print(f"firmware counter: {state.firmware_counter}")
-    print(f"bootloader counter: {state.bootloader_counter}")
-    print(f"key-manifest counter: {state.key_manifest_counter}")
-    print(f"unique device secret: {'programmed' if state.uds is not None else 'blank'}")
+            print(_("root-of-trust slot {index}: {hex}{value}").format(index=index, hex=key.hex(), value=' (revoked)' if revoked else ''))
+    print(_("firmware counter: {firmware_counter}").format(firmware_counter=state.firmware_counter))
+    print(_("bootloader counter: {bootloader_counter}").format(bootloader_counter=state.bootloader_counter))
+    print(_("key-manifest counter: {key_manifest_counter}").format(key_manifest_counter=state.key_manifest_counter))
+    print(_("unique device secret: {value}").format(value='programmed' if state.uds is not None else 'blank'))
     return 0
 
 
@@ -159,7 +160,7 @@ def cmd_declaration(args: argparse.Namespace) -> int:
         print(text, end="")
     else:
         args.output.write_text(text, encoding="utf-8")
-        print(f"wrote the device declaration to {args.output}")
+        print(_("wrote the device declaration to {output}").format(output=args.output))
     return 0
 
 
@@ -167,46 +168,46 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
+        raise argparse.ArgumentTypeError(_("{text!r} is not an integer").format(text=text)) from exc
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
+        raise argparse.ArgumentTypeError(_("{value} must be positive").format(value=value))
     return value
 
 
 def register(groups: dict[str, Any]) -> None:
     device = groups["device"]
 
-    p = device.add_parser("provision", help="program a new simulated camera in a state directory")
+    p = device.add_parser("provision", help=_("program a new simulated camera in a state directory"))
     p.add_argument(
-        "--state", type=Path, required=True, help="device state directory (new or empty)"
+        "--state", type=Path, required=True, help=_("device state directory (new or empty)")
     )
     p.add_argument(
-        "--keys", type=Path, required=True, help="vendor key directory (refcam keys init)"
+        "--keys", type=Path, required=True, help=_("vendor key directory (refcam keys init)")
     )
-    p.add_argument("--firmware", type=Path, required=True, help="signed firmware image for slot a")
-    p.add_argument("--serial", help="serial number (default: RC + 10 random base32 characters)")
+    p.add_argument("--firmware", type=Path, required=True, help=_("signed firmware image for slot a"))
+    p.add_argument("--serial", help=_("serial number (default: RC + 10 random base32 characters)"))
     p.add_argument("--lifecycle", choices=("secured", "development"), default="secured")
-    p.add_argument("--slot-size", type=_positive_int, help="bytes per slot (multiple of 4096)")
-    p.add_argument("--passphrase-env", metavar="VAR", help="env var holding the key passphrase")
+    p.add_argument("--slot-size", type=_positive_int, help=_("bytes per slot (multiple of 4096)"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("env var holding the key passphrase"))
     p.set_defaults(handler=cmd_provision)
 
-    p = device.add_parser("boot", help="run ROM and bootloader, print the boot log")
+    p = device.add_parser("boot", help=_("run ROM and bootloader, print the boot log"))
     p.add_argument("--state", type=Path, required=True)
-    p.add_argument("--json", action="store_true", help="print the outcome as a JSON object")
+    p.add_argument("--json", action="store_true", help=_("print the outcome as a JSON object"))
     p.set_defaults(handler=cmd_boot)
 
-    p = device.add_parser("flash", help="write raw bytes into a slot (physical access, no checks)")
+    p = device.add_parser("flash", help=_("write raw bytes into a slot (physical access, no checks)"))
     p.add_argument("--state", type=Path, required=True)
     p.add_argument("--slot", choices=("a", "b"), required=True)
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_flash)
 
-    p = device.add_parser("fuses", help="print the OTP fuse summary")
+    p = device.add_parser("fuses", help=_("print the OTP fuse summary"))
     p.add_argument("--state", type=Path, required=True)
     p.set_defaults(handler=cmd_fuses)
 
-    p = device.add_parser("declaration", help="write this unit's device declaration for the probe (JSON)")
+    p = device.add_parser("declaration", help=_("write this unit's device declaration for the probe (JSON)"))
     p.add_argument("--state", type=Path, required=True)
-    p.add_argument("--vendor-url", help="https://HOST:PORT of the vendor server the unit updates from")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--vendor-url", help=_("https://HOST:PORT of the vendor server the unit updates from"))
+    p.add_argument("-o", "--output", type=Path, help=_("file to write (default: standard output)"))
     p.set_defaults(handler=cmd_declaration)

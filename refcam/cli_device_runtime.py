@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import RefcamError
+from refcam.i18n import _
 
 IDENTITY = Path("data") / "identity"
 RUNTIME = Path("data") / "runtime"
@@ -42,8 +43,7 @@ def _state(args: argparse.Namespace) -> Path:
     state = Path(args.state)
     if not (state / IDENTITY).is_dir():
         raise DeviceRuntimeError(
-            f"{state} is not a provisioned device state directory (no {IDENTITY}); "
-            "run 'refcam device provision' first"
+            _("{state} is not a provisioned device state directory (no {IDENTITY}); run 'refcam device provision' first").format(state=state, IDENTITY=IDENTITY)
         )
     return state
 
@@ -52,7 +52,7 @@ def _print_file(path: Path, what: str) -> int:
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DeviceRuntimeError(f"cannot read the {what} {path}: {exc}") from exc
+        raise DeviceRuntimeError(_("cannot read the {what} {path}: {exc}").format(what=what, path=path, exc=exc)) from exc
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -89,7 +89,7 @@ RUNTIME_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 def runtime_argv(args: argparse.Namespace) -> list[str]:
     argv: list[str] = []
-    for flag, _ in RUNTIME_OPTIONS:
+    for flag, _help in RUNTIME_OPTIONS:
         value = getattr(args, flag[2:].replace("-", "_"))
         for item in value if isinstance(value, list) else [value]:
             if item is not None:
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     flaws = UnsafeFlaws.parse(args.flaw or [], host=args.host or "127.0.0.1")
     hash_only = "boot-skips-signature" in flaws
     if hash_only:
-        print("bootloader: UNSAFE flaw boot-skips-signature: slot signatures are NOT checked", flush=True)
+        print(_("bootloader: UNSAFE flaw boot-skips-signature: slot signatures are NOT checked"), flush=True)
     while True:
         device = open_device(state)
         outcome = boot(device, now=int(time.time()), unsafe_hash_only=hash_only)
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             unload_firmware()
         if code != EXIT_REBOOT:
             return code
-        print("firmware asked for a reboot; booting the chain again", flush=True)
+        print(_("firmware asked for a reboot; booting the chain again"), flush=True)
 
 
 def cmd_ca(args: argparse.Namespace) -> int:
@@ -142,11 +142,11 @@ def read_label(state: Path) -> dict[str, Any]:
     try:
         lines = path.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DeviceRuntimeError(f"cannot read the device label {path}: {exc}") from exc
+        raise DeviceRuntimeError(_("cannot read the device label {path}: {exc}").format(path=path, exc=exc)) from exc
     fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
     if not lines or "serial" not in fields or "initial password" not in fields:
-        raise DeviceRuntimeError(f"{path} is not a device label (no serial or initial password)")
-    vendor, _, model = lines[0].partition(" ")
+        raise DeviceRuntimeError(_("{path} is not a device label (no serial or initial password)").format(path=path))
+    vendor, _sep, model = lines[0].partition(" ")
     label: dict[str, Any] = {
         "vendor": vendor,
         "model": model,
@@ -171,13 +171,13 @@ def cmd_label(args: argparse.Namespace) -> int:
         print(json.dumps(label, indent=2, sort_keys=True))
         return 0
     print(f"{label['vendor']} {label['model']}")
-    print(f"serial: {label['serial']}")
-    print(f"user name: {label['username']}")
-    print(f"initial password: {label['initial_password']}")
+    print(_("serial: {serial}").format(serial=label['serial']))
+    print(_("user name: {username}").format(username=label['username']))
+    print(_("initial password: {initial_password}").format(initial_password=label['initial_password']))
     if label["unsafe_flaw"]:
-        print(f"UNSAFE ({label['unsafe_flaw']}): every unit answers admin/admin; no change is forced")
+        print(_("UNSAFE ({unsafe_flaw}): every unit answers admin/admin; no change is forced").format(unsafe_flaw=label['unsafe_flaw']))
     else:
-        print("change at first login")
+        print(_("change at first login"))
     return 0
 
 
@@ -186,7 +186,7 @@ def cmd_factory_reset(args: argparse.Namespace) -> int:
     state = _state(args)
     runtime = state / RUNTIME
     if runtime.is_symlink():
-        raise DeviceRuntimeError(f"{runtime} is a symbolic link; refusing to follow it")
+        raise DeviceRuntimeError(_("{runtime} is a symbolic link; refusing to follow it").format(runtime=runtime))
     if runtime.exists():
         shutil.rmtree(runtime)
     # Re-anchor the audit log: the entries up to the secure head were discarded on purpose.
@@ -197,7 +197,7 @@ def cmd_factory_reset(args: argparse.Namespace) -> int:
     counters = SecureCounters.open_file(state / RPMB_FILE)
     head = counters.read("audit_head")
     counters.advance("audit_base", head)
-    print(f"factory reset: {runtime} wiped; log in with the label password and change it")
+    print(_("factory reset: {runtime} wiped; log in with the label password and change it").format(runtime=runtime))
     return 0
 
 
@@ -212,27 +212,26 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     device = open_device(state)
     uds = device.fuses.read().uds
     if uds is None:
-        raise DeviceRuntimeError(f"{state} has no UDS fused: it was never provisioned")
+        raise DeviceRuntimeError(_("{state} has no UDS fused: it was never provisioned").format(state=state))
     base = device.counters.read("audit_base")
     head = device.counters.read("audit_head")
     path = state / RUNTIME / "audit.sqlite3"
     if not path.is_file():
         if head > base:
             raise DeviceRuntimeError(
-                f"audit log {path} is missing, but the secure counter says it holds entries "
-                f"{base + 1}..{head}"
+                _("audit log {path} is missing, but the secure counter says it holds entries {value}..{head}").format(path=path, value=base + 1, head=head)
             )
-        print(f"audit log: empty (no entries since seq {base})")
+        print(_("audit log: empty (no entries since seq {base})").format(base=base))
         return 0
     log = AuditLog.open(path, key=dice.derive_sealing_key(uds, "audit-log"), anchor=MemoryAuditAnchor(base, head))
     try:
         count = log.verify_chain()
         seq, _digest = log.head()
     except AuditChainError as exc:
-        raise DeviceRuntimeError(f"audit log {path} is broken: {exc}") from exc
+        raise DeviceRuntimeError(_("audit log {path} is broken: {exc}").format(path=path, exc=exc)) from exc
     finally:
         log.close()
-    print(f"audit log verified: {count} entries up to seq {seq}, secure head {head}")
+    print(_("audit log verified: {count} entries up to seq {seq}, secure head {head}").format(count=count, seq=seq, head=head))
     return 0
 
 
@@ -241,7 +240,7 @@ def _passphrase(var: str | None) -> bytes | None:
         return None
     value = os.environ.get(var)
     if not value:
-        raise DeviceRuntimeError(f"--passphrase-env names {var}, but that variable is not set or empty")
+        raise DeviceRuntimeError(_("--passphrase-env names {var}, but that variable is not set or empty").format(var=var))
     return value.encode("utf-8")
 
 
@@ -255,7 +254,7 @@ def cmd_renew_cert(args: argparse.Namespace) -> int:
     keys = open_keys(Path(args.keys))
     ca_key = load_private_key(keys.device_ca_key, _passphrase(args.passphrase_env))
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise DeviceRuntimeError(f"{keys.device_ca_key} is not an ECDSA device CA key")
+        raise DeviceRuntimeError(_("{device_ca_key} is not an ECDSA device CA key").format(device_ca_key=keys.device_ca_key))
     leaf = renew_tls_certificate(
         state / IDENTITY,
         device_ca_key=ca_key,
@@ -264,8 +263,7 @@ def cmd_renew_cert(args: argparse.Namespace) -> int:
         days=args.days,
     )
     print(
-        f"renewed TLS certificate: serial {leaf.serial_number:x}, valid until "
-        f"{leaf.not_valid_after_utc.isoformat()}; restart 'refcam device run' to serve it"
+        _("renewed TLS certificate: serial {serial_number:x}, valid until {isoformat}; restart 'refcam device run' to serve it").format(serial_number=leaf.serial_number, isoformat=leaf.not_valid_after_utc.isoformat())
     )
     return 0
 
@@ -274,38 +272,37 @@ def register(groups: dict[str, Any]) -> None:
     device = groups["device"]
     p = device.add_parser(
         "run",
-        help="boot through the chain and serve the management API over TLS",
-        description="Boot the camera and start its firmware; the options other than --state "
-        "are passed to the firmware, which parses them itself.",
+        help=_("boot through the chain and serve the management API over TLS"),
+        description=_("Boot the camera and start its firmware; the options other than --state are passed to the firmware, which parses them itself."),
     )
-    p.add_argument("--state", required=True, type=Path, help="device state directory")
+    p.add_argument("--state", required=True, type=Path, help=_("device state directory"))
     for flag, kwargs in RUNTIME_OPTIONS:
         aliases = ("--source",) if flag == "--stream-source" else ()
         p.add_argument(flag, *aliases, default=None, **kwargs)
     p.set_defaults(handler=cmd_run)
 
-    p = device.add_parser("ca", help="print the manufacturer root certificate (PEM) to trust")
+    p = device.add_parser("ca", help=_("print the manufacturer root certificate (PEM) to trust"))
     p.add_argument("--state", required=True, type=Path)
     p.set_defaults(handler=cmd_ca)
 
-    p = device.add_parser("label", help="print the device label (serial, model, initial password)")
+    p = device.add_parser("label", help=_("print the device label (serial, model, initial password)"))
     p.add_argument("--state", required=True, type=Path)
-    p.add_argument("--json", action="store_true", help="print the label as a JSON object")
+    p.add_argument("--json", action="store_true", help=_("print the label as a JSON object"))
     p.set_defaults(handler=cmd_label)
 
-    p = device.add_parser("factory-reset", help="wipe users, sessions and settings")
+    p = device.add_parser("factory-reset", help=_("wipe users, sessions and settings"))
     p.add_argument("--state", required=True, type=Path)
     p.set_defaults(handler=cmd_factory_reset)
 
-    p = device.add_parser("audit", help="check the audit log at rest")
+    p = device.add_parser("audit", help=_("check the audit log at rest"))
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
-    p = audit.add_parser("verify", help="verify the keyed chain against the secure counters")
-    p.add_argument("--state", required=True, type=Path, help="device state directory")
+    p = audit.add_parser("verify", help=_("verify the keyed chain against the secure counters"))
+    p.add_argument("--state", required=True, type=Path, help=_("device state directory"))
     p.set_defaults(handler=cmd_audit_verify)
 
-    p = device.add_parser("renew-cert", help="issue a new TLS leaf for the device's key")
+    p = device.add_parser("renew-cert", help=_("issue a new TLS leaf for the device's key"))
     p.add_argument("--state", required=True, type=Path)
-    p.add_argument("--keys", required=True, type=Path, help="vendor key directory (device CA)")
-    p.add_argument("--days", type=int, default=365, help="validity in days (at most 366)")
-    p.add_argument("--passphrase-env", metavar="VAR", help="the device CA key's passphrase is in $VAR")
+    p.add_argument("--keys", required=True, type=Path, help=_("vendor key directory (device CA)"))
+    p.add_argument("--days", type=int, default=365, help=_("validity in days (at most 366)"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("the device CA key's passphrase is in $VAR"))
     p.set_defaults(handler=cmd_renew_cert)

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from common.atomicfile import write_atomic
 from common.errors import BootloaderError
+from refcam.i18n import _
 
 
 def read_input(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError as exc:
-        raise BootloaderError(f"{what} {path} does not exist") from exc
+        raise BootloaderError(_("{what} {path} does not exist").format(what=what, path=path)) from exc
     except OSError as exc:
-        raise BootloaderError(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise BootloaderError(_("cannot read {what} {path}: {strerror}").format(what=what, path=path, strerror=exc.strerror)) from exc
 
 
 def write_output(path: Path, data: bytes) -> None:
@@ -22,4 +23,4 @@ def write_output(path: Path, data: bytes) -> None:
     try:
         write_atomic(path, data)
     except OSError as exc:
-        raise BootloaderError(f"cannot write {path}: {exc.strerror}") from exc
+        raise BootloaderError(_("cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)) from exc

@@ -32,6 +32,7 @@ from refcam.fleet import (
     summarize,
     summary_prometheus,
 )
+from refcam.i18n import _
 
 
 def _cores() -> int:
@@ -41,7 +42,7 @@ def _cores() -> int:
 def _workers(value: int | None) -> int:
     workers = _cores() if value is None else value
     if workers < 1:
-        raise FleetError(f"--workers {workers}: at least one worker process")
+        raise FleetError(_("--workers {workers}: at least one worker process").format(workers=workers))
     return workers
 
 
@@ -50,18 +51,17 @@ def cmd_provision(args: argparse.Namespace) -> int:
     try:
         image = Path(args.firmware).read_bytes()
     except OSError as exc:
-        raise FleetError(f"cannot read the firmware image {args.firmware}: {exc.strerror or exc}") from exc
+        raise FleetError(_("cannot read the firmware image {firmware}: {value}").format(firmware=args.firmware, value=exc.strerror or exc)) from exc
     workers = _workers(args.workers)
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 100 == 0:
-            print(f"provisioned {done}/{total}", flush=True)
+            print(_("provisioned {done}/{total}").format(done=done, total=total), flush=True)
 
     plan = provision_fleet(Path(args.dir), keys_dir=Path(args.keys), firmware_image=image, count=args.count,
                            workers=workers, now=dt.datetime.now(dt.UTC), progress=progress)
     print(
-        f"fleet of {len(plan.units)} units (firmware {plan.firmware_version}) in {args.dir}: "
-        f"{plan.units[0].address} .. {plan.units[-1].address}; trust {Path(args.dir) / CA_FILE}"
+        _("fleet of {len} units (firmware {firmware_version}) in {dir}: {address} .. {address2}; trust {value}").format(len=len(plan.units), firmware_version=plan.firmware_version, dir=args.dir, address=plan.units[0].address, address2=plan.units[-1].address, value=Path(args.dir) / CA_FILE)
     )
     return 0
 
@@ -69,7 +69,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     plan = load_plan(Path(args.dir))
     if args.port is not None and not 1 <= args.port <= 65535:
-        raise FleetError(f"--port {args.port} is not a TCP port (1..65535)")
+        raise FleetError(_("--port {port} is not a TCP port (1..65535)").format(port=args.port))
     port = choose_port(args.port, plan.units[0].address, lambda line: print(line, flush=True))
     options = RunOptions(
         workers=_workers(args.workers),
@@ -114,8 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(_row_text(row))
     versions = ", ".join(f"{v}: {n}" for v, n in sorted(summary["versions"].items())) or "-"
     states = ", ".join(f"{s}: {n}" for s, n in sorted(summary["states"].items()))
-    print(f"{summary['units']} units ({states}); firmware {versions}; boot failures {summary['boot_failures']}; "
-          f"logins refused {summary['logins_refused']}")
+    print(_("{units} units ({states}); firmware {versions}; boot failures {boot_failures}; logins refused {logins_refused}").format(units=summary['units'], states=states, versions=versions, boot_failures=summary['boot_failures'], logins_refused=summary['logins_refused']))
     return 0
 
 
@@ -129,43 +128,43 @@ def cmd_labels(args: argparse.Namespace) -> int:
             handle.write(text)
         os.replace(tmp, out)
     except OSError as exc:
-        raise FleetError(f"cannot write the label sheet {out}: {exc.strerror or exc}") from exc
-    print(f"wrote {text.count(chr(10)) - 1} labels to {out}")
+        raise FleetError(_("cannot write the label sheet {out}: {value}").format(out=out, value=exc.strerror or exc)) from exc
+    print(_("wrote {value} labels to {out}").format(value=text.count(chr(10)) - 1, out=out))
     return 0
 
 
 def register(groups: dict[str, Any]) -> None:
     fleet = groups["fleet"]
-    p = fleet.add_parser("provision", help="provision N real units on loopback addresses 127.0.x.y")
-    p.add_argument("--count", required=True, type=int, help="number of units")
-    p.add_argument("--keys", required=True, type=Path, help="vendor key directory")
-    p.add_argument("--firmware", required=True, type=Path, help="signed factory firmware image")
-    p.add_argument("--dir", required=True, type=Path, help="fleet directory (absent or empty)")
-    p.add_argument("--workers", type=int, default=None, help="provisioning processes (default: core count)")
+    p = fleet.add_parser("provision", help=_("provision N real units on loopback addresses 127.0.x.y"))
+    p.add_argument("--count", required=True, type=int, help=_("number of units"))
+    p.add_argument("--keys", required=True, type=Path, help=_("vendor key directory"))
+    p.add_argument("--firmware", required=True, type=Path, help=_("signed factory firmware image"))
+    p.add_argument("--dir", required=True, type=Path, help=_("fleet directory (absent or empty)"))
+    p.add_argument("--workers", type=int, default=None, help=_("provisioning processes (default: core count)"))
     p.set_defaults(handler=cmd_provision)
 
-    p = fleet.add_parser("run", help="boot and serve every unit, many per worker process")
-    p.add_argument("--dir", required=True, type=Path, help="fleet directory")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: core count)")
+    p = fleet.add_parser("run", help=_("boot and serve every unit, many per worker process"))
+    p.add_argument("--dir", required=True, type=Path, help=_("fleet directory"))
+    p.add_argument("--workers", type=int, default=None, help=_("worker processes (default: core count)"))
     p.add_argument("--port", type=int, default=None,
-                   help="HTTPS port on every unit's address (default 443, or 8443 when 443 is not bindable)")
-    p.add_argument("--update-url", default=None, help="TUF repository https://host:port")
+                   help=_("HTTPS port on every unit's address (default 443, or 8443 when 443 is not bindable)"))
+    p.add_argument("--update-url", default=None, help=_("TUF repository https://host:port"))
     p.add_argument("--update-check-interval", type=float, default=None,
-                   help="seconds between automatic update checks (jittered; 0 = off)")
+                   help=_("seconds between automatic update checks (jittered; 0 = off)"))
     p.add_argument("--update-auto-install", choices=("on", "off"), default="off",
-                   help="on: a unit installs a release its signed rollout rule admits it to")
-    p.add_argument("--tls-profile", default=None, help="Mozilla TLS profile: intermediate or modern")
-    p.add_argument("--vendor-url", default=None, help="vendor PSIRT base URL for security.txt")
+                   help=_("on: a unit installs a release its signed rollout rule admits it to"))
+    p.add_argument("--tls-profile", default=None, help=_("Mozilla TLS profile: intermediate or modern"))
+    p.add_argument("--vendor-url", default=None, help=_("vendor PSIRT base URL for security.txt"))
     p.set_defaults(handler=cmd_run)
 
-    p = fleet.add_parser("status", help="address, serial, firmware and update state of every unit")
-    p.add_argument("--dir", required=True, type=Path, help="fleet directory")
+    p = fleet.add_parser("status", help=_("address, serial, firmware and update state of every unit"))
+    p.add_argument("--dir", required=True, type=Path, help=_("fleet directory"))
     form = p.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="the units and the summary as JSON")
-    form.add_argument("--metrics", action="store_true", help="the fleet summary as Prometheus text")
+    form.add_argument("--json", action="store_true", help=_("the units and the summary as JSON"))
+    form.add_argument("--metrics", action="store_true", help=_("the fleet summary as Prometheus text"))
     p.set_defaults(handler=cmd_status)
 
-    p = fleet.add_parser("labels", help="write the label sheet (CSV) a lab hands to its client")
-    p.add_argument("--dir", required=True, type=Path, help="fleet directory")
-    p.add_argument("--out", required=True, type=Path, help="CSV file to write (mode 0600)")
+    p = fleet.add_parser("labels", help=_("write the label sheet (CSV) a lab hands to its client"))
+    p.add_argument("--dir", required=True, type=Path, help=_("fleet directory"))
+    p.add_argument("--out", required=True, type=Path, help=_("CSV file to write (mode 0600)"))
     p.set_defaults(handler=cmd_labels)

@@ -45,6 +45,7 @@ from common.verify import (
     verify_firmware_image,
 )
 from refcam.cli_files import read_input, write_output
+from refcam.i18n import _
 from update_server.sbom import build_sbom
 
 DEFAULT_MODEL = "RC-1080"
@@ -58,9 +59,9 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
         return None
     value = os.environ.get(name)
     if value is None:
-        raise KeyStoreError(f"environment variable {name} (--passphrase-env) is not set")
+        raise KeyStoreError(_("environment variable {name} (--passphrase-env) is not set").format(name=name))
     if not value:
-        raise KeyStoreError(f"environment variable {name} (--passphrase-env) is empty")
+        raise KeyStoreError(_("environment variable {name} (--passphrase-env) is empty").format(name=name))
     return value.encode()
 
 
@@ -75,15 +76,17 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     keys = init_keys(directory, now=dt.datetime.now(dt.UTC), passphrase=_passphrase(args))
     inventory = json.loads(keys.inventory.read_text())
-    print(f"created key set in {directory}" + (" (encrypted)" if inventory["encrypted"] else ""))
+    if inventory["encrypted"]:
+        print(_("created key set in {directory} (encrypted)").format(directory=directory))
+    else:
+        print(_("created key set in {directory}").format(directory=directory))
     for name, entry in sorted(inventory["keys"].items()):
-        print(f"  {name:<24} {entry['algorithm']:<16} spki-sha256 {entry['spki_sha256']}")
+        print(_("  {name:<24} {algorithm:<16} spki-sha256 {spki_sha256}").format(name=name, algorithm=entry['algorithm'], spki_sha256=entry['spki_sha256']))
         print(f"  {'':<24} {entry['private']} (0600), {entry['public']}")
     for name, entry in sorted(inventory["certificates"].items()):
-        print(f"  {name:<24} {entry['subject']}, until {entry['not_valid_after'][:10]}")
+        print(_("  {name:<24} {subject}, until {value}").format(name=name, subject=entry['subject'], value=entry['not_valid_after'][:10]))
         print(f"  {'':<24} {entry['certificate']}, {entry['private']} (0600)")
-    print(f"  key-manifest             counter {inventory['key_manifest']['counter']}, "
-          f"{inventory['key_manifest']['path']}")  # fmt: skip
+    print(_("  key-manifest             counter {counter}, {path}").format(counter=inventory['key_manifest']['counter'], path=inventory['key_manifest']['path']))  # fmt: skip
     return 0
 
 
@@ -91,13 +94,10 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     keys = open_keys(Path(args.dir))
     result = rotate_signing_key(keys, passphrase=_passphrase(args), now=dt.datetime.now(dt.UTC))
     print(
-        f"new firmware-signing key {result.new_key_hash.hex()}; key manifest counter "
-        f"{result.old_counter} -> {result.new_counter}; previous key kept as "
-        f"{result.archived_key.name}"
+        _("new firmware-signing key {hex}; key manifest counter {old_counter} -> {new_counter}; previous key kept as {name}").format(hex=result.new_key_hash.hex(), old_counter=result.old_counter, new_counter=result.new_counter, name=result.archived_key.name)
     )
     print(
-        f"burn the key-manifest counter to {result.new_counter} on devices to revoke "
-        f"{result.old_key_hash.hex()}"
+        _("burn the key-manifest counter to {new_counter} on devices to revoke {hex}").format(new_counter=result.new_counter, hex=result.old_key_hash.hex())
     )
     return 0
 
@@ -118,7 +118,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     check_manifest_inputs(support_end=support_end, tuf_root=tuf_root, vendor_tls_root=vendor_tls_root)
     source_dir = Path(args.source) if args.source else None
     if source_dir is not None and not (source_dir / "main.py").is_file():
-        raise BootloaderError(f"--source {source_dir} is not a firmware package directory (no main.py)")
+        raise BootloaderError(_("--source {source_dir} is not a firmware package directory (no main.py)").format(source_dir=source_dir))
     fields: dict[str, Any] = dict(
         version=args.version,
         hardware_id=args.hardware_id,
@@ -157,9 +157,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     sbom_out = out.with_suffix(".cdx.json")
     write_output(sbom_out, published.encode())
     print(
-        f"wrote {out}: version {parsed.version}, security counter {parsed.security_counter}, "
-        f"hardware {parsed.hardware_id}, {len(image)} bytes, signed {args.algorithm} by "
-        f"{parsed.key_hash.hex()}, image hash {parsed.image_hash.hex()}"
+        _("wrote {out}: version {version}, security counter {security_counter}, hardware {hardware_id}, {len} bytes, signed {algorithm} by {hex}, image hash {hex2}").format(out=out, version=parsed.version, security_counter=parsed.security_counter, hardware_id=parsed.hardware_id, len=len(image), algorithm=args.algorithm, hex=parsed.key_hash.hex(), hex2=parsed.image_hash.hex())
     )
     return 0
 
@@ -171,7 +169,7 @@ def _trust_from_keys(keys: KeySet, hardware_id: str) -> TrustState:
         rot_keys.append((spki_sha256(load_public_key(keys.rot_pub(slot))), False))
         slot += 1
     if not rot_keys:
-        raise KeyStoreError(f"key directory {keys.directory} has no rot-0.pub.pem")
+        raise KeyStoreError(_("key directory {directory} has no rot-0.pub.pem").format(directory=keys.directory))
     return TrustState(
         rot_keys=tuple(rot_keys),
         min_key_manifest_counter=0,
@@ -194,9 +192,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         verified = verify_firmware_image(data, trust=trust)
         kind = f"key manifest counter {verified.key_manifest_counter}"
     print(
-        f"{args.file}: OK: version {verified.version}, security counter "
-        f"{verified.security_counter}, hardware {verified.hardware_id}, signer "
-        f"{verified.signer_key_hash.hex()}, {kind}, digest {verified.digest.hex()}"
+        _("{file}: OK: version {version}, security counter {security_counter}, hardware {hardware_id}, signer {hex}, {kind}, digest {hex2}").format(file=args.file, version=verified.version, security_counter=verified.security_counter, hardware_id=verified.hardware_id, hex=verified.signer_key_hash.hex(), kind=kind, hex2=verified.digest.hex())
     )
     return 0
 
@@ -330,8 +326,7 @@ def _cmd_sign_bootloader(args: argparse.Namespace) -> int:
     write_output(out, image)
     parsed = SignedImage.parse(image)
     print(
-        f"wrote {out}: bootloader version {parsed.version}, security counter "
-        f"{parsed.security_counter}, signed by rot-{args.rot_slot} {parsed.key_hash.hex()}"
+        _("wrote {out}: bootloader version {version}, security counter {security_counter}, signed by rot-{rot_slot} {hex}").format(out=out, version=parsed.version, security_counter=parsed.security_counter, rot_slot=args.rot_slot, hex=parsed.key_hash.hex())
     )
     return 0
 
@@ -340,71 +335,71 @@ def _non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not an integer").format(text=text)) from None
     if not 0 <= value <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"{value} is not in 0..4294967295")
+        raise argparse.ArgumentTypeError(_("{value} is not in 0..4294967295").format(value=value))
     return value
 
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     keys = groups["keys"]
-    p = keys.add_parser("init", help="create a complete vendor key set in a new directory")
-    p.add_argument("--dir", required=True, help="key directory to create")
-    p.add_argument("--passphrase-env", metavar="VAR", help="encrypt private keys with $VAR")
+    p = keys.add_parser("init", help=_("create a complete vendor key set in a new directory"))
+    p.add_argument("--dir", required=True, help=_("key directory to create"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("encrypt private keys with $VAR"))
     p.set_defaults(handler=_cmd_keys_init)
 
     p = keys.add_parser(
         "rotate-signing",
-        help="new firmware-signing key and a key manifest with the next counter",
+        help=_("new firmware-signing key and a key manifest with the next counter"),
     )
-    p.add_argument("--dir", required=True, help="existing key directory")
-    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.add_argument("--dir", required=True, help=_("existing key directory"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("passphrase of the private keys"))
     p.set_defaults(handler=_cmd_keys_rotate)
 
     fw = groups["firmware"]
-    p = fw.add_parser("build", help="pack the device package and sign it as a slot image")
-    p.add_argument("--keys", required=True, help="key directory")
-    p.add_argument("--version", required=True, help="MAJOR.MINOR.REVISION[+BUILD]")
+    p = fw.add_parser("build", help=_("pack the device package and sign it as a slot image"))
+    p.add_argument("--keys", required=True, help=_("key directory"))
+    p.add_argument("--version", required=True, help=_("MAJOR.MINOR.REVISION[+BUILD]"))
     p.add_argument("--security-counter", required=True, type=_non_negative)
-    p.add_argument("-o", "--output", required=True, help="image file to write")
+    p.add_argument("-o", "--output", required=True, help=_("image file to write"))
     p.add_argument("--hardware-id", default=DEFAULT_HARDWARE_ID)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--algorithm", choices=("ed25519", "ecdsa-p256"), default="ed25519")
-    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
-    p.add_argument("--tuf-root", help="trusted TUF root.json to embed")
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("passphrase of the private keys"))
+    p.add_argument("--tuf-root", help=_("trusted TUF root.json to embed"))
     p.add_argument(
-        "--vendor-tls-root", help="vendor TLS root PEM to embed (default: KEYS/vendor/root-ca.pem)"
+        "--vendor-tls-root", help=_("vendor TLS root PEM to embed (default: KEYS/vendor/root-ca.pem)")
     )
-    p.add_argument("--build-time", type=_non_negative, help="seconds since the epoch (default now)")
-    p.add_argument("--support-end", help="ISO date (default: build time + 5 years)")
+    p.add_argument("--build-time", type=_non_negative, help=_("seconds since the epoch (default now)"))
+    p.add_argument("--support-end", help=_("ISO date (default: build time + 5 years)"))
     p.add_argument(
         "--source",
         metavar="DIR",
-        help="the firmware package directory to pack (default: refcam's own device package)",
+        help=_("the firmware package directory to pack (default: refcam's own device package)"),
     )
     p.set_defaults(handler=_cmd_build)
 
-    p = fw.add_parser("verify", help="verify a slot image against a key directory's RoT keys")
+    p = fw.add_parser("verify", help=_("verify a slot image against a key directory's RoT keys"))
     p.add_argument("file")
-    p.add_argument("--keys", required=True, help="key directory (its rot-*.pub.pem are trusted)")
-    p.add_argument("--hardware-id", help="expected hardware id (default: the image's)")
+    p.add_argument("--keys", required=True, help=_("key directory (its rot-*.pub.pem are trusted)"))
+    p.add_argument("--hardware-id", help=_("expected hardware id (default: the image's)"))
     p.add_argument(
-        "--bootloader", action="store_true", help="FILE is a bootloader image signed by a RoT key"
+        "--bootloader", action="store_true", help=_("FILE is a bootloader image signed by a RoT key")
     )
     p.set_defaults(handler=_cmd_verify)
 
-    p = fw.add_parser("inspect", help="print the header, TLVs and payload summary of an image")
+    p = fw.add_parser("inspect", help=_("print the header, TLVs and payload summary of an image"))
     p.add_argument("file")
-    p.add_argument("--json", action="store_true", help="print the inspection as a JSON object")
+    p.add_argument("--json", action="store_true", help=_("print the inspection as a JSON object"))
     p.set_defaults(handler=_cmd_inspect)
 
-    p = fw.add_parser("sign-bootloader", help="build the bootloader image, signed by a RoT key")
-    p.add_argument("--keys", required=True, help="key directory")
+    p = fw.add_parser("sign-bootloader", help=_("build the bootloader image, signed by a RoT key"))
+    p.add_argument("--keys", required=True, help=_("key directory"))
     p.add_argument("--version", required=True)
     p.add_argument("--security-counter", required=True, type=_non_negative)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--rot-slot", type=int, choices=(0, 1), default=0)
     p.add_argument("--hardware-id", default=DEFAULT_HARDWARE_ID)
-    p.add_argument("--module", action="append", help="bootloader stage module to hash (repeatable)")
-    p.add_argument("--passphrase-env", metavar="VAR", help="passphrase of the private keys")
+    p.add_argument("--module", action="append", help=_("bootloader stage module to hash (repeatable)"))
+    p.add_argument("--passphrase-env", metavar="VAR", help=_("passphrase of the private keys"))
     p.set_defaults(handler=_cmd_sign_bootloader)

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from refcam.i18n import N_, _
 from update_server import csaf
 from update_server.psirt import model
 from update_server.psirt.cvss import score_vector
@@ -60,7 +61,7 @@ def parse_at(text: str | None) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise PSIRTInputError(
-            f"--at {text!r} is not an ISO 8601 date such as 2026-03-01T12:00:00Z"
+            _("--at {text!r} is not an ISO 8601 date such as 2026-03-01T12:00:00Z").format(text=text)
         ) from exc
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -72,7 +73,7 @@ def _policy(args: argparse.Namespace) -> SLAPolicy:
     try:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PSIRTInputError(f"cannot read the SLA policy {path}: {exc}") from exc
+        raise PSIRTInputError(_("cannot read the SLA policy {path}: {exc}").format(path=path, exc=exc)) from exc
     return load_policy(text, where=str(path))
 
 
@@ -80,8 +81,7 @@ def _open(args: argparse.Namespace) -> PSIRTStore:
     path = _db_path(args)
     if not path.is_file():
         raise PSIRTInputError(
-            f"no PSIRT database at {path}; pass --db PATH or set ${DB_ENV} "
-            "(the vendor server creates it on the first report)"
+            _("no PSIRT database at {path}; pass --db PATH or set ${DB_ENV} (the vendor server creates it on the first report)").format(path=path, DB_ENV=DB_ENV)
         )
     return PSIRTStore.open(path, create=False)
 
@@ -142,8 +142,7 @@ def _publisher(store: PSIRTStore, base_url: str | None) -> csaf.Publisher | None
     given = csaf.Publisher.default(base_url)
     if recorded is not None and recorded.namespace != given.namespace:
         raise PSIRTInputError(
-            f"--base-url {base_url} differs from the publisher the vendor server announces "
-            f"({recorded.namespace}); advisories must name their provider's publisher"
+            _("--base-url {base_url} differs from the publisher the vendor server announces ({namespace}); advisories must name their provider's publisher").format(base_url=base_url, namespace=recorded.namespace)
         )
     return recorded or given
 
@@ -169,7 +168,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _triage(args: argparse.Namespace, now: datetime) -> Callable[[model.Report], model.Report]:
     if (args.cwe is None) != (args.cwe_name is None):
-        raise PSIRTInputError("--cwe and --cwe-name go together (the CSAF cwe member needs both)")
+        raise PSIRTInputError(_("--cwe and --cwe-name go together (the CSAF cwe member needs both)"))
     score = score_vector(args.cvss)
     score_v3 = score_vector(args.cvss_v3) if args.cvss_v3 else None
     cwe = model.CWE.parse(args.cwe, args.cwe_name) if args.cwe else None
@@ -198,7 +197,7 @@ def _cmd_vex(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         states = [v["analysis"]["state"] for v in json.loads(text).get("vulnerabilities", [])]
-        print(f"wrote {args.output}: {len(states)} advisories, {states.count('exploitable')} affect {release}")
+        print(_("wrote {output}: {len} advisories, {count} affect {release}").format(output=args.output, len=len(states), count=states.count('exploitable'), release=release))
     return 0
 
 
@@ -217,12 +216,11 @@ def _cmd_sla(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=1))
         return 0
     print(
-        f"SLA status at {now.isoformat()}: {status.open_reports} open, "
-        f"{len(status.at_risk)} at risk, {status.breach_count} breached"
+        _("SLA status at {isoformat}: {open_reports} open, {len} at risk, {breach_count} breached").format(isoformat=now.isoformat(), open_reports=status.open_reports, len=len(status.at_risk), breach_count=status.breach_count)
     )
-    print(f"median time to acknowledge: {_format_hours(status.median_time_to_acknowledge)}")
+    print(_("median time to acknowledge: {format_hours}").format(format_hours=_format_hours(status.median_time_to_acknowledge)))
     for severity, median in status.median_time_to_fix.items():
-        print(f"median time to fix ({severity}): {_format_hours(median)}")
+        print(_("median time to fix ({severity}): {format_hours}").format(severity=severity, format_hours=_format_hours(median)))
     print(f"{'report':<13} {'deadline':<18} {'due':<26} status")
     for d in status.deadlines:
         print(f"{d.report_id:<13} {d.kind:<18} {d.due.isoformat():<26} {d.status}")
@@ -239,39 +237,39 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         *,
         report: bool = True,
     ) -> argparse.ArgumentParser:
-        p = psirt.add_parser(name, help=help_text)
+        p = psirt.add_parser(name, help=_(help_text))
         p.add_argument(
-            "--db", default=None, help=f"PSIRT database (default ${DB_ENV} or {DEFAULT_DB})"
+            "--db", default=None, help=_("PSIRT database (default ${DB_ENV} or {DEFAULT_DB})").format(DB_ENV=DB_ENV, DEFAULT_DB=DEFAULT_DB)
         )
-        p.add_argument("--at", default=None, help="act at this ISO 8601 time (default: now)")
+        p.add_argument("--at", default=None, help=_("act at this ISO 8601 time (default: now)"))
         if report:
-            p.add_argument("report_id", metavar="REPORT", help="tracking id, e.g. R-2026-0001")
+            p.add_argument("report_id", metavar="REPORT", help=_("tracking id, e.g. R-2026-0001"))
         p.set_defaults(handler=handler)
         return p
 
-    p = add("list", "list reports", _cmd_list, report=False)
-    p.add_argument("--json", action="store_true", help="print the reports as a JSON array")
-    add("show", "show one report as JSON", _cmd_show)
+    p = add("list", N_("list reports"), _cmd_list, report=False)
+    p.add_argument("--json", action="store_true", help=_("print the reports as a JSON array"))
+    add("show", N_("show one report as JSON"), _cmd_show)
     add(
         "ack",
-        "acknowledge a report",
+        N_("acknowledge a report"),
         _change(lambda a, now: lambda r: model.acknowledge(r, now=now)),
     )
-    p = add("triage", "score a report with a CVSS v3.1/v4.0 vector (and name its CWE)", _change(_triage))
+    p = add("triage", N_("score a report with a CVSS v3.1/v4.0 vector (and name its CWE)"), _change(_triage))
     p.add_argument("--cvss", required=True, metavar="VECTOR")
     p.add_argument(
-        "--cvss-v3", metavar="VECTOR", help="with a CVSS v4.0 --cvss: the v3.1 vector the CSAF 2.0 advisory carries"
+        "--cvss-v3", metavar="VECTOR", help=_("with a CVSS v4.0 --cvss: the v3.1 vector the CSAF 2.0 advisory carries")
     )
-    p.add_argument("--cwe", metavar="CWE-ID", help="the weakness, e.g. CWE-287 (with --cwe-name)")
-    p.add_argument("--cwe-name", metavar="NAME", help="its name in the CWE catalogue, e.g. 'Improper Authentication'")
+    p.add_argument("--cwe", metavar="CWE-ID", help=_("the weakness, e.g. CWE-287 (with --cwe-name)"))
+    p.add_argument("--cwe-name", metavar="NAME", help=_("its name in the CWE catalogue, e.g. 'Improper Authentication'"))
     add(
         "start-fix",
-        "start working on a fix",
+        N_("start working on a fix"),
         _change(lambda a, now: lambda r: model.start_fix(r, now=now)),
     )
     p = add(
         "fixed",
-        "link the report to the firmware release that fixes it",
+        N_("link the report to the firmware release that fixes it"),
         _change(
             lambda a, now: (
                 lambda r: model.mark_fixed(r, model.FirmwareRelease.parse(a.release), now=now)
@@ -279,49 +277,49 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         ),
     )
     p.add_argument("--release", required=True, metavar="HWID:VERSION")
-    p = add("publish", "publish the CSAF 2.0 advisory of a fixed report", _cmd_publish)
+    p = add("publish", N_("publish the CSAF 2.0 advisory of a fixed report"), _cmd_publish)
     p.add_argument(
         "--base-url",
         default=None,
-        help=f"vendor https origin (default ${VENDOR_URL_ENV}, else the publisher the vendor server recorded)",
+        help=_("vendor https origin (default ${VENDOR_URL_ENV}, else the publisher the vendor server recorded)").format(VENDOR_URL_ENV=VENDOR_URL_ENV),
     )
     p.add_argument("--cve", default=None)
     p.add_argument("--vendor", default="refcam")
     p.add_argument("--model", default="RC-1080")
-    add("close", "close a report", _change(lambda a, now: lambda r: model.close(r, now=now)))
+    add("close", N_("close a report"), _change(lambda a, now: lambda r: model.close(r, now=now)))
     p = add(
         "reject",
-        "reject a report",
+        N_("reject a report"),
         _change(lambda a, now: lambda r: model.reject(r, a.reason, now=now)),
     )
     p.add_argument("--reason", required=True)
     p = add(
         "duplicate",
-        "mark a report a duplicate of another",
+        N_("mark a report a duplicate of another"),
         _change(lambda a, now: lambda r: model.mark_duplicate(r, a.of, now=now)),
     )
     p.add_argument("--of", required=True, metavar="REPORT")
     add(
         "exploited",
-        "flag as actively exploited (starts the EU CRA clocks)",
+        N_("flag as actively exploited (starts the EU CRA clocks)"),
         _change(lambda a, now: lambda r: model.mark_exploited(r, now=now)),
     )
     p = add(
         "cra-report",
-        "record an EU CRA submission to the CSIRT/ENISA",
+        N_("record an EU CRA submission to the CSIRT/ENISA"),
         _change(lambda a, now: lambda r: model.record_cra_submission(r, a.kind, now=now)),
     )
     p.add_argument("--kind", required=True, choices=model.CRA_KINDS)
     p = add(
         "message",
-        "send the reporter a status update",
+        N_("send the reporter a status update"),
         _change(lambda a, now: lambda r: model.add_message(r, "psirt", a.body, now=now)),
     )
     p.add_argument("--body", required=True)
-    p = add("vex", "write the CycloneDX VEX of a release (which advisories affect it)", _cmd_vex, report=False)
+    p = add("vex", N_("write the CycloneDX VEX of a release (which advisories affect it)"), _cmd_vex, report=False)
     p.add_argument("--release", required=True, metavar="HWID:VERSION")
     p.add_argument("--model", default="RC-1080")
-    p.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
-    p = add("sla", "SLA deadlines, at-risk and breached lists, figures", _cmd_sla, report=False)
+    p.add_argument("-o", "--output", default=None, help=_("output file (default: stdout)"))
+    p = add("sla", N_("SLA deadlines, at-risk and breached lists, figures"), _cmd_sla, report=False)
     p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--policy", default=None, help="vendor SLA policy TOML (overrides defaults)")
+    p.add_argument("--policy", default=None, help=_("vendor SLA policy TOML (overrides defaults)"))

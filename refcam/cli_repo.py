@@ -40,6 +40,7 @@ from common.flaws import UnsafeFlaws
 from device.update.errors import UpdateError, UpdateTransportError
 from device.update.fetcher import HTTPSFetcher
 from device.update.tufclient import build_updater, translate
+from refcam.i18n import _
 from update_server.errors import RepositoryInputError, RepositoryStateError, ServerConfigError
 from update_server.psirt.errors import SBOMError
 from update_server.repo import TUFRepository, facts_from_image
@@ -60,7 +61,7 @@ def _passphrase(var: str | None) -> bytes | None:
         return None
     value = os.environ.get(var)
     if value is None:
-        raise RepositoryInputError(f"environment variable {var} (the key passphrase) is not set")
+        raise RepositoryInputError(_("environment variable {var} (the key passphrase) is not set").format(var=var))
     return value.encode()
 
 
@@ -88,9 +89,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     repo.commit()
     root = repo.root()
     print(
-        f"repository {args.dir}: root v{root.version} (threshold "
-        f"{root.roles['root'].threshold} of {len(root.roles['root'].keyids)}), "
-        "targets, snapshot, timestamp v1"
+        _("repository {dir}: root v{version} (threshold {threshold} of {len}), targets, snapshot, timestamp v1").format(dir=args.dir, version=root.version, threshold=root.roles['root'].threshold, len=len(root.roles['root'].keyids))
     )
     return 0
 
@@ -100,7 +99,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RepositoryInputError(f"cannot read {path}: {exc.strerror}") from exc
+        raise RepositoryInputError(_("cannot read {path}: {strerror}").format(path=path, strerror=exc.strerror)) from exc
     repo = _open(args)
     keys_dir = repo.keyring.keys_dir
     facts = facts_from_image(
@@ -112,29 +111,28 @@ def cmd_publish(args: argparse.Namespace) -> int:
     )
     sbom = _release_sbom(path, args.sbom, facts.version)
     if args.rollout is not None and not (math.isfinite(args.rollout) and 0 <= args.rollout <= 100):
-        raise RepositoryInputError(f"--rollout {args.rollout} must be a percentage between 0 and 100")
+        raise RepositoryInputError(_("--rollout {rollout} must be a percentage between 0 and 100").format(rollout=args.rollout))
     target = repo.publish(path.name, data, facts, sbom=sbom, advisories=args.fixes, rollout_percent=args.rollout)
     repo.commit()
     custom = target.custom if isinstance(target.custom, dict) else {}
     print(
-        f"published {target.path} (version {facts.version}, security counter "
-        f"{facts.security_counter}, {target.length} bytes); timestamp v{repo.timestamp().version}"
+        _("published {path} (version {version}, security counter {security_counter}, {length} bytes); timestamp v{version2}").format(path=target.path, version=facts.version, security_counter=facts.security_counter, length=target.length, version2=repo.timestamp().version)
     )
     if custom.get("sbom"):
-        print(f"published {custom['sbom']} (CycloneDX SBOM of {target.path})")
+        print(_("published {sbom} (CycloneDX SBOM of {path})").format(sbom=custom['sbom'], path=target.path))
     if args.fixes:
-        print(f"release fixes {', '.join(args.fixes)}")
+        print(_("release fixes {join}").format(join=', '.join(args.fixes)))
     return 0
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     if not math.isfinite(args.percent) or not 0 <= args.percent <= 100:
-        raise RepositoryInputError(f"--percent {args.percent} must be between 0 and 100")
+        raise RepositoryInputError(_("--percent {percent} must be between 0 and 100").format(percent=args.percent))
     repo = _open(args)
     target, rule = repo.set_rollout(args.version, percent=args.percent, halt=args.halt)
     repo.commit()
     state = "halted: no further installs" if rule["halted"] else f"offered to {rule['basis_points'] / 100:g} % of units"
-    print(f"rollout of {args.version} ({target.path}): {state}; timestamp v{repo.timestamp().version}")
+    print(_("rollout of {version} ({path}): {state}; timestamp v{version2}").format(version=args.version, path=target.path, state=state, version2=repo.timestamp().version))
     return 0
 
 
@@ -143,16 +141,16 @@ def _release_sbom(image: Path, explicit: str | None, version: str) -> bytes | No
     path = Path(explicit) if explicit else image.with_suffix(".cdx.json")
     if not path.exists():
         if explicit:
-            raise RepositoryInputError(f"--sbom {path}: no such file")
+            raise RepositoryInputError(_("--sbom {path}: no such file").format(path=path))
         return None
     try:
         text = path.read_text("utf-8")
         validate_sbom(text)
         described = json.loads(text)["metadata"]["component"]["version"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, SBOMError) as exc:
-        raise RepositoryInputError(f"{path} is not a valid CycloneDX SBOM: {exc}") from exc
+        raise RepositoryInputError(_("{path} is not a valid CycloneDX SBOM: {exc}").format(path=path, exc=exc)) from exc
     if described != version:
-        raise RepositoryInputError(f"{path} describes firmware {described}, the image is {version}")
+        raise RepositoryInputError(_("{path} describes firmware {described}, the image is {version}").format(path=path, described=described, version=version))
     return text.encode("utf-8")
 
 
@@ -162,9 +160,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if repo.has_changes:
         repo.commit()
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(_("warning: {warning}").format(warning=warning), file=sys.stderr)
     done = ", ".join(result.resigned) or "nothing (not close to expiry; --force to re-sign)"
-    print(f"re-signed {done}; snapshot v{result.snapshot_version}, timestamp v{result.timestamp_version}")
+    print(_("re-signed {done}; snapshot v{snapshot_version}, timestamp v{timestamp_version}").format(done=done, snapshot_version=result.snapshot_version, timestamp_version=result.timestamp_version))
     return 0
 
 
@@ -180,7 +178,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     key = repo.rotate(args.role, replace_keyid=args.keyid)
     repo.commit()
     key_file = repo.keyring.describe(key.keyid)
-    print(f"{args.role}: new key {key.keyid[:16]} ({key_file}); {_changed_versions(repo, args.role)}")
+    print(_("{role}: new key {value} ({key_file}); {changed_versions}").format(role=args.role, value=key.keyid[:16], key_file=key_file, changed_versions=_changed_versions(repo, args.role)))
     return 0
 
 
@@ -188,7 +186,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     repo = _open(args)
     repo.revoke_key(args.role, args.keyid)
     repo.commit()
-    print(f"{args.role}: key {args.keyid} revoked; {_changed_versions(repo, args.role)}")
+    print(_("{role}: key {keyid} revoked; {changed_versions}").format(role=args.role, keyid=args.keyid, changed_versions=_changed_versions(repo, args.role)))
     return 0
 
 
@@ -209,7 +207,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_server_run(args: argparse.Namespace) -> int:
     os.umask(0o077)  # the vendor's state (PSIRT database, token) is the owner's only
     if not 0 <= args.port <= 65535:
-        raise RepositoryInputError(f"--port {args.port} is not a TCP port")
+        raise RepositoryInputError(_("--port {port} is not a TCP port").format(port=args.port))
     repo_dir = Path(args.repo)
     probe = TUFRepository.open_dir(repo_dir, now=_now(), keys_dir=Path(args.keys))
     var = args.passphrase_env or probe.passphrase_env
@@ -236,14 +234,14 @@ def cmd_server_run(args: argparse.Namespace) -> int:
         flaws=flaws,
         signer=_openpgp_signer(args),
     )
-    print(f"PSIRT operator token: {token_at}", flush=True)
+    print(_("PSIRT operator token: {token_at}").format(token_at=token_at), flush=True)
     run(config, extensions=extensions)
     return 0
 
 
 def _openpgp_signer(args: argparse.Namespace) -> OpenPGPSigner | None:
     if (args.openpgp_home is None) != (args.openpgp_key is None):
-        raise ServerConfigError("--openpgp-home and --openpgp-key go together")
+        raise ServerConfigError(_("--openpgp-home and --openpgp-key go together"))
     if args.openpgp_home is None:
         return None
     from update_server.openpgp import OpenPGPSigner  # python-gnupg, only when signing
@@ -264,14 +262,14 @@ def _trusted_root(metadata_dir: Path) -> bytes:
         return (metadata_dir / "root.json").read_bytes()
     except OSError as exc:
         raise RepositoryStateError(
-            f"no trusted root in {metadata_dir} ({exc.strerror}); run 'refcam tuf-client init' first"
+            _("no trusted root in {metadata_dir} ({strerror}); run 'refcam tuf-client init' first").format(metadata_dir=metadata_dir, strerror=exc.strerror)
         ) from exc
 
 
 def _require(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         if not getattr(args, name):
-            raise RepositoryInputError(f"--{name.replace('_', '-')} is required for this command")
+            raise RepositoryInputError(_("--{replace} is required for this command").format(replace=name.replace('_', '-')))
 
 
 def cmd_tuf_init(args: argparse.Namespace) -> int:
@@ -281,8 +279,8 @@ def cmd_tuf_init(args: argparse.Namespace) -> int:
         metadata_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(metadata_dir / "root.json", data)
     except OSError as exc:
-        raise RepositoryInputError(f"cannot initialise {metadata_dir}: {exc}") from exc
-    print(f"refcam tuf-client: trusted root installed in {metadata_dir}")
+        raise RepositoryInputError(_("cannot initialise {metadata_dir}: {exc}").format(metadata_dir=metadata_dir, exc=exc)) from exc
+    print(_("refcam tuf-client: trusted root installed in {metadata_dir}").format(metadata_dir=metadata_dir))
     return 0
 
 
@@ -307,7 +305,7 @@ def cmd_tuf_refresh(args: argparse.Namespace) -> int:
         raise
     except Exception as exc:
         raise translate(exc) from exc
-    print(f"refcam tuf-client: metadata in {args.metadata_dir} is up to date")
+    print(_("refcam tuf-client: metadata in {metadata_dir} is up to date").format(metadata_dir=args.metadata_dir))
     return 0
 
 
@@ -318,14 +316,14 @@ def cmd_tuf_download(args: argparse.Namespace) -> int:
         try:
             info = updater.get_targetinfo(name)
             if info is None:
-                raise UpdateTransportError(f"target {name!r} is not in the repository")
+                raise UpdateTransportError(_("target {name!r} is not in the repository").format(name=name))
             cached = updater.find_cached_target(info)
             path = cached or updater.download_target(info)
         except UpdateError:
             raise
         except Exception as exc:
             raise translate(exc) from exc
-        print(f"refcam tuf-client: {name} -> {path}{' (cached)' if cached else ''}")
+        print(_("refcam tuf-client: {name} -> {path}{value}").format(name=name, path=path, value=' (cached)' if cached else ''))
     return 0
 
 
@@ -336,96 +334,96 @@ ROLE_HELP = "root, targets, snapshot, timestamp, or a delegated models-<hw> role
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     repo = groups["repo"]
-    p = repo.add_parser("init", help="create a TUF repository (root 2-of-3, offline targets)")
-    p.add_argument("--dir", required=True, help="repository directory to create")
-    p.add_argument("--keys", required=True, help="key directory made by 'refcam keys init'")
-    p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
+    p = repo.add_parser("init", help=_("create a TUF repository (root 2-of-3, offline targets)"))
+    p.add_argument("--dir", required=True, help=_("repository directory to create"))
+    p.add_argument("--keys", required=True, help=_("key directory made by 'refcam keys init'"))
+    p.add_argument("--passphrase-env", help=_("environment variable holding the key passphrase"))
     p.set_defaults(handler=cmd_init)
 
-    p = repo.add_parser("publish", help="add a signed firmware image as a target")
-    p.add_argument("repo", help="repository directory")
-    p.add_argument("file", help="signed image ('refcam firmware build')")
-    p.add_argument("--keys", help="key directory (default: the one recorded at init)")
-    p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
-    p.add_argument("--sbom", help="CycloneDX SBOM of the image (default: FILE with .cdx.json, if present)")
+    p = repo.add_parser("publish", help=_("add a signed firmware image as a target"))
+    p.add_argument("repo", help=_("repository directory"))
+    p.add_argument("file", help=_("signed image ('refcam firmware build')"))
+    p.add_argument("--keys", help=_("key directory (default: the one recorded at init)"))
+    p.add_argument("--passphrase-env", help=_("environment variable holding the key passphrase"))
+    p.add_argument("--sbom", help=_("CycloneDX SBOM of the image (default: FILE with .cdx.json, if present)"))
     p.add_argument("--fixes", action="append", default=[], metavar="ADVISORY",
-                   help="a CSAF advisory id this release fixes (repeatable)")
+                   help=_("a CSAF advisory id this release fixes (repeatable)"))
     p.add_argument("--rollout", type=float, metavar="PERCENT",
-                   help="publish staged: offered to PERCENT %% of units (widen with 'repo rollout')")
+                   help=_("publish staged: offered to PERCENT %% of units (widen with 'repo rollout')"))
     p.set_defaults(handler=cmd_publish)
 
-    p = repo.add_parser("rollout", help="stage a release: offer it to a share of the units (signed rule)")
-    p.add_argument("repo", help="repository directory")
-    p.add_argument("--version", required=True, help="the published firmware version to stage")
-    p.add_argument("--percent", required=True, type=float, help="share of units admitted, 0..100")
-    p.add_argument("--halt", action="store_true", help="stop further installs of this release")
-    p.add_argument("--keys", help="key directory (default: the one recorded at init)")
-    p.add_argument("--passphrase-env", help="environment variable holding the key passphrase")
+    p = repo.add_parser("rollout", help=_("stage a release: offer it to a share of the units (signed rule)"))
+    p.add_argument("repo", help=_("repository directory"))
+    p.add_argument("--version", required=True, help=_("the published firmware version to stage"))
+    p.add_argument("--percent", required=True, type=float, help=_("share of units admitted, 0..100"))
+    p.add_argument("--halt", action="store_true", help=_("stop further installs of this release"))
+    p.add_argument("--keys", help=_("key directory (default: the one recorded at init)"))
+    p.add_argument("--passphrase-env", help=_("environment variable holding the key passphrase"))
     p.set_defaults(handler=cmd_rollout)
 
-    p = repo.add_parser("refresh", help="re-sign snapshot and timestamp before they expire")
+    p = repo.add_parser("refresh", help=_("re-sign snapshot and timestamp before they expire"))
     p.add_argument("repo")
     p.add_argument("--keys")
     p.add_argument("--passphrase-env")
-    p.add_argument("--force", action="store_true", help="re-sign even if not close to expiry")
+    p.add_argument("--force", action="store_true", help=_("re-sign even if not close to expiry"))
     p.set_defaults(handler=cmd_refresh)
 
     p = repo.add_parser(
-        "rotate", help="replace a key of a role (top-level: new root; models-<hw>: new targets)"
+        "rotate", help=_("replace a key of a role (top-level: new root; models-<hw>: new targets)")
     )
     p.add_argument("role", help=ROLE_HELP)
     p.add_argument("repo")
     p.add_argument("--keys")
     p.add_argument("--passphrase-env")
-    p.add_argument("--keyid", help="key to replace (prefix, >= 8 hex digits); default: the first")
+    p.add_argument("--keyid", help=_("key to replace (prefix, >= 8 hex digits); default: the first"))
     p.set_defaults(handler=cmd_rotate)
 
-    p = repo.add_parser("revoke-key", help="remove a key from a role (refused below its threshold)")
+    p = repo.add_parser("revoke-key", help=_("remove a key from a role (refused below its threshold)"))
     p.add_argument("repo")
     p.add_argument("--role", required=True, help=ROLE_HELP)
-    p.add_argument("--keyid", required=True, help="key id (prefix, >= 8 hex digits)")
+    p.add_argument("--keyid", required=True, help=_("key id (prefix, >= 8 hex digits)"))
     p.add_argument("--keys")
     p.add_argument("--passphrase-env")
     p.set_defaults(handler=cmd_revoke)
 
-    p = repo.add_parser("status", help="versions, expiries and keys of every role")
+    p = repo.add_parser("status", help=_("versions, expiries and keys of every role"))
     p.add_argument("repo")
     p.add_argument("--keys")
     p.set_defaults(handler=cmd_status, passphrase_env="")
 
     server = groups["update-server"]
-    p = server.add_parser("run", help="serve REPO over TLS and keep its online roles fresh")
+    p = server.add_parser("run", help=_("serve REPO over TLS and keep its online roles fresh"))
     p.add_argument("--repo", required=True)
     p.add_argument("--keys", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9443)
     p.add_argument("--tls-profile", choices=device_tls.PROFILES, default="intermediate")
-    p.add_argument("--name", action="append", default=[], help="extra host name for the TLS leaf")
-    p.add_argument("--refresh-interval", type=float, default=3600.0, help="seconds; 0 disables")
+    p.add_argument("--name", action="append", default=[], help=_("extra host name for the TLS leaf"))
+    p.add_argument("--refresh-interval", type=float, default=3600.0, help=_("seconds; 0 disables"))
     p.add_argument("--passphrase-env")
-    p.add_argument("--psirt-db", default=str(DEFAULT_PSIRT_DB), help="PSIRT database (SQLite)")
-    p.add_argument("--sla-policy", help="TOML overriding the default SLA policy")
-    p.add_argument("--flaw", action="append", default=[], help="UNSAFE vendor flaw (sla-breached)")
-    p.add_argument("--openpgp-home", help="GnuPG home holding the key that signs security.txt")
-    p.add_argument("--openpgp-key", metavar="FINGERPRINT", help="that key's fingerprint (with --openpgp-home)")
+    p.add_argument("--psirt-db", default=str(DEFAULT_PSIRT_DB), help=_("PSIRT database (SQLite)"))
+    p.add_argument("--sla-policy", help=_("TOML overriding the default SLA policy"))
+    p.add_argument("--flaw", action="append", default=[], help=_("UNSAFE vendor flaw (sla-breached)"))
+    p.add_argument("--openpgp-home", help=_("GnuPG home holding the key that signs security.txt"))
+    p.add_argument("--openpgp-key", metavar="FINGERPRINT", help=_("that key's fingerprint (with --openpgp-home)"))
     p.set_defaults(handler=cmd_server_run)
 
-    p = groups[""].add_parser("tuf-client", help="TUF client (tuf-conformance CLI protocol)")
+    p = groups[""].add_parser("tuf-client", help=_("TUF client (tuf-conformance CLI protocol)"))
     p.add_argument("--metadata-dir", required=True)
     p.add_argument("--metadata-url")
     p.add_argument("--target-name", action="append")
     p.add_argument("--target-dir")
     p.add_argument("--target-base-url")
-    p.add_argument("--ca-file", help="PEM trust anchor for https (the vendor root)")
+    p.add_argument("--ca-file", help=_("PEM trust anchor for https (the vendor root)"))
     p.add_argument(
-        "--allow-plain-http", action="store_true", help="permit http:// (testing only)"
+        "--allow-plain-http", action="store_true", help=_("permit http:// (testing only)")
     )
     sub = p.add_subparsers(dest="tuf_command", metavar="SUBCOMMAND")
     sub.required = True
-    q = sub.add_parser("init", help="install the trusted root")
+    q = sub.add_parser("init", help=_("install the trusted root"))
     q.add_argument("trusted_root")
     q.set_defaults(handler=cmd_tuf_init)
-    q = sub.add_parser("refresh", help="update top-level metadata")
+    q = sub.add_parser("refresh", help=_("update top-level metadata"))
     q.set_defaults(handler=cmd_tuf_refresh)
-    q = sub.add_parser("download", help="download and verify targets")
+    q = sub.add_parser("download", help=_("download and verify targets"))
     q.set_defaults(handler=cmd_tuf_download)

@@ -59,6 +59,7 @@ from device.stream.errors import FormatError, StreamError, TransportError
 from device.stream.multipart import END_CONTENT_TYPE, SIGNED_CONTENT_TYPES
 from device.stream.signing import Envelope
 from device.stream.web import SIGNATURE_HEADER
+from refcam.i18n import _
 from refcam.progress import Progress
 
 from .streamverify import (
@@ -90,34 +91,34 @@ TAIL_TIMEOUT = 10.0  # seconds to wait for the manifest of the last recorded fra
 
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
-    rec = groups["stream"].add_parser("record", help="record a signed stream (or snapshot) to a file")
+    rec = groups["stream"].add_parser("record", help=_("record a signed stream (or snapshot) to a file"))
     rec.add_argument(
-        "url", help="https://HOST:PORT, the stream.mjpeg / snapshot.jpg URL, or rtsps://HOST:PORT/h264 (signed H.264)"
+        "url", help=_("https://HOST:PORT, the stream.mjpeg / snapshot.jpg URL, or rtsps://HOST:PORT/h264 (signed H.264)")
     )
-    rec.add_argument("--out", required=True, type=Path, help="recording file to write")
-    rec.add_argument("--ca", type=Path, help="PEM trust anchor for the camera's TLS (manufacturer root)")
+    rec.add_argument("--out", required=True, type=Path, help=_("recording file to write"))
+    rec.add_argument("--ca", type=Path, help=_("PEM trust anchor for the camera's TLS (manufacturer root)"))
     auth = rec.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--token", help="session token (prefer --token-env: argv is visible to other users)")
-    auth.add_argument("--token-env", metavar="VAR", help="environment variable holding a session token")
-    auth.add_argument("--user", help="log in as this user (password from --password-env)")
-    rec.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    auth.add_argument("--token", help=_("session token (prefer --token-env: argv is visible to other users)"))
+    auth.add_argument("--token-env", metavar="VAR", help=_("environment variable holding a session token"))
+    auth.add_argument("--user", help=_("log in as this user (password from --password-env)"))
+    rec.add_argument("--password-env", metavar="VAR", help=_("environment variable holding the password"))
     limit = rec.add_mutually_exclusive_group()
-    limit.add_argument("--seconds", type=float, help="stop taking frames after this many seconds")
-    limit.add_argument("--frames", type=int, help="stop after this many frames")
-    rec.add_argument("--fps", type=float, help="ask the camera for at most this frame rate")
+    limit.add_argument("--seconds", type=float, help=_("stop taking frames after this many seconds"))
+    limit.add_argument("--frames", type=int, help=_("stop after this many frames"))
+    rec.add_argument("--fps", type=float, help=_("ask the camera for at most this frame rate"))
     rec.set_defaults(handler=cmd_record)
 
-    ver = groups["stream"].add_parser("verify", help="verify a recording against the manufacturer root")
+    ver = groups["stream"].add_parser("verify", help=_("verify a recording against the manufacturer root"))
     ver.add_argument(
-        "file", type=Path, help="recording written by `refcam stream record` (signed MJPEG, or H.264 from rtsps://)"
+        "file", type=Path, help=_("recording written by `refcam stream record` (signed MJPEG, or H.264 from rtsps://)")
     )
-    ver.add_argument("--ca", required=True, type=Path, help="PEM manufacturer root certificate")
-    ver.add_argument("--all-frames", action="store_true", help="print a line for every frame")
-    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.add_argument("--ca", required=True, type=Path, help=_("PEM manufacturer root certificate"))
+    ver.add_argument("--all-frames", action="store_true", help=_("print a line for every frame"))
+    ver.add_argument("--json", action="store_true", help=_("print the report as JSON"))
     ver.add_argument(
         "--require-complete",
         action="store_true",
-        help="also fail unless the recording holds the session's start and its signed end marker",
+        help=_("also fail unless the recording holds the session's start and its signed end marker"),
     )
     ver.add_argument(
         "--snapshot",
@@ -125,7 +126,7 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
         default=[],
         type=Path,
         metavar="SNAP",
-        help="a recorded snapshot that must be a frame of a session in FILE (repeatable)",
+        help=_("a recorded snapshot that must be a frame of a session in FILE (repeatable)"),
     )
     ver.set_defaults(handler=cmd_verify)
 
@@ -145,15 +146,15 @@ class RecordResult:
 def _target(url: str) -> tuple[URL, bool]:
     parsed = URL(url)
     if parsed.scheme != "https":
-        raise StreamError(f"URL {url!r} is not https://; the camera serves its stream over TLS only")
+        raise StreamError(_("URL {url!r} is not https://; the camera serves its stream over TLS only").format(url=url))
     if parsed.user or parsed.password or parsed.query:
-        raise StreamError("credentials and query strings do not go in the URL; use --token-env or --user")
+        raise StreamError(_("credentials and query strings do not go in the URL; use --token-env or --user"))
     if not parsed.host:
-        raise StreamError(f"URL {url!r} has no host")
+        raise StreamError(_("URL {url!r} has no host").format(url=url))
     if parsed.path in ("", "/"):
         return parsed.with_path(STREAM_PATH), False
     if parsed.path not in (STREAM_PATH, SNAPSHOT_PATH):
-        raise StreamError(f"URL path {parsed.path!r} is neither {STREAM_PATH} nor {SNAPSHOT_PATH}")
+        raise StreamError(_("URL path {path!r} is neither {STREAM_PATH} nor {SNAPSHOT_PATH}").format(path=parsed.path, STREAM_PATH=STREAM_PATH, SNAPSHOT_PATH=SNAPSHOT_PATH))
     return parsed, parsed.path == SNAPSHOT_PATH
 
 
@@ -169,11 +170,11 @@ def _covered_up_to(envelope: bytes) -> int | None:
 async def _login(session: aiohttp.ClientSession, base: URL, user: str, password: str) -> str:
     async with session.post(base.with_path("/api/v1/session"), json={"username": user, "password": password}) as r:
         if r.status != 200:
-            raise TransportError(f"login as {user!r} refused: HTTP {r.status} {await _error_text(r)}")
+            raise TransportError(_("login as {user!r} refused: HTTP {status} {value}").format(user=user, status=r.status, value=await _error_text(r)))
         body = await r.json()
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str):
-        raise TransportError("login answer has no session token")
+        raise TransportError(_("login answer has no session token"))
     return token
 
 
@@ -217,13 +218,13 @@ async def record_stream(
                 target = target.with_query(fps=str(fps))
             async with session.get(target, headers=headers) as response:
                 if response.status != 200:
-                    raise TransportError(f"GET {target.path} refused: HTTP {response.status} {await _error_text(response)}")
+                    raise TransportError(_("GET {path} refused: HTTP {status} {value}").format(path=target.path, status=response.status, value=await _error_text(response)))
                 out.write(MAGIC)
                 if snapshot:
                     return await _record_snapshot(response, out)
                 return await _record_parts(response, out, frames=frames, seconds=seconds, on_frame=on_frame)
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        raise TransportError(f"cannot record {target}: {e or type(e).__name__}") from e
+        raise TransportError(_("cannot record {target}: {value}").format(target=target, value=e or type(e).__name__)) from e
 
 
 async def _record_snapshot(response: aiohttp.ClientResponse, out: BinaryIO) -> RecordResult:
@@ -232,7 +233,7 @@ async def _record_snapshot(response: aiohttp.ClientResponse, out: BinaryIO) -> R
     try:
         frame = FrameRecord(int(response.headers["X-Frame-Seq"]), int(response.headers["X-Capture-Timestamp"]), jpeg)
     except (KeyError, ValueError) as e:
-        raise TransportError(f"snapshot answer lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}") from e
+        raise TransportError(_("snapshot answer lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}").format(e=e)) from e
     out.write(encode_record(frame))
     if signature is not None:
         out.write(encode_record(SnapshotRecord(signature.encode("ascii", "replace"))))
@@ -283,7 +284,7 @@ async def _record_parts(
                 try:
                     seq, ts = int(part.headers["x-frame-seq"]), int(part.headers["x-capture-timestamp"])
                 except (KeyError, ValueError) as e:
-                    raise FormatError(f"frame part lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}") from e
+                    raise FormatError(_("frame part lacks a valid X-Frame-Seq / X-Capture-Timestamp: {e}").format(e=e)) from e
                 out.write(encode_record(FrameRecord(seq, ts, part.body)))
                 recorded += 1
                 last_seq = seq
@@ -306,19 +307,19 @@ async def _record_parts(
 
 def cmd_record(args: argparse.Namespace) -> int:
     if args.frames is not None and args.frames < 1:
-        raise StreamError(f"--frames {args.frames} must be at least 1")
+        raise StreamError(_("--frames {frames} must be at least 1").format(frames=args.frames))
     if args.seconds is not None and not args.seconds > 0:
-        raise StreamError(f"--seconds {args.seconds} must be positive")
+        raise StreamError(_("--seconds {seconds} must be positive").format(seconds=args.seconds))
     token, user, password = args.token, args.user, None
     if args.token_env:
         token = _env(args.token_env, "--token-env")
     if user is not None:
         if not args.password_env:
-            raise StreamError("--user needs --password-env VAR (the password is never taken from argv)")
+            raise StreamError(_("--user needs --password-env VAR (the password is never taken from argv)"))
         password = _env(args.password_env, "--password-env")
     if args.url.startswith(("rtsps://", "rtsp://")):
         if user is None or password is None:
-            raise StreamError("an rtsps:// recording needs --user and --password-env (RTSP Digest)")
+            raise StreamError(_("an rtsps:// recording needs --user and --password-env (RTSP Digest)"))
         return _record_rtsp(args, user, password)
     ssl_context = tls.client_context(args.ca) if args.ca else ssl.create_default_context()
     partial = args.out.with_name(args.out.name + ".part")
@@ -345,9 +346,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         what += " and the session's end marker"
     if result.frames < 0:
         what = "interrupted"
-    print(f"recorded {what} to {args.out}")
+    print(_("recorded {what} to {out}").format(what=what, out=args.out))
     if not result.complete:
-        print("refcam: warning: the stream ended before the last frames were signed", file=sys.stderr)
+        print(_("refcam: warning: the stream ended before the last frames were signed"), file=sys.stderr)
     return 0
 
 
@@ -367,7 +368,7 @@ def record_rtsp(
 
     parts = urlsplit(url)
     if parts.scheme != "rtsps" or not parts.hostname or parts.username or parts.password:
-        raise StreamError(f"{url!r}: expected rtsps://HOST:PORT/h264 without credentials in it")
+        raise StreamError(_("{url!r}: expected rtsps://HOST:PORT/h264 without credentials in it").format(url=url))
     port = f":{parts.port}" if parts.port else ""
     target = f"rtsps://{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}{port}{parts.path}"
     options = {"rtsp_transport": "tcp", "tls_verify": "1", "ca_file": str(ca)}
@@ -376,7 +377,7 @@ def record_rtsp(
         with av.open(target, options=options, timeout=20) as container:
             stream = container.streams.video[0]
             if stream.codec_context.name != "h264":
-                raise StreamError(f"{parts.path} is {stream.codec_context.name}, not H.264: nothing to verify")
+                raise StreamError(_("{path} is {name}, not H.264: nothing to verify").format(path=parts.path, name=stream.codec_context.name))
             for packet in container.demux(stream):
                 data = bytes(packet)
                 if not data:
@@ -386,13 +387,13 @@ def record_rtsp(
                 if (frames is not None and written >= frames) or (deadline and time.monotonic() >= deadline):
                     break
     except av.FFmpegError as exc:
-        raise TransportError(f"cannot record {parts.scheme}://{parts.hostname}{port}{parts.path}: {exc}") from exc
+        raise TransportError(_("cannot record {scheme}://{hostname}{port}{path}: {exc}").format(scheme=parts.scheme, hostname=parts.hostname, port=port, path=parts.path, exc=exc)) from exc
     return written
 
 
 def _record_rtsp(args: argparse.Namespace, user: str, password: str) -> int:
     if args.ca is None:
-        raise StreamError("an rtsps:// recording needs --ca (the manufacturer root the camera's chain ends at)")
+        raise StreamError(_("an rtsps:// recording needs --ca (the manufacturer root the camera's chain ends at)"))
     partial = args.out.with_name(args.out.name + ".part")
     try:
         with partial.open("wb") as out:
@@ -403,14 +404,14 @@ def _record_rtsp(args: argparse.Namespace, user: str, password: str) -> int:
         partial.unlink(missing_ok=True)
         raise
     partial.replace(args.out)
-    print(f"recorded {written} H.264 access units to {args.out}")
+    print(_("recorded {written} H.264 access units to {out}").format(written=written, out=args.out))
     return 0
 
 
 def _env(name: str, option: str) -> str:
     value = os.environ.get(name)
     if not value:
-        raise StreamError(f"{option} {name}: that environment variable is not set or empty")
+        raise StreamError(_("{option} {name}: that environment variable is not set or empty").format(option=option, name=name))
     return value
 
 
@@ -428,7 +429,7 @@ def _load_root(path: Path) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError) as e:
-        raise StreamError(f"cannot read root certificate {path}: {e}") from e
+        raise StreamError(_("cannot read root certificate {path}: {e}").format(path=path, e=e)) from e
 
 
 def format_report(report: StreamReport, *, all_frames: bool = False) -> list[str]:
@@ -494,7 +495,7 @@ def _read_records(path: Path, what: str) -> tuple[Record, ...]:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise StreamError(f"cannot read {what} {path}: {e.strerror}") from e
+        raise StreamError(_("cannot read {what} {path}: {strerror}").format(what=what, path=path, strerror=e.strerror)) from e
     try:
         return parse_container(data)
     except FormatError as e:
@@ -512,7 +513,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify_records(records, trust_root=root, now=now)
     links: list[tuple[Path, SnapshotLink]] = []
     if args.snapshot and report.kind != "stream":
-        raise StreamError(f"{args.file} is a snapshot; --snapshot checks snapshots against a stream recording")
+        raise StreamError(_("{file} is a snapshot; --snapshot checks snapshots against a stream recording").format(file=args.file))
     for path in args.snapshot:
         links.append((path, link_snapshot(_read_records(path, "snapshot"), records, trust_root=root, now=now)))
     if args.json:
@@ -529,7 +530,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("\n".join(lines))
     try:
         report.check(complete=args.require_complete)
-        for _, link in links:
+        for _gop, link in links:
             link.check()
     except (NotAuthentic, Incomplete):
         return 1
@@ -549,15 +550,15 @@ def _verify_h264(args: argparse.Namespace, root: x509.Certificate) -> int:
     try:
         data = args.file.read_bytes()
     except OSError as e:
-        raise FormatError(f"recording {args.file}: {e}") from e
+        raise FormatError(_("recording {file}: {e}").format(file=args.file, e=e)) from e
     report = verify_h264(data, trust_root=root, now=datetime.now(UTC))
     if args.json:
         print(json.dumps({"verdict": report.verdict, "session": report.session,
                           "gops": [asdict(g) for g in report.gops]}, indent=2))
     else:
         for gop in report.gops:
-            print(f"{gop.status:<10} {gop.detail} ({gop.frames} frames)")
-        print(f"verdict: {report.verdict}")
+            print(_("{status:<10} {detail} ({frames} frames)").format(status=gop.status, detail=gop.detail, frames=gop.frames))
+        print(_("verdict: {verdict}").format(verdict=report.verdict))
     try:
         report.check()
     except NotAuthentic:

@@ -43,6 +43,7 @@ from yarl import URL
 
 from common import tls
 from common.errors import RefcamError
+from refcam.i18n import _
 
 if TYPE_CHECKING:  # aiohttp is imported where it is used: `refcam device ...` starts faster
     import aiohttp
@@ -69,18 +70,18 @@ class StillTrial(UpdateCommandError):
 
 def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     p = groups["device"].add_parser(
-        "update", help="upload (--image) or install (from the update source) firmware on a running camera"
+        "update", help=_("upload (--image) or install (from the update source) firmware on a running camera")
     )
-    p.add_argument("url", help="the camera: https://HOST:PORT")
-    p.add_argument("--ca", type=Path, required=True, help="PEM trust anchor for the camera's TLS (manufacturer root)")
-    p.add_argument("--image", type=Path, help="signed image to upload; without it the camera installs from its update source")
+    p.add_argument("url", help=_("the camera: https://HOST:PORT"))
+    p.add_argument("--ca", type=Path, required=True, help=_("PEM trust anchor for the camera's TLS (manufacturer root)"))
+    p.add_argument("--image", type=Path, help=_("signed image to upload; without it the camera installs from its update source"))
     auth = p.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--token-env", metavar="VAR", help="environment variable holding an admin session token")
-    auth.add_argument("--user", help="log in as this admin user (password from --password-env)")
-    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    auth.add_argument("--token-env", metavar="VAR", help=_("environment variable holding an admin session token"))
+    auth.add_argument("--user", help=_("log in as this admin user (password from --password-env)"))
+    p.add_argument("--password-env", metavar="VAR", help=_("environment variable holding the password"))
     p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
-                   help="how long to wait for the reboot and the trial's confirmation (default 120)")  # fmt: skip
-    p.add_argument("--no-wait", action="store_true", help="return once the camera has accepted the image")
+                   help=_("how long to wait for the reboot and the trial's confirmation (default 120)"))  # fmt: skip
+    p.add_argument("--no-wait", action="store_true", help=_("return once the camera has accepted the image"))
     p.set_defaults(handler=cmd_update)
 
 
@@ -99,18 +100,18 @@ class Outcome:
 def _base(url: str) -> URL:
     parsed = URL(url)
     if parsed.scheme != "https":
-        raise UpdateCommandError(f"URL {url!r} is not https://; the camera's management API is TLS only")
+        raise UpdateCommandError(_("URL {url!r} is not https://; the camera's management API is TLS only").format(url=url))
     if parsed.user or parsed.password or parsed.query:
-        raise UpdateCommandError("credentials and query strings do not go in the URL; use --token-env or --user")
+        raise UpdateCommandError(_("credentials and query strings do not go in the URL; use --token-env or --user"))
     if not parsed.host or parsed.path not in ("", "/"):
-        raise UpdateCommandError(f"URL {url!r} must be https://HOST:PORT")
+        raise UpdateCommandError(_("URL {url!r} must be https://HOST:PORT").format(url=url))
     return parsed.with_path("/")
 
 
 def _env(name: str, option: str) -> str:
     value = os.environ.get(name)
     if not value:
-        raise UpdateCommandError(f"{option} {name}: that environment variable is not set or empty")
+        raise UpdateCommandError(_("{option} {name}: that environment variable is not set or empty").format(option=option, name=name))
     return value
 
 
@@ -129,11 +130,11 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
 async def _login(session: aiohttp.ClientSession, base: URL, user: str, password: str) -> str:
     async with session.post(base.with_path(SESSION_PATH), json={"username": user, "password": password}) as r:
         if r.status != 200:
-            raise UpdateCommandError(f"login as {user!r} refused ({await _error_text(r)})")
+            raise UpdateCommandError(_("login as {user!r} refused ({value})").format(user=user, value=await _error_text(r)))
         body = await r.json()
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str):
-        raise UpdateCommandError("the login answer has no session token")
+        raise UpdateCommandError(_("the login answer has no session token"))
     return token
 
 
@@ -145,7 +146,7 @@ async def _status(session: aiohttp.ClientSession, base: URL, headers: dict[str, 
         async with session.get(base.with_path(STATUS_PATH), headers=headers) as r:
             if r.status != 200:
                 if r.status in (401, 403):
-                    raise UpdateCommandError(f"the camera refused the status request ({await _error_text(r)})")
+                    raise UpdateCommandError(_("the camera refused the status request ({value})").format(value=await _error_text(r)))
                 return None
             body = await r.json()
             return body if isinstance(body, dict) else None
@@ -207,25 +208,25 @@ async def _send(
         )  # fmt: skip
     else:
         sending = make_progress("install", total=None, unit="bytes")
-        sending.note("the camera checks its update source")
+        sending.note(_("the camera checks its update source"))
         request = session.post(base.with_path(INSTALL_PATH), headers=headers)
     watcher = asyncio.create_task(_watch_camera(session, base, headers, make_progress))
     try:
         async with request as r:
             if r.status != 202:
                 sending.finish("refused")
-                raise UpdateCommandError(f"the camera refused the update ({await _error_text(r)})")
+                raise UpdateCommandError(_("the camera refused the update ({value})").format(value=await _error_text(r)))
             answer = await r.json()
     except aiohttp.ClientError as exc:
         sending.finish("failed")
-        raise UpdateCommandError(f"cannot reach the camera at {base}: {exc}") from exc
+        raise UpdateCommandError(_("cannot reach the camera at {base}: {exc}").format(base=base, exc=exc)) from exc
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     sending.finish("accepted")
     if not isinstance(answer, dict) or not isinstance(answer.get("installed"), dict):
-        raise UpdateCommandError("the camera's answer does not say what it installed")
+        raise UpdateCommandError(_("the camera's answer does not say what it installed"))
     return answer
 
 
@@ -241,7 +242,7 @@ async def _await_outcome(
     """Wait for the reboot (the old firmware stops answering 'pending-reboot'), then for
     the trial's confirmation."""
     steps = make_progress("reboot")
-    steps.note("the camera restarts into the new firmware")
+    steps.note(_("the camera restarts into the new firmware"))
     deadline = time.monotonic() + wait
     last: dict[str, Any] | None = None
     said_trial = False
@@ -251,20 +252,20 @@ async def _await_outcome(
             last = status
             running = status.get("running") or {}
             if running.get("version") != version or running.get("slot") != slot:
-                steps.note(f"the camera runs {running.get('version')} (slot {running.get('slot')})")
+                steps.note(_("the camera runs {version} (slot {slot})").format(version=running.get("version"), slot=running.get("slot")))
                 reason = await _slot_reason(session, base, headers, slot)
                 return Outcome(
                     version, slot, "not kept", str(running.get("version")), str(running.get("slot")), reason
                 )
             if not running.get("trial"):
-                steps.note(f"{version} passed its trial")
+                steps.note(_("{version} passed its trial").format(version=version))
                 return Outcome(version, slot, "confirmed", version, slot)
             if not said_trial:
-                steps.note(f"{version} runs as a trial; waiting for its health check")
+                steps.note(_("{version} runs as a trial; waiting for its health check").format(version=version))
                 said_trial = True
         await asyncio.sleep(POLL_S)
     if last is None:
-        raise UpdateCommandError(f"the camera did not come back within {wait:g} s of the reboot")
+        raise UpdateCommandError(_("the camera did not come back within {wait:g} s of the reboot").format(wait=wait))
     return Outcome(version, slot, "trial", version, slot)
 
 
@@ -307,7 +308,7 @@ async def run_update(
             headers = {"Authorization": f"Bearer {token}"}
             answer = await _send(session, base, headers, image, make_progress)
         except aiohttp.ClientError as exc:
-            raise UpdateCommandError(f"cannot reach the camera at {base}: {exc}") from exc
+            raise UpdateCommandError(_("cannot reach the camera at {base}: {exc}").format(base=base, exc=exc)) from exc
         version, slot = str(answer["installed"].get("version")), str(answer.get("slot"))
         if wait is None:
             return Outcome(version, slot, "accepted")
@@ -317,20 +318,20 @@ async def run_update(
 def cmd_update(args: argparse.Namespace) -> int:
     _base(args.url)  # a bad URL is named before anything else is read
     if not args.wait > 0:
-        raise UpdateCommandError(f"--wait {args.wait:g} must be positive")
+        raise UpdateCommandError(_("--wait {wait:g} must be positive").format(wait=args.wait))
     token = user = password = None
     if args.token_env:
         token = _env(args.token_env, "--token-env")
     else:
         if not args.password_env:
-            raise UpdateCommandError("--user needs --password-env VAR (the password is never taken from argv)")
+            raise UpdateCommandError(_("--user needs --password-env VAR (the password is never taken from argv)"))
         user, password = args.user, _env(args.password_env, "--password-env")
     image = None
     if args.image is not None:
         try:
             image = args.image.read_bytes()
         except OSError as exc:
-            raise UpdateCommandError(f"cannot read the image {args.image}: {exc.strerror}") from exc
+            raise UpdateCommandError(_("cannot read the image {image}: {strerror}").format(image=args.image, strerror=exc.strerror)) from exc
     ssl_context = tls.client_context(args.ca)  # TLSConfigError: one line naming the file
     outcome = asyncio.run(
         run_update(
@@ -339,19 +340,18 @@ def cmd_update(args: argparse.Namespace) -> int:
         )
     )  # fmt: skip
     if outcome.result == "accepted":
-        print(f"accepted {outcome.version} into slot {outcome.slot}; the camera reboots into a trial")
+        print(_("accepted {version} into slot {slot}; the camera reboots into a trial").format(version=outcome.version, slot=outcome.slot))
         return 0
     if outcome.result == "confirmed":
-        print(f"updated: {outcome.version} in slot {outcome.slot} is confirmed")
+        print(_("updated: {version} in slot {slot} is confirmed").format(version=outcome.version, slot=outcome.slot))
         return 0
     if outcome.result == "trial":
-        raise StillTrial(f"{outcome.version} runs as a trial, not confirmed within {args.wait:g} s")
+        raise StillTrial(_("{version} runs as a trial, not confirmed within {wait:g} s").format(version=outcome.version, wait=args.wait))
     why = (
-        f"the bootloader refused slot {outcome.slot}: {outcome.reason}"
+        _("the bootloader refused slot {slot}: {reason}").format(slot=outcome.slot, reason=outcome.reason)
         if outcome.reason
-        else "the bootloader refused the image or its trial reverted"
+        else _("the bootloader refused the image or its trial reverted")
     )
     raise UpdateCommandError(
-        f"update to {outcome.version} not kept: the camera restarted on {outcome.running} "
-        f"(slot {outcome.running_slot}); {why}"
+        _("update to {version} not kept: the camera restarted on {running} (slot {running_slot}); {why}").format(version=outcome.version, running=outcome.running, running_slot=outcome.running_slot, why=why)
     )

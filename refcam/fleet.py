@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import RefcamError
+from refcam.i18n import _
 
 FLEET_FORMAT = "refcam-fleet/1"
 FLEET_FILE = "fleet.json"
@@ -79,18 +80,17 @@ class FleetError(RefcamError):
 def unit_address(index: int) -> str:
     """The loopback address of unit ``index`` (0-based): 127.0.1.1, 127.0.1.2, ..."""
     if not 0 <= index < MAX_UNITS:
-        raise FleetError(f"unit {index} is outside the loopback address range (0..{MAX_UNITS - 1})")
+        raise FleetError(_("unit {index} is outside the loopback address range (0..{value})").format(index=index, value=MAX_UNITS - 1))
     block, host = divmod(index, ADDRESSES_PER_BLOCK)
     return f"127.0.{block + 1}.{host + 1}"
 
 
 def check_count(count: int) -> None:
     if count < 1:
-        raise FleetError(f"--count {count}: a fleet has at least one unit")
+        raise FleetError(_("--count {count}: a fleet has at least one unit").format(count=count))
     if count > MAX_UNITS:
         raise FleetError(
-            f"--count {count} is larger than the loopback address range: at most {MAX_UNITS} "
-            "units (127.0.1.1 .. 127.0.255.254)"
+            _("--count {count} is larger than the loopback address range: at most {MAX_UNITS} units (127.0.1.1 .. 127.0.255.254)").format(count=count, MAX_UNITS=MAX_UNITS)
         )
 
 
@@ -125,16 +125,16 @@ def load_plan(fleet_dir: Path) -> FleetPlan:
     try:
         doc = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise FleetError(f"{fleet_dir} is not a fleet directory (no {FLEET_FILE}); run 'refcam fleet provision'") from None
+        raise FleetError(_("{fleet_dir} is not a fleet directory (no {FLEET_FILE}); run 'refcam fleet provision'").format(fleet_dir=fleet_dir, FLEET_FILE=FLEET_FILE)) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise FleetError(f"cannot read the fleet plan {path}: {exc}") from exc
+        raise FleetError(_("cannot read the fleet plan {path}: {exc}").format(path=path, exc=exc)) from exc
     try:
         if doc["format"] != FLEET_FORMAT:
-            raise ValueError(f"format {doc['format']!r}, expected {FLEET_FORMAT!r}")
+            raise ValueError(_("format {format!r}, expected {FLEET_FORMAT!r}").format(format=doc['format'], FLEET_FORMAT=FLEET_FORMAT))
         units = tuple(Unit(name=str(u["name"]), address=str(u["address"]), serial=str(u["serial"])) for u in doc["units"])
         return FleetPlan(units=units, firmware_version=str(doc["firmware_version"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise FleetError(f"the fleet plan {path} is malformed: {exc}") from exc
+        raise FleetError(_("the fleet plan {path} is malformed: {exc}").format(path=path, exc=exc)) from exc
 
 
 # ------------------------------------------------------------------------------ provision
@@ -169,7 +169,7 @@ def provision_fleet(
 
     check_count(count)
     if fleet_dir.exists() and (not fleet_dir.is_dir() or any(fleet_dir.iterdir())):
-        raise FleetError(f"fleet directory {fleet_dir} is not empty; refusing to overwrite a fleet")
+        raise FleetError(_("fleet directory {fleet_dir} is not empty; refusing to overwrite a fleet").format(fleet_dir=fleet_dir))
     # Refuse bad keys or firmware once, before any process starts.
     keys = load_provision_keys(keys_dir)
     board = Board(hardware_id=HARDWARE_ID, model=MODEL, vendor=VENDOR, geometry=FlashGeometry())
@@ -267,10 +267,10 @@ def choose_port(requested: int | None, address: str, announce: Callable[[str], N
         try:
             probe.bind((address, PREFERRED_PORT))
         except PermissionError:
-            announce(f"fleet: port {PREFERRED_PORT} needs privileges here; units listen on {FALLBACK_PORT}")
+            announce(_("fleet: port {PREFERRED_PORT} needs privileges here; units listen on {FALLBACK_PORT}").format(PREFERRED_PORT=PREFERRED_PORT, FALLBACK_PORT=FALLBACK_PORT))
             return FALLBACK_PORT
         except OSError as exc:
-            announce(f"fleet: cannot bind port {PREFERRED_PORT} ({exc.strerror}); units listen on {FALLBACK_PORT}")
+            announce(_("fleet: cannot bind port {PREFERRED_PORT} ({strerror}); units listen on {FALLBACK_PORT}").format(PREFERRED_PORT=PREFERRED_PORT, strerror=exc.strerror, FALLBACK_PORT=FALLBACK_PORT))
             return FALLBACK_PORT
     return PREFERRED_PORT
 
@@ -329,7 +329,7 @@ async def host_unit(
         except Exception as exc:  # noqa: BLE001 - a unit that does not boot is reported, the fleet runs on
             state.state, state.error = "failed", f"boot: {_one_line(exc)}"
             state.boot_failures += 1
-            announce(f"fleet: {unit.name} ({unit.address}) did not boot: {_one_line(exc)}")
+            announce(_("fleet: {name} ({address}) did not boot: {one_line}").format(name=unit.name, address=unit.address, one_line=_one_line(exc)))
             return
         state.boots += 1
         state.firmware = outcome.firmware.version
@@ -349,16 +349,16 @@ async def host_unit(
             views.pop(unit.name, None)
             if not listening:  # port in use, bad TLS material: it will not get better by itself
                 state.state, state.error = "failed", _one_line(exc)
-                announce(f"fleet: {unit.name} ({unit.address}) cannot serve: {_one_line(exc)}")
+                announce(_("fleet: {name} ({address}) cannot serve: {one_line}").format(name=unit.name, address=unit.address, one_line=_one_line(exc)))
                 return
             state.crashes += 1
             state.error = _one_line(exc)
             if state.crashes > MAX_RESTARTS:
                 state.state = "failed"
-                announce(f"fleet: {unit.name} ({unit.address}) crashed {state.crashes} times; left down: {state.error}")
+                announce(_("fleet: {name} ({address}) crashed {crashes} times; left down: {error}").format(name=unit.name, address=unit.address, crashes=state.crashes, error=state.error))
                 return
             state.state = "restarting"
-            announce(f"fleet: {unit.name} ({unit.address}) crashed ({state.error}); restarting it")
+            announce(_("fleet: {name} ({address}) crashed ({error}); restarting it").format(name=unit.name, address=unit.address, error=state.error))
             await asyncio.sleep(min(2.0**state.crashes, 30.0))
             continue
         views.pop(unit.name, None)
@@ -542,8 +542,7 @@ def run_fleet(fleet_dir: Path, options: RunOptions, *, announce: Callable[[str],
         proc.start()
         procs.append(proc)
     announce(
-        f"fleet: {len(plan.units)} units in {len(procs)} workers on port {options.port} "
-        f"({plan.units[0].address} .. {plan.units[-1].address})"
+        _("fleet: {len} units in {len2} workers on port {port} ({address} .. {address2})").format(len=len(plan.units), len2=len(procs), port=options.port, address=plan.units[0].address, address2=plan.units[-1].address)
     )
     stopping = False
 
@@ -562,15 +561,14 @@ def run_fleet(fleet_dir: Path, options: RunOptions, *, announce: Callable[[str],
             if not all_listening and summary["states"].get("listening", 0) + summary["states"].get("failed", 0) >= len(plan.units):
                 all_listening = True
                 announce(
-                    f"fleet: {summary['states'].get('listening', 0)} of {len(plan.units)} units listening "
-                    f"after {time.monotonic() - started:.1f} s"
+                    _("fleet: {get} of {len} units listening after {value:.1f} s").format(get=summary['states'].get('listening', 0), len=len(plan.units), value=time.monotonic() - started)
                 )
             for i, proc in enumerate(procs):
                 if not proc.is_alive() and not stopping:
                     restarts[i] += 1
                     if restarts[i] > MAX_RESTARTS:
                         continue
-                    announce(f"fleet: worker {i} exited ({proc.exitcode}); starting it again")
+                    announce(_("fleet: worker {i} exited ({exitcode}); starting it again").format(i=i, exitcode=proc.exitcode))
                     again: multiprocessing.process.BaseProcess = ctx.Process(target=_worker_main, args=(str(fleet_dir), parts[i], options,
                                                                    str(run_dir / f"worker-{i}.json")), name=proc.name)
                     again.start()
@@ -587,6 +585,6 @@ def run_fleet(fleet_dir: Path, options: RunOptions, *, announce: Callable[[str],
                 proc.kill()
                 proc.join()
         write_summary(fleet_dir)
-    announce("fleet: stopped")
+    announce(_("fleet: stopped"))
     sys.stdout.flush()
     return 0

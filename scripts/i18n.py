@@ -12,12 +12,22 @@ Two catalogues (domains). ``api``: the device API's error messages, every
 :func:`extract_html`, which takes exactly what ``app.js``'s ``collectPageText``
 translates at run time: text nodes and the placeholder, alt, aria-label and
 title attributes, whitespace collapsed, outside ``translate="no"``, with at
-least one letter. ``tests/device/test_i18n.py`` runs :func:`missing` so
-``make test`` fails on a string without a translation.
+least one letter. ``cli``: the refcam command's messages and help, every
+``_``, ``N_`` and ``ngettext`` call in ``refcam/`` plus the strings of Python's
+own ``argparse`` (which the command shows through gettext), in
+``refcam/locale/<lang>/LC_MESSAGES/cli.po``, compiled to ``cli.mo`` (gettext
+reads only compiled catalogues; ``compile`` writes them, ``update`` too).
+``tests/device/test_i18n.py`` and ``tests/cli/test_cli_i18n.py`` run
+:func:`missing` so ``make test`` fails on a string without a translation.
+
+    python scripts/i18n.py compile   # write every cli.mo from its cli.po
+    python scripts/i18n.py update cli  # one domain only (any command)
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import re
 import sys
 from collections.abc import Iterator
@@ -27,6 +37,7 @@ from typing import IO, Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract, extract_javascript, extract_python
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,9 +46,11 @@ STATIC = WEBUI / "static"
 LOCALE = WEBUI / "locale"
 POT = LOCALE / "webui.pot"
 API_LOCALE = ROOT / "device" / "locale"
-DOMAINS = ("webui", "api")
+CLI_LOCALE = ROOT / "refcam" / "locale"
+DOMAINS = ("webui", "api", "cli")
 LANGUAGES = ("ko",)  # English is the source language
 JS_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}
+CLI_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}  # argparse's too
 ATTRIBUTES = ("placeholder", "alt", "aria-label", "title")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 _LETTER = re.compile(r"[^\W\d_]")
@@ -100,24 +113,38 @@ def _sources(domain: str) -> list[tuple[Path, Any]]:
     if domain == "api":
         device = ROOT / "device"
         return [(path, extract_python) for path in sorted(device.rglob("*.py"))]
+    if domain == "cli":
+        refcam = [(path, extract_python) for path in sorted((ROOT / "refcam").rglob("*.py"))]
+        return [*refcam, (Path(argparse.__file__), extract_python)]
     return [(STATIC / "index.html", extract_html), (STATIC / "app.js", extract_javascript)]
 
 
 def build_template(domain: str = "webui") -> Catalog:
     catalog = Catalog(project=f"refcam {domain}", domain=domain, charset="utf-8")
-    keywords = {"msg": None} if domain == "api" else JS_KEYWORDS
+    keywords = {"msg": None} if domain == "api" else CLI_KEYWORDS if domain == "cli" else JS_KEYWORDS
     for path, method in _sources(domain):
         with path.open("rb") as handle:
             for lineno, message, comments, _context in extract(
                 method, handle, keywords=keywords, options={"parse_template_string": "false"}
             ):
-                catalog.add(message, locations=[(str(path.relative_to(ROOT)), lineno)], auto_comments=comments)
+                where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+                catalog.add(message, locations=[(where, lineno)], auto_comments=comments)
     return catalog
 
 
+def _base(domain: str) -> Path:
+    return {"api": API_LOCALE, "cli": CLI_LOCALE}.get(domain, LOCALE)
+
+
 def po_path(language: str, domain: str = "webui") -> Path:
-    base = API_LOCALE if domain == "api" else LOCALE
-    return base / language / "LC_MESSAGES" / f"{domain}.po"
+    return _base(domain) / language / "LC_MESSAGES" / f"{domain}.po"
+
+
+def compiled(language: str, domain: str = "cli") -> bytes:
+    """The ``.mo`` file gettext reads, compiled from ``language``'s ``.po``."""
+    out = io.BytesIO()
+    write_mo(out, read_catalog(language, domain), use_fuzzy=False)
+    return out.getvalue()
 
 
 def read_catalog(language: str, domain: str = "webui") -> Catalog:
@@ -126,6 +153,14 @@ def read_catalog(language: str, domain: str = "webui") -> Catalog:
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?:![rsa])?(?::[^{}]*)?\}")
+_PERCENT = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdrfgx]")  # argparse's %-style
+
+
+def _conversions(text: str, domain: str) -> list[str]:
+    found = _PLACEHOLDER.findall(text)
+    if domain == "cli":  # argparse formats its own strings with %
+        found += _PERCENT.findall(text)
+    return sorted(found)
 
 
 def missing(language: str, domain: str = "webui") -> list[str]:
@@ -147,27 +182,39 @@ def missing(language: str, domain: str = "webui") -> list[str]:
         if not all(forms):
             problems.append(f"no {language} translation of {key!r}")
             continue
-        need = set().union(*(set(_PLACEHOLDER.findall(i)) for i in ids))
+        need = set().union(*(set(_conversions(i, domain)) for i in ids))
         for form in forms:
-            if set(_PLACEHOLDER.findall(form)) != need:
+            if set(_conversions(form, domain)) != need:
                 problems.append(f"{language} translation of {key!r} does not use the placeholders {sorted(need)}")
+            elif form.endswith("\n") != ids[0].endswith("\n"):
+                problems.append(f"{language} translation of {key!r} does not end like it with a newline")
     for message in catalog:
         key = message.id if isinstance(message.id, str) else (message.id[0] if message.id else "")
         if key and key not in wanted:
             problems.append(f"{language} catalogue has a string no longer in the UI: {key!r}")
+    if domain == "cli":
+        mo = po_path(language, domain).with_suffix(".mo")
+        if not mo.exists() or mo.read_bytes() != compiled(language, domain):
+            problems.append(f"{language}/LC_MESSAGES/{mo.name} is not compiled from its .po: run scripts/i18n.py compile")
     return problems
+
+
+def compile_all() -> None:
+    for language in LANGUAGES:
+        po_path(language, "cli").with_suffix(".mo").write_bytes(compiled(language, "cli"))
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
+    domains = tuple(argv[1:]) or DOMAINS  # e.g. "update cli": only that catalogue
     if command == "extract":
-        for domain in DOMAINS:
-            pot = (API_LOCALE if domain == "api" else LOCALE) / f"{domain}.pot"
+        for domain in domains:
+            pot = _base(domain) / f"{domain}.pot"
             with pot.open("wb") as handle:
                 write_po(handle, build_template(domain), omit_header=False, sort_output=False, width=100)
         return 0
     if command == "update":
-        for domain in DOMAINS:
+        for domain in domains:
             template = build_template(domain)
             for language in LANGUAGES:
                 path = po_path(language, domain)
@@ -176,13 +223,17 @@ def main(argv: list[str]) -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("wb") as handle:
                     write_po(handle, catalog, width=100, ignore_obsolete=True)
+        compile_all()
+        return 0
+    if command == "compile":
+        compile_all()
         return 0
     if command == "check":
-        problems = [p for domain in DOMAINS for language in LANGUAGES for p in missing(language, domain)]
+        problems = [p for domain in domains for language in LANGUAGES for p in missing(language, domain)]
         for problem in problems:
             print(problem)
         return 1 if problems else 0
-    print(f"unknown command {command!r}; use extract, update or check", file=sys.stderr)
+    print(f"unknown command {command!r}; use extract, update, compile or check", file=sys.stderr)
     return 2
 
 

@@ -5,11 +5,19 @@
 on loopback, with ``.venv/bin`` first on PATH (what ``. .venv/bin/activate``
 gives a reader), checking each step's promised exit status and output. A
 document whose commands or outputs drift from the code fails here.
+
+The Korean documents (``docs/ko/``) run the English ones' commands, in a Korean
+environment (``LANG=ko_KR.UTF-8``, as on a Korean lab's machine), so what they
+promise is the refcam command's Korean output; the English ones run with
+``LANGUAGE=en``. :func:`test_korean_doc_runs_the_english_commands` keeps the two
+from drifting: same commands in the same order, same exit statuses, and every
+promise either the same or the ``cli`` catalogue's Korean for the English one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import resource
 import sys
 import time
@@ -20,7 +28,9 @@ import pytest
 from tests.docs.docrunner import DocRun, Step, parse_steps
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNABLE_DOCS = ("README.md", "docs/WORKSHOP.md", "docs/LAB_GUIDE.md")
+RUNNABLE_DOCS = ("README.md", "docs/WORKSHOP.md", "docs/LAB_GUIDE.md", "docs/ko/WORKSHOP.md", "docs/ko/LAB_GUIDE.md")
+# Korean document -> the English one it translates
+TRANSLATIONS = {"docs/ko/WORKSHOP.md": "docs/WORKSHOP.md", "docs/ko/LAB_GUIDE.md": "docs/LAB_GUIDE.md"}
 # What one document may cost. CPU seconds of every command and server it runs (the
 # descendants' rusage): what "fast enough on 2 cores" means, whatever else the machine
 # runs. The wall-clock limit only catches a run that hangs or waits on nothing.
@@ -28,9 +38,15 @@ CPU_BUDGET_S = 180.0
 WALL_LIMIT_S = 600.0
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, language: str = "en") -> dict[str, str]:
+    """The reader's environment: English (``LANGUAGE=en``) or Korean (``LANG=ko_KR.UTF-8``)."""
     venv_bin = str(Path(sys.executable).parent)
     keep = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TZ", "TMPDIR")}
+    if language == "ko":
+        keep = {k: v for k, v in keep.items() if k not in ("LANG", "LC_ALL")}
+        keep["LANG"] = "ko_KR.UTF-8"
+    else:
+        keep["LANGUAGE"] = "en"  # whatever the developer's locale: the English document's output
     return {
         **keep,
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
@@ -40,9 +56,9 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
-def run_document(path: Path, workdir: Path) -> list[tuple[Step, str]]:
+def run_document(path: Path, workdir: Path, language: str = "en") -> list[tuple[Step, str]]:
     steps = parse_steps(path)
-    run = DocRun(workdir, _env(workdir))
+    run = DocRun(workdir, _env(workdir, language))
     done: list[tuple[Step, str]] = []
     try:
         for step in steps:
@@ -58,7 +74,7 @@ def test_document_runs_as_written(doc: str, tmp_path: Path) -> None:
     path = ROOT / doc
     assert parse_steps(path), f"{doc} has no block marked <!-- doc-test -->"
     started, before = time.monotonic(), _children_cpu()
-    run_document(path, tmp_path)
+    run_document(path, tmp_path, "ko" if doc in TRANSLATIONS else "en")
     cpu, wall = _children_cpu() - before, time.monotonic() - started
     print(f"{doc}: {cpu:.1f} CPU-s, {wall:.1f} s")
     assert cpu < CPU_BUDGET_S, f"{doc} costs {cpu:.0f} CPU-s, over the test-suite's {CPU_BUDGET_S:.0f}"
@@ -146,3 +162,100 @@ def test_probe_steps_check_the_robust_parts_only() -> None:
             if step.command.startswith("refcam probe "):
                 for text in step.expect:
                     assert "  " not in text, f"{doc}:{step.line} promises a table row {text!r}"
+
+
+# what the lead adds to the Korean documents' probe commands (the probe's report language
+# and time zone): the only difference allowed between the two languages' commands
+_PROBE_LOCALE = re.compile(r" --(?:lang|tz)(?:=| )\S+")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_FIELD = re.compile(r"\{[^{}]*\}|%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdrfgx]")
+
+
+def _glob_contains(template: str, fragment: str) -> bool:
+    """Can ``fragment`` be part of a line ``template`` prints (its fields filled in any way)?
+
+    A glob match with each ``{field}`` a wildcard, starting and ending anywhere, that
+    matches at least three of the template's own characters (or all of a shorter fragment).
+    """
+    tokens: list[str | None] = []  # a character, or None for a field
+    position = 0
+    for match in _FIELD.finditer(template):
+        tokens.extend(template[position : match.start()])
+        tokens.append(None)
+        position = match.end()
+    tokens.extend(template[position:])
+    # states: (token index, literal characters matched so far, capped)
+    need = min(3, len(fragment))
+
+    def closure(states: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        out = set(states)
+        for index, count in states:
+            while index < len(tokens) and tokens[index] is None:
+                index += 1
+                out.add((index, count))
+        return out
+
+    states = closure({(i, 0) for i in range(len(tokens) + 1)})
+    for char in fragment:
+        nxt: set[tuple[int, int]] = set()
+        for index, count in states:
+            if index < len(tokens):
+                token = tokens[index]
+                if token is None:
+                    nxt.add((index, count))  # the field takes this character
+                elif token == char:
+                    nxt.add((index + 1, min(count + 1, need)))
+        states = closure(nxt)
+        if not states:
+            return False
+    return any(count >= need for _, count in states)
+
+
+def _catalogue_says(english: str, korean: str, catalogue: dict[str, str]) -> bool:
+    """Is ``korean`` the refcam command's Korean (``cli`` catalogue) for the output ``english`` promises?"""
+    return bool(_HANGUL.search(korean)) and any(
+        _glob_contains(msgid, english) and _glob_contains(msgstr, korean) for msgid, msgstr in catalogue.items()
+    )
+
+
+@pytest.mark.parametrize("korean", sorted(TRANSLATIONS))
+def test_korean_doc_runs_the_english_commands(korean: str) -> None:
+    """A Korean document is the English one's story: the same commands in the same order,
+    the same exit statuses and background servers, as many promises, each the same text
+    or the Korean the ``cli`` catalogue gives for it. Only the prose and comments differ
+    (and the probe's ``--lang``/``--tz``, once the probe has them)."""
+    from babel.messages.mofile import read_mo
+
+    from refcam.i18n import LOCALEDIR
+
+    with (LOCALEDIR / "ko" / "LC_MESSAGES" / "cli.mo").open("rb") as handle:
+        catalogue = {str(m.id): str(m.string) for m in read_mo(handle) if isinstance(m.id, str) and m.id}
+    english, translated = parse_steps(ROOT / TRANSLATIONS[korean]), parse_steps(ROOT / korean)
+    en_commands = [_PROBE_LOCALE.sub("", step.command) for step in english]
+    ko_commands = [_PROBE_LOCALE.sub("", step.command) for step in translated]
+    assert ko_commands == en_commands, f"{korean} does not run the commands of {TRANSLATIONS[korean]}"
+    for en, ko in zip(english, translated, strict=True):
+        where = f"{korean}:{ko.line} (English line {en.line})"
+        assert (ko.exit_code, ko.background) == (en.exit_code, en.background), where
+        assert len(ko.expect) == len(en.expect), f"{where}: promises {ko.expect}, the English {en.expect}"
+        for en_text, ko_text in zip(en.expect, ko.expect, strict=True):
+            assert en_text == ko_text or _catalogue_says(en_text, ko_text, catalogue), (
+                f"{where}: promises {ko_text!r} where the English promises {en_text!r}, "
+                "and the cli catalogue does not translate the one to the other"
+            )
+
+
+def test_korean_promise_check_tells_translations_apart() -> None:
+    catalogue = {"provisioned {serial} in {state_dir}": "{serial}을(를) {state_dir}에 프로비저닝했습니다",
+                 "initial password: {initial_password}": "초기 비밀번호: {initial_password}"}  # fmt: skip
+    assert _catalogue_says("provisioned", "프로비저닝했습니다", catalogue)
+    assert _catalogue_says("initial password: admin", "초기 비밀번호: admin", catalogue)
+    assert not _catalogue_says("provisioned", "초기 비밀번호:", catalogue)  # another message's Korean
+    assert not _catalogue_says("provisioned", "provisioned", catalogue)  # not Korean
+    assert not _glob_contains("wrote {path}", "nothing like it")
+
+
+def test_english_and_korean_docs_link_each_other() -> None:
+    for korean, english in TRANSLATIONS.items():
+        assert f"(ko/{Path(english).name})" in (ROOT / english).read_text("utf-8"), f"{english} does not link {korean}"
+        assert f"(../{Path(english).name})" in (ROOT / korean).read_text("utf-8"), f"{korean} does not link {english}"

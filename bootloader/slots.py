@@ -146,7 +146,7 @@ class SlotWriter:
         """Bytes accepted so far (programmed or buffered)."""
         return self.durable + len(self._buffer)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._finished:
             raise FlashError("slot write already finished")
         if self.received + len(data) > self._size:

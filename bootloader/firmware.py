@@ -357,7 +357,9 @@ class FirmwarePayload:
         content hash: the bootloader checks those over the slot at every boot, and
         every read of :attr:`files` checks its entry again.
         """
-        raw = _immutable_view(data)
+        # Without the entry hashes (the install-time check of a slot just written and
+        # counted unchanged since) the archive is read in place; verified bytes are copied.
+        raw = _immutable_view(data) if hash_entries else memoryview(data).toreadonly()
         try:
             zf = zipfile.ZipFile(_ArchiveReader(raw))
             infos = zf.infolist()

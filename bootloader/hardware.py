@@ -446,6 +446,10 @@ class MemoryFlashStorage:
         with memoryview(self._cells) as cells:  # one copy, not two (slices are copies)
             return bytes(cells[offset : offset + length])
 
+    def view(self, offset: int, length: int) -> memoryview:
+        """The cells themselves, read-only, without a copy (they change with the next program)."""
+        return memoryview(self._cells)[offset : offset + length].toreadonly()
+
     def program(self, offset: int, data: bytes | memoryview) -> None:
         self._cells[offset : offset + len(data)] = data
 
@@ -548,6 +552,14 @@ class Flash:
         if length is None:
             length = self.geometry.size(partition) - offset
         return self._storage.read(self._range(partition, offset, length), length)
+
+    def view(self, partition: PartitionName, offset: int, length: int) -> memoryview:
+        """``read`` without a copy where the storage allows (memory-backed parts): a read-only
+        view of the cells, valid until the next erase or write. A file-backed part is read."""
+        start = self._range(partition, offset, length)
+        if isinstance(self._storage, MemoryFlashStorage):
+            return self._storage.view(start, length)
+        return memoryview(self._storage.read(start, length))
 
     def sectors(self, partition: PartitionName) -> int:
         return self.geometry.size(partition) // self.geometry.sector_size

@@ -64,8 +64,11 @@ def is_erased(data: bytes) -> bool:
     return data.count(0xFF) == len(data)
 
 
-def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
+def read_image(flash: Flash, partition: PartitionName, *, borrowed: bool = False) -> bytes | memoryview | None:
     """The image stored in ``partition`` (its exact length), or None when erased.
+
+    ``borrowed``: a read-only view of the flash cells where the part allows it, not a
+    copy (valid until the next erase or write of the part).
 
     Raises :class:`ImageFormatError` when the header is not an image header or
     the lengths it declares run past the partition.
@@ -81,6 +84,9 @@ def read_image(flash: Flash, partition: PartitionName) -> bytes | None:
         info = flash.read(partition, info_at, TLV_INFO_SIZE)
         declared = info_at + struct.unpack_from(TLV_INFO_FMT, info)[1]
         if declared <= size:
+            if borrowed:
+                view = flash.view(partition, 0, declared)
+                return view[: image_extent(view)]
             data = flash.read(partition, 0, declared)
             return data[: image_extent(data)]
     data = flash.read(partition)  # malformed: image_extent says exactly what is wrong
@@ -146,7 +152,7 @@ class SlotWriter:
         """Bytes accepted so far (programmed or buffered)."""
         return self.durable + len(self._buffer)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._finished:
             raise FlashError("slot write already finished")
         if self.received + len(data) > self._size:
@@ -304,7 +310,10 @@ def check_slot(
     is the image hash its writer computed while programming exactly these bytes
     (the boot services pass it only while the flash is unchanged since).
     """
-    image = read_image(flash, slot)
+    # With a streamed image hash the slot is parsed in place, not copied: the boot
+    # services pass that hash only while no flash operation has happened since it was
+    # computed, and this check returns before any can happen.
+    image = read_image(flash, slot, borrowed=covered_digest is not None and not unsafe_hash_only)
     if image is None:
         return None
     if unsafe_hash_only:

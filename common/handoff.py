@@ -103,7 +103,9 @@ class SlotImageWriter(Protocol):
     # after finish(), for a writer opened at offset 0: hashes of what it programmed, in one pass
     digests: StreamedDigests | None
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Program ``data`` (a view is copied, never kept past the call)."""
+        ...
 
     def finish(self) -> int:
         """Program what is buffered and erase the rest of the slot; returns the image length."""

@@ -187,7 +187,7 @@ class TLV:
 class SignedImage:
     """A well-formed image (structure checked, hash and signature NOT yet verified)."""
 
-    raw: bytes = field(repr=False)  # the whole image; may be tens of MiB
+    raw: bytes | memoryview = field(repr=False)  # the whole image; may be tens of MiB (borrowed: a view)
     header: ImageHeader
     protected_tlvs: tuple[TLV, ...]
     unprotected_tlvs: tuple[TLV, ...]
@@ -221,10 +221,18 @@ class SignedImage:
         return memoryview(self.raw)[h.hdr_size : h.hdr_size + h.img_size]
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> SignedImage:
-        """Check every structural rule; raise ImageFormatError naming the first violation."""
+    def parse(cls, data: bytes | bytearray | memoryview, *, borrowed: bool = False) -> SignedImage:
+        """Check every structural rule; raise ImageFormatError naming the first violation.
+
+        ``borrowed``: ``data`` is a view the caller guarantees unchanged for as long as
+        the result is used (an install-time check of a slot whose every flash operation
+        is counted); it is parsed in place, the TLV values copied out, instead of the
+        whole image being copied first.
+        """
         # Keep an immutable copy: a caller mutating its buffer later must not
         # change what was parsed (and later verified).
+        if borrowed and isinstance(data, memoryview):
+            return _parse(data.toreadonly())
         raw = data if isinstance(data, bytes) else bytes(data)
         return _parse(raw)
 
@@ -245,7 +253,7 @@ class VerifiedImage:
         return self.image.payload
 
 
-def _parse(raw: bytes) -> SignedImage:
+def _parse(raw: bytes | memoryview) -> SignedImage:
     total = len(raw)
     if total < IMAGE_HEADER_SIZE:
         raise ImageFormatError(
@@ -371,7 +379,7 @@ class _Area:
     end: int
 
 
-def _read_area(raw: bytes, start: int, magic: int, what: str) -> _Area:
+def _read_area(raw: bytes | memoryview, start: int, magic: int, what: str) -> _Area:
     total = len(raw)
     if start + TLV_INFO_SIZE > total:
         raise ImageFormatError(
@@ -399,7 +407,7 @@ def _read_area(raw: bytes, start: int, magic: int, what: str) -> _Area:
                 f"{what} TLV 0x{tlv_type:04x} at offset {offset} has length {length}, "
                 f"running past the end of the area at {end}"
             )
-        tlvs.append(TLV(tlv_type, offset, raw[offset + TLV_SIZE : value_end]))
+        tlvs.append(TLV(tlv_type, offset, bytes(raw[offset + TLV_SIZE : value_end])))
         offset = value_end
     if not tlvs:
         raise ImageFormatError(f"{what} TLV area at offset {start} is empty")
@@ -651,7 +659,7 @@ def covered_size(header: bytes) -> int | None:
     return int(hdr_size + img_size + prot_size)
 
 
-def image_extent(data: bytes) -> int:
+def image_extent(data: bytes | memoryview) -> int:
     """Length of the MCUboot image at the start of ``data`` (header + payload + both TLV areas).
 
     Only the lengths are read here; :meth:`SignedImage.parse` checks everything.

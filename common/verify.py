@@ -116,8 +116,10 @@ def verify_firmware_image(
     """Verify a slot image against the fused trust state; raise a BootError on any failure.
 
     ``covered_digest``: the image hash computed as these bytes were written (see
-    :func:`common.image.verify_image`)."""
-    image = SignedImage.parse(data)
+    :func:`common.image.verify_image`); the caller then vouches that they are
+    unchanged since, so a view of them is parsed in place (``SignedImage.parse``
+    ``borrowed``), not copied."""
+    image = SignedImage.parse(data, borrowed=covered_digest is not None)
     if image.key_manifest is None:
         raise UnknownSigningKey(
             "image carries no key manifest, so its signing key cannot be traced to a "

@@ -7,7 +7,7 @@ handoff's data partition, and serves the management app over TLS only::
     --password-policy nist-800-63b|kr-terminal  --redirect-port N (plain HTTP, 308 only)
     --source synthetic:640x360@15|file:P|folder:D|device:N|none  (alias --stream-source)
     --stream-mask X,Y,W,H[:black|:pixelate[=N]] (repeatable)  --stream-signing ed25519|ecdsa-p256-sha256
-    --stream-frame-hash sha256|blake3
+    --stream-frame-hash blake3|sha256
     --update-url https://repo:port [--update-check-interval SECONDS] (default: the vendor)
     --update-auto-install on|off (default off; on: install an admitted release when a check finds it)
     --vendor-url https://vendor (security.txt points there; default https://localhost:9443)

@@ -30,11 +30,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import logging
 import re
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -54,7 +57,9 @@ Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
 class Sink(Protocol):
     """Where a target download goes: a partial file, or the device's inactive slot."""
 
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: bytes | memoryview, /) -> object:
+        """Take ``data`` (copied if kept: a view is valid only during the call)."""
+        ...
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -268,8 +273,20 @@ class HTTPSFetcher(FetcherInterface):
         """Metadata: into memory, never more than ``max_length`` bytes."""
         limit = min(max_length, self.config.max_download)
         conn, response = self._request(url, {})
-        try:
+        if response.status != 200:
+            # A short error answer (the 404 for the next root version that ends every TUF
+            # root update) is read to its end: its connection serves the next request.
+            try:
+                drained = self._drain_small(response, url)
+            except BaseException:
+                conn.close()
+                raise
+            if drained:
+                self._release(url, conn, response)
+            else:
+                conn.close()
             self._check_status(response, url, (200,))
+        try:
             self._check_declared_length(response, url, limit)
             body = b"".join(self._chunks(response, url, limit))
         except BaseException:
@@ -277,6 +294,18 @@ class HTTPSFetcher(FetcherInterface):
             raise
         self._release(url, conn, response)
         return body
+
+    ERROR_BODY_KEPT = 4096  # bytes: an error answer up to this long is read to keep its connection
+
+    def _drain_small(self, response: http.client.HTTPResponse, url: str) -> bool:
+        """Read an error answer's body to its end if it announces at most ERROR_BODY_KEPT
+        bytes; True when it was (its connection may then be kept)."""
+        declared = response.getheader("Content-Length")
+        if declared is None or not declared.isdigit() or int(declared) > self.ERROR_BODY_KEPT:
+            return False
+        for _ in self._chunks(response, url, self.ERROR_BODY_KEPT):
+            pass
+        return True
 
     @contextmanager
     def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
@@ -348,18 +377,86 @@ class HTTPSFetcher(FetcherInterface):
                 offset = 0
             self._check_declared_length(response, url, limit - offset)
             with open_sink(offset) as sink:
-                self._copy(response, url, sink, offset, limit)
+                self._copy(conn, response, url, sink, offset, limit)
         except BaseException:
             conn.close()
             raise
         self._release(url, conn, response)
 
     def _copy(
-        self, response: http.client.HTTPResponse, url: str, out: Sink, offset: int, limit: int
+        self,
+        conn: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        url: str,
+        out: Sink,
+        offset: int,
+        limit: int,
     ) -> None:
-        done = offset
-        for chunk in self._chunks(response, url, limit - offset):
-            out.write(chunk)
-            done += len(chunk)
-            if self.progress is not None:
-                self.progress(done, limit)
+        """Copy the body into ``out`` through one reused buffer.
+
+        ``readinto`` fills the buffer in one call (the TLS records of a chunk
+        are read in C, not one Python iteration per 16 KiB record: a sixteenth
+        of the sink calls, flash programs and hash updates), and ``out`` is
+        handed a view of it: a sink copies what it keeps (flash programming, a
+        file write) and never holds the view past ``write``. (Writing in a
+        helper thread beside the next read was measured slower on two cores:
+        the TLS server, the reads and the hashing then compete for them.)
+
+        The limits of :meth:`_chunks` hold: never more than one byte read past
+        ``limit - offset`` (each read asks for at most that), and a body cut
+        short of its length is an error. A read that fills the buffer may take
+        many TLS records, so the whole-transfer deadline (slow retrieval) is
+        kept by a watchdog that shuts the socket down when it passes.
+        """
+        allowed = limit - offset
+        received = 0
+        overdue = threading.Event()
+        sock = conn.sock
+
+        def cut() -> None:  # the deadline passed with the transfer still running
+            overdue.set()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the blocked read returns
+
+        watchdog = threading.Timer(self.config.max_transfer_seconds, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        buffer = bytearray(self.config.chunk_size)
+        try:
+            with memoryview(buffer) as whole:
+                while True:
+                    want = min(len(whole), allowed - received + 1)  # one byte past: detects "more"
+                    try:
+                        with whole[:want] as into:
+                            n = response.readinto(into)
+                    except (OSError, http.client.HTTPException) as exc:
+                        if overdue.is_set():
+                            raise self._overdue(url) from exc
+                        raise exceptions.DownloadError(f"transfer of {url} failed: {exc}") from exc
+                    if overdue.is_set():
+                        raise self._overdue(url)
+                    if not n:
+                        missing = response.length  # http.client: bytes still due by Content-Length
+                        if missing:
+                            raise exceptions.DownloadError(
+                                f"{url}: connection closed with {missing} announced bytes missing"
+                            )
+                        return
+                    received += n
+                    self.bytes_received += n
+                    if received > allowed:
+                        raise exceptions.DownloadLengthMismatchError(
+                            f"{url}: received more than the allowed {allowed} bytes"
+                        )
+                    with whole[:n] as chunk:
+                        out.write(chunk)
+                    if self.progress is not None:
+                        self.progress(offset + received, limit)
+        finally:
+            watchdog.cancel()
+
+    def _overdue(self, url: str) -> exceptions.SlowRetrievalError:
+        return exceptions.SlowRetrievalError(
+            f"{url}: transfer exceeded {self.config.max_transfer_seconds} s"
+        )

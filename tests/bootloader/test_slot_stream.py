@@ -83,6 +83,42 @@ def test_a_streamed_image_is_verified_without_hashing_it_again(
     assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)
 
 
+def test_the_install_time_check_parses_the_slot_in_place_and_the_boot_copies_it(
+    device: Device, image_v2: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = boot(device, now=NOW).handoff.services
+    _write(services, image_v2)
+    reads: list[int] = []
+    real = Flash.read
+
+    def counting(self: Flash, partition: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = real(self, partition, offset, length)  # type: ignore[arg-type]
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(Flash, "read", counting)
+    services.set_pending("b")
+    assert max(reads) < len(image_v2)  # header, TLV info and fuses: the image is not copied
+    reads.clear()
+    handoff = boot(device, now=NOW).handoff  # the bootloader reads (copies) and hashes the slot
+    assert (handoff.firmware.version, handoff.trial) == ("2.0.0", True)
+    assert len(image_v2) in reads
+
+
+def test_a_borrowed_parse_keeps_the_view_and_copies_only_the_tlv_values(image_v2: bytes) -> None:
+    cells = bytearray(image_v2)
+    view = memoryview(cells).toreadonly()
+    borrowed = SignedImage.parse(view, borrowed=True)
+    copied = SignedImage.parse(view)
+    assert isinstance(copied.raw, bytes)  # the default: an immutable copy
+    assert isinstance(borrowed.raw, memoryview) and borrowed.raw.obj is cells
+    assert all(type(t.value) is bytes for t in (*borrowed.protected_tlvs, *borrowed.unprotected_tlvs))
+    assert (borrowed.image_hash, borrowed.signature) == (copied.image_hash, copied.signature)
+    cells[len(image_v2) - 1] ^= 0xFF  # a later change shows through the borrowed view only...
+    assert borrowed.raw[-1] != copied.raw[-1]
+    assert borrowed.signature == copied.signature  # ...never in the values it parsed
+
+
 def test_a_byte_changed_through_the_flash_after_the_write_is_refused_at_install(
     device: Device, image_v2: bytes
 ) -> None:

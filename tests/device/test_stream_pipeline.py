@@ -328,9 +328,9 @@ def test_device_options_build_a_signed_masked_pipeline(handoff: Any, device_pki:
     assert pipeline.signer.chain[1] == device_pki.device_ca_cert  # the device CA came from tls.pem
     assert pipeline.config.masks == (MaskRect(0, 0, 32, 32, "pixelate"),) and pipeline.config.frames_per_segment == 15
     assert not pipeline.running  # building it captures nothing
-    assert pipeline.signer.frame_hash == "sha256"  # the approved default
-    fast = build_pipeline(parser.parse_args(["--stream-frame-hash", "blake3"]), handoff)
-    assert fast is not None and fast.signer is not None and fast.signer.frame_hash == "blake3"
+    assert pipeline.signer.frame_hash == "blake3"  # the default: signing < 3 % of an encode
+    approved = build_pipeline(parser.parse_args(["--stream-frame-hash", "sha256"]), handoff)
+    assert approved is not None and approved.signer is not None and approved.signer.frame_hash == "sha256"
     with pytest.raises(SourceSpecError, match="unknown source kind 'webcam'"):
         build_pipeline(parser.parse_args(["--stream-source", "webcam:0"]), handoff)
     with pytest.raises(MaskError, match="is not X,Y,W,H"):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ssl
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -175,6 +178,41 @@ def test_silent_server_hits_the_read_timeout(vendor: Vendor) -> None:
         pytest.raises(exceptions.DownloadError, match="timed out"),
     ):
         fetcher.download_bytes(f"{url}/slow", 1000)
+
+
+def test_a_trickling_target_is_cut_at_the_transfer_deadline(vendor: Vendor) -> None:
+    """A target is read a large buffer at a time; a server that sends a byte now and then
+    (each in time for the read timeout) is still cut when the whole-transfer deadline passes."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(BODY))})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            for byte in BODY:
+                await response.write(bytes([byte]))
+                await asyncio.sleep(0.05)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/target", trickle)
+    fetcher = HTTPSFetcher(
+        ssl_context=tls.client_context(vendor.vendor_root_pem),
+        config=FetcherConfig(read_timeout=1.0, max_transfer_seconds=0.5),
+    )
+    received = bytearray()
+
+    @contextlib.contextmanager
+    def sink(start: int) -> Iterator[bytearray]:
+        yield received
+
+    started = time.monotonic()
+    with (
+        app_server(app, server_context(vendor)) as url,
+        pytest.raises(exceptions.SlowRetrievalError, match="exceeded 0.5 s"),
+    ):
+        fetcher.download_into(f"{url}/target", len(BODY), offset=0, open_sink=sink)
+    assert time.monotonic() - started < 3
+    assert len(received) < len(BODY)
 
 
 def test_cut_transfer_resumes_with_a_range_request(vendor: Vendor, tmp_path: Path) -> None:

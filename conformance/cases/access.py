@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..case import ProbeContext, failed, inconclusive, passed, register, undone
 from ..errors import ProbeError
+from ..i18n import msg
 from ..model import Evidence, UnitResult
 from ..verdicts import undecided
 from ._session import admin, test_user
@@ -30,7 +31,7 @@ def _unit(letter: str, bad: list[Evidence], undecided: list[Evidence], fail: str
     if bad:
         return failed(letter, fail.format(n=len(bad)), *bad[:10])
     if undecided:
-        return inconclusive(letter, f"{len(undecided)} answers were no answer, throttled or a server error",
+        return inconclusive(letter, msg("{n_undecided} answers were no answer, throttled or a server error", n_undecided=len(undecided)),
                             *undecided[:10])
     return passed(letter, ok)
 
@@ -116,9 +117,9 @@ def malformed_input(ctx: ProbeContext) -> list[UnitResult]:
             elif not 400 <= r.status < 500:  # a 5xx or a dropped connection IS the robustness failure
                 bad.append(r.evidence(f"{what}: expected 4xx"))
         if bad:
-            results.append(failed(letter, f"{what}: a server error or dropped connection", *bad))
+            results.append(failed(letter, msg("{what}: a server error or dropped connection", what=what), *bad))
         elif throttled:
-            results.append(inconclusive(letter, f"{what}: throttled (429) before the body was parsed", *throttled))
+            results.append(inconclusive(letter, msg("{what}: throttled (429) before the body was parsed", what=what), *throttled))
         else:
-            results.append(passed(letter, f"{what}: 4xx on {', '.join(targets)}"))
+            results.append(passed(letter, msg("{what}: 4xx on {targets}", what=what, targets=', '.join(targets))))
     return results

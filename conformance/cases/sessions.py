@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import Exchange
+from ..i18n import msg
 from ..model import Evidence, UnitResult
 from ._accounts import throwaway
 from ._answers import accepted, patiently, refused, undecided
@@ -126,21 +127,21 @@ def cookie_attributes(ctx: ProbeContext) -> list[UnitResult]:
         return [inconclusive("a", why or f"the test user's login failed: HTTP {ex.status}", ex.evidence())]
     session = _session_cookie(ex)
     if session is None:
-        return [not_tested("a", "the login sets no session cookie (bearer tokens only)", "--declaration (declaring no web UI)")]
+        return [not_tested("a", msg("the login sets no session cookie (bearer tokens only)"), "--declaration (declaring no web UI)")]
     headers = Evidence("note", "Set-Cookie headers of the login", {"cookies": [
         {"name": c.name, "attributes": dict(c.attributes)} for c in _cookies(ex)
     ]})  # fmt: skip
     problems = cookie_problems(session)
     a = failed("a", f"session cookie {session.name}: " + "; ".join(problems), headers) if problems else passed(
-        "a", f"session cookie {session.name} is Secure, HttpOnly, SameSite={session.attributes['samesite']}", headers
+        "a", msg("session cookie {name} is Secure, HttpOnly, SameSite={attributes}", name=session.name, attributes=session.attributes['samesite']), headers
     )
     scope = {c.name: scope_problems(c) for c in _cookies(ex) if scope_problems(c)}
     b = failed("b", "; ".join(f"{n}: {', '.join(p)}" for n, p in scope.items()), headers) if scope else passed(
-        "b", "every cookie is host-only (no Domain) with a Path", headers
+        "b", msg("every cookie is host-only (no Domain) with a Path"), headers
     )
     others = {c.name: cookie_problems(c) for c in _cookies(ex) if c.name != session.name and cookie_problems(c)}
     c = failed("c", "; ".join(f"{n}: {', '.join(p)}" for n, p in others.items()), headers) if others else passed(
-        "c", f"the {len(_cookies(ex)) - 1} other cookies are Secure, HttpOnly and SameSite too", headers
+        "c", msg("the {n__cookies} other cookies are Secure, HttpOnly and SameSite too", n__cookies=len(_cookies(ex)) - 1), headers
     )
     return [a, b, c]
 
@@ -154,16 +155,16 @@ def logout_ends_session(ctx: ProbeContext) -> list[UnitResult]:
         return [inconclusive("a", undecided(ex) or f"the test user's login failed: HTTP {ex.status}", ex.evidence())]
     alive = ctx.http.request("GET", WHOAMI, token=token)
     if alive.status != 200:
-        return [inconclusive("a", f"the new session does not work: HTTP {alive.status}", alive.evidence())]
+        return [inconclusive("a", msg("the new session does not work: HTTP {status}", status=alive.status), alive.evidence())]
     out = patiently(lambda: ctx.http.request("DELETE", LOGIN, token=token))
     if not accepted(out):
         return [inconclusive("a", undecided(out) or f"logout answered HTTP {out.status}", out.evidence())]
-    a = passed("a", f"logout answered HTTP {out.status}", out.evidence())
+    a = passed("a", msg("logout answered HTTP {status}", status=out.status), out.evidence())
     results = [a]
     again = patiently(lambda: ctx.http.request("GET", WHOAMI, token=token))
     results.append(_judge_dead("b", "the logged-out bearer token", again))
     if cookie is None:
-        results.append(not_tested("c", "the login set no session cookie", "--declaration (declaring no web UI)"))
+        results.append(not_tested("c", msg("the login set no session cookie"), "--declaration (declaring no web UI)"))
     else:
         by_cookie = patiently(lambda: ctx.http.request("GET", WHOAMI, headers=_cookie_header(cookie)))
         results.append(_judge_dead("c", "the logged-out session cookie", by_cookie))
@@ -173,9 +174,9 @@ def logout_ends_session(ctx: ProbeContext) -> list[UnitResult]:
 def _judge_dead(letter: str, what: str, ex: Exchange) -> UnitResult:
     """A session that must be over: 401 passes, 200 fails, anything else decides nothing."""
     if refused(ex):
-        return passed(letter, f"{what} is refused (HTTP {ex.status})", ex.evidence())
+        return passed(letter, msg("{what} is refused (HTTP {status})", what=what, status=ex.status), ex.evidence())
     if accepted(ex):
-        return failed(letter, f"{what} still works on the server (HTTP {ex.status})", ex.evidence())
+        return failed(letter, msg("{what} still works on the server (HTTP {status})", what=what, status=ex.status), ex.evidence())
     return inconclusive(letter, undecided(ex) or f"{what}: unexpected HTTP {ex.status}", ex.evidence())
 
 
@@ -189,14 +190,14 @@ def password_change_ends_sessions(ctx: ProbeContext) -> list[UnitResult]:
         return [inconclusive("a", undecided(second) or f"second login failed: HTTP {second.status}", second.evidence())]
     before = ctx.http.request("GET", WHOAMI, token=other)
     if before.status != 200:
-        return [inconclusive("a", f"the first session does not work before the change: HTTP {before.status}",
+        return [inconclusive("a", msg("the first session does not work before the change: HTTP {status}", status=before.status),
                              before.evidence())]
     new = strong_password()
     ex = patiently(lambda: change_password(ctx.http, token, account.password, new))
     if not accepted(ex):
         return [inconclusive("a", undecided(ex) or f"the password change answered HTTP {ex.status}", ex.evidence())]
     account.password, account.token = new, token
-    a = passed("a", "password changed from a second session", ex.evidence())
+    a = passed("a", msg("password changed from a second session"), ex.evidence())
     after = patiently(lambda: ctx.http.request("GET", WHOAMI, token=other))
     return [a, _judge_dead("b", "the user's other session, after the password change,", after)]
 
@@ -209,7 +210,7 @@ def csrf_protection(ctx: ProbeContext) -> list[UnitResult]:
     if token_of(ex) is None:
         return [inconclusive("a", undecided(ex) or f"the test user's login failed: HTTP {ex.status}", ex.evidence())]
     if cookie is None:
-        return [not_tested("a", "the login sets no session cookie, so a browser sends no ambient credential", "--declaration (declaring no web UI)")]
+        return [not_tested("a", msg("the login sets no session cookie, so a browser sends no ambient credential"), "--declaration (declaring no web UI)")]
     doc = ex.json()
     csrf = doc.get("csrf_token") if isinstance(doc, dict) else None
     forged = {**_cookie_header(cookie), "Origin": CROSS_ORIGIN, "Referer": CROSS_ORIGIN + "/"}
@@ -219,32 +220,32 @@ def csrf_protection(ctx: ProbeContext) -> list[UnitResult]:
     if (why := undecided(change)) is not None or change.status == 401:
         b = inconclusive("b", why or "the cookie session was not accepted at all (401)", change.evidence())
     elif change.status == 403:
-        b = passed("b", "a cross-origin password change with only the cookie is refused (403)", change.evidence())
+        b = passed("b", msg("a cross-origin password change with only the cookie is refused (403)"), change.evidence())
     else:
-        b = failed("b", f"a cross-origin password change reached the handler (HTTP {change.status})", change.evidence())
+        b = failed("b", msg("a cross-origin password change reached the handler (HTTP {status})", status=change.status), change.evidence())
     # (a) a cross-origin logout carrying only the cookie: refused, and the session lives on
     cross = patiently(lambda: ctx.http.request("DELETE", LOGIN, headers=forged))
     alive = ctx.http.request("GET", WHOAMI, headers=_cookie_header(cookie))
     if undecided(cross) or undecided(alive):
         a = inconclusive("a", undecided(cross) or undecided(alive) or "", cross.evidence(), alive.evidence())
     elif cross.status == 403 and alive.status == 200:
-        a = passed("a", "a cross-origin logout with only the cookie is refused (403); the session lives on",
+        a = passed("a", msg("a cross-origin logout with only the cookie is refused (403); the session lives on"),
                    cross.evidence(), alive.evidence())
     elif accepted(cross) or alive.status == 401:
-        a = failed("a", f"a cross-origin request with only the cookie ended the session (HTTP {cross.status})",
+        a = failed("a", msg("a cross-origin request with only the cookie ended the session (HTTP {status})", status=cross.status),
                    cross.evidence(), alive.evidence())
     else:
-        a = failed("a", f"a cross-origin logout with only the cookie answered HTTP {cross.status}, not 403",
+        a = failed("a", msg("a cross-origin logout with only the cookie answered HTTP {status}, not 403", status=cross.status),
                    cross.evidence(), alive.evidence())
     # (c) the control: the same logout with the session's CSRF token works, so (a) was the CSRF check
     if not isinstance(csrf, str) or not csrf:
-        return [a, b, inconclusive("c", "the login answer gives no csrf_token to send", ex.evidence())]
+        return [a, b, inconclusive("c", msg("the login answer gives no csrf_token to send"), ex.evidence())]
     if alive.status != 200:
-        return [a, b, inconclusive("c", "the session was already over; no control request possible")]
+        return [a, b, inconclusive("c", msg("the session was already over; no control request possible"))]
     with_token = patiently(lambda: ctx.http.request(
         "DELETE", LOGIN, headers={**_cookie_header(cookie), "X-CSRF-Token": csrf}
     ))  # fmt: skip
-    c = passed("c", f"with its CSRF token the cookie session acts (HTTP {with_token.status})", with_token.evidence()) \
+    c = passed("c", msg("with its CSRF token the cookie session acts (HTTP {status})", status=with_token.status), with_token.evidence()) \
         if accepted(with_token) else inconclusive(
             "c", undecided(with_token) or f"with its CSRF token the logout answered HTTP {with_token.status}",
             with_token.evidence())  # fmt: skip
@@ -264,10 +265,10 @@ def session_expiry(ctx: ProbeContext) -> list[UnitResult]:
         "idle_timeout": idle, "absolute_timeout": absolute, "cookie_max_age": max_age,
     })  # fmt: skip
     if "idle_timeout" not in doc and "absolute_timeout" not in doc:
-        return [inconclusive("a", "the login answer declares no session timeouts", declared)]
+        return [inconclusive("a", msg("the login answer declares no session timeouts"), declared)]
     problems = timeout_problems(idle, absolute, max_age)
     a = failed("a", "; ".join(problems), declared) if problems else passed(
-        "a", f"idle {idle:.0f} s, absolute {absolute:.0f} s (ASVS V3.3.2 L2 bounds)", declared
+        "a", msg("idle {idle:.0f} s, absolute {absolute:.0f} s (ASVS V3.3.2 L2 bounds)", idle=idle, absolute=absolute), declared
     )
     if problems or not isinstance(idle, int | float) or idle > OBSERVE_IDLE_MAX:
         return [a]

@@ -63,6 +63,31 @@ IDENTITY_LABELS = {
 }
 
 
+# Texts written inside the renderers' f-strings, listed here so Babel (which does not look
+# into f-strings on Python 3.11) extracts them; tests/conformance/test_probe_i18n.py checks the list.
+_INLINE_TEXTS = (
+    N_("refcam probe report: {target}"),
+    N_("Conformance report for {target}"),
+    N_("Unit under test"),
+    N_("the unit did not tell its identity"),
+    N_("KS X 3020 controls"),
+    N_("control"),
+    N_("name"),
+    N_("verdict"),
+    N_("Singapore CLS: {result}"),
+    N_("(the highest level whose cases all pass or do not apply)."),
+    N_("Summary"),
+    N_("cases"),
+    N_("Test cases (failed first)"),
+    N_("units and evidence"),
+    N_("needs {options}"),
+    N_("ETSI EN 303 645 provisions"),
+    N_("provision"),
+    N_("Declaration used"),
+    N_("No declaration was given: no case was judged NOT APPLICABLE."),
+)
+
+
 @dataclass(frozen=True)
 class Speech:
     """The language and time zone a report is written in (ids, codes and evidence never change)."""

@@ -14,12 +14,20 @@ translates at run time: text nodes and the placeholder, alt, aria-label and
 title attributes, whitespace collapsed, outside ``translate="no"``, with at
 least one letter. ``tests/device/test_i18n.py`` runs :func:`missing` so
 ``make test`` fails on a string without a translation.
+
+``probe``: the conformance probe's reports (it imports nothing of ours, so it
+has its own catalogue, ``conformance/locale/<lang>/LC_MESSAGES/probe.po``):
+every ``msg("template", ...)`` and ``N_("text")`` call in ``conformance/``
+and every human text of ``conformance/catalogue.toml`` (:func:`extract_catalogue`:
+titles, purposes, units, verdict rules, group names, the provenance note);
+``tests/conformance/test_probe_i18n.py`` runs :func:`missing` for it.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -35,7 +43,10 @@ STATIC = WEBUI / "static"
 LOCALE = WEBUI / "locale"
 POT = LOCALE / "webui.pot"
 API_LOCALE = ROOT / "device" / "locale"
-DOMAINS = ("webui", "api")
+PROBE = ROOT / "conformance"
+PROBE_LOCALE = PROBE / "locale"
+DOMAINS = ("webui", "api", "probe")
+PROBE_KEYWORDS: dict[str, Any] = {"msg": None, "N_": None}
 LANGUAGES = ("ko",)  # English is the source language
 JS_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}
 ATTRIBUTES = ("placeholder", "alt", "aria-label", "title")
@@ -96,7 +107,31 @@ def extract_html(
         yield lineno, "", text, []
 
 
+def extract_catalogue(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """A Babel extraction method for the probe's catalogue.toml: every text a report shows."""
+    text = fileobj.read().decode("utf-8")
+    doc = tomllib.loads(text)
+    lines = text.splitlines()
+
+    def line_of(value: str) -> int:
+        needle = value[:40]
+        return next((i + 1 for i, line in enumerate(lines) if needle in line), 0)
+
+    texts = [str(doc.get("ks_provenance", ""))] + [str(v) for v in doc.get("groups", {}).values()]
+    for case in doc.get("case", []):
+        texts += [case["title"], case["purpose"], *case["units"], case["verdict_rule"]]
+    for value in texts:
+        if value:
+            yield line_of(value), "", value, []
+
+
 def _sources(domain: str) -> list[tuple[Path, Any]]:
+    if domain == "probe":
+        return [(path, extract_python) for path in sorted(PROBE.rglob("*.py"))] + [
+            (PROBE / "catalogue.toml", extract_catalogue)
+        ]
     if domain == "api":
         device = ROOT / "device"
         return [(path, extract_python) for path in sorted(device.rglob("*.py"))]
@@ -105,7 +140,7 @@ def _sources(domain: str) -> list[tuple[Path, Any]]:
 
 def build_template(domain: str = "webui") -> Catalog:
     catalog = Catalog(project=f"refcam {domain}", domain=domain, charset="utf-8")
-    keywords = {"msg": None} if domain == "api" else JS_KEYWORDS
+    keywords = {"msg": None} if domain == "api" else PROBE_KEYWORDS if domain == "probe" else JS_KEYWORDS
     for path, method in _sources(domain):
         with path.open("rb") as handle:
             for lineno, message, comments, _context in extract(
@@ -115,8 +150,12 @@ def build_template(domain: str = "webui") -> Catalog:
     return catalog
 
 
+def _locale_dir(domain: str) -> Path:
+    return {"api": API_LOCALE, "probe": PROBE_LOCALE}.get(domain, LOCALE)
+
+
 def po_path(language: str, domain: str = "webui") -> Path:
-    base = API_LOCALE if domain == "api" else LOCALE
+    base = _locale_dir(domain)
     return base / language / "LC_MESSAGES" / f"{domain}.po"
 
 
@@ -162,7 +201,7 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
     if command == "extract":
         for domain in DOMAINS:
-            pot = (API_LOCALE if domain == "api" else LOCALE) / f"{domain}.pot"
+            pot = _locale_dir(domain) / f"{domain}.pot"
             with pot.open("wb") as handle:
                 write_po(handle, build_template(domain), omit_header=False, sort_output=False, width=100)
         return 0

@@ -27,7 +27,7 @@ zone (:func:`format_time`, Babel's ``format_datetime`` with the locale).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from types import MappingProxyType
@@ -59,6 +59,28 @@ class Message(str):
 def msg(template: str, /, **values: object) -> Message:
     """A human-readable probe message in English (``str.format`` template); extracted by scripts/i18n.py."""
     return Message(template, **values)
+
+
+class Items(tuple[str, ...]):
+    """A list of texts a message shows joined (each item said in the report's language)."""
+
+    separator: str
+
+    def __new__(cls, items: Iterable[str], separator: str) -> Items:
+        self = super().__new__(cls, tuple(items))
+        self.separator = separator
+        return self
+
+    def __str__(self) -> str:
+        return self.separator.join(str(item) for item in self)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def joined(items: Iterable[str], separator: str = "; ") -> Message:
+    """Texts (each a :class:`Message` or language-neutral text) joined into one reason."""
+    return msg("{items}", items=Items(items, separator))
 
 
 def N_(text: str) -> str:
@@ -128,6 +150,8 @@ def translate(text: str, language: str) -> str:
 def _value(value: object, language: str) -> object:
     if isinstance(value, BaseException):
         value = said(value)
+    if isinstance(value, Items):
+        return value.separator.join(translate(item, language) for item in value)
     return translate(value, language) if isinstance(value, Message) else value
 
 

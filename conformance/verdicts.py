@@ -65,7 +65,7 @@ def judge(ex: Exchange, *, accepted: Callable[[Exchange], bool], refusal: Callab
         return Judgement(Reading.UNDECIDED, msg("no answer ({error}); a dropped request refuses nothing", error=ex.error), ex)
     if ex.status == 429:
         wait = retry_after(ex)
-        after = f", Retry-After {wait:.0f} s" if wait is not None else ", no Retry-After"
+        after = msg(", Retry-After {wait:.0f} s", wait=wait) if wait is not None else msg(", no Retry-After")
         return Judgement(Reading.UNDECIDED, msg("throttled (HTTP 429{after}); a throttled answer refuses nothing", after=after), ex)
     if ex.status >= 500:
         return Judgement(Reading.UNDECIDED, msg("server error HTTP {status}; an error is not a refusal", status=ex.status), ex)

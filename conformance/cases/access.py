@@ -89,10 +89,10 @@ def access_matrix(ctx: ProbeContext) -> list[UnitResult]:
 
 
 MALFORMED = (
-    ("a", b'{"username": "x", ', "application/json", "malformed JSON"),
-    ("b", b'{"username": ["x"], "password": 7}', "application/json", "wrong types"),
-    ("c", b'{"username": "' + b"x" * (256 * 2**10) + b'"}', "application/json", "oversized body (256 KiB)"),
-    ("d", b'{"username": "\xff\xfe", "password": "\xc3"}', "application/json", "invalid UTF-8"),
+    ("a", b'{"username": "x", ', "application/json", msg("malformed JSON")),
+    ("b", b'{"username": ["x"], "password": 7}', "application/json", msg("wrong types")),
+    ("c", b'{"username": "' + b"x" * (256 * 2**10) + b'"}', "application/json", msg("oversized body (256 KiB)")),
+    ("d", b'{"username": "\xff\xfe", "password": "\xc3"}', "application/json", msg("invalid UTF-8")),
 )
 
 

@@ -15,7 +15,7 @@ from ..adapters import Session
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..errors import ProbeError
 from ..http import Exchange
-from ..i18n import msg
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ..verdicts import Reading, judge
 from ._session import (
@@ -269,7 +269,7 @@ def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
             if ex.status == 0 or ex.status == 429 or ex.status >= 500:  # refuses nothing
                 undecided.append(ex.evidence("no definite answer"))
             elif 400 <= ex.status < 500 and reason:
-                reasons.append(f"{weak[:2]}...: {reason}")
+                reasons.append(msg("{weak}...: {reason}", weak=weak[:2], reason=reason))
             else:
                 bad.append(ex.evidence("weak password not refused with a reason"))
                 if ex.status in (200, 204):
@@ -279,7 +279,7 @@ def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
         elif undecided:
             results.append(inconclusive(letter, msg("{n_undecided} attempts got no definite answer", n_undecided=len(undecided)), *undecided))
         else:
-            results.append(passed(letter, " | ".join(reasons)))
+            results.append(passed(letter, joined(reasons, " | ")))
     if current != user.password:  # a weak one was accepted: put a strong one back
         change_password(ctx.http, user.token, current, user.password)
     return results

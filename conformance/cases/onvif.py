@@ -158,7 +158,7 @@ def preauth_surface(ctx: ProbeContext) -> list[UnitResult]:
     if opened:
         return [failed("a", msg("{n_opened} operations outside ONVIF's PRE_AUTH class answered without credentials", n_opened=len(opened)), *opened)]
     if unclear:
-        return [_inconclusive_answer("a", f"{len(unclear)} operations", unclear[0])]
+        return [_inconclusive_answer("a", msg("{n_unclear} operations", n_unclear=len(unclear)), unclear[0])]
     return [passed("a", msg("all {n_protected} operations outside PRE_AUTH refused an anonymous caller", n_protected=len(PROTECTED)))]
 
 
@@ -179,7 +179,7 @@ def forced_change_over_onvif(ctx: ProbeContext) -> list[UnitResult]:
     if leaks:
         return [failed("a", msg("the label password operated {n_leaks} ONVIF operations without a password change", n_leaks=len(leaks)), *leaks)]
     if unclear:
-        return [_inconclusive_answer("a", "operations with the label password", unclear[0])]
+        return [_inconclusive_answer("a", msg("operations with the label password"), unclear[0])]
     return [passed("a", msg("with the label password all {n_protected} operations answered NotAuthorized", n_protected=len(PROTECTED)))]
 
 
@@ -204,7 +204,7 @@ def password_policy_via_set_user(ctx: ProbeContext) -> list[UnitResult]:
         elif refused(ex):
             results.append(inconclusive(letter, msg("the label password was not accepted for SetUser (unit already set up?)"), ex.evidence()))
         else:
-            results.append(_inconclusive_answer(letter, "SetUser", ex))
+            results.append(_inconclusive_answer(letter, msg("SetUser"), ex))
     return results
 
 
@@ -227,7 +227,7 @@ def replayed_token_refused(ctx: ProbeContext) -> list[UnitResult]:
         return [failed("a", msg("the same UsernameToken (same nonce) was accepted twice"), first.evidence(), again.evidence())]
     if refused(again):
         return [passed("a", msg("the replayed UsernameToken was refused"), again.evidence())]
-    return [_inconclusive_answer("a", "the replayed token", again)]
+    return [_inconclusive_answer("a", msg("the replayed token"), again)]
 
 
 @register("ONVIF-04", budget=8, order=73, requires=("interface:onvif",))
@@ -245,7 +245,7 @@ def stale_token_refused(ctx: ProbeContext) -> list[UnitResult]:
         return [failed("a", msg("a UsernameToken created {stale_seconds} s ago was accepted", stale_seconds=STALE_SECONDS), stale.evidence())]
     if refused(stale):
         return [passed("a", msg("a UsernameToken created {stale_seconds} s ago was refused", stale_seconds=STALE_SECONDS), stale.evidence())]
-    return [_inconclusive_answer("a", "the stale token", stale)]
+    return [_inconclusive_answer("a", msg("the stale token"), stale)]
 
 
 def _digest_challenges(ex: Exchange) -> list[str]:
@@ -276,7 +276,7 @@ def digest_only_over_tls(ctx: ProbeContext) -> list[UnitResult]:
     )
     challenges = _digest_challenges(ex)
     if ex.status != 401:
-        return [a, _inconclusive_answer("b", "an unauthenticated request got no HTTP challenge", ex)]
+        return [a, _inconclusive_answer("b", msg("an unauthenticated request got no HTTP challenge"), ex)]
     algorithms = {part.split("=", 1)[1].strip().strip('"').upper()
                   for c in challenges for part in c.split(",") if part.strip().lower().startswith(("algorithm=", "digest algorithm="))}
     if not challenges:

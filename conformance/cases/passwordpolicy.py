@@ -25,7 +25,7 @@ from zxcvbn import zxcvbn
 from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..errors import ProbeError
 from ..http import Exchange, client_context
-from ..i18n import msg
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ._accounts import Throwaway, throwaway
 from ._answers import accepted, patiently, undecided
@@ -140,14 +140,15 @@ def _judge_refusals(
         elif (why := undecided(ex)) is not None or ex.status in (401, 403):
             unsure.append(ex.evidence(f"{what}: {why or 'the session was refused'}"))
         elif 400 <= ex.status < 500 and (reason := _reason(ex)):
-            reasons.append(f"{what}: {reason}")
+            reasons.append(msg("{what}: {reason}", what=what, reason=reason))
         else:
             taken.append(ex.evidence(f"{what}: HTTP {ex.status} without a reason"))
     if taken:
         return failed(letter, msg("{n_taken} of {n_candidates} {label} were not refused with a reason", n_taken=len(taken), n_candidates=len(candidates), label=label), *taken)
     if unsure:
         return inconclusive(letter, msg("{n_unsure} of {n_candidates} {label} got no definite answer", n_unsure=len(unsure), n_candidates=len(candidates), label=label), *unsure)
-    return passed(letter, " | ".join(reasons)[:1500])
+    said = joined(reasons, " | ")
+    return passed(letter, said if len(said) <= 1500 else said[:1500])
 
 
 def _policy(ctx: ProbeContext) -> tuple[str, Exchange]:
@@ -175,7 +176,7 @@ def length_boundaries(ctx: ProbeContext) -> list[UnitResult]:
                 "b", msg("{policy}: a random password at the minimum ({n_at_minimum} characters) was refused (HTTP {status}), so a refusal below it would not show the length rule", policy=policy, n_at_minimum=len(at_minimum), status=control.status),
                 control.evidence())]  # fmt: skip
         controls.append(control.evidence(f"control at the minimum, {len(at_minimum)} characters: accepted"))
-    a = _judge_refusals("a", ctx, account, below, label=f"passwords one character below a {policy} minimum")
+    a = _judge_refusals("a", ctx, account, below, label=msg("passwords one character below a {policy} minimum", policy=policy))
     return [a, passed("b", msg("random passwords exactly at each {policy} minimum are accepted", policy=policy), *controls)]
 
 
@@ -185,8 +186,8 @@ def label_password_reuse(ctx: ProbeContext) -> list[UnitResult]:
     if label is None:
         return [inconclusive("a", msg("needs the label password (--label-password)"))]
     account = throwaway(ctx, "policy")
-    a = _judge_refusals("a", ctx, account, [("the label password", label)], label="label passwords")
-    b = _judge_refusals("b", ctx, account, label_variants(label), label="trivial label variants")
+    a = _judge_refusals("a", ctx, account, [("the label password", label)], label=msg("label passwords"))
+    b = _judge_refusals("b", ctx, account, label_variants(label), label=msg("trivial label variants"))
     return [a, b]
 
 
@@ -227,6 +228,6 @@ def identity_passwords_refused(ctx: ProbeContext) -> list[UnitResult]:
     if not candidates:
         return [inconclusive("a", msg("the unit reveals no serial, model or vendor"), note)]
     account = throwaway(ctx, "policy")
-    result = _judge_refusals("a", ctx, account, candidates, label="passwords built from the unit's identity")
+    result = _judge_refusals("a", ctx, account, candidates, label=msg("passwords built from the unit's identity"))
     return [type(result)(result.unit, result.verdict, result.reason, (*result.evidence, note))]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..http import Exchange
-from ..i18n import msg
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ._accounts import throwaway
 from ._answers import patiently, undecided
@@ -149,7 +149,7 @@ def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
         return results
     changed = effects(before, after, audit.json(), {c.username for c in callers.values()})
     results.append(
-        failed("c", "; ".join(changed[:5]), state, audit.evidence()) if changed
+        failed("c", joined(changed[:5]), state, audit.evidence()) if changed
         else passed("c", msg("users, settings and audit log show no effect of the refused requests"), state)
     )
     return results

@@ -74,7 +74,7 @@ def counter_and_version(ctx: ProbeContext) -> list[UnitResult]:
         results.append(inconclusive("a", msg("--older-image is {old_version}, not older than the running {before}", old_version=old_version, before=before)))
     else:
         image = resign_image(older, key, version=old_version, security_counter=counter)
-        results.append(judge_upload("a", f"older release {old_version} re-signed with the running counter {counter}",
+        results.append(judge_upload("a", msg("older release {old_version} re-signed with the running counter {counter}", old_version=old_version, counter=counter),
                                     _upload(ctx, image, token)))
     new_version = read_header(newer).version
     if counter == 0:
@@ -83,7 +83,6 @@ def counter_and_version(ctx: ProbeContext) -> list[UnitResult]:
         results.append(inconclusive("b", msg("--image is {new_version}, not newer than the running {before}", new_version=new_version, before=before)))
     else:
         image = resign_image(newer, key, version=new_version, security_counter=counter - 1)
-        results.append(judge_upload("b", f"newer release {new_version} re-signed with counter {counter - 1}, "
-                                    f"below the running {counter}", _upload(ctx, image, token)))
+        results.append(judge_upload("b", msg("newer release {new_version} re-signed with counter {counter}, below the running {counter2}", new_version=new_version, counter=counter - 1, counter2=counter), _upload(ctx, image, token)))
     results.append(_unchanged(ctx, "c", before))
     return results

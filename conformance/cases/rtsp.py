@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import client_context, raw_exchange
-from ..i18n import msg
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 
 SIGNING_SEI_UUID = bytes.fromhex("8f0a5e3c7b2d4e61a9c4726566636d31")  # declared by the camera (docs/RTSP.md)
@@ -553,15 +553,15 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
         try:
             payload = _verify_envelope(envelope, root, now)
         except (ValueError, KeyError, TypeError, InvalidSignature) as exc:
-            problems.append(f"GOP {index}: signature does not verify ({exc or type(exc).__name__})")
+            problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
             continue
         covered = [hashlib.sha256(n).hexdigest() for n in gops[index - 1][0]]
         if covered != payload.get("nal_hashes"):
-            problems.append(f"GOP {index - 1}: NAL hashes differ from the signed ones")
+            problems.append(msg("GOP {index}: NAL hashes differ from the signed ones", index=index - 1))
         checked += 1
     ev_b = _evidence("signed GOPs checked", checked=checked, problems=problems)
     if problems:
-        return [a, failed("b", "; ".join(problems[:5]), ev_b)]
+        return [a, failed("b", joined(problems[:5]), ev_b)]
     if not checked:
         return [a, inconclusive("b", msg("no complete signed GOP was received"), ev_b)]
     return [a, passed("b", msg("{checked} GOPs verify to the manufacturer root", checked=checked), ev_b)]

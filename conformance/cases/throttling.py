@@ -50,9 +50,12 @@ def judge_symmetry(known: Sequence[Attempt], unknown: Sequence[Attempt], *eviden
         return [inconclusive("a", reason, *evidence)]
     k_throttled = [a for a in known if a.status == 429]
     u_throttled = [a for a in unknown if a.status == 429]
-    statuses = f"existing name {[a.status for a in known]}, unknown name {[a.status for a in unknown]}"
+    statuses = msg(
+        "existing name {known}, unknown name {unknown}",
+        known=[a.status for a in known], unknown=[a.status for a in unknown],
+    )
     if bool(k_throttled) != bool(u_throttled):
-        which = "the existing name only" if k_throttled else "the unknown name only"
+        which = msg("the existing name only") if k_throttled else msg("the unknown name only")
         a = failed("a", msg("throttling reached {which}: {statuses}", which=which, statuses=statuses), *evidence)
     elif k_throttled and not _retry_after_alike(k_throttled[0], u_throttled[0]):
         a = failed("a", msg("Retry-After differs: {retry_after} vs {retry_after2} s", retry_after=k_throttled[0].retry_after, retry_after2=u_throttled[0].retry_after), *evidence)

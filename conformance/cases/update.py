@@ -116,11 +116,11 @@ def unsigned_and_tampered(ctx: ProbeContext) -> list[UnitResult]:
     before = str(info["firmware_version"])
     token = admin(ctx).token
     forged = attacker_image(str(info.get("hardware_id", "unknown")))
-    a = _rejected("a", "unsigned image", _upload(ctx, unsigned_image(forged), token))
+    a = _rejected("a", msg("unsigned image"), _upload(ctx, unsigned_image(forged), token))
     if ctx.options.image is None:
         b = not_tested("b", msg("needs a vendor-signed image of this model to flip a byte in"), "--image")
     else:
-        b = _rejected("b", "image with one flipped byte", _upload(ctx, flipped_image(Path(ctx.options.image).read_bytes()), token))
+        b = _rejected("b", msg("image with one flipped byte"), _upload(ctx, flipped_image(Path(ctx.options.image).read_bytes()), token))
     return [a, b, _unchanged(ctx, "c", before)]
 
 
@@ -130,7 +130,7 @@ def unknown_key(ctx: ProbeContext) -> list[UnitResult]:
     before = str(info["firmware_version"])
     forged = attacker_image(str(info.get("hardware_id", "unknown")))
     return [
-        _rejected("a", "attacker-signed image", _upload(ctx, forged, admin(ctx).token)),
+        _rejected("a", msg("attacker-signed image"), _upload(ctx, forged, admin(ctx).token)),
         _unchanged(ctx, "b", before),
     ]
 
@@ -142,7 +142,7 @@ def older_image(ctx: ProbeContext) -> list[UnitResult]:
     before = str(_device(ctx)["firmware_version"])
     data = Path(ctx.options.older_image).read_bytes()
     return [
-        _rejected("a", f"older image {read_header(data).version}", _upload(ctx, data, admin(ctx).token)),
+        _rejected("a", msg("older image {version}", version=read_header(data).version), _upload(ctx, data, admin(ctx).token)),
         _unchanged(ctx, "b", before),
     ]
 

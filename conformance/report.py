@@ -106,6 +106,11 @@ class Speech:
 
 
 ENGLISH = Speech()
+# Where the scheme names come from, under the EN 303 645 table (KS X 3020's note is in catalogue.toml).
+SCHEMES_NOTE = N_(
+    "ETSI EN 303 645 provision numbers and Singapore CLS levels as the schemes publish them; "
+    "neither scheme publishes an official Korean text, so their names stay in English."
+)
 
 
 @dataclass(frozen=True)
@@ -433,7 +438,7 @@ def render_html(report: ProbeReport, speech: Speech = ENGLISH) -> str:
                  f"<th>{t(N_('verdict'))}</th></tr>")
     for provision, verdict in report.en_provisions().items():
         parts.append(f"<tr class='{_cls(verdict)}'><td>{e(provision)}</td><td>{e(say.verdict(verdict))}</td></tr>")
-    parts.append(f"</table><h2>{t(N_('Declaration used'))}</h2>")
+    parts.append(f"</table><p class='small'>{t(SCHEMES_NOTE)}</p><h2>{t(N_('Declaration used'))}</h2>")
     if report.declaration is None:
         parts.append(f"<p>{t(N_('No declaration was given: no case was judged NOT APPLICABLE.'))}</p>")
     else:

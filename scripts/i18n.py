@@ -197,6 +197,52 @@ def missing(language: str, domain: str = "webui") -> list[str]:
     return problems
 
 
+class _ReportText(HTMLParser):
+    """The text a reader sees in a report page, without evidence, code and style."""
+
+    SKIP = ("details", "pre", "style", "script", "code")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self._skipping: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self._skipping.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skipping and self._skipping[-1] == tag:
+            self._skipping.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping and data.strip():
+            self.texts.append(_collapse(data))
+
+
+_ENGLISH_WORD = re.compile(r"\b[a-z]{2,}\b")
+
+
+def untranslated_in_page(page: str, language: str, domain: str = "probe") -> list[str]:
+    """English left in a page rendered in ``language``: every piece of a msgid between its
+    placeholders with two or more English words that shows up in the page's text (evidence,
+    code and pieces a translation keeps verbatim, such as ``max-age``, are not counted)."""
+    parser = _ReportText()
+    parser.feed(page)
+    text = "\n".join(parser.texts)
+    catalog = read_catalog(language, domain)
+    kept = "\n".join(str(m.string) for m in catalog if m.id and isinstance(m.string, str))
+    found = []
+    for message in build_template(domain):
+        if not isinstance(message.id, str) or not message.id:
+            continue
+        for piece in _PLACEHOLDER.sub("\0", message.id).split("\0"):
+            piece = piece.strip(" ,.;:()")
+            if len(_ENGLISH_WORD.findall(piece)) >= 2 and piece not in kept and piece in text:
+                found.append(piece)
+    return sorted(set(found))
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
     if command == "extract":

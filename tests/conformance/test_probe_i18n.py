@@ -23,13 +23,20 @@ import jsonschema
 import pytest
 
 from conformance import report as report_module
-from conformance.catalogue import KS_CONTROLS, load_catalogue
 from conformance.cases.sessions import cookie_problems, timeout_problems
 from conformance.cases.throttling import Attempt, judge_symmetry
+from conformance.catalogue import KS_CONTROLS, load_catalogue
 from conformance.http import Exchange
 from conformance.i18n import Message, joined, load_messages, msg, translate
 from conformance.model import Evidence, UnitResult, Verdict, make_case_result
-from conformance.report import ProbeReport, Speech, render_html, render_junit, render_table, write_reports
+from conformance.report import (
+    ProbeReport,
+    Speech,
+    render_html,
+    render_junit,
+    render_table,
+    write_reports,
+)
 from conformance.verdicts import judge
 from refcam.cli import main
 

@@ -136,7 +136,7 @@ def initial_password_quality(ctx: ProbeContext) -> list[UnitResult]:
     names = _device_names(ctx)
     contained = [n for n in names if n.lower() in password.lower()]
     b = failed("b", msg("contains the device names {contained}", contained=', '.join(contained))) if contained else passed(
-        "b", msg("contains none of {value}", value=', '.join(names) or 'the device names')
+        "b", msg("contains none of {value}", value=', '.join(names) or msg("the device names"))
     )
     c = _guessable(password)
     return [a, b, c]

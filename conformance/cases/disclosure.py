@@ -239,7 +239,7 @@ def fixed_in_time(ctx: ProbeContext) -> list[UnitResult]:
         return [failed("a", msg("no fix deadlines per severity are published"), ev)]
     late = _breaches(doc, ("fix", "advisory", "status_update", "cra_early_warning", "cra_notification", "cra_final_report"))
     return [
-        passed("a", "fix deadlines published (hours): " + _pairs(policy["fix_hours"]), ev),
+        passed("a", msg("fix deadlines published (hours): {deadlines}", deadlines=_pairs(policy["fix_hours"])), ev),
         failed("b", msg("{n_late} deadlines breached: {items}", n_late=len(late), items=', '.join(str(b.get('report')) for b in late)), ev)
         if late
         else passed("b", msg("no fix or advisory deadline breached"), ev),

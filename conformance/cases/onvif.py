@@ -136,7 +136,7 @@ def _not_onvif(ctx: ProbeContext) -> list[UnitResult]:
     reason = msg("the target serves no ONVIF device service at {device_service}", device_service=DEVICE_SERVICE)
     declaration = ctx.options.declaration
     if declaration is not None and declaration.features().get("interface:onvif"):
-        return [failed("a", reason + ", although its declaration names ONVIF")]
+        return [failed("a", msg("{reason}, although its declaration names ONVIF", reason=reason))]
     return [not_tested("a", reason, "--declaration (saying whether the unit speaks ONVIF)")]
 
 

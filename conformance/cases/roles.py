@@ -107,6 +107,11 @@ def _sender(ctx: ProbeContext, method: str, path: str, token: str) -> Callable[[
     return lambda: ctx.http.request(method, path, json_body={}, token=token)
 
 
+
+def _who(role: str) -> str:
+    """ "a viewer", "an operator": the role as a reason names it."""
+    return msg("an {role}", role=role) if role[:1] in ("a", "e", "i", "o", "u") else msg("a {role}", role=role)
+
 @register("ROLE-01", budget=90, order=36, requires=("interface:refcam-api", "user-management"))
 def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", OPENAPI)
@@ -132,13 +137,13 @@ def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
             elif verdict == "undecided":
                 unsure.append(answer.evidence(f"{role}: {undecided(answer) or 'the session was not accepted'}"))
         if reached:
-            results.append(failed(letter, msg("{value} {role} reached {n_reached} of {n_routes} routes above its role", value='an' if role[0] in 'aeiou' else 'a', role=role, n_reached=len(reached), n_routes=len(routes)),
+            results.append(failed(letter, msg("{who} reached {n_reached} of {n_routes} routes above its role", who=_who(role), n_reached=len(reached), n_routes=len(routes)),
                                   *reached[:10]))
         elif unsure:
             results.append(inconclusive(letter, msg("{n_unsure} of {n_routes} routes gave no definite answer", n_unsure=len(unsure), n_routes=len(routes)),
                                         *unsure[:10]))
         else:
-            results.append(passed(letter, msg("{value} {role} is refused (403) on all {n_routes} state-changing routes above its role", value='an' if role[0] in 'aeiou' else 'a', role=role, n_routes=len(routes))))
+            results.append(passed(letter, msg("{who} is refused (403) on all {n_routes} state-changing routes above its role", who=_who(role), n_routes=len(routes))))
     after = _snapshot(ctx, boss.token)
     seq = before["audit_seq"]
     audit = ctx.http.request("GET", f"/api/v1/audit?after={seq}&limit=500", token=boss.token) if isinstance(

@@ -223,17 +223,17 @@ def _service_state(ctx: ProbeContext) -> str | None:
     try:
         client = _connect(ctx)
     except ConnectionRefusedError:
-        state = f"no RTSPS service on port {_rtsps_port(ctx)}"
+        state = msg("no RTSPS service on port {port}", port=_rtsps_port(ctx))
     except (ssl.SSLError, ssl.CertificateError) as exc:
-        state = f"TLS to the RTSPS port does not validate to the given root: {exc}"
+        state = msg("TLS to the RTSPS port does not validate to the given root: {exc}", exc=exc)
     except OSError as exc:
-        state = f"RTSPS port unreachable: {exc}"
+        state = msg("RTSPS port unreachable: {exc}", exc=exc)
     else:
         try:
             reply = client.request("OPTIONS", "*")
-            state = None if reply.status == 200 else f"OPTIONS answered {reply.status}"
+            state = None if reply.status == 200 else msg("OPTIONS answered {status}", status=reply.status)
         except (OSError, RtspProbeError) as exc:
-            state = f"RTSPS OPTIONS failed: {exc}"
+            state = msg("RTSPS OPTIONS failed: {exc}", exc=exc)
         finally:
             client.close()
     ctx.cache["rtsps_state"] = state
@@ -248,7 +248,7 @@ def _skip(ctx: ProbeContext, letters: str) -> list[UnitResult] | None:
         # NOT APPLICABLE comes only from the declaration (declared-absent interface:rtsp)
         declaration = ctx.options.declaration
         if declaration is not None and declaration.features().get("interface:rtsp"):
-            return [failed(letter, state + ", although the declaration names RTSP") for letter in letters]
+            return [failed(letter, msg("{state}, although the declaration names RTSP", state=state)) for letter in letters]
         return [not_tested(letter, state, "--rtsps-port", "--declaration") for letter in letters]
     return [inconclusive(letter, state) for letter in letters]
 

@@ -60,7 +60,7 @@ def cookie_problems(cookie: SetCookie) -> list[str]:
     if "httponly" not in a:
         problems.append(msg("no HttpOnly attribute (V3.4.2)"))
     if a.get("samesite", "").lower() not in ("strict", "lax"):
-        problems.append(msg("SameSite is {value}, not Strict or Lax (V3.4.3)", value=a.get('samesite') or 'absent'))
+        problems.append(msg("SameSite is {value}, not Strict or Lax (V3.4.3)", value=a.get('samesite') or msg("absent")))
     return problems
 
 
@@ -80,7 +80,7 @@ def timeout_problems(idle: object, absolute: object, max_age: object) -> list[st
     problems: list[str] = []
     for what, value, bound in ((msg("idle"), idle, IDLE_MAX), (msg("absolute"), absolute, ABSOLUTE_MAX)):
         if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-            problems.append(msg("no {what} timeout declared (found {value})", what=what, value='nothing' if value is None else value))
+            problems.append(msg("no {what} timeout declared (found {value})", what=what, value=msg("nothing") if value is None else value))
         elif not 0 < value <= bound:
             problems.append(msg("{what} timeout {value:.0f} s is not within 1..{bound:.0f} s", what=what, value=value, bound=bound))
     outlives = (

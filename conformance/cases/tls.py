@@ -301,16 +301,18 @@ def known_flaws(ctx: ProbeContext) -> list[UnitResult]:
     # in sslyze's terms; that is the safest setting, so only client-initiated DoS counts then.
     reneg_bad = reneg.is_vulnerable_to_client_renegotiation_dos
     return [
-        unit("a", Verdict.FAIL if heart else Verdict.PASS, msg("Heartbleed: {value}", value='vulnerable' if heart else 'not vulnerable')),
-        unit("b", Verdict.FAIL if ccs else Verdict.PASS, msg("CCS injection: {value}", value='vulnerable' if ccs else 'not vulnerable')),
+        unit("a", Verdict.FAIL if heart else Verdict.PASS, msg("Heartbleed: {value}", value=msg("vulnerable") if heart else msg("not vulnerable"))),
+        unit("b", Verdict.FAIL if ccs else Verdict.PASS, msg("CCS injection: {value}", value=msg("vulnerable") if ccs else msg("not vulnerable"))),
         unit("c", Verdict.FAIL if robot_bad else Verdict.PASS, msg("ROBOT: {name}", name=robot.name)),
-        unit("d", Verdict.FAIL if compression else Verdict.PASS, msg("TLS compression: {value}", value='on' if compression else 'off')),
+        unit("d", Verdict.FAIL if compression else Verdict.PASS, msg("TLS compression: {value}", value=msg("on") if compression else msg("off"))),
         unit(
             "e",
             Verdict.FAIL if reneg_bad else Verdict.PASS,
-            "client-initiated renegotiation "
-            + ("accepted (DoS)" if reneg.is_vulnerable_to_client_renegotiation_dos else "refused")
-            + f"; secure renegotiation {'supported' if reneg.supports_secure_renegotiation else 'not offered'}",
+            msg(
+                "client-initiated renegotiation {client}; secure renegotiation {secure}",
+                client=msg("accepted (DoS)") if reneg.is_vulnerable_to_client_renegotiation_dos else msg("refused"),
+                secure=msg("supported") if reneg.supports_secure_renegotiation else msg("not offered"),
+            ),
         ),
     ]
 
@@ -333,7 +335,7 @@ def hsts(ctx: ProbeContext) -> list[UnitResult]:
         if ex.status and age >= HSTS_MIN_AGE:
             results.append(passed(letter, msg("HSTS max-age={age} on {status}", age=age, status=ex.status), ex.evidence()))
         else:
-            results.append(failed(letter, msg("HSTS missing or short on {status}: {value}", status=ex.status, value=value or 'no header'), ex.evidence()))
+            results.append(failed(letter, msg("HSTS missing or short on {status}: {value}", status=ex.status, value=value or msg("no header")), ex.evidence()))
     return results
 
 
@@ -358,5 +360,5 @@ def mozilla_profile(ctx: ProbeContext) -> list[UnitResult]:
             continue
         return [passed("a", msg("compliant with Mozilla {value}", value=profile.value), _scan_evidence("Mozilla checker", profile=profile.value))]
     found = issues.get("intermediate", {})
-    return [failed("a", "not compliant with Mozilla intermediate: " + "; ".join(f"{k}: {v}" for k, v in found.items()),
+    return [failed("a", msg("not compliant with Mozilla intermediate: {issues}", issues="; ".join(f"{k}: {v}" for k, v in found.items())),
                    _scan_evidence("Mozilla checker issues", issues=issues))]

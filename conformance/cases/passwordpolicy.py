@@ -71,7 +71,8 @@ def below_minimum(profile: str) -> list[tuple[str, str, str]]:
     if rules is None:
         raise ProbeError(msg("unknown password policy profile “{profile}”; the probe knows {sorted}", profile=profile, sorted=', '.join(sorted(PROFILES))))
     return [
-        (f"{length - 1} characters from {classes} classes (minimum {length})",
+        (msg("{length} characters from {classes} classes (minimum {minimum})", length=length - 1, classes=classes,
+             minimum=length),
          _random(length - 1, classes), _random(length, classes))
         for length, classes in rules
     ]  # fmt: skip
@@ -80,10 +81,10 @@ def below_minimum(profile: str) -> list[tuple[str, str, str]]:
 def label_variants(label: str) -> list[tuple[str, str]]:
     """(what, variant) of the label password a person would try first."""
     variants = [
-        ("upper-cased", label.upper()),
-        ("separators dropped", "".join(c for c in label if c.isalnum())),
-        ("'!' appended", label + "!"),
-        ("'1' appended", label + "1"),
+        (msg("upper-cased"), label.upper()),
+        (msg("separators dropped"), "".join(c for c in label if c.isalnum())),
+        (msg("'!' appended"), label + "!"),
+        (msg("'1' appended"), label + "1"),
     ]
     return [(what, v) for what, v in variants if v != label]
 
@@ -93,7 +94,7 @@ def identity_passwords(names: list[str]) -> list[tuple[str, str]]:
     parts = [n for n in dict.fromkeys(names) if len(n) >= 3]
     if not parts:
         return []
-    out = []
+    out: list[tuple[str, str]] = []
     for i, first in enumerate(parts):
         rest = parts[i + 1 :] + parts[:i]
         candidate = first
@@ -103,7 +104,7 @@ def identity_passwords(names: list[str]) -> list[tuple[str, str]]:
             candidate += "-" + extra
         while len(candidate) < IDENTITY_MIN:
             candidate += "-" + first
-        out.append((f"built from “{first}”", candidate))
+        out.append((msg("built from “{name}”", name=first), candidate))
     return out
 
 
@@ -186,7 +187,7 @@ def label_password_reuse(ctx: ProbeContext) -> list[UnitResult]:
     if label is None:
         return [inconclusive("a", msg("needs the label password (--label-password)"))]
     account = throwaway(ctx, "policy")
-    a = _judge_refusals("a", ctx, account, [("the label password", label)], label=msg("label passwords"))
+    a = _judge_refusals("a", ctx, account, [(msg("the label password"), label)], label=msg("label passwords"))
     b = _judge_refusals("b", ctx, account, label_variants(label), label=msg("trivial label variants"))
     return [a, b]
 

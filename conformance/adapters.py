@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from .errors import ProbeError
 from .http import Exchange, ProbeHTTP
+from .i18n import msg
 
 
 class NotSupported(ProbeError):
@@ -137,7 +138,7 @@ class RefcamAPIAdapter:
         doc = ex.json()
         users = doc.get("users") if isinstance(doc, dict) else doc
         if ex.status != 200 or not isinstance(users, list):
-            raise ProbeError(f"cannot list the unit's accounts: HTTP {ex.status}")
+            raise ProbeError(msg("cannot list the unit's accounts: HTTP {status}", status=ex.status))
         names = [u.get("username") or u.get("name") for u in users if isinstance(u, dict)]
         return [str(n) for n in names if n]
 
@@ -174,23 +175,23 @@ class HTTPBasicAdapter:
 
     def info(self, http: ProbeHTTP, session: Session | None = None) -> Exchange:
         if self.info_route is None:
-            raise NotSupported("the declaration names no info route for this interface")
+            raise NotSupported(msg("the declaration names no info route for this interface"))
         return http.request("GET", self.info_route, headers=dict(session.headers) if session else None)
 
     def identity(self, info: Exchange) -> dict[str, str]:
         return identity_from(_doc(info)) if 200 <= info.status < 300 else {}
 
     def change_password(self, http: ProbeHTTP, session: Session, current: str, new: str) -> Exchange:
-        raise NotSupported(f"the {self.interface} interface has no password-change route the probe knows")
+        raise NotSupported(msg("the {interface} interface has no password-change route the probe knows", interface=self.interface))
 
     def create_user(self, http: ProbeHTTP, boss: Session, username: str, password: str, role: str) -> Exchange:
-        raise NotSupported(f"the {self.interface} interface has no user management the probe knows")
+        raise NotSupported(msg("the {interface} interface has no user management the probe knows", interface=self.interface))
 
     def delete_user(self, http: ProbeHTTP, boss: Session, username: str) -> Exchange:
-        raise NotSupported(f"the {self.interface} interface has no user management the probe knows")
+        raise NotSupported(msg("the {interface} interface has no user management the probe knows", interface=self.interface))
 
     def accounts(self, http: ProbeHTTP, boss: Session) -> list[str]:
-        raise NotSupported(f"the {self.interface} interface cannot list accounts")
+        raise NotSupported(msg("the {interface} interface cannot list accounts", interface=self.interface))
 
 
 ADAPTERS = ("refcam-api", "web-ui")

@@ -20,6 +20,7 @@ from .adapters import RefcamAPIAdapter, Session, TargetAdapter
 from .declaration import Declaration
 from .errors import MissingOption
 from .http import Exchange, ProbeHTTP, Target, client_context
+from .i18n import said
 from .model import Evidence, UnitResult, Verdict
 from .verdicts import Judgement, attempt
 
@@ -165,5 +166,5 @@ def not_tested(letter: str, reason: str, *needs: str) -> UnitResult:
 def undone(letter: str, exc: Exception, *evidence: Evidence) -> UnitResult:
     """A unit that could not run: NOT TESTED for a missing option, else INCONCLUSIVE with the reason."""
     if isinstance(exc, MissingOption):
-        return not_tested(letter, str(exc), *exc.needs)
-    return inconclusive(letter, str(exc), *evidence)
+        return not_tested(letter, said(exc), *exc.needs)
+    return inconclusive(letter, said(exc), *evidence)

@@ -16,15 +16,16 @@ from importlib import resources
 from typing import Any
 
 from .errors import CatalogueError
+from .i18n import N_
 
 KS_CONTROLS: dict[str, str] = {
-    "C1": "Firmware signature verification",
-    "C2": "Encrypted remote access",
-    "C3": "Secure boot",
-    "C4": "Default credential management",
-    "C5": "Secure update mechanisms",
-    "C6": "Vulnerability disclosure handling",
-    "C7": "Incident-response SLAs",
+    "C1": N_("Firmware signature verification"),
+    "C2": N_("Encrypted remote access"),
+    "C3": N_("Secure boot"),
+    "C4": N_("Default credential management"),
+    "C5": N_("Secure update mechanisms"),
+    "C6": N_("Vulnerability disclosure handling"),
+    "C7": N_("Incident-response SLAs"),
 }
 _ASVS_ID = re.compile(r"V\d{1,2}\.\d{1,2}\.\d{1,2}")  # OWASP ASVS 4.0.3 chapter.section.requirement
 NIST_CAPABILITIES = {"DI", "DC", "DP", "LA", "SU", "SA", "-"}

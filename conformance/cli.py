@@ -9,8 +9,9 @@ from typing import Any
 
 from .declaration import parse_declaration
 from .errors import ProbeError, UsageError
+from .i18n import LANGUAGES, check_language, check_zone, msg, translate
 from .probe import ProbeOptions, run_probe
-from .report import render_table, write_reports
+from .report import Speech, render_table, write_reports
 
 
 def _credentials(value: str) -> tuple[str, str]:
@@ -56,10 +57,15 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--rtsp-path", action="append", default=[], help="an RTSP stream path (repeatable; first: H.264)")
     p.add_argument("--only", action="append", default=[], metavar="CASE", help="run only this case (repeatable)")
     p.add_argument("--report", required=True, type=Path, help="directory for report.json, junit.xml, report.html")
+    p.add_argument("--lang", default="en", metavar="|".join(LANGUAGES),
+                   help="language of the terminal table and the HTML, JSON and JUnit reports (default en)")
+    p.add_argument("--tz", default="UTC", metavar="ZONE",
+                   help="IANA time zone the reports show times in, e.g. Asia/Seoul (default UTC; stored in UTC)")
     p.set_defaults(handler=_probe)
 
 
 def _probe(args: argparse.Namespace) -> int:
+    speech = Speech(check_language(args.lang), check_zone(args.tz))  # usage errors before any request
     admin = args.admin
     if args.admin_password_env:
         if args.admin_password_env not in os.environ:
@@ -119,8 +125,11 @@ def _probe(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.finish()
-    paths = write_reports(report, args.report)
-    print(render_table(report))
-    print(f"\nreports: {paths['html']} (HTML), {paths['json']} (JSON), {paths['junit']} (JUnit); "
-          f"evidence bundle: {paths['har']} (HAR 1.2), {paths['manifest']} (SHA-256 manifest)")
+    paths = write_reports(report, args.report, speech)
+    print(render_table(report, speech))
+    print("\n" + translate(msg(
+        "reports: {html} (HTML), {json} (JSON), {junit} (JUnit); "
+        "evidence bundle: {har} (HAR 1.2), {manifest} (SHA-256 manifest)",
+        html=paths["html"], json=paths["json"], junit=paths["junit"], har=paths["har"], manifest=paths["manifest"],
+    ), speech.language))
     return 1 if report.failed else 0

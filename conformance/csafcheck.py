@@ -18,6 +18,7 @@ import referencing
 import referencing.jsonschema
 
 from .errors import ProbeError
+from .i18n import msg
 
 _FILES = ("csaf_json_schema.json", "provider_json_schema.json", "cvss-v2.0.json", "cvss-v3.0.json", "cvss-v3.1.json")
 
@@ -51,8 +52,8 @@ def check_csaf(doc: Any, kind: Literal["csaf", "provider"]) -> None:
     if errors:
         first = jsonschema.exceptions.best_match(errors)
         path = "/".join(str(p) for p in first.absolute_path) or "(root)"
-        raise ProbeError(f"fails the OASIS CSAF 2.0 schema at {path}: {first.message[:200]} ({len(errors)} error(s))")
+        raise ProbeError(msg("fails the OASIS CSAF 2.0 schema at {path}: {message} ({n_errors} error(s))", path=path, message=first.message[:200], n_errors=len(errors)))
     if kind == "csaf" and doc["document"]["category"] == "csaf_security_advisory" and (
         "product_tree" not in doc or not doc.get("vulnerabilities")
     ):  # CSAF 6.1.27.4/6.1.27.5
-        raise ProbeError("a csaf_security_advisory needs product_tree and vulnerabilities")
+        raise ProbeError(msg("a csaf_security_advisory needs product_tree and vulnerabilities"))

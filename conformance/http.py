@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import ProbeBudgetExceeded, ProbeError
+from .i18n import msg
 from .model import Evidence
 
 BODY_EXCERPT = 2048  # bytes of a response body kept as evidence
@@ -220,7 +221,7 @@ class ProbeHTTP:
         token: str | None = None,
     ) -> Exchange:
         if self.sent >= self.budget:
-            raise ProbeBudgetExceeded(f"case exceeded its budget of {self.budget} requests")
+            raise ProbeBudgetExceeded(msg("case exceeded its budget of {budget} requests", budget=self.budget))
         self.sent += 1
         sent_headers = {"Accept": "application/json", **(headers or {})}
         if token is not None:

@@ -31,6 +31,7 @@ from .cases import CASE_MODULES
 from .catalogue import Catalogue, load_catalogue
 from .errors import MissingOption, PreflightError, ProbeBudgetExceeded, ProbeError, UsageError
 from .http import ProbeHTTP, Recorded, Target, client_context
+from .i18n import msg, said
 from .model import CaseResult, UnitResult, make_case_result
 from .preflight import check_channel, check_login
 from .report import ProbeReport
@@ -47,17 +48,17 @@ def run_case(ctx: ProbeContext, case_id: str, letters: Sequence[str]) -> CaseRes
     start = time.perf_counter()
     if registered is None:
         units: Sequence[UnitResult] = [
-            inconclusive(letter, "this probe build has no implementation for the case") for letter in letters
+            inconclusive(letter, msg("this probe build has no implementation for the case")) for letter in letters
         ]
         return make_case_result(case_id, units, duration=0.0, requests=0)
     declaration = ctx.options.declaration
     absent = [f for f in registered.requires if declaration is not None and declaration.absent(f)]
     if absent:
-        units = [not_applicable(letter, f"the declaration says the unit has no {', '.join(absent)}") for letter in letters]
+        units = [not_applicable(letter, msg("the declaration says the unit has no {features}", features=", ".join(absent))) for letter in letters]
         return make_case_result(case_id, units, duration=0.0, requests=0)
     if registered.destructive and not ctx.options.allow_destructive:
         units = [
-            not_tested(letter, "destructive case, not run", "--allow-destructive") for letter in letters
+            not_tested(letter, msg("destructive case, not run"), "--allow-destructive") for letter in letters
         ]
         return make_case_result(case_id, units, duration=0.0, requests=0)
     ctx.http.start_case(registered.budget, case_id)
@@ -65,13 +66,13 @@ def run_case(ctx: ProbeContext, case_id: str, letters: Sequence[str]) -> CaseRes
     try:
         units = list(registered.function(ctx))
     except MissingOption as exc:
-        units = [not_tested(letter, str(exc), *exc.needs) for letter in letters]
+        units = [not_tested(letter, said(exc), *exc.needs) for letter in letters]
     except ProbeBudgetExceeded as exc:
-        units = [inconclusive(letters[0], str(exc))]
+        units = [inconclusive(letters[0], said(exc))]
     except ProbeError as exc:
-        units = [inconclusive(letters[0], str(exc))]
+        units = [inconclusive(letters[0], said(exc))]
     except Exception as exc:  # noqa: BLE001 - an odd camera must not crash the probe run
-        units = [inconclusive(letters[0], f"probe error: {type(exc).__name__}: {exc}")]
+        units = [inconclusive(letters[0], msg("probe error: {name}: {exc}", name=type(exc).__name__, exc=exc))]
     return make_case_result(
         case_id, units, duration=time.perf_counter() - start, requests=ctx.http.sent
     )
@@ -111,7 +112,7 @@ def run_probe(
         restore_errors = _run_cleanups(ctx)
     for case in catalogue.cases:  # not selected by --only: NOT TESTED, in the report all the same
         if case.id not in by_id:
-            units = [not_tested(letter, "not selected (--only)", "all cases (no --only)") for letter in case.unit_letters]
+            units = [not_tested(letter, msg("not selected (--only)"), "all cases (no --only)") for letter in case.unit_letters]
             by_id[case.id] = make_case_result(case.id, units, duration=0.0, requests=0)
     results = [by_id[c.id] for c in catalogue.cases if c.id in by_id]
     return ProbeReport(

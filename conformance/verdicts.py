@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .http import Exchange
+from .i18n import msg
 
 MAX_RETRIES = 3  # 429s waited out per attempt
 
@@ -61,22 +62,22 @@ def undecided(ex: Exchange) -> bool:
 def judge(ex: Exchange, *, accepted: Callable[[Exchange], bool], refusal: Callable[[Exchange], bool]) -> Judgement:
     """Read one answer (no retry); 429 is UNDECIDED here, :func:`attempt` retries it."""
     if ex.status == 0:
-        return Judgement(Reading.UNDECIDED, f"no answer ({ex.error}); a dropped request refuses nothing", ex)
+        return Judgement(Reading.UNDECIDED, msg("no answer ({error}); a dropped request refuses nothing", error=ex.error), ex)
     if ex.status == 429:
         wait = retry_after(ex)
-        after = f", Retry-After {wait:.0f} s" if wait is not None else ", no Retry-After"
-        return Judgement(Reading.UNDECIDED, f"throttled (HTTP 429{after}); a throttled answer refuses nothing", ex)
+        after = msg(", Retry-After {wait:.0f} s", wait=wait) if wait is not None else msg(", no Retry-After")
+        return Judgement(Reading.UNDECIDED, msg("throttled (HTTP 429{after}); a throttled answer refuses nothing", after=after), ex)
     if ex.status >= 500:
-        return Judgement(Reading.UNDECIDED, f"server error HTTP {ex.status}; an error is not a refusal", ex)
+        return Judgement(Reading.UNDECIDED, msg("server error HTTP {status}; an error is not a refusal", status=ex.status), ex)
     if accepted(ex):
-        return Judgement(Reading.ACCEPTED, f"accepted (HTTP {ex.status})", ex)
+        return Judgement(Reading.ACCEPTED, msg("accepted (HTTP {status})", status=ex.status), ex)
     if ex.status in (401, 403) and refusal(ex):
-        return Judgement(Reading.REFUSED, f"refused (HTTP {ex.status})", ex)
+        return Judgement(Reading.REFUSED, msg("refused (HTTP {status})", status=ex.status), ex)
     if ex.status in (401, 403):
         return Judgement(
-            Reading.UNDECIDED, f"HTTP {ex.status} without the device's refusal body; not read as a refusal", ex
+            Reading.UNDECIDED, msg("HTTP {status} without the device's refusal body; not read as a refusal", status=ex.status), ex
         )
-    return Judgement(Reading.UNDECIDED, f"HTTP {ex.status} is neither a session nor a refusal", ex)
+    return Judgement(Reading.UNDECIDED, msg("HTTP {status} is neither a session nor a refusal", status=ex.status), ex)
 
 
 def attempt(
@@ -102,7 +103,7 @@ def attempt(
             left = max(0.0, deadline - clock())
             return Judgement(
                 Reading.UNDECIDED,
-                f"throttled (HTTP 429, Retry-After {wait:.0f} s) and the case's budget has {left:.0f} s left",
+                msg("throttled (HTTP 429, Retry-After {wait:.0f} s) and the case's budget has {left:.0f} s left", wait=wait, left=left),
                 ex,
                 retries,
             )

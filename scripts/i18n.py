@@ -22,6 +22,13 @@ reads only compiled catalogues; ``compile`` writes them, ``update`` too).
 
     python scripts/i18n.py compile   # write every cli.mo from its cli.po
     python scripts/i18n.py update cli  # one domain only (any command)
+
+``probe``: the conformance probe's reports (it imports nothing of ours, so it
+has its own catalogue, ``conformance/locale/<lang>/LC_MESSAGES/probe.po``):
+every ``msg("template", ...)`` and ``N_("text")`` call in ``conformance/``
+and every human text of ``conformance/catalogue.toml`` (:func:`extract_catalogue`:
+titles, purposes, units, verdict rules, group names, the provenance note);
+``tests/conformance/test_probe_i18n.py`` runs :func:`missing` for it.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import argparse
 import io
 import re
 import sys
+import tomllib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -47,7 +55,10 @@ LOCALE = WEBUI / "locale"
 POT = LOCALE / "webui.pot"
 API_LOCALE = ROOT / "device" / "locale"
 CLI_LOCALE = ROOT / "refcam" / "locale"
-DOMAINS = ("webui", "api", "cli")
+PROBE = ROOT / "conformance"
+PROBE_LOCALE = PROBE / "locale"
+DOMAINS = ("webui", "api", "cli", "probe")
+PROBE_KEYWORDS: dict[str, Any] = {"msg": None, "N_": None}
 LANGUAGES = ("ko",)  # English is the source language
 JS_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}
 CLI_KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "ngettext": (1, 2)}  # argparse's too
@@ -109,7 +120,31 @@ def extract_html(
         yield lineno, "", text, []
 
 
+def extract_catalogue(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """A Babel extraction method for the probe's catalogue.toml: every text a report shows."""
+    text = fileobj.read().decode("utf-8")
+    doc = tomllib.loads(text)
+    lines = text.splitlines()
+
+    def line_of(value: str) -> int:
+        needle = value[:40]
+        return next((i + 1 for i, line in enumerate(lines) if needle in line), 0)
+
+    texts = [str(doc.get("ks_provenance", ""))] + [str(v) for v in doc.get("groups", {}).values()]
+    for case in doc.get("case", []):
+        texts += [case["title"], case["purpose"], *case["units"], case["verdict_rule"]]
+    for value in texts:
+        if value:
+            yield line_of(value), "", value, []
+
+
 def _sources(domain: str) -> list[tuple[Path, Any]]:
+    if domain == "probe":
+        return [(path, extract_python) for path in sorted(PROBE.rglob("*.py"))] + [
+            (PROBE / "catalogue.toml", extract_catalogue)
+        ]
     if domain == "api":
         device = ROOT / "device"
         return [(path, extract_python) for path in sorted(device.rglob("*.py"))]
@@ -121,7 +156,12 @@ def _sources(domain: str) -> list[tuple[Path, Any]]:
 
 def build_template(domain: str = "webui") -> Catalog:
     catalog = Catalog(project=f"refcam {domain}", domain=domain, charset="utf-8")
-    keywords = {"msg": None} if domain == "api" else CLI_KEYWORDS if domain == "cli" else JS_KEYWORDS
+    keywords = (
+        {"msg": None} if domain == "api"
+        else CLI_KEYWORDS if domain == "cli"
+        else PROBE_KEYWORDS if domain == "probe"
+        else JS_KEYWORDS
+    )
     for path, method in _sources(domain):
         with path.open("rb") as handle:
             for lineno, message, comments, _context in extract(
@@ -133,7 +173,7 @@ def build_template(domain: str = "webui") -> Catalog:
 
 
 def _base(domain: str) -> Path:
-    return {"api": API_LOCALE, "cli": CLI_LOCALE}.get(domain, LOCALE)
+    return {"api": API_LOCALE, "cli": CLI_LOCALE, "probe": PROBE_LOCALE}.get(domain, LOCALE)
 
 
 def po_path(language: str, domain: str = "webui") -> Path:
@@ -202,6 +242,52 @@ def missing(language: str, domain: str = "webui") -> list[str]:
 def compile_all() -> None:
     for language in LANGUAGES:
         po_path(language, "cli").with_suffix(".mo").write_bytes(compiled(language, "cli"))
+
+
+class _ReportText(HTMLParser):
+    """The text a reader sees in a report page, without evidence, code and style."""
+
+    SKIP = ("details", "pre", "style", "script", "code")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self._skipping: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self._skipping.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skipping and self._skipping[-1] == tag:
+            self._skipping.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping and data.strip():
+            self.texts.append(_collapse(data))
+
+
+_ENGLISH_WORD = re.compile(r"\b[a-z]{2,}\b")
+
+
+def untranslated_in_page(page: str, language: str, domain: str = "probe") -> list[str]:
+    """English left in a page rendered in ``language``: every piece of a msgid between its
+    placeholders with two or more English words that shows up in the page's text (evidence,
+    code and pieces a translation keeps verbatim, such as ``max-age``, are not counted)."""
+    parser = _ReportText()
+    parser.feed(page)
+    text = "\n".join(parser.texts)
+    catalog = read_catalog(language, domain)
+    kept = "\n".join(str(m.string) for m in catalog if m.id and isinstance(m.string, str))
+    found = []
+    for message in build_template(domain):
+        if not isinstance(message.id, str) or not message.id:
+            continue
+        for piece in _PLACEHOLDER.sub("\0", message.id).split("\0"):
+            piece = piece.strip(" ,.;:()")
+            if len(_ENGLISH_WORD.findall(piece)) >= 2 and piece not in kept and piece in text:
+                found.append(piece)
+    return sorted(set(found))
 
 
 def main(argv: list[str]) -> int:

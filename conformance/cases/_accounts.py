@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..case import ProbeContext
 from ..errors import ProbeError
+from ..i18n import msg
 from ._session import (
     USERS,
     _delete_user,
@@ -49,23 +50,23 @@ def throwaway(ctx: ProbeContext, purpose: str, role: str = "viewer", *, log_in: 
         "POST", USERS, json_body={"username": username, "password": password, "role": role}, token=boss.token
     )
     if ex.status not in (200, 201):
-        raise ProbeError(f"cannot create a {role} account for {purpose}: HTTP {ex.status} {ex.text[:200]}")
+        raise ProbeError(msg("cannot create a {role} account for {purpose}: HTTP {status} {text}", role=role, purpose=purpose, status=ex.status, text=ex.text[:200]))
     ctx.cleanups.append((f"delete test user {username}", lambda: _delete_user(ctx, boss, username)))
     token = ""
     if log_in:
         first = login(ctx.http, username, password)
         token = token_of(first) or ""
         if not token:
-            raise ProbeError(f"the new {role} account cannot log in: HTTP {first.status}")
+            raise ProbeError(msg("the new {role} account cannot log in: HTTP {status}", role=role, status=first.status))
         if must_change(first):
             new = strong_password()
             changed = change_password(ctx.http, token, password, new)
             if changed.status not in (200, 204):
-                raise ProbeError(f"the new {role} account cannot set its password: HTTP {changed.status}")
+                raise ProbeError(msg("the new {role} account cannot set its password: HTTP {status}", role=role, status=changed.status))
             password = new
             token = token_of(login(ctx.http, username, password)) or ""
             if not token:
-                raise ProbeError(f"the new {role} account cannot log in after its password change")
+                raise ProbeError(msg("the new {role} account cannot log in after its password change", role=role))
     account = Throwaway(username, password, token, role)
     ctx.cache[key] = account
     return account

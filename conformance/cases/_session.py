@@ -19,6 +19,7 @@ from urllib.parse import quote
 from ..case import ProbeContext
 from ..errors import MissingOption, ProbeError
 from ..http import Exchange, ProbeHTTP
+from ..i18n import msg
 
 LOGIN = "/api/v1/session"
 CHANGE = "/api/v1/session/password"
@@ -77,10 +78,10 @@ def _admin_login(ctx: ProbeContext) -> Account:
     opts = ctx.options
     session = ctx.preflight_session
     if session is None:
-        raise MissingOption("needs credentials", "--label-password or --admin")
+        raise MissingOption(msg("needs credentials"), "--label-password or --admin")
     if opts.admin is not None:
         if session.must_change:
-            raise ProbeError(f"the admin account “{session.username}” must still change its initial password")
+            raise ProbeError(msg("the admin account “{username}” must still change its initial password", username=session.username))
         return Account(session.username, session.password, session.token or "")
     if not session.must_change:
         return Account(session.username, session.password, session.token or "")
@@ -89,11 +90,11 @@ def _admin_login(ctx: ProbeContext) -> Account:
     new = strong_password()
     changed = ctx.adapter.change_password(ctx.http, session, session.password, new)
     if changed.status not in (200, 204):
-        raise ProbeError(f"the forced password change failed: HTTP {changed.status} {changed.text[:200]}")
+        raise ProbeError(msg("the forced password change failed: HTTP {status} {text}", status=changed.status, text=changed.text[:200]))
     ex = ctx.adapter.login(ctx.http, session.username, new)
     fresh = ctx.adapter.session(ex, session.username, new)
     if fresh is None:
-        raise ProbeError(f"login with the new admin password failed: HTTP {ex.status}")
+        raise ProbeError(msg("login with the new admin password failed: HTTP {status}", status=ex.status))
     if opts.on_new_admin_password is not None:
         opts.on_new_admin_password(new)
     return Account(session.username, new, fresh.token or "")
@@ -115,21 +116,21 @@ def test_user(ctx: ProbeContext, role: str, *, purpose: str = "") -> Account:
         "POST", USERS, json_body={"username": username, "password": password, "role": role}, token=boss.token
     )
     if ex.status not in (200, 201):
-        raise ProbeError(f"cannot create a {role} test user: HTTP {ex.status} {ex.text[:200]}")
+        raise ProbeError(msg("cannot create a {role} test user: HTTP {status} {text}", role=role, status=ex.status, text=ex.text[:200]))
     ctx.cleanups.append((f"delete test user {username}", lambda: _delete_user(ctx, boss, username)))
     ex = login(ctx.http, username, password)
     token = token_of(ex)
     if token is None:
-        raise ProbeError(f"the new test user cannot log in: HTTP {ex.status}")
+        raise ProbeError(msg("the new test user cannot log in: HTTP {status}", status=ex.status))
     if must_change(ex):
         new = strong_password()
         changed = change_password(ctx.http, token, password, new)
         if changed.status not in (200, 204):
-            raise ProbeError(f"test user password change failed: HTTP {changed.status}")
+            raise ProbeError(msg("test user password change failed: HTTP {status}", status=changed.status))
         password = new
         token = token_of(login(ctx.http, username, password)) or ""
         if not token:
-            raise ProbeError("the test user cannot log in after its password change")
+            raise ProbeError(msg("the test user cannot log in after its password change"))
     account = Account(username, password, token)
     ctx.cache[key] = account
     return account
@@ -138,7 +139,7 @@ def test_user(ctx: ProbeContext, role: str, *, purpose: str = "") -> Account:
 def _delete_user(ctx: ProbeContext, boss: Account, username: str) -> None:
     ex = ctx.http.request("DELETE", f"{USERS}/{quote(username)}", token=boss.token)
     if ex.status not in (200, 204, 404):
-        raise ProbeError(f"HTTP {ex.status} {ex.text[:200]}")
+        raise ProbeError(msg("HTTP {status} {text}", status=ex.status, text=ex.text[:200]))
 
 
 def json_field(ex: Exchange, name: str) -> Any:

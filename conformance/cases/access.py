@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..case import ProbeContext, failed, inconclusive, passed, register, undone
 from ..errors import ProbeError
+from ..i18n import N_, msg
 from ..model import Evidence, UnitResult
 from ..verdicts import undecided
 from ._session import admin, test_user
@@ -28,9 +29,9 @@ _undecided = undecided  # no answer, throttled or a server error (conformance.ve
 
 def _unit(letter: str, bad: list[Evidence], undecided: list[Evidence], fail: str, ok: str) -> UnitResult:
     if bad:
-        return failed(letter, fail.format(n=len(bad)), *bad[:10])
+        return failed(letter, msg(fail, n=len(bad)), *bad[:10])
     if undecided:
-        return inconclusive(letter, f"{len(undecided)} answers were no answer, throttled or a server error",
+        return inconclusive(letter, msg("{n_undecided} answers were no answer, throttled or a server error", n_undecided=len(undecided)),
                             *undecided[:10])
     return passed(letter, ok)
 
@@ -55,10 +56,10 @@ def access_matrix(ctx: ProbeContext) -> list[UnitResult]:
             token_bad.append(r.evidence("bad bearer token: expected 401"))
     anon_undecided = [e for e in undecided if e.summary.endswith("(anonymous: no definite answer)")]
     token_undecided = [e for e in undecided if e not in anon_undecided]
-    a = _unit("a", anon_bad, anon_undecided, "{n} routes did not answer 401 to anonymous callers",
-              f"{len(routes)} protected routes answer 401 to anonymous callers")
-    b = _unit("b", token_bad, token_undecided, "{n} routes accepted or mis-handled a forged token",
-              f"{len(routes)} protected routes answer 401 to a forged bearer token")
+    a = _unit("a", anon_bad, anon_undecided, N_("{n} routes did not answer 401 to anonymous callers"),
+              msg("{n} protected routes answer 401 to anonymous callers", n=len(routes)))
+    b = _unit("b", token_bad, token_undecided, N_("{n} routes accepted or mis-handled a forged token"),
+              msg("{n} protected routes answer 401 to a forged bearer token", n=len(routes)))
     try:
         viewer = test_user(ctx, "viewer")
         boss = admin(ctx)
@@ -72,8 +73,8 @@ def access_matrix(ctx: ProbeContext) -> list[UnitResult]:
             viewer_undecided.append(r.evidence("viewer: no definite answer"))
         elif not (r.status == 403 and ctx.adapter.is_refusal(r)):
             viewer_bad.append(r.evidence("viewer: expected 403"))
-    c = _unit("c", viewer_bad, viewer_undecided, "a viewer reached {n} admin routes",
-              f"a viewer is refused on {len(ADMIN_ONLY)} admin routes (403)")
+    c = _unit("c", viewer_bad, viewer_undecided, N_("a viewer reached {n} admin routes"),
+              msg("a viewer is refused on {n} admin routes (403)", n=len(ADMIN_ONLY)))
     admin_bad: list[Evidence] = []
     admin_undecided: list[Evidence] = []
     for path in ADMIN_READS:
@@ -82,16 +83,16 @@ def access_matrix(ctx: ProbeContext) -> list[UnitResult]:
             admin_undecided.append(r.evidence("admin: no definite answer"))
         elif r.status != 200:
             admin_bad.append(r.evidence("admin: expected 200"))
-    d = _unit("d", admin_bad, admin_undecided, "an admin could not read {n} admin routes",
-              f"an admin reads {', '.join(ADMIN_READS)}")
+    d = _unit("d", admin_bad, admin_undecided, N_("an admin could not read {n} admin routes"),
+              msg("an admin reads {routes}", routes=", ".join(ADMIN_READS)))
     return [a, b, c, d]
 
 
 MALFORMED = (
-    ("a", b'{"username": "x", ', "application/json", "malformed JSON"),
-    ("b", b'{"username": ["x"], "password": 7}', "application/json", "wrong types"),
-    ("c", b'{"username": "' + b"x" * (256 * 2**10) + b'"}', "application/json", "oversized body (256 KiB)"),
-    ("d", b'{"username": "\xff\xfe", "password": "\xc3"}', "application/json", "invalid UTF-8"),
+    ("a", b'{"username": "x", ', "application/json", msg("malformed JSON")),
+    ("b", b'{"username": ["x"], "password": 7}', "application/json", msg("wrong types")),
+    ("c", b'{"username": "' + b"x" * (256 * 2**10) + b'"}', "application/json", msg("oversized body (256 KiB)")),
+    ("d", b'{"username": "\xff\xfe", "password": "\xc3"}', "application/json", msg("invalid UTF-8")),
 )
 
 
@@ -116,9 +117,9 @@ def malformed_input(ctx: ProbeContext) -> list[UnitResult]:
             elif not 400 <= r.status < 500:  # a 5xx or a dropped connection IS the robustness failure
                 bad.append(r.evidence(f"{what}: expected 4xx"))
         if bad:
-            results.append(failed(letter, f"{what}: a server error or dropped connection", *bad))
+            results.append(failed(letter, msg("{what}: a server error or dropped connection", what=what), *bad))
         elif throttled:
-            results.append(inconclusive(letter, f"{what}: throttled (429) before the body was parsed", *throttled))
+            results.append(inconclusive(letter, msg("{what}: throttled (429) before the body was parsed", what=what), *throttled))
         else:
-            results.append(passed(letter, f"{what}: 4xx on {', '.join(targets)}"))
+            results.append(passed(letter, msg("{what}: 4xx on {targets}", what=what, targets=', '.join(targets))))
     return results

@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, undone
 from ..evidence import EvidenceRefused, appraise, read_evidence
+from ..i18n import msg, said
 from ..model import Evidence, UnitResult
 from ..verdicts import undecided
 from ._session import admin, login
@@ -30,10 +31,10 @@ def model_and_support(ctx: ProbeContext) -> list[UnitResult]:
     doc = doc if isinstance(doc, dict) else {}
     model, support = doc.get("model"), doc.get("support_end")
     return [
-        passed("a", f"model \"{model}\"", ex.evidence()) if model else failed("a", "no model published", ex.evidence()),
-        passed("b", f"support ends {support}", ex.evidence())
+        passed("a", msg("model \"{model}\"", model=model), ex.evidence()) if model else failed("a", msg("no model published"), ex.evidence()),
+        passed("b", msg("support ends {support}", support=support), ex.evidence())
         if support
-        else failed("b", "no support period published", ex.evidence()),
+        else failed("b", msg("no support period published"), ex.evidence()),
     ]
 
 
@@ -47,11 +48,11 @@ def _evidence(ctx: ProbeContext) -> tuple[bytes, bytes, Evidence]:
     ex = ctx.http.request("POST", "/api/v1/attestation", json_body={"nonce": nonce.hex()}, token=boss.token)
     doc = ex.json()
     if ex.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("evidence"), str):
-        raise EvidenceRefused("a", f"the device returned no evidence: HTTP {ex.status} {ex.text[:200]}")
+        raise EvidenceRefused("a", msg("the device returned no evidence: HTTP {status} {text}", status=ex.status, text=ex.text[:200]))
     try:
         evidence = base64.b64decode(doc["evidence"], validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise EvidenceRefused("a", "the evidence is not base64") from exc
+        raise EvidenceRefused("a", msg("the evidence is not base64")) from exc
     result = (nonce, evidence, ex.evidence())
     ctx.cache["attestation"] = result
     return result
@@ -67,19 +68,19 @@ def fresh_evidence(ctx: ProbeContext) -> list[UnitResult]:
     try:
         nonce, evidence, ev = _evidence(ctx)
     except EvidenceRefused as exc:
-        return [failed(exc.unit, str(exc))]
+        return [failed(exc.unit, said(exc))]
     except Exception as exc:  # noqa: BLE001 - no credentials etc.
         return [undone("a", exc)]
     try:
         result = read_evidence(evidence, root=_root(ctx), nonce=nonce, now=int(time.time()))
     except EvidenceRefused as exc:
-        return [failed(exc.unit, str(exc), ev)]
+        return [failed(exc.unit, said(exc), ev)]
     detail = Evidence("note", "verified evidence", {"serial": result.serial, "register": result.register,
                                                       "stages": [e["stage"] for e in result.events]})
     return [
-        passed("a", "the evidence binds the probe's fresh nonce", ev),
-        passed("b", "the certificate chain leads to the manufacturer root", detail),
-        passed("c", f"{len(result.events)} events replay to register {result.register[:16]}...", detail),
+        passed("a", msg("the evidence binds the probe's fresh nonce"), ev),
+        passed("b", msg("the certificate chain leads to the manufacturer root"), detail),
+        passed("c", msg("{n_events} events replay to register {register}...", n_events=len(result.events), register=result.register[:16]), detail),
         _same_unit(ctx, result.serial, detail),
     ]
 
@@ -110,46 +111,45 @@ def _same_unit(ctx: ProbeContext, evidence_serial: str, detail: Evidence) -> Uni
     try:
         tls_serial = _tls_serial(ctx)
     except (OSError, ValueError) as exc:
-        return inconclusive("d", f"cannot read the target's TLS certificate: {exc}")
+        return inconclusive("d", msg("cannot read the target's TLS certificate: {exc}", exc=exc))
     if tls_serial is None:
-        return inconclusive("d", "the target presents no TLS certificate with one serialNumber to compare")
+        return inconclusive("d", msg("the target presents no TLS certificate with one serialNumber to compare"))
     seen = Evidence("note", "unit identity", {"tls_certificate_serial": tls_serial, "evidence_serial": evidence_serial})
     if tls_serial != evidence_serial:
         return failed(
-            "d", f"the evidence is from unit \"{evidence_serial}\", but the probe talks to unit \"{tls_serial}\" "
-            "(relayed evidence)", seen, detail,
+            "d", msg("the evidence is from unit \"{evidence_serial}\", but the probe talks to unit \"{tls_serial}\" (relayed evidence)", evidence_serial=evidence_serial, tls_serial=tls_serial), seen, detail,
         )  # fmt: skip
-    return passed("d", f"the evidence is from the unit the probe talks to ({tls_serial})", seen)
+    return passed("d", msg("the evidence is from the unit the probe talks to ({tls_serial})", tls_serial=tls_serial), seen)
 
 
 @register("BOOT-03", budget=6, order=26, requires=("interface:refcam-api", "attestation"))
 def reference_values(ctx: ProbeContext) -> list[UnitResult]:
     if ctx.options.reference_values is None:
-        return [not_tested("a", "no reference values given", "--reference")]
+        return [not_tested("a", msg("no reference values given"), "--reference")]
     try:
         references: Any = json.loads(Path(ctx.options.reference_values).read_text())
         nonce, evidence, ev = _evidence(ctx)
         stages = appraise(read_evidence(evidence, root=_root(ctx), nonce=nonce, now=int(time.time())), references)
     except EvidenceRefused as exc:
-        return [failed("a", str(exc))]
+        return [failed("a", said(exc))]
     except (OSError, ValueError) as exc:
-        return [inconclusive("a", f"cannot read the reference values: {exc}")]
+        return [inconclusive("a", msg("cannot read the reference values: {exc}", exc=exc))]
     except Exception as exc:  # noqa: BLE001 - no credentials etc.
         return [undone("a", exc)]
     detail = Evidence("note", "stage verdicts", {"stages": stages})
-    return [passed("a", f"every stage matches a reference value: {', '.join(sorted(stages))}", ev, detail)]
+    return [passed("a", msg("every stage matches a reference value: {sorted}", sorted=', '.join(sorted(stages))), ev, detail)]
 
 
 @register("BOOT-04", budget=8, order=60, requires=("interface:refcam-api",))
 def security_events(ctx: ProbeContext) -> list[UnitResult]:
     anon = ctx.http.request("GET", "/api/v1/audit")
     if undecided(anon):
-        a = inconclusive("a", f"anonymous audit read: no definite answer (HTTP {anon.status or anon.error})",
+        a = inconclusive("a", msg("anonymous audit read: no definite answer (HTTP {value})", value=anon.status or anon.error),
                          anon.evidence())
     elif anon.status == 401:
-        a = passed("a", "anonymous read refused (401)", anon.evidence())
+        a = passed("a", msg("anonymous read refused (401)"), anon.evidence())
     else:
-        a = failed("a", f"anonymous audit read answered {anon.status}", anon.evidence())
+        a = failed("a", msg("anonymous audit read answered {status}", status=anon.status), anon.evidence())
     try:
         boss = admin(ctx)
     except Exception as exc:  # noqa: BLE001
@@ -159,10 +159,10 @@ def security_events(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", "/api/v1/audit?limit=200", token=boss.token)
     found = marker in ex.text
     if found:
-        b = passed("b", "the probe's failed login is in the audit log", ex.evidence())
+        b = passed("b", msg("the probe's failed login is in the audit log"), ex.evidence())
     elif undecided(attempt) or undecided(ex):
-        b = inconclusive("b", "the failed login or the audit read got no definite answer",
+        b = inconclusive("b", msg("the failed login or the audit read got no definite answer"),
                          attempt.evidence(), ex.evidence())
     else:
-        b = failed("b", "the probe's failed login is not in the audit log", attempt.evidence(), ex.evidence())
+        b = failed("b", msg("the probe's failed login is not in the audit log"), attempt.evidence(), ex.evidence())
     return [a, b]

@@ -15,6 +15,7 @@ from ..adapters import Session
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..errors import ProbeError
 from ..http import Exchange
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ..verdicts import Reading, judge
 from ._session import (
@@ -68,17 +69,17 @@ def _routes(ctx: ProbeContext) -> list[tuple[str, str]]:
 def forced_change(ctx: ProbeContext) -> list[UnitResult]:
     anonymous = ctx.adapter.anonymous(ctx.http)
     if 200 <= anonymous.status < 300:
-        return [failed("a", "the management interface answers with content and no credential at all",
+        return [failed("a", msg("the management interface answers with content and no credential at all"),
                        anonymous.evidence("no credential sent"))]
     if ctx.options.label_password is None:
-        return [not_tested(u, "needs the label password of a unit that has not been set up", "--label-password")
+        return [not_tested(u, msg("needs the label password of a unit that has not been set up"), "--label-password")
                 for u in ("a", "b")]
     session, ex = ctx.preflight_session, ctx.preflight_login
     if session is None or ex is None or ctx.cache.get("label_session_used"):
-        return [inconclusive("a", "the label password's session was already used for the first change")]
+        return [inconclusive("a", msg("the label password's session was already used for the first change"))]
     if not session.must_change:
-        return [failed("a", "the label password opened a full session without a forced change", ex.evidence())]
-    a = passed("a", "the label password session must change the password first", ex.evidence("the preflight login"))
+        return [failed("a", msg("the label password opened a full session without a forced change"), ex.evidence())]
+    a = passed("a", msg("the label password session must change the password first"), ex.evidence("the preflight login"))
     leaks: list[Evidence] = []
     undecided: list[Evidence] = []
     checked = 0
@@ -95,10 +96,10 @@ def forced_change(ctx: ProbeContext) -> list[UnitResult]:
         else:
             leaks.append(r.evidence("expected 403 password_change_required"))
     if leaks:
-        return [a, failed("b", f"{len(leaks)} of {checked} routes did not refuse before the change", *leaks[:10])]
+        return [a, failed("b", msg("{n_leaks} of {checked} routes did not refuse before the change", n_leaks=len(leaks), checked=checked), *leaks[:10])]
     if undecided:
-        return [a, inconclusive("b", f"{len(undecided)} of {checked} routes gave no definite answer", *undecided[:10])]
-    return [a, passed("b", f"all {checked} routes answered 403 password_change_required")]
+        return [a, inconclusive("b", msg("{n_undecided} of {checked} routes gave no definite answer", n_undecided=len(undecided), checked=checked), *undecided[:10])]
+    return [a, passed("b", msg("all {checked} routes answered 403 password_change_required", checked=checked))]
 
 
 def _classes(password: str) -> int:
@@ -123,19 +124,19 @@ def _device_names(ctx: ProbeContext) -> list[str]:
 def initial_password_quality(ctx: ProbeContext) -> list[UnitResult]:
     password = ctx.options.label_password
     if password is None:
-        return [not_tested(u, "needs the label password", "--label-password") for u in ("a", "b", "c")]
+        return [not_tested(u, msg("needs the label password"), "--label-password") for u in ("a", "b", "c")]
     if ctx.preflight_session is None:  # never grade a string that was not shown to log in
-        return [inconclusive("a", "the label password was not verified to log in")]
+        return [inconclusive("a", msg("the label password was not verified to log in"))]
     length, classes = len(password), _classes(password)
     a = (
-        passed("a", f"{length} characters, {classes} character classes")
+        passed("a", msg("{length} characters, {classes} character classes", length=length, classes=classes))
         if length >= 12 and classes >= 2
-        else failed("a", f"only {length} characters and {classes} character classes")
+        else failed("a", msg("only {length} characters and {classes} character classes", length=length, classes=classes))
     )
     names = _device_names(ctx)
     contained = [n for n in names if n.lower() in password.lower()]
-    b = failed("b", f"contains the device names {', '.join(contained)}") if contained else passed(
-        "b", f"contains none of {', '.join(names) or 'the device names'}"
+    b = failed("b", msg("contains the device names {contained}", contained=', '.join(contained))) if contained else passed(
+        "b", msg("contains none of {value}", value=', '.join(names) or msg("the device names"))
     )
     c = _guessable(password)
     return [a, b, c]
@@ -159,13 +160,13 @@ GUESSES_FLOOR = 1e10  # zxcvbn's estimate: below it, an offline attack finds the
 def _guessable(password: str) -> UnitResult:
     """Judged by Mirai's list and an independent estimator (zxcvbn), never the camera's lists."""
     if any(password.lower() == p.lower() for _, p in MIRAI_PAIRS):
-        return failed("c", "it is one of Mirai's built-in passwords")
+        return failed("c", msg("it is one of Mirai's built-in passwords"))
     estimate = zxcvbn(password[:100])
     guesses = float(estimate["guesses"])
     if guesses < GUESSES_FLOOR:
         warning = estimate["feedback"].get("warning") or "a common pattern"
-        return failed("c", f"zxcvbn estimates {guesses:.0e} guesses ({warning})")
-    return passed("c", f"not a Mirai password; zxcvbn estimates {guesses:.0e} guesses")
+        return failed("c", msg("zxcvbn estimates {guesses:.0e} guesses ({warning})", guesses=guesses, warning=warning))
+    return passed("c", msg("not a Mirai password; zxcvbn estimates {guesses:.0e} guesses", guesses=guesses))
 
 
 def _known_passwords(ctx: ProbeContext) -> dict[str, str]:
@@ -209,7 +210,7 @@ def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
         statuses[str(j.exchange.status)] = statuses.get(str(j.exchange.status), 0) + 1
         if j.reading is Reading.ACCEPTED:
             summary = Evidence("note", "pairs tried before the first session", {"statuses": statuses})
-            return [failed("a", f"the Mirai pair {user}/{password[:1]}... opened a session", summary,
+            return [failed("a", msg("the Mirai pair {user}/{password}... opened a session", user=user, password=password[:1]), summary,
                            j.exchange.evidence(f"{user}/<redacted> accepted"))]
         if j.reading is Reading.REFUSED:
             refused += 1
@@ -217,15 +218,14 @@ def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
             undecided.append((user, password, j.reason))
     summary = Evidence("note", f"{len(MIRAI_PAIRS)} pairs sprayed", {"statuses": statuses, "refused": refused})
     if not undecided:
-        return [passed("a", f"all {len(MIRAI_PAIRS)} pairs were refused (401/403)", summary)]
+        return [passed("a", msg("all {n_mirai_pairs} pairs were refused (401/403)", n_mirai_pairs=len(MIRAI_PAIRS)), summary)]
     known = _known_passwords(ctx)
     accounts, listing = _listed_accounts(ctx)
     still: list[tuple[str, str, str]] = []
     by_evidence = 0
     for user, password, reason in undecided:
         if user in known and known[user] == password:
-            return [failed("a", f"the unit's {user} account has the Mirai password (verified by the probe's own "
-                                f"login); the spray attempt itself was not answered: {reason}", summary)]
+            return [failed("a", msg("the unit's {user} account has the Mirai password (verified by the probe's own login); the spray attempt itself was not answered: {reason}", user=user, reason=reason), summary)]
         if user in known or (accounts is not None and user not in accounts):
             by_evidence += 1
         else:
@@ -233,12 +233,11 @@ def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
     extra = (summary, listing) if listing else (summary,)
     if still:
         reasons = sorted({r for _, _, r in still})
-        return [inconclusive("a", f"{len(still)} pairs undecided (e.g. {still[0][0]}): {'; '.join(reasons[:3])}",
+        return [inconclusive("a", msg("{n_still} pairs undecided (e.g. {still}): {reasons}", n_still=len(still), still=still[0][0], reasons='; '.join(reasons[:3])),
                              *extra)]
     return [passed(
         "a",
-        f"{refused} pairs refused by the unit; {by_evidence} throttled pairs decided from verified evidence "
-        "(no such account on the unit's list, or the account's password is the one the probe logged in with)",
+        msg("{refused} pairs refused by the unit; {by_evidence} throttled pairs decided from verified evidence (no such account on the unit's list, or the account's password is the one the probe logged in with)", refused=refused, by_evidence=by_evidence),
         *extra,
     )]
 
@@ -270,17 +269,17 @@ def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
             if ex.status == 0 or ex.status == 429 or ex.status >= 500:  # refuses nothing
                 undecided.append(ex.evidence("no definite answer"))
             elif 400 <= ex.status < 500 and reason:
-                reasons.append(f"{weak[:2]}...: {reason}")
+                reasons.append(msg("{weak}...: {reason}", weak=weak[:2], reason=reason))
             else:
                 bad.append(ex.evidence("weak password not refused with a reason"))
                 if ex.status in (200, 204):
                     current = weak
         if bad:
-            results.append(failed(letter, f"{len(bad)} weak passwords accepted or refused without a reason", *bad))
+            results.append(failed(letter, msg("{n_bad} weak passwords accepted or refused without a reason", n_bad=len(bad)), *bad))
         elif undecided:
-            results.append(inconclusive(letter, f"{len(undecided)} attempts got no definite answer", *undecided))
+            results.append(inconclusive(letter, msg("{n_undecided} attempts got no definite answer", n_undecided=len(undecided)), *undecided))
         else:
-            results.append(passed(letter, " | ".join(reasons)))
+            results.append(passed(letter, joined(reasons, " | ")))
     if current != user.password:  # a weak one was accepted: put a strong one back
         change_password(ctx.http, user.token, current, user.password)
     return results
@@ -292,20 +291,20 @@ def change_effective(ctx: ProbeContext) -> list[UnitResult]:
     new = strong_password()
     ex = change_password(ctx.http, user.token, user.password, new)
     if ex.status not in (200, 204):
-        return [failed("a", f"the password change failed: HTTP {ex.status}", ex.evidence())]
-    a = passed("a", "password changed", ex.evidence())
+        return [failed("a", msg("the password change failed: HTTP {status}", status=ex.status), ex.evidence())]
+    a = passed("a", msg("password changed"), ex.evidence())
     # New password first: a failed login with the old one may (rightly) start a back-off.
     with_new = login(ctx.http, user.username, new)
-    c = passed("c", "the new password works", with_new.evidence()) if token_of(with_new) else failed(
-        "c", f"the new password does not log in: HTTP {with_new.status}", with_new.evidence()
+    c = passed("c", msg("the new password works"), with_new.evidence()) if token_of(with_new) else failed(
+        "c", msg("the new password does not log in: HTTP {status}", status=with_new.status), with_new.evidence()
     )
     old = ctx.judged(lambda: login(ctx.http, user.username, user.password))
     if old.reading is Reading.ACCEPTED:
-        b = failed("b", "the old password still logs in", old.exchange.evidence())
+        b = failed("b", msg("the old password still logs in"), old.exchange.evidence())
     elif old.reading is Reading.REFUSED:
-        b = passed("b", f"the old password is refused (HTTP {old.exchange.status})", old.exchange.evidence())
+        b = passed("b", msg("the old password is refused (HTTP {status})", status=old.exchange.status), old.exchange.evidence())
     else:
-        b = inconclusive("b", f"the old password's login: {old.reason}", old.exchange.evidence())
+        b = inconclusive("b", msg("the old password's login: {reason}", reason=old.reason), old.exchange.evidence())
     return [a, b, c]
 
 
@@ -320,7 +319,7 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
         attempts.append({"attempt": i + 1, "status": ex.status, "elapsed_ms": round(ex.elapsed * 1000)})
         if ex.status == 0 or ex.status >= 500:  # a dropped or failed answer is not throttling
             ev = Evidence("note", "wrong-password attempts", {"attempts": attempts})
-            return [inconclusive("a", f"attempt {i + 1}: {judge(ex, accepted=lambda e: False, refusal=ctx.adapter.is_refusal).reason}",
+            return [inconclusive("a", msg("attempt {i}: {reason}", i=i + 1, reason=judge(ex, accepted=lambda e: False, refusal=ctx.adapter.is_refusal).reason),
                                  ev, ex.evidence())]
         first = ex.elapsed if first is None else first
         # Throttled: an explicit 429, or (a tarpit) answers slowing down well beyond the first
@@ -330,9 +329,9 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
             break
     ev = Evidence("note", "wrong-password attempts", {"attempts": attempts})
     a = (
-        passed("a", f"throttled after {throttled_at} wrong passwords", ev)
+        passed("a", msg("throttled after {throttled_at} wrong passwords", throttled_at=throttled_at), ev)
         if throttled_at
-        else failed("a", f"{BRUTE_FORCE_ATTEMPTS} wrong passwords in a row were all answered normally", ev)
+        else failed("a", msg("{brute_force_attempts} wrong passwords in a row were all answered normally", brute_force_attempts=BRUTE_FORCE_ATTEMPTS), ev)
     )
     right = login(ctx.http, user.username, user.password)
     if token_of(right) and throttled_at:
@@ -344,11 +343,11 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
                 break
         right = login(ctx.http, user.username, user.password)
     if token_of(right):
-        b = failed("b", "the right password opened a session straight after the brute-force run", right.evidence())
+        b = failed("b", msg("the right password opened a session straight after the brute-force run"), right.evidence())
     elif right.status == 429 or ctx.adapter.is_refusal(right):
-        b = passed("b", f"the right password is refused while throttled (HTTP {right.status})", right.evidence())
+        b = passed("b", msg("the right password is refused while throttled (HTTP {status})", status=right.status), right.evidence())
     else:
-        b = inconclusive("b", f"the right password got no definite answer (HTTP {right.status})", right.evidence())
+        b = inconclusive("b", msg("the right password got no definite answer (HTTP {status})", status=right.status), right.evidence())
     return [a, b]
 
 
@@ -375,23 +374,22 @@ def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
     evidence = [known_ex[0].evidence("known user, wrong password"), unknown_ex[0].evidence("unknown user")]
     broken = [e for e in known_ex + unknown_ex if e.status == 0 or e.status >= 500]
     if broken:
-        return [inconclusive("a", f"{len(broken)} attempts got no answer or a server error", *evidence,
-                             broken[0].evidence()), inconclusive("b", "the samples are incomplete")]
+        return [inconclusive("a", msg("{n_broken} attempts got no answer or a server error", n_broken=len(broken)), *evidence,
+                             broken[0].evidence()), inconclusive("b", msg("the samples are incomplete"))]
     known_sigs = {_signature_text(e) for e in known_ex}
     unknown_sigs = {_signature_text(e) for e in unknown_ex}
     a = (
-        passed("a", f"identical answers: {sorted(known_sigs)[0][:120]}", *evidence)
+        passed("a", msg("identical answers: {sorted}", sorted=sorted(known_sigs)[0][:120]), *evidence)
         if known_sigs == unknown_sigs and len(known_sigs) == 1
-        else failed("a", f"answers differ: known {' | '.join(sorted(known_sigs))} vs unknown "
-                         f"{' | '.join(sorted(unknown_sigs))}", *evidence)
+        else failed("a", msg("answers differ: known {sorted} vs unknown {sorted2}", sorted=' | '.join(sorted(known_sigs)), sorted2=' | '.join(sorted(unknown_sigs))), *evidence)
     )
     t_known = statistics.median(e.elapsed for e in known_ex)
     t_unknown = statistics.median(e.elapsed for e in unknown_ex)
     bound = max(ENUMERATION_TIME_FLOOR, ENUMERATION_TIME_BOUND * max(t_known, t_unknown))
     timing = Evidence("note", "median login times", {"known_ms": round(t_known * 1000, 1), "unknown_ms": round(t_unknown * 1000, 1)})
     b = (
-        passed("b", f"medians {t_known * 1000:.0f} ms vs {t_unknown * 1000:.0f} ms", timing)
+        passed("b", msg("medians {t_known:.0f} ms vs {t_unknown:.0f} ms", t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)
         if abs(t_known - t_unknown) <= bound
-        else failed("b", f"timing reveals users: {t_known * 1000:.0f} ms vs {t_unknown * 1000:.0f} ms", timing)
+        else failed("b", msg("timing reveals users: {t_known:.0f} ms vs {t_unknown:.0f} ms", t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)
     )
     return [a, b]

@@ -25,6 +25,7 @@ from lxml.builder import ElementMaker
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import Exchange, ProbeHTTP, Target
+from ..i18n import msg
 from ..model import UnitResult
 from ._session import admin
 
@@ -132,15 +133,15 @@ def _not_onvif(ctx: ProbeContext) -> list[UnitResult]:
     """No ONVIF device service answered. NOT APPLICABLE comes only from the declaration
     (the runner gives it for a declared-absent ``interface:onvif``); a unit declared to
     speak ONVIF that does not FAILs; without a declaration the case is NOT TESTED."""
-    reason = f"the target serves no ONVIF device service at {DEVICE_SERVICE}"
+    reason = msg("the target serves no ONVIF device service at {device_service}", device_service=DEVICE_SERVICE)
     declaration = ctx.options.declaration
     if declaration is not None and declaration.features().get("interface:onvif"):
-        return [failed("a", reason + ", although its declaration names ONVIF")]
+        return [failed("a", msg("{reason}, although its declaration names ONVIF", reason=reason))]
     return [not_tested("a", reason, "--declaration (saying whether the unit speaks ONVIF)")]
 
 
 def _inconclusive_answer(letter: str, what: str, ex: Exchange) -> UnitResult:
-    return inconclusive(letter, f"{what}: no definite answer (HTTP {ex.status or ex.error})", ex.evidence())
+    return inconclusive(letter, msg("{what}: no definite answer (HTTP {value})", what=what, value=ex.status or ex.error), ex.evidence())
 
 
 @register("ONVIF-01", budget=12, order=3, requires=("interface:onvif",))
@@ -155,10 +156,10 @@ def preauth_surface(ctx: ProbeContext) -> list[UnitResult]:
         elif not refused(ex):
             unclear.append(ex)
     if opened:
-        return [failed("a", f"{len(opened)} operations outside ONVIF's PRE_AUTH class answered without credentials", *opened)]
+        return [failed("a", msg("{n_opened} operations outside ONVIF's PRE_AUTH class answered without credentials", n_opened=len(opened)), *opened)]
     if unclear:
-        return [_inconclusive_answer("a", f"{len(unclear)} operations", unclear[0])]
-    return [passed("a", f"all {len(PROTECTED)} operations outside PRE_AUTH refused an anonymous caller")]
+        return [_inconclusive_answer("a", msg("{n_unclear} operations", n_unclear=len(unclear)), unclear[0])]
+    return [passed("a", msg("all {n_protected} operations outside PRE_AUTH refused an anonymous caller", n_protected=len(PROTECTED)))]
 
 
 @register("ONVIF-02", budget=12, order=0, requires=("interface:onvif",))
@@ -167,7 +168,7 @@ def forced_change_over_onvif(ctx: ProbeContext) -> list[UnitResult]:
         return _not_onvif(ctx)
     label = ctx.options.label_password
     if label is None:
-        return [inconclusive("a", "needs the label password of a unit that has not been set up")]
+        return [inconclusive("a", msg("needs the label password of a unit that has not been set up"))]
     leaks, unclear = [], []
     for service, op in PROTECTED:
         ex = soap(ctx.http, service, op, token=username_token("admin", label, now=time.time()))
@@ -176,10 +177,10 @@ def forced_change_over_onvif(ctx: ProbeContext) -> list[UnitResult]:
         elif not refused(ex):
             unclear.append(ex)
     if leaks:
-        return [failed("a", f"the label password operated {len(leaks)} ONVIF operations without a password change", *leaks)]
+        return [failed("a", msg("the label password operated {n_leaks} ONVIF operations without a password change", n_leaks=len(leaks)), *leaks)]
     if unclear:
-        return [_inconclusive_answer("a", "operations with the label password", unclear[0])]
-    return [passed("a", f"with the label password all {len(PROTECTED)} operations answered NotAuthorized")]
+        return [_inconclusive_answer("a", msg("operations with the label password"), unclear[0])]
+    return [passed("a", msg("with the label password all {n_protected} operations answered NotAuthorized", n_protected=len(PROTECTED)))]
 
 
 @register("ONVIF-05", budget=6, order=0, requires=("interface:onvif",))
@@ -188,7 +189,7 @@ def password_policy_via_set_user(ctx: ProbeContext) -> list[UnitResult]:
         return _not_onvif(ctx)
     label = ctx.options.label_password
     if label is None:
-        return [inconclusive("a", "needs the label password of a unit that has not been set up")]
+        return [inconclusive("a", msg("needs the label password of a unit that has not been set up"))]
     tt = ElementMaker(namespace=NS["tt"], nsmap=NS)
     tds = ElementMaker(namespace=NS["tds"], nsmap=NS)
     results = []
@@ -197,13 +198,13 @@ def password_policy_via_set_user(ctx: ProbeContext) -> list[UnitResult]:
         ex = soap(ctx.http, "tds", "SetUser", user, token=username_token("admin", label, now=time.time()))
         codes = fault_codes(ex)
         if answered(ex):
-            results.append(failed(letter, f"SetUser accepted the weak password “{weak}”", ex.evidence()))
+            results.append(failed(letter, msg("SetUser accepted the weak password “{weak}”", weak=weak), ex.evidence()))
         elif codes is not None and ex.status in (400, 403) and "NotAuthorized" not in codes:
-            results.append(passed(letter, f"SetUser refused “{weak}”: {fault_reason(ex)[:160]}", ex.evidence()))
+            results.append(passed(letter, msg("SetUser refused “{weak}”: {fault_reason}", weak=weak, fault_reason=fault_reason(ex)[:160]), ex.evidence()))
         elif refused(ex):
-            results.append(inconclusive(letter, "the label password was not accepted for SetUser (unit already set up?)", ex.evidence()))
+            results.append(inconclusive(letter, msg("the label password was not accepted for SetUser (unit already set up?)"), ex.evidence()))
         else:
-            results.append(_inconclusive_answer(letter, "SetUser", ex))
+            results.append(_inconclusive_answer(letter, msg("SetUser"), ex))
     return results
 
 
@@ -220,13 +221,13 @@ def replayed_token_refused(ctx: ProbeContext) -> list[UnitResult]:
     token = username_token(user, password, now=time.time())
     first = soap(ctx.http, "tds", "GetDeviceInformation", token=token)
     if not answered(first):
-        return [inconclusive("a", "a fresh UsernameToken of the admin was not accepted", first.evidence())]
+        return [inconclusive("a", msg("a fresh UsernameToken of the admin was not accepted"), first.evidence())]
     again = soap(ctx.http, "tds", "GetDeviceInformation", token=token)
     if answered(again):
-        return [failed("a", "the same UsernameToken (same nonce) was accepted twice", first.evidence(), again.evidence())]
+        return [failed("a", msg("the same UsernameToken (same nonce) was accepted twice"), first.evidence(), again.evidence())]
     if refused(again):
-        return [passed("a", "the replayed UsernameToken was refused", again.evidence())]
-    return [_inconclusive_answer("a", "the replayed token", again)]
+        return [passed("a", msg("the replayed UsernameToken was refused"), again.evidence())]
+    return [_inconclusive_answer("a", msg("the replayed token"), again)]
 
 
 @register("ONVIF-04", budget=8, order=73, requires=("interface:onvif",))
@@ -236,15 +237,15 @@ def stale_token_refused(ctx: ProbeContext) -> list[UnitResult]:
     user, password = _admin_password(ctx)
     fresh = soap(ctx.http, "tds", "GetDeviceInformation", token=username_token(user, password, now=time.time()))
     if not answered(fresh):
-        return [inconclusive("a", "a fresh UsernameToken of the admin was not accepted", fresh.evidence())]
+        return [inconclusive("a", msg("a fresh UsernameToken of the admin was not accepted"), fresh.evidence())]
     stale = soap(
         ctx.http, "tds", "GetDeviceInformation", token=username_token(user, password, now=time.time() - STALE_SECONDS)
     )
     if answered(stale):
-        return [failed("a", f"a UsernameToken created {STALE_SECONDS} s ago was accepted", stale.evidence())]
+        return [failed("a", msg("a UsernameToken created {stale_seconds} s ago was accepted", stale_seconds=STALE_SECONDS), stale.evidence())]
     if refused(stale):
-        return [passed("a", f"a UsernameToken created {STALE_SECONDS} s ago was refused", stale.evidence())]
-    return [_inconclusive_answer("a", "the stale token", stale)]
+        return [passed("a", msg("a UsernameToken created {stale_seconds} s ago was refused", stale_seconds=STALE_SECONDS), stale.evidence())]
+    return [_inconclusive_answer("a", msg("the stale token"), stale)]
 
 
 def _digest_challenges(ex: Exchange) -> list[str]:
@@ -264,9 +265,9 @@ def digest_only_over_tls(ctx: ProbeContext) -> list[UnitResult]:
         if ex.status in (200, 400, 401, 500) and (_root(ex) is not None or _digest_challenges(ex)):
             exposed.append(ex.evidence(f"ONVIF over plain http on port {port}"))
     a = (
-        failed("a", "the ONVIF device service answers over plain HTTP (Digest and SOAP without TLS)", *exposed)
+        failed("a", msg("the ONVIF device service answers over plain HTTP (Digest and SOAP without TLS)"), *exposed)
         if exposed
-        else passed("a", f"no ONVIF service over plain HTTP on ports {list(ctx.options.plaintext_ports)}")
+        else passed("a", msg("no ONVIF service over plain HTTP on ports {list}", list=list(ctx.options.plaintext_ports)))
     )
     # a Digest attempt with no usable fields: any device must answer it with a challenge
     ex = ctx.http.request(
@@ -275,14 +276,14 @@ def digest_only_over_tls(ctx: ProbeContext) -> list[UnitResult]:
     )
     challenges = _digest_challenges(ex)
     if ex.status != 401:
-        return [a, _inconclusive_answer("b", "an unauthenticated request got no HTTP challenge", ex)]
+        return [a, _inconclusive_answer("b", msg("an unauthenticated request got no HTTP challenge"), ex)]
     algorithms = {part.split("=", 1)[1].strip().strip('"').upper()
                   for c in challenges for part in c.split(",") if part.strip().lower().startswith(("algorithm=", "digest algorithm="))}
     if not challenges:
-        b = passed("b", "no HTTP Digest offered (WS-Security only)", ex.evidence())
+        b = passed("b", msg("no HTTP Digest offered (WS-Security only)"), ex.evidence())
     elif "SHA-256" in algorithms or "SHA-256-SESS" in algorithms:
-        b = passed("b", f"HTTP Digest offers {', '.join(sorted(algorithms))}", ex.evidence())
+        b = passed("b", msg("HTTP Digest offers {sorted}", sorted=', '.join(sorted(algorithms))), ex.evidence())
     else:
-        b = failed("b", f"HTTP Digest offers only {', '.join(sorted(algorithms)) or 'MD5'} (RFC 7616 wants SHA-256)", ex.evidence())
+        b = failed("b", msg("HTTP Digest offers only {value} (RFC 7616 wants SHA-256)", value=', '.join(sorted(algorithms)) or 'MD5'), ex.evidence())
     return [a, b]
 

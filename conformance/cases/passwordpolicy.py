@@ -25,6 +25,7 @@ from zxcvbn import zxcvbn
 from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..errors import ProbeError
 from ..http import Exchange, client_context
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ._accounts import Throwaway, throwaway
 from ._answers import accepted, patiently, undecided
@@ -52,7 +53,7 @@ def _random(length: int, classes: int) -> str:
         candidate = "".join(chars[i] for i in order)
         if _plain(candidate) and float(zxcvbn(candidate)["guesses"]) >= min(STRONG_GUESSES, 10 ** (length - 1)):
             return candidate
-    raise ProbeError(f"cannot draw a random {length}-character password")  # pragma: no cover - odds ~0
+    raise ProbeError(msg("cannot draw a random {length}-character password", length=length))  # pragma: no cover - odds ~0
 
 
 def _plain(password: str) -> bool:
@@ -68,9 +69,10 @@ def below_minimum(profile: str) -> list[tuple[str, str, str]]:
     """(what, one below the minimum, at the minimum) for each rule of a known profile."""
     rules = PROFILES.get(profile)
     if rules is None:
-        raise ProbeError(f"unknown password policy profile “{profile}”; the probe knows {', '.join(sorted(PROFILES))}")
+        raise ProbeError(msg("unknown password policy profile “{profile}”; the probe knows {sorted}", profile=profile, sorted=', '.join(sorted(PROFILES))))
     return [
-        (f"{length - 1} characters from {classes} classes (minimum {length})",
+        (msg("{length} characters from {classes} classes (minimum {minimum})", length=length - 1, classes=classes,
+             minimum=length),
          _random(length - 1, classes), _random(length, classes))
         for length, classes in rules
     ]  # fmt: skip
@@ -79,10 +81,10 @@ def below_minimum(profile: str) -> list[tuple[str, str, str]]:
 def label_variants(label: str) -> list[tuple[str, str]]:
     """(what, variant) of the label password a person would try first."""
     variants = [
-        ("upper-cased", label.upper()),
-        ("separators dropped", "".join(c for c in label if c.isalnum())),
-        ("'!' appended", label + "!"),
-        ("'1' appended", label + "1"),
+        (msg("upper-cased"), label.upper()),
+        (msg("separators dropped"), "".join(c for c in label if c.isalnum())),
+        (msg("'!' appended"), label + "!"),
+        (msg("'1' appended"), label + "1"),
     ]
     return [(what, v) for what, v in variants if v != label]
 
@@ -92,7 +94,7 @@ def identity_passwords(names: list[str]) -> list[tuple[str, str]]:
     parts = [n for n in dict.fromkeys(names) if len(n) >= 3]
     if not parts:
         return []
-    out = []
+    out: list[tuple[str, str]] = []
     for i, first in enumerate(parts):
         rest = parts[i + 1 :] + parts[:i]
         candidate = first
@@ -102,7 +104,7 @@ def identity_passwords(names: list[str]) -> list[tuple[str, str]]:
             candidate += "-" + extra
         while len(candidate) < IDENTITY_MIN:
             candidate += "-" + first
-        out.append((f"built from “{first}”", candidate))
+        out.append((msg("built from “{name}”", name=first), candidate))
     return out
 
 
@@ -139,14 +141,15 @@ def _judge_refusals(
         elif (why := undecided(ex)) is not None or ex.status in (401, 403):
             unsure.append(ex.evidence(f"{what}: {why or 'the session was refused'}"))
         elif 400 <= ex.status < 500 and (reason := _reason(ex)):
-            reasons.append(f"{what}: {reason}")
+            reasons.append(msg("{what}: {reason}", what=what, reason=reason))
         else:
             taken.append(ex.evidence(f"{what}: HTTP {ex.status} without a reason"))
     if taken:
-        return failed(letter, f"{len(taken)} of {len(candidates)} {label} were not refused with a reason", *taken)
+        return failed(letter, msg("{n_taken} of {n_candidates} {label} were not refused with a reason", n_taken=len(taken), n_candidates=len(candidates), label=label), *taken)
     if unsure:
-        return inconclusive(letter, f"{len(unsure)} of {len(candidates)} {label} got no definite answer", *unsure)
-    return passed(letter, " | ".join(reasons)[:1500])
+        return inconclusive(letter, msg("{n_unsure} of {n_candidates} {label} got no definite answer", n_unsure=len(unsure), n_candidates=len(candidates), label=label), *unsure)
+    said = joined(reasons, " | ")
+    return passed(letter, said if len(said) <= 1500 else said[:1500])
 
 
 def _policy(ctx: ProbeContext) -> tuple[str, Exchange]:
@@ -154,7 +157,7 @@ def _policy(ctx: ProbeContext) -> tuple[str, Exchange]:
     doc = ex.json()
     policy = doc.get("password_policy") if isinstance(doc, dict) else None
     if not isinstance(policy, str):
-        raise ProbeError("the info document names no password policy profile")
+        raise ProbeError(msg("the info document names no password policy profile"))
     return policy, ex
 
 
@@ -162,7 +165,7 @@ def _policy(ctx: ProbeContext) -> tuple[str, Exchange]:
 def length_boundaries(ctx: ProbeContext) -> list[UnitResult]:
     policy, info = _policy(ctx)
     if policy not in PROFILES:
-        return [inconclusive("a", f"unknown password policy profile “{policy}”", info.evidence())]
+        return [inconclusive("a", msg("unknown password policy profile “{policy}”", policy=policy), info.evidence())]
     account = throwaway(ctx, "policy")
     below: list[tuple[str, str]] = []
     controls: list[Evidence] = []
@@ -171,22 +174,21 @@ def length_boundaries(ctx: ProbeContext) -> list[UnitResult]:
         control = _try(ctx, account, at_minimum)
         if not accepted(control):
             return [inconclusive(
-                "b", f"{policy}: a random password at the minimum ({len(at_minimum)} characters) was refused "
-                f"(HTTP {control.status}), so a refusal below it would not show the length rule",
+                "b", msg("{policy}: a random password at the minimum ({n_at_minimum} characters) was refused (HTTP {status}), so a refusal below it would not show the length rule", policy=policy, n_at_minimum=len(at_minimum), status=control.status),
                 control.evidence())]  # fmt: skip
         controls.append(control.evidence(f"control at the minimum, {len(at_minimum)} characters: accepted"))
-    a = _judge_refusals("a", ctx, account, below, label=f"passwords one character below a {policy} minimum")
-    return [a, passed("b", f"random passwords exactly at each {policy} minimum are accepted", *controls)]
+    a = _judge_refusals("a", ctx, account, below, label=msg("passwords one character below a {policy} minimum", policy=policy))
+    return [a, passed("b", msg("random passwords exactly at each {policy} minimum are accepted", policy=policy), *controls)]
 
 
 @register("PWD-02", budget=26, order=38, requires=("interface:refcam-api", "user-management"))
 def label_password_reuse(ctx: ProbeContext) -> list[UnitResult]:
     label = ctx.options.label_password
     if label is None:
-        return [inconclusive("a", "needs the label password (--label-password)")]
+        return [inconclusive("a", msg("needs the label password (--label-password)"))]
     account = throwaway(ctx, "policy")
-    a = _judge_refusals("a", ctx, account, [("the label password", label)], label="label passwords")
-    b = _judge_refusals("b", ctx, account, label_variants(label), label="trivial label variants")
+    a = _judge_refusals("a", ctx, account, [(msg("the label password"), label)], label=msg("label passwords"))
+    b = _judge_refusals("b", ctx, account, label_variants(label), label=msg("trivial label variants"))
     return [a, b]
 
 
@@ -225,8 +227,8 @@ def identity_passwords_refused(ctx: ProbeContext) -> list[UnitResult]:
     names, note = _identity(ctx)
     candidates = identity_passwords(names)
     if not candidates:
-        return [inconclusive("a", "the unit reveals no serial, model or vendor", note)]
+        return [inconclusive("a", msg("the unit reveals no serial, model or vendor"), note)]
     account = throwaway(ctx, "policy")
-    result = _judge_refusals("a", ctx, account, candidates, label="passwords built from the unit's identity")
+    result = _judge_refusals("a", ctx, account, candidates, label=msg("passwords built from the unit's identity"))
     return [type(result)(result.unit, result.verdict, result.reason, (*result.evidence, note))]
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..http import Exchange
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ._accounts import throwaway
 from ._answers import patiently, undecided
@@ -106,12 +107,17 @@ def _sender(ctx: ProbeContext, method: str, path: str, token: str) -> Callable[[
     return lambda: ctx.http.request(method, path, json_body={}, token=token)
 
 
+
+def _who(role: str) -> str:
+    """ "a viewer", "an operator": the role as a reason names it."""
+    return msg("an {role}", role=role) if role[:1] in ("a", "e", "i", "o", "u") else msg("a {role}", role=role)
+
 @register("ROLE-01", budget=90, order=36, requires=("interface:refcam-api", "user-management"))
 def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
     ex = ctx.http.request("GET", OPENAPI)
     openapi = ex.json()
     if ex.status != 200 or not declares_roles(openapi):
-        return [inconclusive("a", "the device's OpenAPI document declares no role per route", ex.evidence())]
+        return [inconclusive("a", msg("the device's OpenAPI document declares no role per route"), ex.evidence())]
     boss = admin(ctx)
     victim = throwaway(ctx, "role-victim", "viewer", log_in=False)
     callers = {role: test_user(ctx, role) for role in ("viewer", "operator")}
@@ -131,25 +137,24 @@ def role_matrix(ctx: ProbeContext) -> list[UnitResult]:
             elif verdict == "undecided":
                 unsure.append(answer.evidence(f"{role}: {undecided(answer) or 'the session was not accepted'}"))
         if reached:
-            results.append(failed(letter, f"{'an' if role[0] in 'aeiou' else 'a'} {role} reached {len(reached)} of {len(routes)} routes above its role",
+            results.append(failed(letter, msg("{who} reached {n_reached} of {n_routes} routes above its role", who=_who(role), n_reached=len(reached), n_routes=len(routes)),
                                   *reached[:10]))
         elif unsure:
-            results.append(inconclusive(letter, f"{len(unsure)} of {len(routes)} routes gave no definite answer",
+            results.append(inconclusive(letter, msg("{n_unsure} of {n_routes} routes gave no definite answer", n_unsure=len(unsure), n_routes=len(routes)),
                                         *unsure[:10]))
         else:
-            results.append(passed(letter, f"{'an' if role[0] in 'aeiou' else 'a'} {role} is refused (403) on all {len(routes)} state-changing routes "
-                                          "above its role"))
+            results.append(passed(letter, msg("{who} is refused (403) on all {n_routes} state-changing routes above its role", who=_who(role), n_routes=len(routes))))
     after = _snapshot(ctx, boss.token)
     seq = before["audit_seq"]
     audit = ctx.http.request("GET", f"/api/v1/audit?after={seq}&limit=500", token=boss.token) if isinstance(
         seq, int) else None
     state = Evidence("note", "device state before and after the matrix", {"before": before, "after": after})
     if before["users"] is None or before["settings"] is None or audit is None or audit.status != 200:
-        results.append(inconclusive("c", "the admin API did not give the users, settings and audit log", state))
+        results.append(inconclusive("c", msg("the admin API did not give the users, settings and audit log"), state))
         return results
     changed = effects(before, after, audit.json(), {c.username for c in callers.values()})
     results.append(
-        failed("c", "; ".join(changed[:5]), state, audit.evidence()) if changed
-        else passed("c", "users, settings and audit log show no effect of the refused requests", state)
+        failed("c", joined(changed[:5]), state, audit.evidence()) if changed
+        else passed("c", msg("users, settings and audit log show no effect of the refused requests"), state)
     )
     return results

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import client_context, raw_exchange
+from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 
 SIGNING_SEI_UUID = bytes.fromhex("8f0a5e3c7b2d4e61a9c4726566636d31")  # declared by the camera (docs/RTSP.md)
@@ -85,7 +86,7 @@ class RtspClient:
     def _fill(self) -> None:
         chunk = self.sock.recv(65536)
         if not chunk:
-            raise RtspProbeError("the camera closed the RTSP connection")
+            raise RtspProbeError(msg("the camera closed the RTSP connection"))
         self.buffer += chunk
 
     def request(self, method: str, uri: str, headers: dict[str, str] | None = None) -> Reply:
@@ -112,7 +113,7 @@ class RtspClient:
         lines = head.split("\r\n")
         match = re.match(r"RTSP/1\.0 (\d{3})", lines[0])
         if match is None:
-            raise RtspProbeError(f"not an RTSP reply: “{lines[0][:80]}”")
+            raise RtspProbeError(msg("not an RTSP reply: “{lines}”", lines=lines[0][:80]))
         headers: dict[str, list[str]] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -142,7 +143,7 @@ class RtspClient:
                 self.media.append(packet)
                 continue
             if bytes(self.buffer[:1]) not in (b"", b"$"):
-                raise RtspProbeError("unexpected RTSP data in the media stream")
+                raise RtspProbeError(msg("unexpected RTSP data in the media stream"))
             self.sock.settimeout(max(0.1, deadline - time.monotonic()))
             try:
                 self._fill()
@@ -222,17 +223,17 @@ def _service_state(ctx: ProbeContext) -> str | None:
     try:
         client = _connect(ctx)
     except ConnectionRefusedError:
-        state = f"no RTSPS service on port {_rtsps_port(ctx)}"
+        state = msg("no RTSPS service on port {port}", port=_rtsps_port(ctx))
     except (ssl.SSLError, ssl.CertificateError) as exc:
-        state = f"TLS to the RTSPS port does not validate to the given root: {exc}"
+        state = msg("TLS to the RTSPS port does not validate to the given root: {exc}", exc=exc)
     except OSError as exc:
-        state = f"RTSPS port unreachable: {exc}"
+        state = msg("RTSPS port unreachable: {exc}", exc=exc)
     else:
         try:
             reply = client.request("OPTIONS", "*")
-            state = None if reply.status == 200 else f"OPTIONS answered {reply.status}"
+            state = None if reply.status == 200 else msg("OPTIONS answered {status}", status=reply.status)
         except (OSError, RtspProbeError) as exc:
-            state = f"RTSPS OPTIONS failed: {exc}"
+            state = msg("RTSPS OPTIONS failed: {exc}", exc=exc)
         finally:
             client.close()
     ctx.cache["rtsps_state"] = state
@@ -247,7 +248,7 @@ def _skip(ctx: ProbeContext, letters: str) -> list[UnitResult] | None:
         # NOT APPLICABLE comes only from the declaration (declared-absent interface:rtsp)
         declaration = ctx.options.declaration
         if declaration is not None and declaration.features().get("interface:rtsp"):
-            return [failed(letter, state + ", although the declaration names RTSP") for letter in letters]
+            return [failed(letter, msg("{state}, although the declaration names RTSP", state=state)) for letter in letters]
         return [not_tested(letter, state, "--rtsps-port", "--declaration") for letter in letters]
     return [inconclusive(letter, state) for letter in letters]
 
@@ -274,8 +275,8 @@ def no_plaintext_rtsp(ctx: ProbeContext) -> list[UnitResult]:
     port = _rtsps_port(ctx)
     state, data = _plain_rtsp(ctx.host, port)
     ev_a = _evidence(f"plaintext RTSP to the RTSPS port {port}: {state}", first_bytes=data[:120].decode("latin-1"))
-    a = failed("a", "the RTSPS port answers plaintext RTSP", ev_a) if state == "answered" else passed(
-        "a", f"plaintext RTSP to the RTSPS port: {state}", ev_a
+    a = failed("a", msg("the RTSPS port answers plaintext RTSP"), ev_a) if state == "answered" else passed(
+        "a", msg("plaintext RTSP to the RTSPS port: {state}", state=state), ev_a
     )
     ports = tuple(dict.fromkeys((554, 8554, *ctx.options.rtsp_plaintext_ports)))
     findings, offending = [], []
@@ -287,8 +288,8 @@ def no_plaintext_rtsp(ctx: ProbeContext) -> list[UnitResult]:
         if cstate == "answered":
             offending.append(candidate)
     ev_b = _evidence("plaintext RTSP ports", ports=findings)
-    b = failed("b", f"plaintext RTSP served on ports {offending}", ev_b) if offending else passed(
-        "b", f"no plaintext RTSP on ports {', '.join(str(p) for p in ports)}", ev_b
+    b = failed("b", msg("plaintext RTSP served on ports {offending}", offending=offending), ev_b) if offending else passed(
+        "b", msg("no plaintext RTSP on ports {items}", items=', '.join(str(p) for p in ports)), ev_b
     )
     return [a, b]
 
@@ -310,12 +311,12 @@ def rtsp_requires_auth(ctx: ProbeContext) -> list[UnitResult]:
     finally:
         client.close()
     ev = _evidence("DESCRIBE without credentials", answers=answers, challenges=offers)
-    a = failed("a", f"streams described to an anonymous client: {open_paths}", ev) if open_paths else passed(
-        "a", "every stream asks for credentials (401)", ev
+    a = failed("a", msg("streams described to an anonymous client: {open_paths}", open_paths=open_paths), ev) if open_paths else passed(
+        "a", msg("every stream asks for credentials (401)"), ev
     )
     sha = any(o.lower().startswith("digest ") and "sha-256" in o.lower() for o in offers)
-    b = passed("b", "Digest with SHA-256 is offered", ev) if sha else failed(
-        "b", "no Digest SHA-256 challenge", ev
+    b = passed("b", msg("Digest with SHA-256 is offered"), ev) if sha else failed(
+        "b", msg("no Digest SHA-256 challenge"), ev
     )
     return [a, b]
 
@@ -331,19 +332,19 @@ def rtsp_basic_refused(ctx: ProbeContext) -> list[UnitResult]:
         reply = client.request("DESCRIBE", client.url(path), {"Accept": "application/sdp"})
         basic_offered = [v for v in reply.headers.get("www-authenticate", []) if v.lower().startswith("basic")]
         ev_a = _evidence("challenges", challenges=reply.headers.get("www-authenticate", []))
-        a = failed("a", "Basic authentication is offered", ev_a) if basic_offered else passed(
-            "a", "no Basic challenge", ev_a
+        a = failed("a", msg("Basic authentication is offered"), ev_a) if basic_offered else passed(
+            "a", msg("no Basic challenge"), ev_a
         )
         creds = _admin(ctx)
         if creds is None:
-            return [a, inconclusive("b", "no admin credentials to send as Basic")]
+            return [a, inconclusive("b", msg("no admin credentials to send as Basic"))]
         token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode("ascii")
         basic = client.request("DESCRIBE", client.url(path), {"Authorization": f"Basic {token}", "Accept": "application/sdp"})
     finally:
         client.close()
     ev_b = _evidence("DESCRIBE with valid credentials as Basic", status=basic.status)
-    b = failed("b", f"valid credentials sent as Basic were accepted ({basic.status})", ev_b) if basic.status == 200 else passed(
-        "b", f"Basic credentials refused ({basic.status})", ev_b
+    b = failed("b", msg("valid credentials sent as Basic were accepted ({status})", status=basic.status), ev_b) if basic.status == 200 else passed(
+        "b", msg("Basic credentials refused ({status})", status=basic.status), ev_b
     )
     return [a, b]
 
@@ -355,7 +356,7 @@ def rtsp_digest_replay(ctx: ProbeContext) -> list[UnitResult]:
         return skipped
     creds = _admin(ctx)
     if creds is None:
-        return [inconclusive("a", "no admin credentials"), inconclusive("b", "no admin credentials")]
+        return [inconclusive("a", msg("no admin credentials")), inconclusive("b", msg("no admin credentials"))]
     path = _paths(ctx)[0]
     client = _connect(ctx)
     try:
@@ -365,7 +366,7 @@ def rtsp_digest_replay(ctx: ProbeContext) -> list[UnitResult]:
         if digest is None and first.status == 200:
             header = "Digest username=\"x\""  # no challenge at all: the replay below is still sent
         elif digest is None:
-            return [inconclusive("a", f"no Digest challenge ({first.status})"), inconclusive("b", "no Digest")]
+            return [inconclusive("a", msg("no Digest challenge ({status})", status=first.status)), inconclusive("b", msg("no Digest"))]
         else:
             header = digest.header("DESCRIBE", uri)
         fresh = client.request("DESCRIBE", uri, {"Authorization": header, "Accept": "application/sdp"})
@@ -373,11 +374,11 @@ def rtsp_digest_replay(ctx: ProbeContext) -> list[UnitResult]:
     finally:
         client.close()
     ev = _evidence("a Digest response sent twice", first=fresh.status, replayed=replay.status)
-    a = passed("a", "a fresh Digest response is accepted", ev) if fresh.status == 200 else inconclusive(
-        "a", f"a fresh Digest response got {fresh.status}", ev
+    a = passed("a", msg("a fresh Digest response is accepted"), ev) if fresh.status == 200 else inconclusive(
+        "a", msg("a fresh Digest response got {status}", status=fresh.status), ev
     )
-    b = failed("b", "the replayed Digest response was accepted", ev) if replay.status == 200 else passed(
-        "b", f"the replayed Digest response was refused ({replay.status})", ev
+    b = failed("b", msg("the replayed Digest response was accepted"), ev) if replay.status == 200 else passed(
+        "b", msg("the replayed Digest response was refused ({status})", status=replay.status), ev
     )
     return [a, b]
 
@@ -510,7 +511,7 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
         return skipped
     creds = _admin(ctx)
     if creds is None or not ctx.options.ca_file:
-        return [inconclusive("a", "needs admin credentials and --ca"), inconclusive("b", "needs admin credentials and --ca")]
+        return [inconclusive("a", msg("needs admin credentials and --ca")), inconclusive("b", msg("needs admin credentials and --ca"))]
     path = _paths(ctx)[0]
     client = _connect(ctx)
     try:
@@ -523,8 +524,8 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
 
         describe = client.request("DESCRIBE", uri, {"Accept": "application/sdp", **auth("DESCRIBE", uri)})
         if describe.status != 200 or b"H264/90000" not in describe.body:
-            return [inconclusive("a", f"{path} is not an H.264 stream the probe can read ({describe.status})"),
-                    inconclusive("b", "no H.264 stream")]
+            return [inconclusive("a", msg("{path} is not an H.264 stream the probe can read ({status})", path=path, status=describe.status)),
+                    inconclusive("b", msg("no H.264 stream"))]
         track = uri + "/trackID=0"
         setup = client.request("SETUP", track, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1", **auth("SETUP", track)})
         session = setup.first("session").split(";")[0]
@@ -533,7 +534,7 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
         with contextlib.suppress(OSError, RtspProbeError):
             client.request("TEARDOWN", uri, {"Session": session, **auth("TEARDOWN", uri)})
     except (OSError, RtspProbeError, ValueError) as exc:
-        return [inconclusive("a", f"could not read the stream: {exc}"), inconclusive("b", "no stream")]
+        return [inconclusive("a", msg("could not read the stream: {exc}", exc=exc)), inconclusive("b", msg("no stream"))]
     finally:
         client.close()
     nals = _depacketise([packet for channel, packet in media if channel == 0])
@@ -541,8 +542,8 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
     signed = [(i, sig) for i, (_, sig) in enumerate(gops) if sig is not None]
     ev = _evidence("H.264 stream read", nal_units=len(nals), gops=len(gops), signing_seis=len(signed))
     if not signed:
-        return [failed("a", f"no signing SEI in {len(gops)} GOPs of {path}", ev), failed("b", "the stream is not signed", ev)]
-    a = passed("a", f"{len(signed)} signing SEIs in {len(gops)} GOPs", ev)
+        return [failed("a", msg("no signing SEI in {n_gops} GOPs of {path}", n_gops=len(gops), path=path), ev), failed("b", msg("the stream is not signed"), ev)]
+    a = passed("a", msg("{n_signed} signing SEIs in {n_gops} GOPs", n_signed=len(signed), n_gops=len(gops)), ev)
     root = x509.load_pem_x509_certificate(open(ctx.options.ca_file, "rb").read())  # noqa: SIM115
     now = datetime.now(UTC)
     checked, problems = 0, []
@@ -552,15 +553,15 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
         try:
             payload = _verify_envelope(envelope, root, now)
         except (ValueError, KeyError, TypeError, InvalidSignature) as exc:
-            problems.append(f"GOP {index}: signature does not verify ({exc or type(exc).__name__})")
+            problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
             continue
         covered = [hashlib.sha256(n).hexdigest() for n in gops[index - 1][0]]
         if covered != payload.get("nal_hashes"):
-            problems.append(f"GOP {index - 1}: NAL hashes differ from the signed ones")
+            problems.append(msg("GOP {index}: NAL hashes differ from the signed ones", index=index - 1))
         checked += 1
     ev_b = _evidence("signed GOPs checked", checked=checked, problems=problems)
     if problems:
-        return [a, failed("b", "; ".join(problems[:5]), ev_b)]
+        return [a, failed("b", joined(problems[:5]), ev_b)]
     if not checked:
-        return [a, inconclusive("b", "no complete signed GOP was received", ev_b)]
-    return [a, passed("b", f"{checked} GOPs verify to the manufacturer root", ev_b)]
+        return [a, inconclusive("b", msg("no complete signed GOP was received"), ev_b)]
+    return [a, passed("b", msg("{checked} GOPs verify to the manufacturer root", checked=checked), ev_b)]

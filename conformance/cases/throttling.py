@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..case import ProbeContext, failed, inconclusive, passed, register
 from ..http import Exchange
+from ..i18n import msg
 from ..model import Evidence, UnitResult
 from ._accounts import throwaway
 from ._answers import retry_after
@@ -45,28 +46,31 @@ def judge_symmetry(known: Sequence[Attempt], unknown: Sequence[Attempt], *eviden
     """Unit a: same throttling (429 and Retry-After); unit b: same timing class of checked answers."""
     broken = [a for a in (*known, *unknown) if a.status == 0 or a.status >= 500]
     if broken:
-        reason = f"{len(broken)} attempts got no answer or a server error; throttling cannot be compared"
+        reason = msg("{n_broken} attempts got no answer or a server error; throttling cannot be compared", n_broken=len(broken))
         return [inconclusive("a", reason, *evidence)]
     k_throttled = [a for a in known if a.status == 429]
     u_throttled = [a for a in unknown if a.status == 429]
-    statuses = f"existing name {[a.status for a in known]}, unknown name {[a.status for a in unknown]}"
+    statuses = msg(
+        "existing name {known}, unknown name {unknown}",
+        known=[a.status for a in known], unknown=[a.status for a in unknown],
+    )
     if bool(k_throttled) != bool(u_throttled):
-        which = "the existing name only" if k_throttled else "the unknown name only"
-        a = failed("a", f"throttling reached {which}: {statuses}", *evidence)
+        which = msg("the existing name only") if k_throttled else msg("the unknown name only")
+        a = failed("a", msg("throttling reached {which}: {statuses}", which=which, statuses=statuses), *evidence)
     elif k_throttled and not _retry_after_alike(k_throttled[0], u_throttled[0]):
-        a = failed("a", f"Retry-After differs: {k_throttled[0].retry_after} vs {u_throttled[0].retry_after} s", *evidence)
+        a = failed("a", msg("Retry-After differs: {retry_after} vs {retry_after2} s", retry_after=k_throttled[0].retry_after, retry_after2=u_throttled[0].retry_after), *evidence)
     else:
-        a = passed("a", f"throttled alike: {statuses}", *evidence)
+        a = passed("a", msg("throttled alike: {statuses}", statuses=statuses), *evidence)
     k_checked = [a.elapsed for a in known if a.status != 429]
     u_checked = [a.elapsed for a in unknown if a.status != 429]
     if not k_checked or not u_checked:
-        return [a, inconclusive("b", "no checked (non-429) answer for one of the names to time")]
+        return [a, inconclusive("b", msg("no checked (non-429) answer for one of the names to time"))]
     tk, tu = min(k_checked), min(u_checked)  # the fastest: least disturbed by a loaded machine
     bound = max(TIME_FLOOR, TIME_BOUND * max(tk, tu))
     b = (
-        passed("b", f"checked answers take {tk * 1000:.0f} ms vs {tu * 1000:.0f} ms", *evidence)
+        passed("b", msg("checked answers take {tk:.0f} ms vs {tu:.0f} ms", tk=tk * 1000, tu=tu * 1000), *evidence)
         if abs(tk - tu) <= bound
-        else failed("b", f"timing tells the names apart: {tk * 1000:.0f} ms vs {tu * 1000:.0f} ms", *evidence)
+        else failed("b", msg("timing tells the names apart: {tk:.0f} ms vs {tu:.0f} ms", tk=tk * 1000, tu=tu * 1000), *evidence)
     )
     return [a, b]
 

@@ -25,6 +25,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, unit
 from ..errors import ProbeError
 from ..http import Exchange, raw_exchange
+from ..i18n import msg
 from ..model import Evidence, UnitResult, Verdict
 
 HSTS_MIN_AGE = 31_536_000  # one year, seconds
@@ -40,7 +41,7 @@ def _plaintext(ctx: ProbeContext, letters: tuple[str, ...]) -> list[UnitResult] 
     ev = _scan_evidence(f"the management interface {ctx.target.url} speaks plain HTTP", preflight=dict(ctx.channel))
     answered = ctx.cache.get("preflight_plaintext")
     extra = (answered.evidence("answered in plaintext"),) if isinstance(answered, Exchange) else ()
-    return [failed(letter, "no TLS: the management interface answers in plaintext", ev, *extra) for letter in letters]
+    return [failed(letter, msg("no TLS: the management interface answers in plaintext"), ev, *extra) for letter in letters]
 
 
 def _scan(ctx: ProbeContext) -> Any:
@@ -78,7 +79,7 @@ def _scan(ctx: ProbeContext) -> Any:
         scanner.queue_scans([request])
         result = next(iter(scanner.get_results()))
     if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
-        raise ProbeError(f"TLS scan of {ctx.host}:{ctx.port} did not complete: {result.connectivity_error_trace}")
+        raise ProbeError(msg("TLS scan of {host}:{port} did not complete: {connectivity_error_trace}", host=ctx.host, port=ctx.port, connectivity_error_trace=result.connectivity_error_trace))
     ctx.cache["sslyze"] = result
     return result
 
@@ -91,7 +92,7 @@ def _resolve(host: str) -> str:
     try:
         return str(socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][4][0])
     except OSError as exc:
-        raise ProbeError(f"cannot resolve {host}: {exc}") from exc
+        raise ProbeError(msg("cannot resolve {host}: {exc}", host=host, exc=exc)) from exc
 
 
 def _attempt(scan: Any, name: str) -> Any:
@@ -119,14 +120,14 @@ def tls_versions(ctx: ProbeContext) -> list[UnitResult]:
     modern = {n: _suites(scan, n) for n in ("tls_1_2_cipher_suites", "tls_1_3_cipher_suites")}
     ev = _scan_evidence("protocol versions", legacy_accepted=accepted_legacy, modern_accepted=modern)
     first = (
-        failed("a", f"legacy versions accepted: {', '.join(legacy)}", ev)
+        failed("a", msg("legacy versions accepted: {legacy}", legacy=', '.join(legacy)), ev)
         if legacy
-        else passed("a", "SSL 2.0/3.0, TLS 1.0 and TLS 1.1 are refused", ev)
+        else passed("a", msg("SSL 2.0/3.0, TLS 1.0 and TLS 1.1 are refused"), ev)
     )
     second = (
-        passed("b", "TLS 1.2 or 1.3 is accepted", ev)
+        passed("b", msg("TLS 1.2 or 1.3 is accepted"), ev)
         if any(modern.values())
-        else failed("b", "neither TLS 1.2 nor TLS 1.3 is accepted", ev)
+        else failed("b", msg("neither TLS 1.2 nor TLS 1.3 is accepted"), ev)
     )
     return [first, second]
 
@@ -140,8 +141,8 @@ def tls12_suites(ctx: ProbeContext) -> list[UnitResult]:
     bad = [s for s in suites if "ECDHE" not in s or not any(m in s for m in _AEAD_MARKERS)]
     ev = _scan_evidence("TLS 1.2 suites accepted", accepted=suites)
     if bad:
-        return [failed("a", f"TLS 1.2 suites without ECDHE+AEAD accepted: {', '.join(bad)}", ev)]
-    return [passed("a", f"{len(suites)} TLS 1.2 suites, all ECDHE with AEAD", ev)]
+        return [failed("a", msg("TLS 1.2 suites without ECDHE+AEAD accepted: {bad}", bad=', '.join(bad)), ev)]
+    return [passed("a", msg("{n_suites} TLS 1.2 suites, all ECDHE with AEAD", n_suites=len(suites)), ev)]
 
 
 def _leaf_and_chain(scan: Any) -> tuple[x509.Certificate, list[x509.Certificate]]:
@@ -155,7 +156,7 @@ def chain_validation(ctx: ProbeContext) -> list[UnitResult]:
     if (plain := _plaintext(ctx, ("a", "b", "c"))) is not None:
         return plain
     if not ctx.options.ca_file:
-        return [not_tested("a", "no root given to validate against", "--ca")]
+        return [not_tested("a", msg("no root given to validate against"), "--ca")]
     scan = _scan(ctx)
     leaf, intermediates = _leaf_and_chain(scan)
     now = datetime.now(UTC)
@@ -171,15 +172,15 @@ def chain_validation(ctx: ProbeContext) -> list[UnitResult]:
     )
     try:
         PolicyBuilder().store(Store(roots)).time(now).build_server_verifier(name).verify(leaf, intermediates)
-        a = passed("a", f"chain validates to the given root for {ctx.host}", ev)
+        a = passed("a", msg("chain validates to the given root for {host}", host=ctx.host), ev)
     except VerificationError as exc:
-        a = failed("a", f"strict path validation failed: {exc}", ev)
+        a = failed("a", msg("strict path validation failed: {exc}", exc=exc), ev)
     lifetime = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days
     in_validity = leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc
     b = (
-        passed("b", f"in validity; lifetime {lifetime} days", ev)
+        passed("b", msg("in validity; lifetime {lifetime} days", lifetime=lifetime), ev)
         if in_validity and lifetime <= MAX_LEAF_DAYS
-        else failed("b", f"validity {leaf.not_valid_before_utc} .. {leaf.not_valid_after_utc} ({lifetime} days)", ev)
+        else failed("b", msg("validity {not_valid_before_utc} .. {not_valid_after_utc} ({lifetime} days)", not_valid_before_utc=leaf.not_valid_before_utc, not_valid_after_utc=leaf.not_valid_after_utc, lifetime=lifetime), ev)
     )
     key = leaf.public_key()
     strong = (
@@ -187,8 +188,8 @@ def chain_validation(ctx: ProbeContext) -> list[UnitResult]:
         or (isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048)
         or isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
     )
-    c = passed("c", f"leaf key {type(key).__name__} is strong enough") if strong else failed(
-        "c", f"leaf key {type(key).__name__} is weaker than P-256/RSA-2048"
+    c = passed("c", msg("leaf key {name} is strong enough", name=type(key).__name__)) if strong else failed(
+        "c", msg("leaf key {name} is weaker than P-256/RSA-2048", name=type(key).__name__)
     )
     return [a, b, c]
 
@@ -198,7 +199,7 @@ def _leaf_spki(host: str, port: int, ca_file: str | None) -> bytes:
     with socket.create_connection((host, port), timeout=10) as sock, ctx.wrap_socket(sock, server_hostname=host) as tls:
         der = tls.getpeercert(binary_form=True)
     if der is None:
-        raise ProbeError(f"{host}:{port} sent no certificate")
+        raise ProbeError(msg("{host}:{port} sent no certificate", host=host, port=port))
     return x509.load_der_x509_certificate(der).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -207,7 +208,7 @@ def _leaf_spki(host: str, port: int, ca_file: str | None) -> bytes:
 @register("TLS-04", budget=0)
 def per_device_key(ctx: ProbeContext) -> list[UnitResult]:
     if not ctx.options.peer:
-        return [not_tested("a", "needs a second unit of the same model", "--peer")]
+        return [not_tested("a", msg("needs a second unit of the same model"), "--peer")]
     if (plain := _plaintext(ctx, ("a",))) is not None:
         return plain
     from ..http import Target
@@ -221,8 +222,8 @@ def per_device_key(ctx: ProbeContext) -> list[UnitResult]:
         peer=hashlib.sha256(theirs).hexdigest(),
     )
     if mine == theirs:
-        return [failed("a", "both units present the same TLS key", ev)]
-    return [passed("a", "the two units have different TLS keys", ev)]
+        return [failed("a", msg("both units present the same TLS key"), ev)]
+    return [passed("a", msg("the two units have different TLS keys"), ev)]
 
 
 def _plain_http(host: str, port: int, request: bytes) -> tuple[str, bytes]:
@@ -250,8 +251,8 @@ def no_plaintext(ctx: ProbeContext) -> list[UnitResult]:
     outcome, data = _plain_http(ctx.host, ctx.port, get)
     ev_a = _scan_evidence(f"plain HTTP to the TLS port: {outcome}", first_bytes=data[:200].decode("latin-1"))
     serves = outcome == "answered" and not _redirect_only(data) and b" 400 " not in data.split(b"\r\n")[0]
-    a = failed("a", "the management port answers plain HTTP with content", ev_a) if serves else passed(
-        "a", f"plain HTTP to the management port: {outcome}, no content", ev_a
+    a = failed("a", msg("the management port answers plain HTTP with content"), ev_a) if serves else passed(
+        "a", msg("plain HTTP to the management port: {outcome}, no content", outcome=outcome), ev_a
     )
     findings, offending, login_taken = [], [], []
     body = b'{"username": "probe", "password": "not-a-real-password"}'
@@ -273,15 +274,15 @@ def no_plaintext(ctx: ProbeContext) -> list[UnitResult]:
                 login_taken.append(port)
             findings[-1]["login_reply"] = first.decode("latin-1")
     ev_b = _scan_evidence("plaintext ports", ports=findings)
-    b = failed("b", f"plaintext ports serve content: {', '.join(map(str, offending))}", ev_b) if offending else passed(
-        "b", "plaintext ports are closed or redirect-only", ev_b
+    b = failed("b", msg("plaintext ports serve content: {map}", map=', '.join(map(str, offending))), ev_b) if offending else passed(
+        "b", msg("plaintext ports are closed or redirect-only"), ev_b
     )
     if ctx.channel.get("tls") is False:
-        c = failed("c", f"the management interface itself ({ctx.target.url}) takes logins over plain HTTP", ev_a)
+        c = failed("c", msg("the management interface itself ({url}) takes logins over plain HTTP", url=ctx.target.url), ev_a)
     elif login_taken:
-        c = failed("c", f"a login over plain HTTP was processed on ports {', '.join(map(str, login_taken))}", ev_b)
+        c = failed("c", msg("a login over plain HTTP was processed on ports {map}", map=', '.join(map(str, login_taken))), ev_b)
     else:
-        c = passed("c", "no plaintext endpoint processes a login", ev_b)
+        c = passed("c", msg("no plaintext endpoint processes a login"), ev_b)
     return [a, b, c]
 
 
@@ -300,16 +301,18 @@ def known_flaws(ctx: ProbeContext) -> list[UnitResult]:
     # in sslyze's terms; that is the safest setting, so only client-initiated DoS counts then.
     reneg_bad = reneg.is_vulnerable_to_client_renegotiation_dos
     return [
-        unit("a", Verdict.FAIL if heart else Verdict.PASS, f"Heartbleed: {'vulnerable' if heart else 'not vulnerable'}"),
-        unit("b", Verdict.FAIL if ccs else Verdict.PASS, f"CCS injection: {'vulnerable' if ccs else 'not vulnerable'}"),
-        unit("c", Verdict.FAIL if robot_bad else Verdict.PASS, f"ROBOT: {robot.name}"),
-        unit("d", Verdict.FAIL if compression else Verdict.PASS, f"TLS compression: {'on' if compression else 'off'}"),
+        unit("a", Verdict.FAIL if heart else Verdict.PASS, msg("Heartbleed: {value}", value=msg("vulnerable") if heart else msg("not vulnerable"))),
+        unit("b", Verdict.FAIL if ccs else Verdict.PASS, msg("CCS injection: {value}", value=msg("vulnerable") if ccs else msg("not vulnerable"))),
+        unit("c", Verdict.FAIL if robot_bad else Verdict.PASS, msg("ROBOT: {name}", name=robot.name)),
+        unit("d", Verdict.FAIL if compression else Verdict.PASS, msg("TLS compression: {value}", value=msg("on") if compression else msg("off"))),
         unit(
             "e",
             Verdict.FAIL if reneg_bad else Verdict.PASS,
-            "client-initiated renegotiation "
-            + ("accepted (DoS)" if reneg.is_vulnerable_to_client_renegotiation_dos else "refused")
-            + f"; secure renegotiation {'supported' if reneg.supports_secure_renegotiation else 'not offered'}",
+            msg(
+                "client-initiated renegotiation {client}; secure renegotiation {secure}",
+                client=msg("accepted (DoS)") if reneg.is_vulnerable_to_client_renegotiation_dos else msg("refused"),
+                secure=msg("supported") if reneg.supports_secure_renegotiation else msg("not offered"),
+            ),
         ),
     ]
 
@@ -321,7 +324,7 @@ def hsts(ctx: ProbeContext) -> list[UnitResult]:
     for letter, path in (("a", first), ("b", "/refcam-probe-does-not-exist")):
         ex = ctx.http.request("GET", path)
         if ex.status == 0 or ex.status >= 500:
-            results.append(inconclusive(letter, f"no usable answer to read HSTS from: {ex.error or ex.status}", ex.evidence()))
+            results.append(inconclusive(letter, msg("no usable answer to read HSTS from: {value}", value=ex.error or ex.status), ex.evidence()))
             continue
         value = ex.header("Strict-Transport-Security") or ""
         age = 0
@@ -330,9 +333,9 @@ def hsts(ctx: ProbeContext) -> list[UnitResult]:
             if key.lower() == "max-age" and val.strip().isdigit():
                 age = int(val)
         if ex.status and age >= HSTS_MIN_AGE:
-            results.append(passed(letter, f"HSTS max-age={age} on {ex.status}", ex.evidence()))
+            results.append(passed(letter, msg("HSTS max-age={age} on {status}", age=age, status=ex.status), ex.evidence()))
         else:
-            results.append(failed(letter, f"HSTS missing or short on {ex.status}: {value or 'no header'}", ex.evidence()))
+            results.append(failed(letter, msg("HSTS missing or short on {status}: {value}", status=ex.status, value=value or msg("no header")), ex.evidence()))
     return results
 
 
@@ -355,7 +358,7 @@ def mozilla_profile(ctx: ProbeContext) -> list[UnitResult]:
         except ServerNotCompliantWithTlsConfiguration as exc:
             issues[profile.value] = dict(exc.issues)
             continue
-        return [passed("a", f"compliant with Mozilla {profile.value}", _scan_evidence("Mozilla checker", profile=profile.value))]
+        return [passed("a", msg("compliant with Mozilla {value}", value=profile.value), _scan_evidence("Mozilla checker", profile=profile.value))]
     found = issues.get("intermediate", {})
-    return [failed("a", "not compliant with Mozilla intermediate: " + "; ".join(f"{k}: {v}" for k, v in found.items()),
+    return [failed("a", msg("not compliant with Mozilla intermediate: {issues}", issues="; ".join(f"{k}: {v}" for k, v in found.items())),
                    _scan_evidence("Mozilla checker issues", issues=issues))]

@@ -20,6 +20,7 @@ from typing import Any
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register, undone
 from ..errors import ProbeError
 from ..http import Exchange
+from ..i18n import msg
 from ..mcuboot import flip_payload_byte, forge_image, read_header, strip_signature
 from ..model import Evidence, UnitResult
 from ..verdicts import undecided
@@ -86,15 +87,15 @@ def _await_reboot(ctx: ProbeContext) -> None:
         time.sleep(REBOOT_POLL)
         if ctx.http.request("GET", "/api/v1/info").status == 200:
             return
-    raise ProbeError(f"the device did not come back within {REBOOT_UP_WAIT:.0f} s after accepting an upload")
+    raise ProbeError(msg("the device did not come back within {reboot_up_wait:.0f} s after accepting an upload", reboot_up_wait=REBOOT_UP_WAIT))
 
 
 def _rejected(letter: str, what: str, ex: Exchange) -> UnitResult:
     if undecided(ex):  # throttled, failed or dropped: the image was not judged (conformance.verdicts)
-        return inconclusive(letter, f"{what}: no definite answer (HTTP {ex.status or ex.error})", ex.evidence())
+        return inconclusive(letter, msg("{what}: no definite answer (HTTP {value})", what=what, value=ex.status or ex.error), ex.evidence())
     if 400 <= ex.status < 500:
-        return passed(letter, f"{what} rejected: HTTP {ex.status} {ex.text[:160]}", ex.evidence())
-    return failed(letter, f"{what} not rejected: HTTP {ex.status}", ex.evidence())
+        return passed(letter, msg("{what} rejected: HTTP {status} {text}", what=what, status=ex.status, text=ex.text[:160]), ex.evidence())
+    return failed(letter, msg("{what} not rejected: HTTP {status}", what=what, status=ex.status), ex.evidence())
 
 
 def _unchanged(ctx: ProbeContext, letter: str, before: str) -> UnitResult:
@@ -103,10 +104,10 @@ def _unchanged(ctx: ProbeContext, letter: str, before: str) -> UnitResult:
     state = status.json().get("state") if isinstance(status.json(), dict) else None
     ev = status.evidence()
     if after != before:
-        return failed(letter, f"the firmware version changed from {before} to {after}", ev)
+        return failed(letter, msg("the firmware version changed from {before} to {after}", before=before, after=after), ev)
     if state not in (None, "idle", "failed", "error"):
-        return failed(letter, f"the update client is in state \"{state}\" after rejected uploads", ev)
-    return passed(letter, f"still running {before}; update state \"{state}\"", ev)
+        return failed(letter, msg("the update client is in state \"{state}\" after rejected uploads", state=state), ev)
+    return passed(letter, msg("still running {before}; update state \"{state}\"", before=before, state=state), ev)
 
 
 @register("UPD-01", budget=12, destructive=True, order=45, requires=("interface:refcam-api", "update:upload"))
@@ -115,11 +116,11 @@ def unsigned_and_tampered(ctx: ProbeContext) -> list[UnitResult]:
     before = str(info["firmware_version"])
     token = admin(ctx).token
     forged = attacker_image(str(info.get("hardware_id", "unknown")))
-    a = _rejected("a", "unsigned image", _upload(ctx, unsigned_image(forged), token))
+    a = _rejected("a", msg("unsigned image"), _upload(ctx, unsigned_image(forged), token))
     if ctx.options.image is None:
-        b = not_tested("b", "needs a vendor-signed image of this model to flip a byte in", "--image")
+        b = not_tested("b", msg("needs a vendor-signed image of this model to flip a byte in"), "--image")
     else:
-        b = _rejected("b", "image with one flipped byte", _upload(ctx, flipped_image(Path(ctx.options.image).read_bytes()), token))
+        b = _rejected("b", msg("image with one flipped byte"), _upload(ctx, flipped_image(Path(ctx.options.image).read_bytes()), token))
     return [a, b, _unchanged(ctx, "c", before)]
 
 
@@ -129,7 +130,7 @@ def unknown_key(ctx: ProbeContext) -> list[UnitResult]:
     before = str(info["firmware_version"])
     forged = attacker_image(str(info.get("hardware_id", "unknown")))
     return [
-        _rejected("a", "attacker-signed image", _upload(ctx, forged, admin(ctx).token)),
+        _rejected("a", msg("attacker-signed image"), _upload(ctx, forged, admin(ctx).token)),
         _unchanged(ctx, "b", before),
     ]
 
@@ -137,11 +138,11 @@ def unknown_key(ctx: ProbeContext) -> list[UnitResult]:
 @register("UPD-03", budget=8, destructive=True, order=47, requires=("interface:refcam-api", "update:upload", "update:anti-rollback"))
 def older_image(ctx: ProbeContext) -> list[UnitResult]:
     if ctx.options.older_image is None:
-        return [not_tested("a", "no older signed image given", "--older-image")]
+        return [not_tested("a", msg("no older signed image given"), "--older-image")]
     before = str(_device(ctx)["firmware_version"])
     data = Path(ctx.options.older_image).read_bytes()
     return [
-        _rejected("a", f"older image {read_header(data).version}", _upload(ctx, data, admin(ctx).token)),
+        _rejected("a", msg("older image {version}", version=read_header(data).version), _upload(ctx, data, admin(ctx).token)),
         _unchanged(ctx, "b", before),
     ]
 
@@ -151,22 +152,22 @@ def admin_only(ctx: ProbeContext) -> list[UnitResult]:
     junk = b"not an image"
     anon = _upload(ctx, junk, None)
     if undecided(anon):
-        a = inconclusive("a", f"anonymous upload: no definite answer (HTTP {anon.status or anon.error})", anon.evidence())
+        a = inconclusive("a", msg("anonymous upload: no definite answer (HTTP {value})", value=anon.status or anon.error), anon.evidence())
     elif anon.status == 401:
-        a = passed("a", "anonymous upload refused (401)", anon.evidence())
+        a = passed("a", msg("anonymous upload refused (401)"), anon.evidence())
     else:
-        a = failed("a", f"anonymous upload answered {anon.status}", anon.evidence())
+        a = failed("a", msg("anonymous upload answered {status}", status=anon.status), anon.evidence())
     try:
         viewer = test_user(ctx, "viewer")
     except Exception as exc:  # noqa: BLE001
         return [a, undone("b", exc)]
     v = _upload(ctx, junk, viewer.token)
     if undecided(v):
-        b = inconclusive("b", f"viewer upload: no definite answer (HTTP {v.status or v.error})", v.evidence())
+        b = inconclusive("b", msg("viewer upload: no definite answer (HTTP {value})", value=v.status or v.error), v.evidence())
     elif v.status == 403:
-        b = passed("b", "viewer upload refused (403)", v.evidence())
+        b = passed("b", msg("viewer upload refused (403)"), v.evidence())
     else:
-        b = failed("b", f"viewer upload answered {v.status}", v.evidence())
+        b = failed("b", msg("viewer upload answered {status}", status=v.status), v.evidence())
     return [a, b]
 
 
@@ -181,8 +182,8 @@ def automatic_checks(ctx: ProbeContext) -> list[UnitResult]:
     doc = ex.json()
     setting = doc.get("automatic_checks") if isinstance(doc, dict) else None
     if ex.status == 200 and isinstance(setting, dict) and "enabled" in setting:
-        return [passed("a", f"automatic checks reported: {_plain(setting)}", ex.evidence())]
-    return [failed("a", "the update status reports no automatic-check setting", ex.evidence())]
+        return [passed("a", msg("automatic checks reported: {plain}", plain=_plain(setting)), ex.evidence())]
+    return [failed("a", msg("the update status reports no automatic-check setting"), ex.evidence())]
 
 
 @register("UPD-07", budget=6, destructive=True, order=49, requires=("interface:refcam-api", "update:upload"))
@@ -201,12 +202,12 @@ def interrupted_upload(ctx: ProbeContext) -> list[UnitResult]:
             raw, server_hostname=ctx.host
         ) as conn:
             conn.sendall(head + data[: len(data) // 2])
-        a = passed("a", f"sent {len(data) // 2} of {len(data)} bytes, then cut the connection")
+        a = passed("a", msg("sent {n_data} of {n_data2} bytes, then cut the connection", n_data=len(data) // 2, n_data2=len(data)))
     except OSError as exc:
-        a = passed("a", f"the device dropped the truncated upload: {exc}")
+        a = passed("a", msg("the device dropped the truncated upload: {exc}", exc=exc))
     alive = ctx.http.request("GET", "/api/v1/info", token=token)
     if alive.status != 200:
-        return [a, failed("b", f"the device stopped answering after the cut (HTTP {alive.status})", alive.evidence())]
+        return [a, failed("b", msg("the device stopped answering after the cut (HTTP {status})", status=alive.status), alive.evidence())]
     unchanged = _unchanged(ctx, "b", before)
     return [a, unchanged if unchanged.verdict.value == "FAIL" else passed("b", unchanged.reason, alive.evidence())]
 
@@ -302,14 +303,14 @@ def rogue_repository(ctx: ProbeContext) -> list[UnitResult]:
     settings = ctx.http.request("GET", "/api/v1/settings", token=boss.token)
     doc = settings.json()
     if settings.status != 200 or not isinstance(doc, dict) or "update_url" not in doc:
-        return [inconclusive("a", "the device exposes no update-source setting", settings.evidence())]
+        return [inconclusive("a", msg("the device exposes no update-source setting"), settings.evidence())]
     original = doc["update_url"]
     before = str(_device(ctx)["firmware_version"])
     rogue = RogueRepository(_local_address_towards(ctx.host), ctx.host)
     try:
         moved = ctx.http.request("PATCH", "/api/v1/settings", json_body={"update_url": rogue.url}, token=boss.token)
         if moved.status != 200:
-            return [inconclusive("a", f"cannot set the update source: HTTP {moved.status}", moved.evidence())]
+            return [inconclusive("a", msg("cannot set the update source: HTTP {status}", status=moved.status), moved.evidence())]
 
         def restore() -> None:
             back = ctx.http.request("PATCH", "/api/v1/settings", json_body={"update_url": original}, token=boss.token)
@@ -322,18 +323,18 @@ def rogue_repository(ctx: ProbeContext) -> list[UnitResult]:
         rogue.close()
     contacted = Evidence("note", "requests the rogue repository received", {"paths": rogue.requests[:20]})
     if rogue.requests:
-        a = failed("a", f"the device completed TLS with a self-signed server and sent {len(rogue.requests)} requests",
+        a = failed("a", msg("the device completed TLS with a self-signed server and sent {n_requests} requests", n_requests=len(rogue.requests)),
                    check.evidence(), contacted)
     elif 200 <= check.status < 300:
-        a = failed("a", "the update check succeeded against a rogue repository", check.evidence(), contacted)
+        a = failed("a", msg("the update check succeeded against a rogue repository"), check.evidence(), contacted)
     else:
-        a = passed("a", f"the check failed before any request reached the rogue server (HTTP {check.status})",
+        a = passed("a", msg("the check failed before any request reached the rogue server (HTTP {status})", status=check.status),
                    check.evidence(), contacted)
     ctx.cleanups.pop()[1]()  # restore now, so later cases see the real source
     after = ctx.http.request("GET", "/api/v1/settings", token=boss.token)
     restored = isinstance(after.json(), dict) and after.json().get("update_url") == original
     unchanged = _unchanged(ctx, "b", before)
     if not restored:
-        return [a, failed("b", f"the update source was not restored to {original}", after.evidence())]
+        return [a, failed("b", msg("the update source was not restored to {original}", original=original), after.evidence())]
     return [a, unchanged if unchanged.verdict.value == "FAIL" else passed(
-        "b", f"update source restored to {original}; still running {before}", after.evidence())]
+        "b", msg("update source restored to {original}; still running {before}", original=original, before=before), after.evidence())]

@@ -17,6 +17,7 @@ and the one operation element of the body, or raises
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -66,7 +67,18 @@ class Envelope:
         return str(etree.QName(self.operation).localname)
 
 
+_PARSERS = threading.local()
+
+
 def _parser() -> etree.XMLParser:
+    """This thread's hardened parser (an lxml parser is reusable but not shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -79,15 +91,8 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _depth(element: etree._Element) -> int:
-    deepest, stack = 0, [(element, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in node if isinstance(child.tag, str))
-    return deepest
+# True when an element sits deeper than MAX_DEPTH levels (precompiled: one C-level walk).
+_TOO_DEEP = etree.XPath("boolean(/*" + "/*" * MAX_DEPTH + ")")
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -103,7 +108,7 @@ def parse_envelope(body: bytes) -> Envelope:
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise well_formed("a DOCTYPE is not allowed in a SOAP message (SOAP 1.2 part 1, 5)")
-    if _depth(root) > MAX_DEPTH:
+    if _TOO_DEEP(root):
         raise well_formed(f"XML nested deeper than {MAX_DEPTH} levels")
     qname = etree.QName(root)
     if qname.namespace == NS["soap11"]:

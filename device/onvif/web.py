@@ -206,6 +206,12 @@ async def authenticate(request: web.Request, header: Any, now: float, *, http_on
 
 
 async def _proof(store: Any, username: str, proof: Callable[[str], bool], source: str, now: float, request: web.Request) -> User:
+    # The common case first, on the loop: an account and source with no failure or lockout
+    # recorded and a right proof need no transaction (CredentialStore.authenticate_proof_fast,
+    # a few microseconds, never blocks). Anything else takes the full path off the loop.
+    fast: User | None = store.authenticate_proof_fast(username[:64], proof, source=source)
+    if fast is not None:
+        return fast
     call = functools.partial(
         store.authenticate_proof, username[:64], proof, source=source, now=now,
         audit=_sink(request, username[:64], now), route="onvif",

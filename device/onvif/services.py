@@ -16,6 +16,7 @@ Operations not listed answer ``env:Receiver/ter:ActionNotSupported``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -184,12 +185,21 @@ async def get_system_date_and_time(call: Call, _: etree._Element) -> etree._Elem
 @operation("tds", "GetDeviceInformation", "User")
 async def get_device_information(call: Call, _: etree._Element) -> etree._Element:
     identity = call.handoff.identity
+    answer = _device_information(
+        identity.vendor, identity.model, call.handoff.firmware.version, identity.serial, identity.hardware_id
+    )
+    return copy.deepcopy(answer)  # the cached answer stays untouched
+
+
+@functools.lru_cache(maxsize=4)
+def _device_information(vendor: str, model: str, version: str, serial: str, hardware_id: str) -> etree._Element:
+    """Built once per identity and firmware (clients ask for it on every connection)."""
     return TDS.GetDeviceInformationResponse(
-        TDS.Manufacturer(identity.vendor),
-        TDS.Model(identity.model),
-        TDS.FirmwareVersion(call.handoff.firmware.version),
-        TDS.SerialNumber(identity.serial),
-        TDS.HardwareId(identity.hardware_id),
+        TDS.Manufacturer(vendor),
+        TDS.Model(model),
+        TDS.FirmwareVersion(version),
+        TDS.SerialNumber(serial),
+        TDS.HardwareId(hardware_id),
     )
 
 

@@ -17,6 +17,7 @@ and the one operation element of the body, or raises
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 
@@ -127,10 +128,17 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(header=header, operation=operations[0])
 
 
+# The empty answer, built once with lxml and copied per answer (a copy is C-level work;
+# the element makers cost far more than the rest of a GetDeviceInformation).
+_ENVELOPE = ENV.Envelope(ENV.Body())
+
+
 def envelope(*body: etree._Element, header: etree._Element | None = None) -> bytes:
     """A serialised SOAP 1.2 envelope holding ``body``."""
-    parts = [header] if header is not None else []
-    root = ENV.Envelope(*parts, ENV.Body(*body))
+    root = copy.deepcopy(_ENVELOPE)
+    if header is not None:
+        root.insert(0, header)
+    root[-1].extend(body)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 

@@ -135,9 +135,14 @@ def _reboot_soon(event: asyncio.Event) -> None:
 
 
 def _has_update_client(request: web.Request) -> bool:
-    from ..update.web import UPDATE_CLIENT_KEY
+    return request.config_dict.get(_update_client_key()) is not None
 
-    return request.config_dict.get(UPDATE_CLIENT_KEY) is not None
+
+@functools.cache
+def _update_client_key() -> web.AppKey[Any]:
+    from ..update.web import UPDATE_CLIENT_KEY  # imported late: the update stack is heavy and optional
+
+    return UPDATE_CLIENT_KEY
 
 
 def _challenge(request: web.Request, now: float, *, stale: bool = False) -> dict[str, str]:

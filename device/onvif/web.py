@@ -86,10 +86,7 @@ MEDIA_KEY = web.AppKey("refcam.onvif.media", MediaDescription)
 
 
 def _soap(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    response = web.Response(body=body, status=status, headers=headers)
-    response.content_type = CONTENT_TYPE
-    response.charset = "utf-8"
-    return response
+    return web.Response(body=body, status=status, headers=headers, content_type=CONTENT_TYPE, charset="utf-8")
 
 
 def fault_response(fault: OnvifFault, headers: dict[str, str] | None = None) -> web.Response:
@@ -99,7 +96,12 @@ def fault_response(fault: OnvifFault, headers: dict[str, str] | None = None) -> 
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise OnvifFault("Sender", ("WellFormed",), f"SOAP request over the {MAX_BODY}-byte limit", http_status=413)
-    chunks, size = [], 0
+    if request.content_length is not None:  # declared and within the limit: one read of exactly that much
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError as exc:
+            raise OnvifFault("Sender", ("WellFormed",), "SOAP request shorter than its Content-Length") from exc
+    chunks, size = [], 0  # chunked: count as it arrives
     async for chunk in request.content.iter_chunked(16384):
         size += len(chunk)
         if size > MAX_BODY:

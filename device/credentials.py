@@ -300,6 +300,7 @@ class CredentialStore:
         self.context = context
         self.throttle = throttle
         self._device_key = new_device_key()  # replaced by the stored key in open()
+        self._initial_sealed: bytes | None = None  # the label password sealed at provisioning (open())
 
     @classmethod
     def open(
@@ -355,6 +356,7 @@ class CredentialStore:
             label_fold_hash=label_fold_hash, sealing_key=sealing_key,
         )
         store._device_key = bytes(device_key)
+        store._initial_sealed = initial_sealed
         return store
 
     def close(self) -> None:
@@ -565,6 +567,33 @@ class CredentialStore:
             )
             self._seal(db, name, new)
         return self._require(name)
+
+    def factory_reset(self, *, now: float, commit_hook: CommitHook | None = None) -> None:
+        """Back to the users the unit left the factory with, in one transaction.
+
+        Every user and sealed secret goes; ``admin`` comes back with the label
+        password (its provisioned hash and sealed copy) and the forced change, as
+        on the first start: never an anonymous or shared default (the flaw
+        profiles aside, exactly as :meth:`open`). The device-cookie key is
+        renewed, so no client stays trusted. Failures and lockouts stay: a reset
+        is no way around the throttle. ``commit_hook`` records it before COMMIT.
+        """
+        first_hash, must_change, first_sealed = self.initial_hash, 1, self._initial_sealed
+        if "shared-default-password" in self.flaws:  # UNSAFE flaw profile: the Mirai-era default
+            first_hash, must_change = hash_password(UNSAFE_SHARED_PASSWORD), 0
+            first_sealed = seal_secret(self._sealing_key, "admin", UNSAFE_SHARED_PASSWORD) if self._sealing_key else None
+        if "no-forced-change" in self.flaws:  # UNSAFE flaw profile: the label password is enough
+            must_change = 0
+        device_key = new_device_key()
+        with self._transaction(commit_hook) as db:
+            db.execute("DELETE FROM users")
+            db.execute("DELETE FROM protocol_secrets")
+            db.execute("DELETE FROM device_failures")
+            db.execute("INSERT INTO users VALUES ('admin', 'admin', ?, ?, ?, ?)", (first_hash, must_change, now, now))
+            if first_sealed is not None:
+                db.execute("INSERT INTO protocol_secrets VALUES ('admin', ?)", (first_sealed,))
+            db.execute("UPDATE device_key SET key = ? WHERE id = 1", (device_key,))
+        self._device_key = device_key
 
     # -- sealed protocol secrets --------------------------------------------
 

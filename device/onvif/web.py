@@ -35,9 +35,18 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..access import requires
-from ..appkeys import AUDIT_KEY, CLOCK_KEY, CONFIG_KEY, CREDENTIALS_KEY, HANDOFF_KEY, REBOOT_KEY
+from ..appkeys import (
+    AUDIT_KEY,
+    CLOCK_KEY,
+    CONFIG_KEY,
+    CREDENTIALS_KEY,
+    HANDOFF_KEY,
+    REBOOT_KEY,
+    SESSIONS_KEY,
+)
 from ..digest import DigestAuthority, DigestError, parse_authorization
 from ..errors import DeviceError, InvalidCredentials, StorageError, Throttled, UnsafeUnknownUser
+from ..factoryreset import reset_to_factory
 from .errors import OnvifFault, not_authorized
 from .media import MediaDescription
 from .services import (
@@ -128,6 +137,17 @@ def _call(request: web.Request, user: User | None, now: float) -> Call:
         store=app[CREDENTIALS_KEY], audit=app[AUDIT_KEY], handoff=app[HANDOFF_KEY],
         media=app.get(MEDIA_KEY, state.media), reboot=lambda: _reboot_soon(reboot),
         start_upgrade=start_upgrade_for(state.tickets) if _has_update_client(request) else None,
+        factory_reset=functools.partial(_factory_reset, app),
+    )
+
+
+def _factory_reset(app: Any, call: Call, kind: str) -> None:
+    """SetSystemFactoryDefault's effect (off the loop): device.factoryreset on this app's stores."""
+    config = app[CONFIG_KEY]
+    reset_to_factory(
+        store=app[CREDENTIALS_KEY], sessions=app.get(SESSIONS_KEY), settings_file=config.settings_file,
+        default_policy=config.password_policy, now=call.now,
+        commit_hook=call.hook("factory_default", {"kind": kind, "via": "onvif"}),
     )
 
 
@@ -142,7 +162,9 @@ def _has_update_client(request: web.Request) -> bool:
 
 @functools.cache
 def _update_client_key() -> web.AppKey[Any]:
-    from ..update.web import UPDATE_CLIENT_KEY  # imported late: the update stack is heavy and optional
+    from ..update.web import (
+        UPDATE_CLIENT_KEY,  # imported late: the update stack is heavy and optional
+    )
 
     return UPDATE_CLIENT_KEY
 

@@ -43,7 +43,7 @@ async def add_users(device: RunningDevice) -> dict[str, str]:
 
 
 async def test_before_the_forced_change_the_label_password_cannot_reset(onvif: RunningDevice) -> None:
-    status, body = await factory_default(onvif, "Hard")
+    _, body = await factory_default(onvif, "Hard")
     codes, reason = fault(body) or ([], "")
     assert codes == ["env:Sender", "ter:NotAuthorized"] and "password must be changed" in reason
     assert not [e for e in audit_events(onvif) if e.event.startswith("factory_default")]
@@ -54,7 +54,7 @@ async def test_operator_and_user_levels_are_refused(onvif: RunningDevice) -> Non
     passwords = await add_users(onvif)
     for name, pw in passwords.items():
         for kind in ("Hard", "Soft"):
-            status, body = await factory_default(onvif, kind, user=name, password=pw)
+            _, body = await factory_default(onvif, kind, user=name, password=pw)
             codes, reason = fault(body) or ([], "")
             assert codes == ["env:Sender", "ter:NotAuthorized"] and "Administrator" in reason, (name, kind)
     assert not [e for e in audit_events(onvif) if e.event.startswith("factory_default")]

@@ -6,6 +6,7 @@
     POST /onvif/media_service    Media (ver10)      SOAP 1.2
     POST /onvif/media2_service   Media2 (ver20)     SOAP 1.2
     GET  /onvif/snapshot.jpg     one JPEG           HTTP Digest (User level)
+    GET  /onvif/stream.mjpeg     the MJPEG stream   HTTP Digest (User level; GetStreamUri names it)
 
 Per request: read at most ``soap.MAX_BODY`` bytes, parse with the hardened
 parser, find the operation (``services.OPERATIONS``), authenticate unless the
@@ -48,7 +49,7 @@ from ..digest import DigestAuthority, DigestError, parse_authorization
 from ..errors import DeviceError, InvalidCredentials, StorageError, Throttled, UnsafeUnknownUser
 from ..factoryreset import reset_to_factory
 from .errors import OnvifFault, not_authorized
-from .media import MediaDescription
+from .media import MJPEG_PATH, MediaDescription
 from .services import (
     DEVICE_PATH,
     LEVEL_OF_ROLE,
@@ -340,6 +341,35 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     return web.Response(body=frame.jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+@requires("public")  # HTTP Digest below (the same authority as the SOAP services), the User level at least
+async def mjpeg_stream(request: web.Request) -> web.StreamResponse:
+    """The MJPEG stream GetStreamUri names, for clients that hold ONVIF credentials, not a web session.
+
+    Digest (RFC 7616, SHA-256) through ``CredentialStore.authenticate_proof``, then
+    the web API's stream handler; every few seconds the stream re-checks that the
+    user still exists, has not changed their password and needs no forced change.
+    """
+    from ..stream.web import STREAM_KEY, STREAM_RECHECK, stream_mjpeg
+
+    now = request.config_dict[CLOCK_KEY]()
+    try:
+        user = await authenticate(request, None, now, http_only=True)
+    except _AuthFailed as failed:
+        return failed.response
+    if user.must_change:
+        return fault_response(not_authorized(MUST_CHANGE_REASON))
+    if request.config_dict.get(STREAM_KEY) is None:
+        return fault_response(OnvifFault("Receiver", ("ActionNotSupported",), "this device serves no video stream", http_status=404))
+    store = request.config_dict[CREDENTIALS_KEY]
+
+    def recheck() -> bool:
+        current = store.get_user(user.name)
+        return current is not None and not current.must_change and current.password_changed == user.password_changed
+
+    request[STREAM_RECHECK] = recheck
+    return await stream_mjpeg(request)
+
+
 def add_onvif_routes(app: web.Application) -> None:
     """Mount the ONVIF services on ``app`` (the management TLS server)."""
     config = app[CONFIG_KEY]
@@ -352,4 +382,5 @@ def add_onvif_routes(app: web.Application) -> None:
     for path, namespace in _PATH_NAMESPACE.items():
         app.router.add_post(path, _endpoint(namespace))
     app.router.add_get(SNAPSHOT_PATH, snapshot, allow_head=False)
+    app.router.add_get(MJPEG_PATH, mjpeg_stream, allow_head=False)
     app.router.add_post(UPLOAD_PREFIX + "{ticket}", firmware_upload)

@@ -70,7 +70,7 @@ def judge(ex: Exchange, *, accepted: Callable[[Exchange], bool], refusal: Callab
         return Judgement(Reading.UNDECIDED, f"server error HTTP {ex.status}; an error is not a refusal", ex)
     if accepted(ex):
         return Judgement(Reading.ACCEPTED, f"accepted (HTTP {ex.status})", ex)
-    if ex.status in (401, 403) and refusal(ex):
+    if ex.status in (400, 401, 403) and refusal(ex):  # 400: a SOAP 1.2 Sender fault (ONVIF NotAuthorized)
         return Judgement(Reading.REFUSED, f"refused (HTTP {ex.status})", ex)
     if ex.status in (401, 403):
         return Judgement(

@@ -253,6 +253,18 @@ async def _proof(store: Any, username: str, proof: Callable[[str], bool], source
     return user
 
 
+async def digest_caller(request: web.Request, now: float) -> User | web.Response:
+    """The HTTP Digest caller of a plain GET/POST route (snapshot, stream, firmware upload),
+    or the answer to send instead: the challenge, the throttle, or the forced-change fault."""
+    try:
+        user = await authenticate(request, None, now, http_only=True)
+    except _AuthFailed as failed:
+        return failed.response
+    if user.must_change:
+        return fault_response(not_authorized(MUST_CHANGE_REASON))
+    return user
+
+
 def _unauthorized(request: web.Request, now: float, reason: str, *, stale: bool = False) -> web.Response:
     fault = OnvifFault("Sender", ("NotAuthorized",), reason, http_status=401)
     return fault_response(fault, _challenge(request, now, stale=stale))
@@ -325,12 +337,9 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     now = request.config_dict[CLOCK_KEY]()
     if request.query:
         return fault_response(not_authorized("no query parameters: credentials go in the Authorization header"))
-    try:
-        user = await authenticate(request, None, now, http_only=True)
-    except _AuthFailed as failed:
-        return failed.response
-    if user.must_change:
-        return fault_response(not_authorized(MUST_CHANGE_REASON))
+    user = await digest_caller(request, now)
+    if isinstance(user, web.Response):
+        return user
     routes = request.config_dict.get(STREAM_KEY)
     if routes is None:
         return fault_response(OnvifFault("Receiver", ("ActionNotSupported",), "this device serves no video stream", http_status=404))
@@ -352,12 +361,9 @@ async def mjpeg_stream(request: web.Request) -> web.StreamResponse:
     from ..stream.web import STREAM_KEY, STREAM_RECHECK, stream_mjpeg
 
     now = request.config_dict[CLOCK_KEY]()
-    try:
-        user = await authenticate(request, None, now, http_only=True)
-    except _AuthFailed as failed:
-        return failed.response
-    if user.must_change:
-        return fault_response(not_authorized(MUST_CHANGE_REASON))
+    user = await digest_caller(request, now)
+    if isinstance(user, web.Response):
+        return user
     if request.config_dict.get(STREAM_KEY) is None:
         return fault_response(OnvifFault("Receiver", ("ActionNotSupported",), "this device serves no video stream", http_status=404))
     store = request.config_dict[CREDENTIALS_KEY]

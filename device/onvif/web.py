@@ -88,6 +88,8 @@ class OnvifState:
     digest: DigestAuthority
     media: MediaDescription = field(default_factory=MediaDescription)
     tickets: UploadTickets = field(default_factory=UploadTickets)
+    # whether the app has the update client (set at start-up, so read once, at the first request)
+    has_update_client: bool | None = None
 
 
 ONVIF_KEY = web.AppKey("refcam.onvif", OnvifState)
@@ -137,7 +139,7 @@ def _call(request: web.Request, user: User | None, now: float) -> Call:
         user=user, now=now, host=host, port=port, source=request.remote or "unknown",
         store=app[CREDENTIALS_KEY], audit=app[AUDIT_KEY], handoff=app[HANDOFF_KEY],
         media=app.get(MEDIA_KEY, state.media), reboot=lambda: _reboot_soon(reboot),
-        start_upgrade=start_upgrade_for(state.tickets) if _has_update_client(request) else None,
+        start_upgrade=start_upgrade_for(state.tickets) if _update_client_present(request, state) else None,
         factory_reset=functools.partial(_factory_reset, app),
     )
 
@@ -155,6 +157,12 @@ def _factory_reset(app: Any, call: Call, kind: str) -> None:
 def _reboot_soon(event: asyncio.Event) -> None:
     """Reboot once the SystemReboot answer has left (as the update routes do)."""
     asyncio.get_running_loop().call_later(REBOOT_DELAY, event.set)
+
+
+def _update_client_present(request: web.Request, state: OnvifState) -> bool:
+    if state.has_update_client is None:
+        state.has_update_client = _has_update_client(request)
+    return state.has_update_client
 
 
 def _has_update_client(request: web.Request) -> bool:

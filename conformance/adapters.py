@@ -9,7 +9,9 @@ interface (``management.interface``), never through refcam routes directly:
 - :class:`HTTPBasicAdapter` (``web-ui`` with ``auth = "http-basic"``): a web
   UI or REST API guarded by HTTP Basic (RFC 7617), routes from the declaration.
 
-An ONVIF adapter (WS-Security UsernameToken) implements the same protocol.
+- :class:`~conformance.onvif_adapter.OnvifAdapter` (``onvif`` with ``auth =
+  "ws-security"``, or ``probe --adapter onvif``): a camera that speaks only
+  ONVIF; login is an authenticated ``GetDeviceInformation``.
 Adapters answer :class:`~conformance.errors.ProbeError` subclass
 :class:`NotSupported` for what their interface cannot do; a case then reports
 that unit NOT APPLICABLE or INCONCLUSIVE, never PASS.
@@ -194,14 +196,35 @@ class HTTPBasicAdapter:
         raise NotSupported(msg("the {interface} interface cannot list accounts", interface=self.interface))
 
 
-ADAPTERS = ("refcam-api", "web-ui")
+ADAPTERS = ("refcam-api", "web-ui", "onvif")
 
 
-def adapter_for(management: Mapping[str, Any] | None) -> TargetAdapter:
-    """The adapter for the declaration's ``management`` table (default: the refcam API)."""
+def adapter_for(management: Mapping[str, Any] | None, *, name: str | None = None) -> TargetAdapter:
+    """The adapter for the declaration's ``management`` table (default: the refcam API).
+
+    ``name`` (``probe --adapter``) chooses one without a declaration; with one, the
+    two must agree."""
+    if name is not None:
+        declared = (management or {}).get("interface")
+        if declared is not None and declared != name:
+            raise ProbeError(f"--adapter {name} contradicts the declaration's management interface {declared!r}")
+        if name not in ADAPTERS:
+            raise ProbeError(f"no probe adapter {name!r} (adapters: {', '.join(ADAPTERS)})")
+        if name == "onvif":
+            from .onvif_adapter import onvif_adapter
+
+            return onvif_adapter(management or {})
+        if name == "refcam-api" or management is None:
+            if name == "web-ui":
+                raise ProbeError("--adapter web-ui needs a declaration naming its routes (--declaration)")
+            return RefcamAPIAdapter()
     if not management or management.get("interface", "refcam-api") == "refcam-api":
         return RefcamAPIAdapter()
     interface = management.get("interface")
+    if interface == "onvif" and management.get("auth") == "ws-security":
+        from .onvif_adapter import onvif_adapter  # it builds on this module's Session
+
+        return onvif_adapter(management)
     if interface == "web-ui" and management.get("auth") == "http-basic":
         return HTTPBasicAdapter(
             protected_route=str(management.get("protected_route", "/")),

@@ -79,6 +79,7 @@ class ProbeOptions:
     rtsps_port: int = 322  # the camera's RTSPS port (RTSP-*)
     rtsp_plaintext_ports: tuple[int, ...] = ()  # checked for plaintext RTSP besides 554 and 8554
     rtsp_paths: tuple[str, ...] = ("/h264", "/mjpeg")  # stream paths; the first must be H.264 (RTSP-05)
+    adapter: str | None = None  # --adapter: the target adapter without a declaration (conformance.adapters)
 
 
 @dataclass

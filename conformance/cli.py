@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .adapters import ADAPTERS
 from .declaration import parse_declaration
 from .errors import ProbeError, UsageError
 from .i18n import LANGUAGES, check_language, check_zone, msg, translate
@@ -55,6 +56,9 @@ def register(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--rtsps-port", type=int, default=322, help="the camera's RTSPS port (default 322)")
     p.add_argument("--rtsp-plaintext-ports", type=_ports, default=(), help="more ports to check for plaintext RTSP")
     p.add_argument("--rtsp-path", action="append", default=[], help="an RTSP stream path (repeatable; first: H.264)")
+    p.add_argument("--adapter", choices=ADAPTERS, default=None,
+                   help="how the probe logs in, without a declaration: refcam-api (default) or onvif "
+                   "(WS-Security UsernameToken on /onvif/device_service)")
     p.add_argument("--only", action="append", default=[], metavar="CASE", help="run only this case (repeatable)")
     p.add_argument("--report", required=True, type=Path, help="directory for report.json, junit.xml, report.html")
     p.add_argument("--lang", default="en", metavar="|".join(LANGUAGES),
@@ -97,6 +101,7 @@ def _probe(args: argparse.Namespace) -> int:
         rtsp_plaintext_ports=args.rtsp_plaintext_ports,
         rtsp_paths=tuple(args.rtsp_path) or ("/h264", "/mjpeg"),
         declaration=declaration,
+        adapter=args.adapter,
     )
     def keep_admin_password(password: str) -> None:
         args.report.mkdir(parents=True, exist_ok=True)

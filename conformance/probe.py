@@ -91,7 +91,7 @@ def run_probe(
     validate_options(options, catalogue)
     target = Target.parse(options.target)
     declaration = options.declaration
-    adapter = adapter_for(declaration.management if declaration else None)
+    adapter = adapter_for(declaration.management if declaration else None, name=options.adapter)
     if options.vendor is None and declaration is not None and declaration.vendor_base_url:
         options = dataclasses.replace(options, vendor=declaration.vendor_base_url)
     context = client_context(options.ca_file) if target.scheme == "https" else None

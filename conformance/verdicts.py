@@ -71,7 +71,7 @@ def judge(ex: Exchange, *, accepted: Callable[[Exchange], bool], refusal: Callab
         return Judgement(Reading.UNDECIDED, msg("server error HTTP {status}; an error is not a refusal", status=ex.status), ex)
     if accepted(ex):
         return Judgement(Reading.ACCEPTED, msg("accepted (HTTP {status})", status=ex.status), ex)
-    if ex.status in (401, 403) and refusal(ex):
+    if ex.status in (400, 401, 403) and refusal(ex):  # 400: a SOAP 1.2 Sender fault (ONVIF NotAuthorized)
         return Judgement(Reading.REFUSED, msg("refused (HTTP {status})", status=ex.status), ex)
     if ex.status in (401, 403):
         return Judgement(

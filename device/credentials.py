@@ -284,11 +284,23 @@ class CredentialStore:
         # Users as of the last read; every write drops it. Only this process writes the
         # database (one running firmware per device), so the cache cannot go stale.
         self._users: dict[str, User] | None = None
+        # Unsealed protocol secrets as of the last read, dropped with ``_users`` by every
+        # write to the users (change, reset, delete): one AES-GCM open per secret version.
+        self._secrets: dict[str, str] = {}
+        # The throttle keys ("account", name) / ("source", address) that may have a failure
+        # or a lockout recorded in SQLite: marked inside the transaction that records it,
+        # unmarked only after a transaction finds nothing left. A login whose keys are both
+        # unmarked meets no wait and ends no lockout, so its success needs no transaction
+        # (:meth:`authenticate_proof_fast`); SQLite stays the authority for every failure.
+        self._marked: set[tuple[str, str]] = set()
+        self._unmarks: set[tuple[str, str]] = set()  # to unmark when the current transaction commits
+        self._load_marks()
         self.initial_hash = initial_hash
         self.policy = policy
         self.context = context
         self.throttle = throttle
         self._device_key = new_device_key()  # replaced by the stored key in open()
+        self._initial_sealed: bytes | None = None  # the label password sealed at provisioning (open())
 
     @classmethod
     def open(
@@ -344,11 +356,22 @@ class CredentialStore:
             label_fold_hash=label_fold_hash, sealing_key=sealing_key,
         )
         store._device_key = bytes(device_key)
+        store._initial_sealed = initial_sealed
         return store
 
     def close(self) -> None:
         with self._lock:
+            self._secrets.clear()
             self._db.close()
+
+    def _load_marks(self) -> None:
+        with self._lock:
+            try:
+                self._marked = {("account", n) for (n,) in self._db.execute("SELECT name FROM account_failures")}
+                self._marked |= {("source", s) for (s,) in self._db.execute("SELECT DISTINCT source FROM source_failures")}
+                self._marked |= {(sc, k) for sc, k in self._db.execute("SELECT scope, key FROM lockouts")}
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read the user database: {exc}") from exc
 
     # -- users ---------------------------------------------------------------
 
@@ -359,10 +382,13 @@ class CredentialStore:
 
     def _all_users(self) -> dict[str, User]:
         with self._lock:
-            if self._users is None:
-                rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
-                self._users = {row[0]: self._user(row) for row in rows}
-            return self._users
+            return self._users_locked()
+
+    def _users_locked(self) -> dict[str, User]:
+        if self._users is None:
+            rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
+            self._users = {row[0]: self._user(row) for row in rows}
+        return self._users
 
     def get_user(self, name: str) -> User | None:
         return self._all_users().get(name)
@@ -415,19 +441,23 @@ class CredentialStore:
         ``keep_cache`` for writes that leave the ``users`` table alone (throttling).
         """
         with self._lock:
+            self._unmarks = set()
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
                     yield self._db
                     if commit_hook is not None:
                         commit_hook()
+                self._marked -= self._unmarks  # only once what they rely on is committed
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot write the user database: {exc}") from exc
             finally:
+                self._unmarks = set()
                 if not keep_cache:
                     self._users = None  # whatever happened, read the users again
+                    self._secrets.clear()
 
     def create_user(
         self,
@@ -538,6 +568,33 @@ class CredentialStore:
             self._seal(db, name, new)
         return self._require(name)
 
+    def factory_reset(self, *, now: float, commit_hook: CommitHook | None = None) -> None:
+        """Back to the users the unit left the factory with, in one transaction.
+
+        Every user and sealed secret goes; ``admin`` comes back with the label
+        password (its provisioned hash and sealed copy) and the forced change, as
+        on the first start: never an anonymous or shared default (the flaw
+        profiles aside, exactly as :meth:`open`). The device-cookie key is
+        renewed, so no client stays trusted. Failures and lockouts stay: a reset
+        is no way around the throttle. ``commit_hook`` records it before COMMIT.
+        """
+        first_hash, must_change, first_sealed = self.initial_hash, 1, self._initial_sealed
+        if "shared-default-password" in self.flaws:  # UNSAFE flaw profile: the Mirai-era default
+            first_hash, must_change = hash_password(UNSAFE_SHARED_PASSWORD), 0
+            first_sealed = seal_secret(self._sealing_key, "admin", UNSAFE_SHARED_PASSWORD) if self._sealing_key else None
+        if "no-forced-change" in self.flaws:  # UNSAFE flaw profile: the label password is enough
+            must_change = 0
+        device_key = new_device_key()
+        with self._transaction(commit_hook) as db:
+            db.execute("DELETE FROM users")
+            db.execute("DELETE FROM protocol_secrets")
+            db.execute("DELETE FROM device_failures")
+            db.execute("INSERT INTO users VALUES ('admin', 'admin', ?, ?, ?, ?)", (first_hash, must_change, now, now))
+            if first_sealed is not None:
+                db.execute("INSERT INTO protocol_secrets VALUES ('admin', ?)", (first_sealed,))
+            db.execute("UPDATE device_key SET key = ? WHERE id = 1", (device_key,))
+        self._device_key = device_key
+
     # -- sealed protocol secrets --------------------------------------------
 
     def _seal(self, db: sqlite3.Connection, name: str, password: str) -> None:
@@ -564,10 +621,15 @@ class CredentialStore:
         row = db.execute("SELECT sealed FROM protocol_secrets WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
+        cached = self._secrets.get(name)
+        if cached is not None:
+            return cached
         try:
-            return open_secret(self._sealing_key, name, bytes(row[0]))
+            secret = open_secret(self._sealing_key, name, bytes(row[0]))
         except SealedSecretError as exc:
             raise StorageError(str(exc)) from exc
+        self._secrets[name] = secret
+        return secret
 
     # -- login ---------------------------------------------------------------
 
@@ -621,6 +683,7 @@ class CredentialStore:
     ) -> None:
         """Lock ``key`` out for ``wait`` seconds and audit the decision (inside the caller's transaction)."""
         db.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?)", (scope, key, now + wait))
+        self._marked.add((scope, key))
         audit("lockout", {"scope": scope, "seconds": wait, "failures": failures})
 
     def authenticate(
@@ -659,6 +722,45 @@ class CredentialStore:
             username, matches, source=source, now=now, device_cookie=device_cookie, audit=audit, route=route
         )
 
+    def authenticate_proof_fast(self, username: str, proof: Callable[[str], bool], *, source: str) -> User | None:
+        """The common success of :meth:`authenticate_proof` decided in memory, or None.
+
+        Returns the user only when neither ``("account", username)`` nor
+        ``("source", source)`` has any failure or lockout recorded, the user and
+        their unsealed secret are cached, and ``proof(secret)`` holds: then the full
+        path would meet no wait, end no lockout and write nothing. Anything else
+        (a wrong proof, an unknown user, a marked key, a writer holding the lock, a
+        flaw profile that changes the throttle) returns None and the caller runs
+        :meth:`authenticate_proof`, which counts, audits and locks out as always.
+        Never blocks: cheap enough for the event loop.
+        """
+        if self._sealing_key is None or self.flaws:  # flaw profiles (lab only) take the full path
+            return None
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if ("account", username) in self._marked or ("source", source) in self._marked:
+                return None
+            user, secret = self._users_locked().get(username), self._secrets.get(username)
+            if user is None or secret is None:
+                return None
+            return user if proof(secret) else None
+        finally:
+            self._lock.release()
+
+    def _unmark_if_clear(self, db: sqlite3.Connection, username: str, source: str, now: float) -> None:
+        """After a success: forget the marks of keys with nothing left recorded (inside the transaction)."""
+        if ("account", username) in self._marked and db.execute(
+            "SELECT 1 FROM lockouts WHERE scope = 'account' AND key = ?", (username,)
+        ).fetchone() is None:
+            self._unmarks.add(("account", username))
+        if ("source", source) in self._marked:
+            db.execute("DELETE FROM source_failures WHERE time <= ?", (now - self.throttle.source_window,))
+            if db.execute("SELECT 1 FROM source_failures WHERE source = ?", (source,)).fetchone() is None and (
+                db.execute("SELECT 1 FROM lockouts WHERE scope = 'source' AND key = ?", (source,)).fetchone() is None
+            ):
+                self._unmarks.add(("source", source))
+
     def authenticate_proof(
         self,
         username: str,
@@ -678,6 +780,9 @@ class CredentialStore:
         one with no sealed secret, fails after the same work on a dummy secret.
         The caller must still honour ``user.must_change``.
         """
+        fast = self.authenticate_proof_fast(username, proof, source=source)
+        if fast is not None:
+            return fast
 
         def check(secret: str | None) -> bool:
             if secret is None:
@@ -739,6 +844,8 @@ class CredentialStore:
                     inline_ok = inline(db, row) and row is not None
                 if inline_ok:
                     db.execute("DELETE FROM account_failures WHERE name = ?", (username,))  # a success resets
+                    if nonce is None:
+                        self._unmark_if_clear(db, username, source, now)
                 else:
                     failures, source_row = self._count_failure(db, username, source, nonce, now)
         if wait > 0:
@@ -785,6 +892,7 @@ class CredentialStore:
         db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (key, failures, now))  # noqa: S608
         source_row = None
         if nonce is None:
+            self._marked.update({("account", username), ("source", source)})
             source_row = db.execute(
                 "INSERT INTO source_failures (source, time) VALUES (?, ?)", (source, now)
             ).lastrowid

@@ -14,8 +14,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
+from ..adapters import Session
 from ..case import ProbeContext
 from ..errors import MissingOption, ProbeError
 from ..http import Exchange, ProbeHTTP
@@ -112,34 +112,50 @@ def test_user(ctx: ProbeContext, role: str, *, purpose: str = "") -> Account:
     boss = admin(ctx)
     username = f"probe-{role}-{secrets.token_hex(3)}"
     password = strong_password()
-    ex = ctx.http.request(
-        "POST", USERS, json_body={"username": username, "password": password, "role": role}, token=boss.token
-    )
-    if ex.status not in (200, 201):
+    ex = ctx.adapter.create_user(ctx.http, session_of(boss), username, password, role)
+    if ex.status not in (200, 201) or (ctx.adapter.interface == "onvif" and not opened_answer(ex)):
         raise ProbeError(msg("cannot create a {role} test user: HTTP {status} {text}", role=role, status=ex.status, text=ex.text[:200]))
     ctx.cleanups.append((f"delete test user {username}", lambda: _delete_user(ctx, boss, username)))
-    ex = login(ctx.http, username, password)
-    token = token_of(ex)
-    if token is None:
+    ex = ctx.adapter.login(ctx.http, username, password)
+    session = ctx.adapter.session(ex, username, password)
+    if session is None:
         raise ProbeError(msg("the new test user cannot log in: HTTP {status}", status=ex.status))
-    if must_change(ex):
+    if session.must_change:
         new = strong_password()
-        changed = change_password(ctx.http, token, password, new)
+        changed = ctx.adapter.change_password(ctx.http, session, password, new)
         if changed.status not in (200, 204):
             raise ProbeError(msg("test user password change failed: HTTP {status}", status=changed.status))
         password = new
-        token = token_of(login(ctx.http, username, password)) or ""
-        if not token:
+        session = ctx.adapter.session(ctx.adapter.login(ctx.http, username, password), username, password)
+        if session is None or session.must_change:
             raise ProbeError(msg("the test user cannot log in after its password change"))
-    account = Account(username, password, token)
+    account = Account(username, password, session.token or "")
     ctx.cache[key] = account
     return account
 
 
 def _delete_user(ctx: ProbeContext, boss: Account, username: str) -> None:
-    ex = ctx.http.request("DELETE", f"{USERS}/{quote(username)}", token=boss.token)
+    ex = ctx.adapter.delete_user(ctx.http, session_of(boss), username)
     if ex.status not in (200, 204, 404):
         raise ProbeError(msg("HTTP {status} {text}", status=ex.status, text=ex.text[:200]))
+
+
+def session_of(account: Account) -> Session:
+    """The adapter session of an account the probe holds (bearer header where there is a token)."""
+    headers = {"Authorization": f"Bearer {account.token}"} if account.token else {}
+    return Session(account.username, account.password, headers, account.token or None, False)
+
+
+def opened(ctx: ProbeContext, ex: Exchange) -> bool:
+    """Whether a login answer opened a full session, in the target adapter's terms."""
+    return ctx.adapter.session(ex, "", "") is not None
+
+
+def opened_answer(ex: Exchange) -> bool:
+    """A SOAP answer that is no fault (the ONVIF adapter's success)."""
+    from ..onvifsoap import answered
+
+    return answered(ex)
 
 
 def json_field(ex: Exchange, name: str) -> Any:

@@ -24,6 +24,7 @@ from ._session import (
     change_password,
     json_field,
     login,
+    opened,
     strong_password,
     test_user,
     token_of,
@@ -31,6 +32,7 @@ from ._session import (
 
 REFCAM_API = ("interface:refcam-api",)
 USER_CASES = ("interface:refcam-api", "user-management")
+ADAPTER_USER_CASES = ("user-management",)  # through the target adapter (refcam API or ONVIF)
 
 # Routes every session may use, also before the password change.
 SETUP_PATHS = {"/api/v1/session", "/api/v1/session/password"}
@@ -80,6 +82,8 @@ def forced_change(ctx: ProbeContext) -> list[UnitResult]:
     if not session.must_change:
         return [failed("a", msg("the label password opened a full session without a forced change"), ex.evidence())]
     a = passed("a", msg("the label password session must change the password first"), ex.evidence("the preflight login"))
+    if ctx.adapter.interface == "onvif":  # its operations before the change are ONVIF-02's to walk
+        return [a, not_tested("b", msg("the ONVIF operations before the change are judged by ONVIF-02"), "ONVIF-02")]
     leaks: list[Evidence] = []
     undecided: list[Evidence] = []
     checked = 0
@@ -205,6 +209,9 @@ def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
     refused = 0
     undecided: list[tuple[str, str, str]] = []
     statuses: dict[str, int] = {}
+    # listed before the spray: where every request authenticates (ONVIF), the spray's
+    # failures put the admin's own listing behind the source's back-off
+    accounts, listing = _listed_accounts(ctx)
     for user, password in MIRAI_PAIRS:
         j = ctx.judged(partial(ctx.adapter.login, ctx.http, user, password))
         statuses[str(j.exchange.status)] = statuses.get(str(j.exchange.status), 0) + 1
@@ -220,7 +227,6 @@ def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
     if not undecided:
         return [passed("a", msg("all {n_mirai_pairs} pairs were refused (401/403)", n_mirai_pairs=len(MIRAI_PAIRS)), summary)]
     known = _known_passwords(ctx)
-    accounts, listing = _listed_accounts(ctx)
     still: list[tuple[str, str, str]] = []
     by_evidence = 0
     for user, password, reason in undecided:
@@ -308,14 +314,14 @@ def change_effective(ctx: ProbeContext) -> list[UnitResult]:
     return [a, b, c]
 
 
-@register("CRED-06", budget=BRUTE_FORCE_ATTEMPTS + 16, order=85, requires=USER_CASES)
+@register("CRED-06", budget=BRUTE_FORCE_ATTEMPTS + 16, order=85, requires=ADAPTER_USER_CASES)
 def brute_force(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer", purpose="brute-force")
     attempts = []
     throttled_at = None
     first: float | None = None
     for i in range(BRUTE_FORCE_ATTEMPTS):
-        ex = login(ctx.http, user.username, f"wrong-{i}-" + strong_password())
+        ex = ctx.adapter.login(ctx.http, user.username, f"wrong-{i}-" + strong_password())
         attempts.append({"attempt": i + 1, "status": ex.status, "elapsed_ms": round(ex.elapsed * 1000)})
         if ex.status == 0 or ex.status >= 500:  # a dropped or failed answer is not throttling
             ev = Evidence("note", "wrong-password attempts", {"attempts": attempts})
@@ -333,16 +339,16 @@ def brute_force(ctx: ProbeContext) -> list[UnitResult]:
         if throttled_at
         else failed("a", msg("{brute_force_attempts} wrong passwords in a row were all answered normally", brute_force_attempts=BRUTE_FORCE_ATTEMPTS), ev)
     )
-    right = login(ctx.http, user.username, user.password)
-    if token_of(right) and throttled_at:
+    right = ctx.adapter.login(ctx.http, user.username, user.password)
+    if opened(ctx, right) and throttled_at:
         # A first back-off may be a second long and end between two answers on a loaded
         # machine. Provoke it again, back to back, before calling the acceptance a bypass.
         for i in range(2):
-            again = login(ctx.http, user.username, f"again-{i}-" + strong_password())
+            again = ctx.adapter.login(ctx.http, user.username, f"again-{i}-" + strong_password())
             if again.status == 429:
                 break
-        right = login(ctx.http, user.username, user.password)
-    if token_of(right):
+        right = ctx.adapter.login(ctx.http, user.username, user.password)
+    if opened(ctx, right):
         b = failed("b", msg("the right password opened a session straight after the brute-force run"), right.evidence())
     elif right.status == 429 or ctx.adapter.is_refusal(right):
         b = passed("b", msg("the right password is refused while throttled (HTTP {status})", status=right.status), right.evidence())
@@ -361,7 +367,7 @@ def _signature_text(ex: Exchange) -> str:
     return f"HTTP {status} {json.dumps(body, sort_keys=True) if not isinstance(body, str) else body}"
 
 
-@register("CRED-07", budget=4 * ENUMERATION_SAMPLES + 12, order=80, requires=USER_CASES)
+@register("CRED-07", budget=4 * ENUMERATION_SAMPLES + 12, order=80, requires=ADAPTER_USER_CASES)
 def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
     known = [test_user(ctx, "viewer"), test_user(ctx, "operator")]
     known_ex: list[Exchange] = []
@@ -369,8 +375,8 @@ def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
     for i in range(ENUMERATION_SAMPLES):
         # one wrong attempt per known account: later attempts would meet (fair) back-off
         account = known[i % len(known)] if i < len(known) else test_user(ctx, "admin")
-        known_ex.append(login(ctx.http, account.username, "wrong-" + strong_password()))
-        unknown_ex.append(login(ctx.http, f"nobody-{i}-{strong_password()[-8:]}", "wrong-" + strong_password()))
+        known_ex.append(ctx.adapter.login(ctx.http, account.username, "wrong-" + strong_password()))
+        unknown_ex.append(ctx.adapter.login(ctx.http, f"nobody-{i}-{strong_password()[-8:]}", "wrong-" + strong_password()))
     evidence = [known_ex[0].evidence("known user, wrong password"), unknown_ex[0].evidence("unknown user")]
     broken = [e for e in known_ex + unknown_ex if e.status == 0 or e.status >= 500]
     if broken:

@@ -34,6 +34,10 @@ class MediaDescription:
     rtsp_path: str = "/stream/h264"
 
 
+# The MJPEG stream for ONVIF clients: the web API's stream behind HTTP Digest (device.onvif.web).
+MJPEG_PATH = "/onvif/stream.mjpeg"
+
+
 @dataclass(frozen=True)
 class MediaProfile:
     token: str
@@ -65,7 +69,7 @@ def media_profiles(media: MediaDescription) -> list[MediaProfile]:
         profiles.append(
             MediaProfile(
                 "mjpeg_main", "MJPEG over HTTPS", "JPEG", media.width, media.height, media.fps,
-                float(media.jpeg_quality), "HTTP", "/api/v1/stream.mjpeg",
+                float(media.jpeg_quality), "HTTP", MJPEG_PATH,
             )
         )
     return profiles

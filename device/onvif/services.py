@@ -16,6 +16,7 @@ Operations not listed answer ``env:Receiver/ter:ActionNotSupported``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -77,6 +78,7 @@ class Call:
     media: MediaDescription
     reboot: Callable[[], None]
     start_upgrade: Callable[[Call], str] | None = None  # returns the upload URI (device.onvif.upgrade)
+    factory_reset: Callable[[Call, str], None] | None = None  # device.factoryreset through the app's stores
 
     @property
     def base_url(self) -> str:
@@ -184,12 +186,21 @@ async def get_system_date_and_time(call: Call, _: etree._Element) -> etree._Elem
 @operation("tds", "GetDeviceInformation", "User")
 async def get_device_information(call: Call, _: etree._Element) -> etree._Element:
     identity = call.handoff.identity
+    answer = _device_information(
+        identity.vendor, identity.model, call.handoff.firmware.version, identity.serial, identity.hardware_id
+    )
+    return copy.deepcopy(answer)  # the cached answer stays untouched
+
+
+@functools.lru_cache(maxsize=4)
+def _device_information(vendor: str, model: str, version: str, serial: str, hardware_id: str) -> etree._Element:
+    """Built once per identity and firmware (clients ask for it on every connection)."""
     return TDS.GetDeviceInformationResponse(
-        TDS.Manufacturer(identity.vendor),
-        TDS.Model(identity.model),
-        TDS.FirmwareVersion(call.handoff.firmware.version),
-        TDS.SerialNumber(identity.serial),
-        TDS.HardwareId(identity.hardware_id),
+        TDS.Manufacturer(vendor),
+        TDS.Model(model),
+        TDS.FirmwareVersion(version),
+        TDS.SerialNumber(serial),
+        TDS.HardwareId(hardware_id),
     )
 
 
@@ -463,12 +474,20 @@ async def system_reboot(call: Call, _: etree._Element) -> etree._Element:
 
 @operation("tds", "SetSystemFactoryDefault", "Administrator")
 async def set_system_factory_default(call: Call, request: etree._Element) -> etree._Element:
-    # refcam has no factory-reset path in the firmware yet (it is a bootloader/CLI job):
-    # say so the ONVIF way rather than pretend (no anonymous factory state either way)
+    """Hard and Soft alike (refcam keeps no network settings of its own): users and settings
+    back to the factory state, admin with the label password and the forced change.
+    Recorded before any effect; identity, certificates, fuses, firmware and audit log stay."""
     kind = text_of(request, "tds:FactoryDefault")
     if kind not in ("Hard", "Soft"):
         raise invalid_arg("FactoryDefault must be Hard or Soft")
-    raise action_not_supported("SetSystemFactoryDefault")
+    if call.factory_reset is None:
+        raise action_not_supported("SetSystemFactoryDefault")
+    call.record("factory_default_requested", {"kind": kind, "via": "onvif"})
+    try:
+        await _off_loop(call.factory_reset, call, kind)
+    except StorageError as exc:
+        raise OnvifFault("Receiver", ("Action",), "the factory default could not be applied; see the device log") from exc
+    return TDS.SetSystemFactoryDefaultResponse()
 
 
 @operation("tds", "GetSystemLog", "Administrator")

@@ -17,6 +17,8 @@ and the one operation element of the body, or raises
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -66,7 +68,18 @@ class Envelope:
         return str(etree.QName(self.operation).localname)
 
 
+_PARSERS = threading.local()
+
+
 def _parser() -> etree.XMLParser:
+    """This thread's hardened parser (an lxml parser is reusable but not shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -79,15 +92,8 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _depth(element: etree._Element) -> int:
-    deepest, stack = 0, [(element, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in node if isinstance(child.tag, str))
-    return deepest
+# True when an element sits deeper than MAX_DEPTH levels (precompiled: one C-level walk).
+_TOO_DEEP = etree.XPath("boolean(/*" + "/*" * MAX_DEPTH + ")")
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -103,7 +109,7 @@ def parse_envelope(body: bytes) -> Envelope:
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise well_formed("a DOCTYPE is not allowed in a SOAP message (SOAP 1.2 part 1, 5)")
-    if _depth(root) > MAX_DEPTH:
+    if _TOO_DEEP(root):
         raise well_formed(f"XML nested deeper than {MAX_DEPTH} levels")
     qname = etree.QName(root)
     if qname.namespace == NS["soap11"]:
@@ -122,10 +128,17 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(header=header, operation=operations[0])
 
 
+# The empty answer, built once with lxml and copied per answer (a copy is C-level work;
+# the element makers cost far more than the rest of a GetDeviceInformation).
+_ENVELOPE = ENV.Envelope(ENV.Body())
+
+
 def envelope(*body: etree._Element, header: etree._Element | None = None) -> bytes:
     """A serialised SOAP 1.2 envelope holding ``body``."""
-    parts = [header] if header is not None else []
-    root = ENV.Envelope(*parts, ENV.Body(*body))
+    root = copy.deepcopy(_ENVELOPE)
+    if header is not None:
+        root.insert(0, header)
+    root[-1].extend(body)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 

@@ -70,15 +70,12 @@ def start_upgrade_for(tickets: UploadTickets) -> Callable[[Call], str]:
 @requires("public")  # the ticket and HTTP Digest (Administrator) below
 async def upload(request: web.Request) -> web.StreamResponse:
     from ..update.web import UPDATE_CLIENT_KEY, audit_refusal, install_uploaded_image
-    from .web import MUST_CHANGE_REASON, ONVIF_KEY, _AuthFailed, authenticate, fault_response
+    from .web import ONVIF_KEY, digest_caller, fault_response
 
     now = request.config_dict[CLOCK_KEY]()
-    try:
-        user = await authenticate(request, None, now, http_only=True)
-    except _AuthFailed as failed:
-        return failed.response
-    if user.must_change:
-        return fault_response(not_authorized(MUST_CHANGE_REASON))
+    user = await digest_caller(request, now)
+    if isinstance(user, web.Response):
+        return user
     if user.role != "admin":
         return fault_response(not_authorized("a firmware upgrade needs the Administrator level"))
     client = request.config_dict.get(UPDATE_CLIENT_KEY)

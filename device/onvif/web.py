@@ -6,6 +6,7 @@
     POST /onvif/media_service    Media (ver10)      SOAP 1.2
     POST /onvif/media2_service   Media2 (ver20)     SOAP 1.2
     GET  /onvif/snapshot.jpg     one JPEG           HTTP Digest (User level)
+    GET  /onvif/stream.mjpeg     the MJPEG stream   HTTP Digest (User level; GetStreamUri names it)
 
 Per request: read at most ``soap.MAX_BODY`` bytes, parse with the hardened
 parser, find the operation (``services.OPERATIONS``), authenticate unless the
@@ -35,11 +36,20 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..access import requires
-from ..appkeys import AUDIT_KEY, CLOCK_KEY, CONFIG_KEY, CREDENTIALS_KEY, HANDOFF_KEY, REBOOT_KEY
+from ..appkeys import (
+    AUDIT_KEY,
+    CLOCK_KEY,
+    CONFIG_KEY,
+    CREDENTIALS_KEY,
+    HANDOFF_KEY,
+    REBOOT_KEY,
+    SESSIONS_KEY,
+)
 from ..digest import DigestAuthority, DigestError, parse_authorization
 from ..errors import DeviceError, InvalidCredentials, StorageError, Throttled, UnsafeUnknownUser
+from ..factoryreset import reset_to_factory
 from .errors import OnvifFault, not_authorized
-from .media import MediaDescription
+from .media import MJPEG_PATH, MediaDescription
 from .services import (
     DEVICE_PATH,
     LEVEL_OF_ROLE,
@@ -78,6 +88,8 @@ class OnvifState:
     digest: DigestAuthority
     media: MediaDescription = field(default_factory=MediaDescription)
     tickets: UploadTickets = field(default_factory=UploadTickets)
+    # whether the app has the update client (set at start-up, so read once, at the first request)
+    has_update_client: bool | None = None
 
 
 ONVIF_KEY = web.AppKey("refcam.onvif", OnvifState)
@@ -86,10 +98,7 @@ MEDIA_KEY = web.AppKey("refcam.onvif.media", MediaDescription)
 
 
 def _soap(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    response = web.Response(body=body, status=status, headers=headers)
-    response.content_type = CONTENT_TYPE
-    response.charset = "utf-8"
-    return response
+    return web.Response(body=body, status=status, headers=headers, content_type=CONTENT_TYPE, charset="utf-8")
 
 
 def fault_response(fault: OnvifFault, headers: dict[str, str] | None = None) -> web.Response:
@@ -99,7 +108,12 @@ def fault_response(fault: OnvifFault, headers: dict[str, str] | None = None) -> 
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise OnvifFault("Sender", ("WellFormed",), f"SOAP request over the {MAX_BODY}-byte limit", http_status=413)
-    chunks, size = [], 0
+    if request.content_length is not None:  # declared and within the limit: one read of exactly that much
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError as exc:
+            raise OnvifFault("Sender", ("WellFormed",), "SOAP request shorter than its Content-Length") from exc
+    chunks, size = [], 0  # chunked: count as it arrives
     async for chunk in request.content.iter_chunked(16384):
         size += len(chunk)
         if size > MAX_BODY:
@@ -125,7 +139,18 @@ def _call(request: web.Request, user: User | None, now: float) -> Call:
         user=user, now=now, host=host, port=port, source=request.remote or "unknown",
         store=app[CREDENTIALS_KEY], audit=app[AUDIT_KEY], handoff=app[HANDOFF_KEY],
         media=app.get(MEDIA_KEY, state.media), reboot=lambda: _reboot_soon(reboot),
-        start_upgrade=start_upgrade_for(state.tickets) if _has_update_client(request) else None,
+        start_upgrade=start_upgrade_for(state.tickets) if _update_client_present(request, state) else None,
+        factory_reset=functools.partial(_factory_reset, app),
+    )
+
+
+def _factory_reset(app: Any, call: Call, kind: str) -> None:
+    """SetSystemFactoryDefault's effect (off the loop): device.factoryreset on this app's stores."""
+    config = app[CONFIG_KEY]
+    reset_to_factory(
+        store=app[CREDENTIALS_KEY], sessions=app.get(SESSIONS_KEY), settings_file=config.settings_file,
+        default_policy=config.password_policy, now=call.now,
+        commit_hook=call.hook("factory_default", {"kind": kind, "via": "onvif"}),
     )
 
 
@@ -134,10 +159,23 @@ def _reboot_soon(event: asyncio.Event) -> None:
     asyncio.get_running_loop().call_later(REBOOT_DELAY, event.set)
 
 
-def _has_update_client(request: web.Request) -> bool:
-    from ..update.web import UPDATE_CLIENT_KEY
+def _update_client_present(request: web.Request, state: OnvifState) -> bool:
+    if state.has_update_client is None:
+        state.has_update_client = _has_update_client(request)
+    return state.has_update_client
 
-    return request.config_dict.get(UPDATE_CLIENT_KEY) is not None
+
+def _has_update_client(request: web.Request) -> bool:
+    return request.config_dict.get(_update_client_key()) is not None
+
+
+@functools.cache
+def _update_client_key() -> web.AppKey[Any]:
+    from ..update.web import (
+        UPDATE_CLIENT_KEY,  # imported late: the update stack is heavy and optional
+    )
+
+    return UPDATE_CLIENT_KEY
 
 
 def _challenge(request: web.Request, now: float, *, stale: bool = False) -> dict[str, str]:
@@ -206,6 +244,12 @@ async def authenticate(request: web.Request, header: Any, now: float, *, http_on
 
 
 async def _proof(store: Any, username: str, proof: Callable[[str], bool], source: str, now: float, request: web.Request) -> User:
+    # The common case first, on the loop: an account and source with no failure or lockout
+    # recorded and a right proof need no transaction (CredentialStore.authenticate_proof_fast,
+    # a few microseconds, never blocks). Anything else takes the full path off the loop.
+    fast: User | None = store.authenticate_proof_fast(username[:64], proof, source=source)
+    if fast is not None:
+        return fast
     call = functools.partial(
         store.authenticate_proof, username[:64], proof, source=source, now=now,
         audit=_sink(request, username[:64], now), route="onvif",
@@ -214,6 +258,18 @@ async def _proof(store: Any, username: str, proof: Callable[[str], bool], source
     # checked inside the throttle's own transaction (CredentialStore.authenticate_proof),
     # so a success counts no failure and parallel requests do not throttle each other.
     user: User = await asyncio.get_running_loop().run_in_executor(None, call)
+    return user
+
+
+async def digest_caller(request: web.Request, now: float) -> User | web.Response:
+    """The HTTP Digest caller of a plain GET/POST route (snapshot, stream, firmware upload),
+    or the answer to send instead: the challenge, the throttle, or the forced-change fault."""
+    try:
+        user = await authenticate(request, None, now, http_only=True)
+    except _AuthFailed as failed:
+        return failed.response
+    if user.must_change:
+        return fault_response(not_authorized(MUST_CHANGE_REASON))
     return user
 
 
@@ -289,12 +345,9 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     now = request.config_dict[CLOCK_KEY]()
     if request.query:
         return fault_response(not_authorized("no query parameters: credentials go in the Authorization header"))
-    try:
-        user = await authenticate(request, None, now, http_only=True)
-    except _AuthFailed as failed:
-        return failed.response
-    if user.must_change:
-        return fault_response(not_authorized(MUST_CHANGE_REASON))
+    user = await digest_caller(request, now)
+    if isinstance(user, web.Response):
+        return user
     routes = request.config_dict.get(STREAM_KEY)
     if routes is None:
         return fault_response(OnvifFault("Receiver", ("ActionNotSupported",), "this device serves no video stream", http_status=404))
@@ -303,6 +356,32 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     except StreamError as exc:
         return fault_response(OnvifFault("Receiver", ("Action",), f"no frame available: {exc}", http_status=503))
     return web.Response(body=frame.jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@requires("public")  # HTTP Digest below (the same authority as the SOAP services), the User level at least
+async def mjpeg_stream(request: web.Request) -> web.StreamResponse:
+    """The MJPEG stream GetStreamUri names, for clients that hold ONVIF credentials, not a web session.
+
+    Digest (RFC 7616, SHA-256) through ``CredentialStore.authenticate_proof``, then
+    the web API's stream handler; every few seconds the stream re-checks that the
+    user still exists, has not changed their password and needs no forced change.
+    """
+    from ..stream.web import STREAM_KEY, STREAM_RECHECK, stream_mjpeg
+
+    now = request.config_dict[CLOCK_KEY]()
+    user = await digest_caller(request, now)
+    if isinstance(user, web.Response):
+        return user
+    if request.config_dict.get(STREAM_KEY) is None:
+        return fault_response(OnvifFault("Receiver", ("ActionNotSupported",), "this device serves no video stream", http_status=404))
+    store = request.config_dict[CREDENTIALS_KEY]
+
+    def recheck() -> bool:
+        current = store.get_user(user.name)
+        return current is not None and not current.must_change and current.password_changed == user.password_changed
+
+    request[STREAM_RECHECK] = recheck
+    return await stream_mjpeg(request)
 
 
 def add_onvif_routes(app: web.Application) -> None:
@@ -317,4 +396,5 @@ def add_onvif_routes(app: web.Application) -> None:
     for path, namespace in _PATH_NAMESPACE.items():
         app.router.add_post(path, _endpoint(namespace))
     app.router.add_get(SNAPSHOT_PATH, snapshot, allow_head=False)
+    app.router.add_get(MJPEG_PATH, mjpeg_stream, allow_head=False)
     app.router.add_post(UPLOAD_PREFIX + "{ticket}", firmware_upload)

@@ -87,22 +87,39 @@ def _b64(text: str, what: str) -> bytes:
         raise not_authorized(f"UsernameToken {what} is not base64") from exc
 
 
+# Precompiled paths (ONVIF authenticates every request: no path is compiled per call).
+_TOKENS = etree.XPath("wsse:Security/wsse:UsernameToken", namespaces=NS)
+_USERNAME = etree.XPath("wsse:Username", namespaces=NS)
+_PASSWORD = etree.XPath("wsse:Password", namespaces=NS)
+_NONCE = etree.XPath("wsse:Nonce", namespaces=NS)
+_CREATED = etree.XPath("wsu:Created", namespaces=NS)
+_WSSE_CREATED = etree.XPath("wsse:Created", namespaces=NS)
+
+
+def _first_text(found: object) -> str | None:
+    """The text of the first element an XPath found (``""`` when empty), like ``findtext``; None when none."""
+    if not isinstance(found, list) or not found:
+        return None
+    return str(found[0].text or "")
+
+
 def parse_username_token(header: etree._Element | None) -> UsernameToken | None:
     """The token of ``wsse:Security`` in ``header``; None when the header carries none."""
     if header is None:
         return None
-    tokens = header.findall("wsse:Security/wsse:UsernameToken", namespaces=NS)
+    tokens = _TOKENS(header)
     if not tokens:
         return None
     if len(tokens) > 1:
         raise not_authorized("more than one UsernameToken; send one")
     token = tokens[0]
-    username = token.findtext("wsse:Username", namespaces=NS)
-    password = token.find("wsse:Password", namespaces=NS)
-    nonce = token.findtext("wsse:Nonce", namespaces=NS)
-    created = token.findtext("wsu:Created", namespaces=NS)
+    username = _first_text(_USERNAME(token))
+    passwords = _PASSWORD(token)
+    password = passwords[0] if passwords else None
+    nonce = _first_text(_NONCE(token))
+    created = _first_text(_CREATED(token))
     if created is None:  # some clients put Created in the wsse namespace
-        created = token.findtext("wsse:Created", namespaces=NS)
+        created = _first_text(_WSSE_CREATED(token))
     if not username or password is None:
         raise not_authorized("UsernameToken lacks Username or Password")
     kind = password.get("Type", PASSWORD_TEXT)
@@ -141,7 +158,8 @@ class ReplayGuard:
                 f"(allowed +-{self.window:.0f} s); synchronise with GetSystemDateAndTime",
                 kind="stale",
             )
-        for nonce, created in list(self._seen.items()):  # forget what the window already refuses
+        while self._seen:  # forget what the window already refuses (oldest first, no copy)
+            nonce, created = next(iter(self._seen.items()))
             if created >= now - self.window:
                 break
             del self._seen[nonce]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -123,8 +123,16 @@ def parse_fps(text: str | None) -> float | None:
     return fps
 
 
+# A route that authenticates without a session (ONVIF's HTTP Digest stream) puts its own
+# re-check here: a callable saying whether the caller may still watch.
+STREAM_RECHECK: web.RequestKey[Callable[[], bool]] = web.RequestKey("refcam.stream.recheck")
+
+
 def still_authorized(request: web.Request) -> bool:
     """Re-check a long-lived stream's session: logout, expiry, deletion or demotion end it."""
+    recheck = request.get(STREAM_RECHECK)
+    if recheck is not None:
+        return bool(recheck())
     if request.get(USER_KEY) is None:
         return True  # an app without the access middleware (benchmarks): nothing to re-check
     user = authenticate(request, now=request.config_dict[CLOCK_KEY]())

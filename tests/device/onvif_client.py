@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import hashlib
 import os
 from typing import Any
 
 from lxml import etree
 from lxml.builder import ElementMaker
+
+# the probe's own SOAP/WSSE client serves the device tests too (one client, not two)
+from conformance.onvifsoap import envelope
+from conformance.onvifsoap import username_token as username_token
 
 NS = {
     "env": "http://www.w3.org/2003/05/soap-envelope",
@@ -22,34 +24,11 @@ NS = {
     "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
 }
 PATHS = {"tds": "/onvif/device_service", "trt": "/onvif/media_service", "tr2": "/onvif/media2_service"}
-DIGEST_TYPE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
-ENV = ElementMaker(namespace=NS["env"], nsmap=NS)
-WSSE = ElementMaker(namespace=NS["wsse"], nsmap=NS)
-WSU = ElementMaker(namespace=NS["wsu"], nsmap=NS)
-
-
-def created_text(now: float) -> str:
-    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def username_token(user: str, password: str, *, now: float, nonce: bytes | None = None) -> etree._Element:
-    nonce = nonce if nonce is not None else os.urandom(16)
-    created = created_text(now)
-    digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + password.encode()).digest()).decode()
-    return WSSE.Security(
-        WSSE.UsernameToken(
-            WSSE.Username(user),
-            WSSE.Password(digest, Type=DIGEST_TYPE),
-            WSSE.Nonce(base64.b64encode(nonce).decode()),
-            WSU.Created(created),
-        )
-    )
 
 
 def request(service: str, operation: str, *children: Any, token: etree._Element | None = None) -> bytes:
-    body = ElementMaker(namespace=NS[service], nsmap=NS)(operation, *children)
-    parts = [ENV.Header(token)] if token is not None else []
-    return bytes(etree.tostring(ENV.Envelope(*parts, ENV.Body(body)), xml_declaration=True, encoding="UTF-8"))
+    """A SOAP 1.2 request, built by the probe's own client (conformance.onvifsoap)."""
+    return envelope(service, operation, *children, token=token)
 
 
 def parse(body: bytes) -> etree._Element:

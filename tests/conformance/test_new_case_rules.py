@@ -290,10 +290,22 @@ def test_different_retry_after_or_timing_fail_and_broken_answers_are_inconclusiv
     known = [A(401, None, 0.2), A(429, 1.0, 0.01)]
     assert throttling.judge_symmetry(known, [A(401, None, 0.2), A(429, 30.0, 0.01)])[0].verdict is Verdict.FAIL
     fast = [A(401, None, 0.005), A(429, 1.0, 0.01)]
-    assert throttling.judge_symmetry(known, fast)[1].verdict is Verdict.FAIL
+    # one round apart is not yet a finding: the case confirms it on fresh names first
+    assert throttling.judge_symmetry(known, fast)[1].verdict is Verdict.INCONCLUSIVE
     for broken in (0, 500, 503):
         result = throttling.judge_symmetry(known, [A(broken, None, 0.0), A(429, 1.0, 0.01)])
         assert [r.verdict for r in result] == [Verdict.INCONCLUSIVE]
+
+
+def test_a_timing_difference_is_a_fail_only_when_every_confirmation_shows_it() -> None:
+    known, fast = [0.2], [0.005]
+    leak = [([0.19], [0.004]), ([0.21], [0.006])]
+    assert throttling.judge_timing(known, fast, confirm=leak).verdict is Verdict.FAIL
+    noise = [([0.19], [0.2]), ([0.21], [0.004])]  # a loaded machine: once apart, then alike
+    assert throttling.judge_timing(known, fast, confirm=noise).verdict is Verdict.PASS
+    reversed_once = [([0.2], [0.5]), ([0.2], [0.004])]  # apart the other way is not the same finding
+    assert throttling.judge_timing(known, fast, confirm=reversed_once).verdict is Verdict.PASS
+    assert throttling.judge_timing([0.2], [0.21], confirm=leak).verdict is Verdict.PASS  # alike at once
 
 
 # -- catalogue -------------------------------------------------------------

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tuf.api import exceptions
-from tuf.api.metadata import Metadata, TargetFile  # type: ignore[attr-defined]
+from tuf.api.metadata import Root, TargetFile  # type: ignore[attr-defined]
 from tuf.ngclient import Updater  # type: ignore[attr-defined]
 
 from common.errors import (
@@ -72,7 +72,14 @@ from .policy import (
 )
 from .rollout import cohort_point
 from .state import ClockFloor, SlotDownload, State, UpdateStatus
-from .tufclient import build_updater, list_offered, metadata_summary, translate, tuf_config
+from .tufclient import (
+    build_updater,
+    list_offered,
+    metadata_summary,
+    translate,
+    tuf_config,
+    verified,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +175,7 @@ class UpdateClient:
         updater = self._updater(reference)
         try:
             updater.refresh()
-            offered = list_offered(updater, self.metadata_dir, self.handoff.identity.hardware_id)
+            offered = list_offered(updater, self.handoff.identity.hardware_id)
         except UpdateError:
             raise
         except Exception as exc:
@@ -213,7 +220,7 @@ class UpdateClient:
             self._refuse_during_trial()
             slot = self.handoff.services.inactive_slot()
             self.status.state = "downloading"
-            data = self._download_to_slot(info, slot)
+            data = self._download_to_slot(updater, info, slot)
             if data is None:  # checked in one pass as it was written
                 self._install_streamed(slot, expected=candidate)
             else:
@@ -223,10 +230,10 @@ class UpdateClient:
         result: Candidate = self._run("checking", action)
         return result
 
-    def _target_url(self, info: TargetFile) -> str:
+    def _target_url(self, updater: Updater, info: TargetFile) -> str:
         """The URL python-tuf's ``download_target`` would use (TUF 5.7.3: hash-prefixed
-        names under consistent snapshots)."""
-        root = Metadata.from_bytes((self.metadata_dir / "root.json").read_bytes()).signed
+        names under consistent snapshots), from the root verified in this refresh."""
+        root = verified(updater, Root.type)
         path = info.path
         if getattr(root, "consistent_snapshot", False):
             dirname, sep, basename = path.rpartition("/")
@@ -234,7 +241,7 @@ class UpdateClient:
         base = replace(self.config, repository_url=self.repository_url()).target_base_url
         return base + path
 
-    def _download_to_slot(self, info: TargetFile, slot: Slot) -> bytes | None:
+    def _download_to_slot(self, updater: Updater, info: TargetFile, slot: Slot) -> bytes | None:
         """Stream the target into ``slot`` (resuming a cut download) and check its length and
         hashes against the signed target.
 
@@ -246,7 +253,7 @@ class UpdateClient:
         that path too. A target that does not match its signed length and hashes
         is erased: a refused download leaves the slot empty and is never resumed.
         """
-        url = self._target_url(info)
+        url = self._target_url(updater, info)
         services = self.handoff.services
         record = self.slot_download
         offset = record.resume_point(url, slot, info.length)

@@ -22,7 +22,6 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Targets  # type: ignore[attr-defined]
@@ -109,22 +108,40 @@ def build_updater(
     return updater
 
 
-def list_offered(updater: Updater, metadata_dir: Path, hardware_id: str) -> list[Candidate]:
+def verified(updater: Updater, role: str) -> Any:
+    """The ``Signed`` of ``role`` as python-tuf verified it in this refresh, or None.
+
+    python-tuf 7 keeps the verified metadata in memory (``TrustedMetadataSet``)
+    and has no public accessor for a delegated role's target list; reading it
+    there, instead of parsing the files it persisted, uses exactly the bytes
+    that were verified (no second parse, no window in which the file on disk
+    could differ).
+    """
+    trusted = updater._trusted_set
+    if not hasattr(trusted, "__getitem__"):
+        raise UpdateError("this python-tuf has no TrustedMetadataSet lookup")
+    try:
+        return trusted[role]
+    except KeyError:
+        return None
+
+
+def list_offered(updater: Updater, hardware_id: str) -> list[Candidate]:
     """Every target under ``<hardware_id>/`` in verified metadata, as candidates.
 
     The walk is python-tuf's (``get_targetinfo`` loads and verifies the
-    delegated role); the verified role files it persisted are then read to
-    enumerate the names, and each name is looked up again through the walk.
+    delegated role); the verified roles it holds are then read to enumerate the
+    names, and each name is looked up again through the walk.
     """
     updater.get_targetinfo(f"{hardware_id}/.refcam-probe")
-    top = _read_targets(metadata_dir, Targets.type)
+    top = verified(updater, Targets.type)
     roles: list[str] = []
-    if top is not None and top.delegations is not None:
+    if isinstance(top, Targets) and top.delegations is not None:
         roles = [name for name, _ in top.delegations.get_roles_for_target(f"{hardware_id}/x")]
     names: set[str] = set()
     for role in [Targets.type, *roles]:
-        targets = _read_targets(metadata_dir, role)
-        if targets is not None:
+        targets = verified(updater, role)
+        if isinstance(targets, Targets):
             names.update(p for p in targets.targets if p.startswith(f"{hardware_id}/"))
     offered = []
     for name in sorted(names):
@@ -132,14 +149,6 @@ def list_offered(updater: Updater, metadata_dir: Path, hardware_id: str) -> list
         if info is not None and is_firmware_target(info):
             offered.append(candidate_from_target(info))
     return offered
-
-
-def _read_targets(metadata_dir: Path, role: str) -> Targets | None:
-    path = metadata_dir / f"{quote(role, '')}.json"
-    if not path.exists():
-        return None
-    signed = Metadata.from_bytes(path.read_bytes()).signed
-    return signed if isinstance(signed, Targets) else None
 
 
 def metadata_summary(metadata_dir: Path) -> dict[str, dict[str, Any]]:

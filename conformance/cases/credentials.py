@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 import string
+from collections.abc import Sequence
 from functools import partial
 from importlib import resources
 from typing import Any
@@ -40,6 +41,7 @@ FALLBACK_ROUTES = ("/api/v1/status", "/api/v1/users", "/api/v1/audit", "/api/v1/
 ENUMERATION_SAMPLES = 3
 ENUMERATION_TIME_BOUND = 0.5  # the medians may differ by at most half the larger one...
 ENUMERATION_TIME_FLOOR = 0.05  # ...or 50 ms, whichever is larger
+ENUMERATION_CONFIRM_ROUNDS = 2  # fresh rounds that must show the same timing difference before it is a FAIL
 BRUTE_FORCE_ATTEMPTS = 8
 TARPIT_DELAY = 3.0  # seconds of added delay, relative to the first attempt, that count as throttling
 
@@ -367,18 +369,36 @@ def _signature_text(ex: Exchange) -> str:
     return f"HTTP {status} {json.dumps(body, sort_keys=True) if not isinstance(body, str) else body}"
 
 
-@register("CRED-07", budget=4 * ENUMERATION_SAMPLES + 12, order=80, requires=ADAPTER_USER_CASES)
-def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
-    known = [test_user(ctx, "viewer"), test_user(ctx, "operator")]
+def _enumeration_round(ctx: ProbeContext, accounts: Sequence[Account]) -> tuple[list[Exchange], list[Exchange]]:
+    """ENUMERATION_SAMPLES wrong passwords for existing accounts, each beside one for an unknown name."""
     known_ex: list[Exchange] = []
     unknown_ex: list[Exchange] = []
     for i in range(ENUMERATION_SAMPLES):
-        # one wrong attempt per known account: later attempts would meet (fair) back-off
-        account = known[i % len(known)] if i < len(known) else test_user(ctx, "admin")
+        account = accounts[min(i, len(accounts) - 1)]
         known_ex.append(ctx.adapter.login(ctx.http, account.username, "wrong-" + strong_password()))
         unknown_ex.append(ctx.adapter.login(ctx.http, f"nobody-{i}-{strong_password()[-8:]}", "wrong-" + strong_password()))
+    return known_ex, unknown_ex
+
+
+def _medians_apart(known_ex: Sequence[Exchange], unknown_ex: Sequence[Exchange]) -> int:
+    """-1 if unknown names are answered faster beyond the bound, 1 if slower, 0 if alike."""
+    t_known = statistics.median(e.elapsed for e in known_ex)
+    t_unknown = statistics.median(e.elapsed for e in unknown_ex)
+    if abs(t_known - t_unknown) <= max(ENUMERATION_TIME_FLOOR, ENUMERATION_TIME_BOUND * max(t_known, t_unknown)):
+        return 0
+    return -1 if t_unknown < t_known else 1
+
+
+def _broken(exchanges: Sequence[Exchange]) -> list[Exchange]:
+    return [e for e in exchanges if e.status == 0 or e.status >= 500]
+
+
+@register("CRED-07", budget=4 * ENUMERATION_SAMPLES + 12 + ENUMERATION_CONFIRM_ROUNDS * (2 * ENUMERATION_SAMPLES + 12), order=80, requires=ADAPTER_USER_CASES)
+def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
+    # one wrong attempt per known account: later attempts would meet (fair) back-off
+    known_ex, unknown_ex = _enumeration_round(ctx, [test_user(ctx, "viewer"), test_user(ctx, "operator"), test_user(ctx, "admin")])
     evidence = [known_ex[0].evidence("known user, wrong password"), unknown_ex[0].evidence("unknown user")]
-    broken = [e for e in known_ex + unknown_ex if e.status == 0 or e.status >= 500]
+    broken = _broken(known_ex + unknown_ex)
     if broken:
         return [inconclusive("a", msg("{n_broken} attempts got no answer or a server error", n_broken=len(broken)), *evidence,
                              broken[0].evidence()), inconclusive("b", msg("the samples are incomplete"))]
@@ -391,11 +411,28 @@ def no_enumeration(ctx: ProbeContext) -> list[UnitResult]:
     )
     t_known = statistics.median(e.elapsed for e in known_ex)
     t_unknown = statistics.median(e.elapsed for e in unknown_ex)
-    bound = max(ENUMERATION_TIME_FLOOR, ENUMERATION_TIME_BOUND * max(t_known, t_unknown))
-    timing = Evidence("note", "median login times", {"known_ms": round(t_known * 1000, 1), "unknown_ms": round(t_unknown * 1000, 1)})
-    b = (
-        passed("b", msg("medians {t_known:.0f} ms vs {t_unknown:.0f} ms", t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)
-        if abs(t_known - t_unknown) <= bound
-        else failed("b", msg("timing reveals users: {t_known:.0f} ms vs {t_unknown:.0f} ms", t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)
-    )
+    rounds = [{"known_ms": round(t_known * 1000, 1), "unknown_ms": round(t_unknown * 1000, 1)}]
+    first = _medians_apart(known_ex, unknown_ex)
+    if first == 0:
+        timing = Evidence("note", "median login times", {"rounds": rounds})
+        return [a, passed("b", msg("medians {t_known:.0f} ms vs {t_unknown:.0f} ms", t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)]
+    # One slow answer on a loaded machine is noise; a device that skips the password hash for
+    # unknown names is apart the same way every round. Confirm on fresh accounts (no back-off).
+    agree = True
+    for r in range(ENUMERATION_CONFIRM_ROUNDS):
+        fresh = [test_user(ctx, role, purpose=f"enumeration-{r}") for role in ("viewer", "operator", "admin")]
+        k_ex, u_ex = _enumeration_round(ctx, fresh)
+        if _broken(k_ex + u_ex):
+            return [a, inconclusive("b", msg("the samples are incomplete"))]
+        rounds.append({"known_ms": round(statistics.median(e.elapsed for e in k_ex) * 1000, 1),
+                       "unknown_ms": round(statistics.median(e.elapsed for e in u_ex) * 1000, 1)})
+        if _medians_apart(k_ex, u_ex) != first:
+            agree = False
+            break
+    timing = Evidence("note", "median login times", {"rounds": rounds})
+    if agree:
+        b = failed("b", msg("timing reveals users: {t_known:.0f} ms vs {t_unknown:.0f} ms", t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)
+    else:
+        b = passed("b", msg("medians differed once ({t_known:.0f} ms vs {t_unknown:.0f} ms), not when repeated",
+                            t_known=t_known * 1000, t_unknown=t_unknown * 1000), timing)
     return [a, b]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conformance.case import ProbeContext, ProbeOptions
-from conformance.cases import _answers, passwordpolicy, roles, sessions, throttling
+from conformance.cases import _answers, credentials, passwordpolicy, roles, sessions, throttling
 from conformance.cases._accounts import Throwaway
 from conformance.cases._session import Account
 from conformance.catalogue import load_catalogue, parse_catalogue
@@ -353,3 +353,53 @@ def test_a_long_idle_timeout_is_judged_from_the_declaration_only() -> None:
     assert [u.verdict for u in sessions.session_expiry(ctx)] == [Verdict.PASS]
     unbounded = _ctx(lambda *_: ex(200, {"token": "t", "idle_timeout": None, "absolute_timeout": 28800}))
     assert [u.verdict for u in sessions.session_expiry(unbounded)] == [Verdict.FAIL]
+
+
+# -- user enumeration (CRED-07) ----------------------------------------------
+
+
+class _LoginHTTP(FakeHTTP):
+    """Login answers from a function of the user name (the JSON body is what tells them apart)."""
+
+    def request(self, method: str, path: str, *, json_body: Any = None, raw_body: bytes | None = None,
+                headers: Any = None, token: str | None = None) -> Exchange:
+        name = (json_body or {}).get("username", "")
+        self.sent_requests.append((method, path, {"username": name}, token))
+        return self.answer(method, path, {"username": name}, token)
+
+
+def _enumeration_ctx(elapsed: Callable[[int, bool], float]) -> tuple[ProbeContext, list[str]]:
+    """CRED-07 against a device whose wrong-password answers take ``elapsed(round, unknown)``."""
+    names: list[str] = []
+
+    def answer(method: str, path: str, headers: dict[str, str], token: str | None) -> Exchange:
+        name = headers["username"]
+        names.append(name)
+        round_ = (len(names) - 1) // (2 * credentials.ENUMERATION_SAMPLES)
+        return ex(401, {"error": "invalid credentials"}, method="POST", path="/api/v1/session",
+                  elapsed=elapsed(round_, name.startswith("nobody-")))
+
+    ctx = ProbeContext(ProbeOptions(target="https://127.0.0.1:1", ca_file=None), Target("https", "127.0.0.1", 1),
+                       _LoginHTTP(answer))
+    for role in ("viewer", "operator", "admin"):
+        ctx.cache[f"user:{role}"] = Account(f"probe-{role}", "pw", "t")
+        for r in range(credentials.ENUMERATION_CONFIRM_ROUNDS):
+            ctx.cache[f"user:{role}:enumeration-{r}"] = Account(f"probe-{role}-{r}", "pw", "t")
+    return ctx, names
+
+
+def test_cred07_fails_a_timing_difference_only_when_fresh_accounts_show_it_every_round() -> None:
+    samples = 2 * credentials.ENUMERATION_SAMPLES
+    leak, names = _enumeration_ctx(lambda r, unknown: 0.005 if unknown else 0.2)  # skips the hash
+    a, b = credentials.no_enumeration(leak)
+    assert a.verdict is Verdict.PASS and b.verdict is Verdict.FAIL and "timing reveals users" in b.reason
+    assert len(names) == samples * (1 + credentials.ENUMERATION_CONFIRM_ROUNDS)
+    assert {"probe-viewer-0", "probe-operator-1"} <= set(names)  # the confirmations use fresh accounts
+
+    noise, names = _enumeration_ctx(lambda r, unknown: 0.005 if unknown and r == 0 else 0.2)  # one slow patch
+    a, b = credentials.no_enumeration(noise)
+    assert b.verdict is Verdict.PASS and "not when repeated" in b.reason
+    assert len(names) == 2 * samples
+
+    alike, names = _enumeration_ctx(lambda r, unknown: 0.2)
+    assert credentials.no_enumeration(alike)[1].verdict is Verdict.PASS and len(names) == samples

@@ -65,3 +65,15 @@ def patiently(
         waited += wait
         ex = send()
     return ex
+
+
+def stated_reason(ex: Exchange) -> str | None:
+    """The reason a JSON refusal gives: its ``reasons`` list joined, else its ``message``."""
+    doc = ex.json()
+    if not isinstance(doc, dict):
+        return None
+    reasons = doc.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        return "; ".join(str(r) for r in reasons)
+    message = doc.get("message")
+    return str(message) if message else None

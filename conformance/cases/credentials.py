@@ -19,6 +19,7 @@ from ..http import Exchange
 from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ..verdicts import Reading, judge
+from ._answers import stated_reason
 from ._session import (
     Account,
     admin,
@@ -250,17 +251,6 @@ def mirai_spray(ctx: ProbeContext) -> list[UnitResult]:
     )]
 
 
-def _reason(ex: Exchange) -> str | None:
-    doc = ex.json()
-    if not isinstance(doc, dict):
-        return None
-    reasons = doc.get("reasons")
-    if isinstance(reasons, list) and reasons:
-        return "; ".join(str(r) for r in reasons)
-    message = doc.get("message")
-    return str(message) if message else None
-
-
 @register("CRED-04", budget=20, order=30, requires=USER_CASES)
 def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
     user = test_user(ctx, "viewer")
@@ -273,7 +263,7 @@ def policy_enforced(ctx: ProbeContext) -> list[UnitResult]:
         reasons: list[str] = []
         for weak in candidates:
             ex = change_password(ctx.http, user.token, current, weak)
-            reason = _reason(ex)
+            reason = stated_reason(ex)
             if ex.status == 0 or ex.status == 429 or ex.status >= 500:  # refuses nothing
                 undecided.append(ex.evidence("no definite answer"))
             elif 400 <= ex.status < 500 and reason:

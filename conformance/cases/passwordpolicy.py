@@ -28,7 +28,7 @@ from ..http import Exchange, client_context
 from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 from ._accounts import Throwaway, throwaway
-from ._answers import accepted, patiently, undecided
+from ._answers import accepted, patiently, stated_reason, undecided
 from ._session import admin, change_password
 
 # profile -> (minimum length, minimum character classes) rules; a password passes if it meets any
@@ -108,16 +108,6 @@ def identity_passwords(names: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _reason(ex: Exchange) -> str | None:
-    doc = ex.json()
-    if not isinstance(doc, dict):
-        return None
-    reasons = doc.get("reasons")
-    if isinstance(reasons, list) and reasons:
-        return "; ".join(str(r) for r in reasons)
-    return str(doc["message"]) if doc.get("message") else None
-
-
 def _try(ctx: ProbeContext, account: Throwaway, candidate: str) -> Exchange:
     """Change the account's password to ``candidate``; an accepted change is recorded."""
     current = account.password
@@ -140,7 +130,7 @@ def _judge_refusals(
             taken.append(ex.evidence(f"{what}: accepted"))
         elif (why := undecided(ex)) is not None or ex.status in (401, 403):
             unsure.append(ex.evidence(f"{what}: {why or 'the session was refused'}"))
-        elif 400 <= ex.status < 500 and (reason := _reason(ex)):
+        elif 400 <= ex.status < 500 and (reason := stated_reason(ex)):
             reasons.append(msg("{what}: {reason}", what=what, reason=reason))
         else:
             taken.append(ex.evidence(f"{what}: HTTP {ex.status} without a reason"))

@@ -90,6 +90,8 @@ class OnvifState:
     tickets: UploadTickets = field(default_factory=UploadTickets)
     # whether the app has the update client (set at start-up, so read once, at the first request)
     has_update_client: bool | None = None
+    # what every Call of this app shares (its stores and actions, all set at start-up): made once
+    call_parts: dict[str, Any] | None = None
 
 
 ONVIF_KEY = web.AppKey("refcam.onvif", OnvifState)
@@ -133,15 +135,18 @@ def _local_host(request: web.Request) -> tuple[str, int]:
 def _call(request: web.Request, user: User | None, now: float) -> Call:
     app = request.config_dict
     state = app[ONVIF_KEY]
+    parts = state.call_parts
+    if parts is None:
+        reboot = app[REBOOT_KEY]
+        parts = state.call_parts = {
+            "store": app[CREDENTIALS_KEY], "audit": app[AUDIT_KEY], "handoff": app[HANDOFF_KEY],
+            "reboot": lambda: _reboot_soon(reboot),
+            "start_upgrade": start_upgrade_for(state.tickets) if _update_client_present(request, state) else None,
+            "factory_reset": functools.partial(_factory_reset, app),
+        }
     host, port = _local_host(request)
-    reboot = app[REBOOT_KEY]
-    return Call(
-        user=user, now=now, host=host, port=port, source=request.remote or "unknown",
-        store=app[CREDENTIALS_KEY], audit=app[AUDIT_KEY], handoff=app[HANDOFF_KEY],
-        media=app.get(MEDIA_KEY, state.media), reboot=lambda: _reboot_soon(reboot),
-        start_upgrade=start_upgrade_for(state.tickets) if _update_client_present(request, state) else None,
-        factory_reset=functools.partial(_factory_reset, app),
-    )
+    return Call(user=user, now=now, host=host, port=port, source=request.remote or "unknown",
+                media=app.get(MEDIA_KEY, state.media), **parts)
 
 
 def _factory_reset(app: Any, call: Call, kind: str) -> None:

@@ -87,39 +87,48 @@ def _b64(text: str, what: str) -> bytes:
         raise not_authorized(f"UsernameToken {what} is not base64") from exc
 
 
-# Precompiled paths (ONVIF authenticates every request: no path is compiled per call).
-_TOKENS = etree.XPath("wsse:Security/wsse:UsernameToken", namespaces=NS)
-_USERNAME = etree.XPath("wsse:Username", namespaces=NS)
-_PASSWORD = etree.XPath("wsse:Password", namespaces=NS)
-_NONCE = etree.XPath("wsse:Nonce", namespaces=NS)
-_CREATED = etree.XPath("wsu:Created", namespaces=NS)
-_WSSE_CREATED = etree.XPath("wsse:Created", namespaces=NS)
+# Precompiled (ONVIF authenticates every request: no path is compiled per call).
+_SECURITY = f"{{{NS['wsse']}}}Security"
+_USERNAME_TOKEN = f"{{{NS['wsse']}}}UsernameToken"
+_USERNAME = f"{{{NS['wsse']}}}Username"
+_PASSWORD = f"{{{NS['wsse']}}}Password"
+_NONCE = f"{{{NS['wsse']}}}Nonce"
+_CREATED = f"{{{NS['wsu']}}}Created"
+_WSSE_CREATED = f"{{{NS['wsse']}}}Created"  # some clients put Created in the wsse namespace
+_FIELDS = frozenset({_USERNAME, _PASSWORD, _NONCE, _CREATED, _WSSE_CREATED})
 
 
-def _first_text(found: object) -> str | None:
-    """The text of the first element an XPath found (``""`` when empty), like ``findtext``; None when none."""
-    if not isinstance(found, list) or not found:
-        return None
-    return str(found[0].text or "")
+def _fields(token: etree._Element) -> dict[str, etree._Element]:
+    """The first child of each UsernameToken field (one walk over the children)."""
+    found: dict[str, etree._Element] = {}
+    for child in token:
+        tag = child.tag
+        if tag in _FIELDS and tag not in found:
+            found[tag] = child
+    return found
+
+
+def _text(element: etree._Element | None) -> str | None:
+    """An element's text (``""`` when empty), like ``findtext``; None when there is no element."""
+    return None if element is None else str(element.text or "")
 
 
 def parse_username_token(header: etree._Element | None) -> UsernameToken | None:
     """The token of ``wsse:Security`` in ``header``; None when the header carries none."""
     if header is None:
         return None
-    tokens = _TOKENS(header)
+    tokens = [t for security in header if security.tag == _SECURITY for t in security if t.tag == _USERNAME_TOKEN]
     if not tokens:
         return None
     if len(tokens) > 1:
         raise not_authorized("more than one UsernameToken; send one")
-    token = tokens[0]
-    username = _first_text(_USERNAME(token))
-    passwords = _PASSWORD(token)
-    password = passwords[0] if passwords else None
-    nonce = _first_text(_NONCE(token))
-    created = _first_text(_CREATED(token))
-    if created is None:  # some clients put Created in the wsse namespace
-        created = _first_text(_WSSE_CREATED(token))
+    fields = _fields(tokens[0])
+    username = _text(fields.get(_USERNAME))
+    password = fields.get(_PASSWORD)
+    nonce = _text(fields.get(_NONCE))
+    created = _text(fields.get(_CREATED))
+    if created is None:
+        created = _text(fields.get(_WSSE_CREATED))
     if not username or password is None:
         raise not_authorized("UsernameToken lacks Username or Password")
     kind = password.get("Type", PASSWORD_TEXT)

@@ -303,6 +303,11 @@ async def test_every_operation_as_every_level_never_500(onvif: RunningDevice) ->
                 continue  # would change what the next calls see; covered above
             status, body = await call(onvif, PREFIX[namespace], op, user=user, password=pw)
             assert status in (200, 400), (user, op, status, body)
+            # every namespace is declared once, on the Envelope (the element makers declare none)
+            text = body if isinstance(body, str) else body.decode()
+            root_tag, rest = text.split("<env:Body>", 1)
+            assert "xmlns" not in rest and "ns0:" not in text, (op, text[:400])
+            assert 'xmlns:tt="http://www.onvif.org/ver10/schema"' in root_tag
 
 
 async def test_concurrent_requests_of_one_client_do_not_throttle_each_other(onvif: RunningDevice) -> None:

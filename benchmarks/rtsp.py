@@ -220,6 +220,7 @@ def main() -> None:
     frames = make_frames(width, height)
     with tempfile.TemporaryDirectory() as tmp:
         files = make_pki(Path(tmp))
+        bare_fps(frames, 1.0, args.fps)  # warm-up (caches, clocks, libx264's first GOP): not counted
         bare_before, encode_ms = bare_fps(frames, args.seconds, args.fps)
         print(f"bare libx264 {width}x{height}: {bare_before:.1f} fps ({encode_ms:.2f} ms per frame)")
         one = asyncio.run(run_server(frames, None, 1, args.seconds, files, args.fps))

@@ -16,7 +16,6 @@ Operations not listed answer ``env:Receiver/ter:ActionNotSupported``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
 import functools
 import hashlib
@@ -42,7 +41,7 @@ from .media import (
     MediaProfile,
     media_profiles,
 )
-from .soap import NS, TDS, TR2, TRT, TT, text_of, xml_safe
+from .soap import NS, TDS, TR2, TRT, TT, Prepared, text_of, xml_safe
 
 if TYPE_CHECKING:
     from common.handoff import BootHandoff
@@ -102,7 +101,7 @@ class Call:
         return functools.partial(self.record, event, detail)
 
 
-Handler = Callable[[Call, etree._Element], Awaitable[etree._Element]]
+Handler = Callable[[Call, etree._Element], Awaitable[etree._Element | Prepared]]
 
 
 @dataclass(frozen=True)
@@ -184,24 +183,23 @@ async def get_system_date_and_time(call: Call, _: etree._Element) -> etree._Elem
 
 
 @operation("tds", "GetDeviceInformation", "User")
-async def get_device_information(call: Call, _: etree._Element) -> etree._Element:
+async def get_device_information(call: Call, _: etree._Element) -> Prepared:
     identity = call.handoff.identity
-    answer = _device_information(
+    return _device_information(
         identity.vendor, identity.model, call.handoff.firmware.version, identity.serial, identity.hardware_id
     )
-    return copy.deepcopy(answer)  # the cached answer stays untouched
 
 
 @functools.lru_cache(maxsize=4)
-def _device_information(vendor: str, model: str, version: str, serial: str, hardware_id: str) -> etree._Element:
-    """Built once per identity and firmware (clients ask for it on every connection)."""
-    return TDS.GetDeviceInformationResponse(
+def _device_information(vendor: str, model: str, version: str, serial: str, hardware_id: str) -> Prepared:
+    """Built and serialised once per identity and firmware (clients ask on every connection)."""
+    return Prepared.of(TDS.GetDeviceInformationResponse(
         TDS.Manufacturer(vendor),
         TDS.Model(model),
         TDS.FirmwareVersion(version),
         TDS.SerialNumber(serial),
         TDS.HardwareId(hardware_id),
-    )
+    ))
 
 
 def _device_capabilities(call: Call) -> etree._Element:

@@ -110,7 +110,7 @@ def parse_envelope(body: bytes) -> Envelope:
     """The header and operation of a SOAP 1.2 request; raise :class:`OnvifFault` on anything else."""
     if len(body) > MAX_BODY:
         raise well_formed(f"SOAP request of {len(body)} bytes is over the {MAX_BODY}-byte limit")
-    if not body.strip():
+    if not body or body.isspace():
         raise well_formed("empty request body; expected a SOAP 1.2 envelope")
     try:
         root = etree.fromstring(body, parser=_parser())
@@ -119,7 +119,9 @@ def parse_envelope(body: bytes) -> Envelope:
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise well_formed("a DOCTYPE is not allowed in a SOAP message (SOAP 1.2 part 1, 5)")
-    if _TOO_DEEP(root):
+    # Every level opens with a "<", so a body with at most MAX_DEPTH of them (most requests)
+    # cannot nest deeper: the walk is only needed beyond that.
+    if body.count(b"<") > MAX_DEPTH and _TOO_DEEP(root):
         raise well_formed(f"XML nested deeper than {MAX_DEPTH} levels")
     if root.tag != _ENVELOPE_TAG:
         qname = etree.QName(root)
@@ -150,6 +152,24 @@ def envelope(*body: etree._Element, header: etree._Element | None = None) -> byt
         root.insert(0, header)
     root[-1].extend(body)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An answer serialised once, in its envelope, for an operation whose answer depends only
+    on what does not change while the firmware runs (GetDeviceInformation): an operation
+    handler may return it instead of an element."""
+
+    body: bytes
+
+    @classmethod
+    def of(cls, *body: etree._Element) -> Prepared:
+        return cls(envelope(*body))
+
+
+def serialised(answer: etree._Element | Prepared) -> bytes:
+    """The SOAP envelope of an operation's answer."""
+    return answer.body if isinstance(answer, Prepared) else envelope(answer)
 
 
 def fault_envelope(fault: OnvifFault) -> bytes:

@@ -61,7 +61,7 @@ from .services import (
     find_operation,
     is_own_password_change,
 )
-from .soap import CONTENT_TYPE, MAX_BODY, NS, Envelope, envelope, fault_envelope, parse_envelope
+from .soap import CONTENT_TYPE, MAX_BODY, NS, Envelope, fault_envelope, parse_envelope, serialised
 from .upgrade import UPLOAD_PREFIX, UploadTickets, start_upgrade_for
 from .upgrade import upload as firmware_upload
 from .wsse import ReplayGuard, TokenRefused, parse_username_token
@@ -291,10 +291,10 @@ async def _dispatch(request: web.Request, namespace: str) -> web.Response:
             raise OnvifFault("Receiver", ("ActionNotSupported",), f"{env.name[:64]} is not an operation of this service")
         op = find_operation(env.namespace, env.name)
         if op.level == "pre-auth":
-            return _soap(envelope(await op.handler(_call(request, None, now), env.operation)))
+            return _soap(serialised(await op.handler(_call(request, None, now), env.operation)))
         anonymous = _unsafe_anonymous_level(request, env, op.level)
         if anonymous is not None:  # UNSAFE flaw profiles only
-            return _soap(envelope(await op.handler(_call(request, None, now), env.operation)))
+            return _soap(serialised(await op.handler(_call(request, None, now), env.operation)))
         try:
             user = await authenticate(request, env.header, now)
         except _AuthFailed as failed:
@@ -303,7 +303,7 @@ async def _dispatch(request: web.Request, namespace: str) -> web.Response:
             raise not_authorized(MUST_CHANGE_REASON)
         if LEVEL_RANK[LEVEL_OF_ROLE[user.role]] < LEVEL_RANK[op.level]:
             raise not_authorized(f"{env.name} needs the {op.level} level; {user.name} is {LEVEL_OF_ROLE[user.role]}")
-        return _soap(envelope(await op.handler(_call(request, user, now), env.operation)))
+        return _soap(serialised(await op.handler(_call(request, user, now), env.operation)))
     except OnvifFault as fault:
         return fault_response(fault)
     except StorageError as exc:

@@ -7,7 +7,8 @@
 # (security.txt signed through python-gnupg); curl and openssl, which the
 # documents' runnable blocks use (tests/docs/); Noto CJK fonts for the Korean
 # web UI in chromium; ffmpeg/ffprobe, the RTSPS clients; nginx, which serves the
-# repository with docs/UPDATES.md's configuration (tests/update_server/test_nginx.py).
+# repository with docs/UPDATES.md's configuration (tests/update_server/test_nginx.py);
+# gcc and libssl-dev, which build ONVIF's Media Signing reference for the interop test.
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
@@ -21,6 +22,9 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing="$missing fonts-noto-cjk"
 command -v ffprobe >/dev/null 2>&1 || missing="$missing ffmpeg"  # real RTSPS clients (tests/device/test_rtsp_*.py)
 [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"  # the docs' static-repository server
+# ONVIF's reference Media Signing code, built by tests/device/test_media_signing_interop.py
+command -v gcc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
+[ -e /usr/include/openssl/evp.h ] || missing="$missing libssl-dev"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing Debian packages:$missing (install them as root)" >&2

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bootloader import pki
 from bootloader.keys import make_ca_certificate
@@ -120,7 +120,7 @@ def make_pki(directory: Path) -> tuple[Path, Path, Path, StreamSigner]:
     tls_key = ec.generate_private_key(ec.SECP256R1())
     leaf = pki.issue_tls_certificate(serial=SERIAL, public_key=tls_key.public_key(), device_ca_key=ca_key,
                                      device_ca_cert=ca, now=now - dt.timedelta(hours=1), days=30)
-    stream_key = ed25519.Ed25519PrivateKey.generate()
+    stream_key = ec.generate_private_key(ec.SECP256R1())  # ONVIF Media Signing: ECDSA P-256
     stream_cert = pki.issue_stream_certificate(serial=SERIAL, public_key=stream_key.public_key(),
                                                device_ca_key=ca_key, device_ca_cert=ca, now=now - dt.timedelta(hours=1))
     pem = serialization.Encoding.PEM
@@ -177,7 +177,7 @@ async def run_server(
 ) -> dict[str, Any]:
     chain, key, root, signer = files
     stream = H264Stream(lambda: FrameRing(frames, fps), overlay=False, fps_hint=fps_hint,
-                        signer_factory=lambda: GopSigner(signer, session=os.urandom(16)), max_queue=30)
+                        signer_factory=lambda: GopSigner(signer), max_queue=30)
     config = RtspConfig(port=0, max_sessions=64, max_sessions_per_client=64, max_connections=128)
     server = RtspServer({"/h264": stream}, FixedAuth(), config)  # type: ignore[arg-type]
     port = await server.start(tls.server_context(chain, key, profile="intermediate"))

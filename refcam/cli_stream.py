@@ -553,9 +553,11 @@ def _verify_h264(args: argparse.Namespace, root: x509.Certificate) -> int:
         raise FormatError(_("recording {file}: {e}").format(file=args.file, e=e)) from e
     report = verify_h264(data, trust_root=root, now=datetime.now(UTC))
     if args.json:
-        print(json.dumps({"verdict": report.verdict, "session": report.session,
+        print(json.dumps({"verdict": report.verdict, "signer": report.signer,
                           "gops": [asdict(g) for g in report.gops]}, indent=2))
     else:
+        if report.signer:
+            print(_("signed by {signer}").format(signer=report.signer))
         for gop in report.gops:
             print(_("{status:<10} {detail} ({frames} frames)").format(status=gop.status, detail=gop.detail, frames=gop.frames))
         print(_("verdict: {verdict}").format(verdict=report.verdict))

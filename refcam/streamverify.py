@@ -78,7 +78,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -101,6 +101,9 @@ from device.stream.signing import (
     canonical_json,
     frame_digest,
 )
+
+if TYPE_CHECKING:
+    from device.rtsp.mediasign import GopHasher, MediaSigningSei
 
 MAGIC = b"RCSTRM1\n"
 RECORD_HEADER = ">BI"  # record type, body length
@@ -1065,7 +1068,7 @@ class GopResult:
 @dataclass(frozen=True)
 class H264Report:
     gops: tuple[GopResult, ...]
-    session: str | None
+    signer: str | None  # "serial RC1-0001, firmware 1.0.0, manufacturer refcam" from the signing SEIs
 
     @property
     def verdict(self) -> Verdict:
@@ -1087,53 +1090,150 @@ def is_annexb(data: bytes) -> bool:
 
 
 def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> H264Report:
-    """Verify a recorded Annex B H.264 stream's signed-GOP SEIs (:mod:`device.rtsp.mediasign`).
+    """Verify a recorded Annex B H.264 stream signed with ONVIF Media Signing (:mod:`device.rtsp.mediasign`).
 
-    Each GOP is ``authentic`` (its NAL hashes are those signed in the next
-    GOP's SEI), ``tampered`` (they differ, or that SEI's signature or chain
-    is bad), ``unsigned`` (no signature follows it: the recording's last GOP,
-    or one whose signing GOP is missing) or, for GOPs the signatures count
-    but the file lacks, ``missing``.
+    Each GOP is ``authentic`` (its linked NAL hashes give the GOP hash of the
+    signed SEI that follows it, the SEI's chain ends at ``trust_root`` with the
+    stream-signing purpose, and its linked hash is the previous GOP's anchor),
+    ``tampered`` (they differ, or that SEI's signature or chain is bad),
+    ``unsigned`` (no SEI signs it: the recording's last GOP, or one whose
+    SEI was cut out) or, for GOPs the SEI counters skip, ``missing``.
     """
-    from device.rtsp.mediasign import GOP_PAYLOAD_TYPE, GOP_TYPE, split_gops
+    from device.rtsp.errors import MediaError
+    from device.rtsp.mediasign import GopHasher, is_primary_slice, opens_gop, parse_sei
     from device.rtsp.rtp import split_annexb
 
     trust = _Trust(trust_root, now)
-    gops = split_gops(split_annexb(data))
-    claims: dict[int, dict[str, Any] | str] = {}  # recorded index of the GOP a signature covers
-    session: str | None = None
-    for gop in gops:
-        if gop.index == 0 and (gop.signature is not None or gop.malformed):
-            continue  # it signs a GOP before the recording started
-        if gop.malformed:
-            claims[gop.index - 1] = f"signing SEI is malformed: {gop.malformed}"
-        elif gop.signature is not None:
+    gops: list[_RecordedGop] = []
+    certificates: bytes | None = None  # from a certificate SEI, for SEIs that carry no chain
+    signer: str | None = None
+    for nal in split_annexb(data):
+        try:
+            sei = parse_sei(nal)
+        except MediaError as exc:
+            if gops:
+                gops[-1].claims.append(f"signing SEI is malformed: {exc}")
+            continue
+        if sei is not None:
+            if sei.certificate_sei:
+                certificates = sei.certificate_chain or certificates
+                continue
+            if not gops:
+                continue  # it signs a GOP before the recording started
+            target = _signed_gop(gops, sei)
             try:
-                payload = _verify_envelope(Envelope.parse(gop.signature), trust, GOP_PAYLOAD_TYPE)
-                _fields(payload, GOP_TYPE, {"type", "alg", "key_id", "device", "session", "gop", "frames",
-                                            "nal_hashes", "previous"})
-                if session is not None and payload["session"] != session:
-                    raise _ManifestInvalid(f"session {payload['session']} spliced into session {session}")
-                session = payload["session"]
-                claims[gop.index - 1] = payload
-            except (_ManifestInvalid, FormatError) as exc:
-                claims[gop.index - 1] = f"signature in GOP {gop.index} does not verify: {exc}"
+                target.claims.append(_verify_sei(sei, trust, certificates))
+                vendor = sei.vendor
+                if vendor is not None:
+                    signer = (f"serial {vendor.serial_number}, firmware {vendor.firmware_version}, "
+                              f"manufacturer {vendor.manufacturer}")
+            except (_ManifestInvalid, MediaError) as exc:
+                target.claims.append(f"signature in GOP {target.index + 1} does not verify: {exc}")
+            continue
+        if opens_gop(nal):
+            gops.append(_RecordedGop(len(gops), GopHasher()))
+        if gops:
+            gop = gops[-1]
+            gop.hasher.add(nal)
+            if nal[0] & 0x1F in (1, 5) and is_primary_slice(nal):
+                gop.frames += 1
+    return H264Report(tuple(_gop_results(gops)), signer)
+
+
+@dataclass
+class _RecordedGop:
+    index: int
+    hasher: GopHasher
+    frames: int = 0
+    claims: list[_Claim | str] = field(default_factory=list)  # what verified SEIs claim, or why one failed
+
+    @property
+    def anchor(self) -> bytes | None:
+        return self.hasher.anchor
+
+
+@dataclass(frozen=True)
+class _Claim:
+    counter: int
+    nal_count: int
+    gop_hash: bytes
+    linked_hash: bytes
+    hash_list: tuple[bytes, ...] | None
+
+
+def _signed_gop(gops: list[_RecordedGop], sei: MediaSigningSei) -> _RecordedGop:
+    """The GOP an SEI signs: the open one (SEI before the next IDR, as refcam and the reference place it),
+    or the one before it if the SEI came late (after the next IDR) and its GOP hash says so."""
+    current = gops[-1]
+    if len(gops) < 2 or gops[-2].claims:
+        return current
+    from device.rtsp.errors import MediaError
+
+    try:
+        info = sei.general
+    except MediaError:  # reported against the open GOP when it is verified
+        return current
+    if info is not None and info.gop_hash == gops[-2].hasher.gop_hash() and info.gop_hash != current.hasher.gop_hash():
+        return gops[-2]
+    return current
+
+
+def _verify_sei(sei: MediaSigningSei, trust: _Trust, certificates: bytes | None) -> _Claim:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from device.rtsp.errors import MediaError
+    from device.rtsp.mediasign import SHA256_OID, verify_sei_signature
+
+    if sei.signature is None:
+        raise _ManifestInvalid("the SEI carries no signature (only streams signed every GOP are verified)")
+    if sei.hash_oid not in (None, SHA256_OID):
+        raise _ManifestInvalid(f"hash algorithm {sei.hash_oid.hex()} is not SHA-256")
+    pem = sei.certificate_chain or certificates
+    if pem is None:
+        raise _ManifestInvalid("no certificate chain in the SEI or a certificate SEI before it")
+    try:
+        chain = x509.load_pem_x509_certificates(pem)
+    except ValueError as e:
+        raise _ManifestInvalid(f"certificate chain is not PEM: {e}") from e
+    try:
+        # Only a certificate issued for stream signing may sign streams (not e.g. the TLS key).
+        verify_certificate_chain(chain[0], chain[1:], trust_root=trust.root, now=trust.now,
+                                 purpose=STREAM_SIGNING_EKU)
+    except CertificateChainError as e:
+        raise _ManifestInvalid(str(e)) from e
+    key = chain[0].public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise _ManifestInvalid(f"signing key is {type(key).__name__}, not ECDSA")
+    try:
+        verify_sei_signature(sei, key)
+    except InvalidSignature as e:
+        raise _ManifestInvalid("signature does not verify") from e
+    info = sei.general
+    if info is None:
+        raise MediaError("the SEI has no general GOP information")
+    return _Claim(info.counter, info.nal_count, info.gop_hash, info.linked_hash, sei.hash_list)
+
+
+def _gop_results(gops: list[_RecordedGop]) -> list[GopResult]:
     results: list[GopResult] = []
-    expected: int | None = None  # the counter the next recorded GOP should carry
+    expected: int | None = None  # the counter the next recorded GOP's SEI should carry
+    previous_anchor: bytes | None = None  # of the GOP recorded before, when it verified
     for gop in gops:
-        claim = claims.get(gop.index)
-        follower = gops[gop.index + 1] if gop.index + 1 < len(gops) else None
+        claim = gop.claims[-1] if gop.claims else None
+        anchor, previous_anchor = previous_anchor, None
         if isinstance(claim, str):
             results.append(GopResult(gop.index, None, "tampered", gop.frames, f"GOP at {gop.index}: {claim}"))
             expected = None
             continue
         if claim is None:
-            why = "no signature after it (the recording ends here)" if follower is None else "no signature for it"
+            last = gop.index == len(gops) - 1
+            why = "no signature after it (the recording ends here)" if last else "no signature for it"
             results.append(GopResult(gop.index, None, "unsigned", gop.frames, f"GOP at {gop.index}: {why}"))
             expected = None
             continue
-        number = int(claim["gop"])
-        matches = list(gop.nal_hashes) == list(claim["nal_hashes"])
+        number = claim.counter
+        hashes = list(gop.hasher.hashes)
+        matches = gop.hasher.gop_hash() == claim.gop_hash and len(hashes) == claim.nal_count
         if expected is not None and number > expected:
             first_missing = expected
             if not matches:  # this GOP is `expected`; its signature travelled in a GOP cut out
@@ -1144,17 +1244,27 @@ def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> 
                 results.append(GopResult(None, missing, "missing", 0, f"GOP {missing} is missing from the recording"))
             if matches:
                 results.append(GopResult(gop.index, number, "authentic", gop.frames, f"GOP {number}: authentic"))
+                previous_anchor = gop.anchor
         elif expected is not None and number < expected:
             results.append(GopResult(gop.index, number, "tampered", gop.frames,
                                      f"GOP at {gop.index}: signed as GOP {number}, out of order"))
+        elif matches and anchor is not None and claim.linked_hash != anchor:
+            results.append(GopResult(gop.index, number, "tampered", gop.frames,
+                                     f"GOP {number} (at {gop.index}): not linked to the GOP before it"))
         elif matches:
             results.append(GopResult(gop.index, number, "authentic", gop.frames, f"GOP {number}: authentic"))
+            previous_anchor = gop.anchor
         else:
-            signed = list(claim["nal_hashes"])
-            changed = [i for i, (a, b) in enumerate(zip(gop.nal_hashes, signed, strict=False)) if a != b]
-            where = (f"NAL unit {changed[0]} differs" if changed
-                     else f"{len(gop.nal_hashes)} NAL units recorded, {len(signed)} signed")
             results.append(GopResult(gop.index, number, "tampered", gop.frames,
-                                     f"GOP {number} (at {gop.index}): {where}"))
+                                     f"GOP {number} (at {gop.index}): {_difference(hashes, claim)}"))
         expected = number + 1
-    return H264Report(tuple(results), session)
+    return results
+
+
+def _difference(hashes: list[bytes], claim: _Claim) -> str:
+    if len(hashes) != claim.nal_count:
+        return f"{len(hashes)} NAL units recorded, {claim.nal_count} signed"
+    if claim.hash_list is None:
+        return "its GOP hash differs (the SEI lists no NAL hashes)"
+    changed = [i for i, (a, b) in enumerate(zip(hashes, claim.hash_list, strict=False)) if a != b]
+    return f"NAL unit {changed[0]} differs" if changed else "its GOP hash differs from its NAL hashes"

@@ -3,10 +3,12 @@
 The probe's own RTSP 1.0 client (RFC 2326) on a TLS socket validated to the
 operator's root, its own Digest (RFC 7616, SHA-256 preferred), its own
 RTP/H.264 depacketiser (RFC 6184: single NAL unit, STAP-A, FU-A) and its own
-check of the signed-GOP SEI the camera declares (user_data_unregistered with
-the refcam signing UUID, a DSSE envelope whose chain must end at the
-operator's root, and the SHA-256 of every NAL unit of the GOP before it).
-Nothing of the camera's code is used.
+reading of ONVIF Media Signing (specification 26.06, byte order as in ONVIF's
+reference implementation): the user_data_unregistered SEI with ONVIF's UUID,
+its TLVs, its certificate chain (which must end at the operator's root), its
+ECDSA signature over SHA-256 of the SEI up to the signature tag, and the GOP
+hash of the linked SHA-256 hashes of the GOP before it. Nothing of the
+camera's code is used.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import re
 import secrets
 import socket
@@ -28,15 +29,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ..case import ProbeContext, failed, inconclusive, not_tested, passed, register
 from ..http import client_context, raw_exchange
 from ..i18n import joined, msg
 from ..model import Evidence, UnitResult
 
-SIGNING_SEI_UUID = bytes.fromhex("8f0a5e3c7b2d4e61a9c4726566636d31")  # declared by the camera (docs/RTSP.md)
-GOP_PAYLOAD_TYPE = "application/vnd.refcam.h264-gop+json"
+MEDIA_SIGNING_UUID = bytes.fromhex("005bc93f2d715e95ada4796f90877a6f")  # ONVIF Media Signing
 TIMEOUT = 8.0
 
 
@@ -426,70 +427,129 @@ def _depacketise(packets: list[bytes]) -> list[bytes]:
     return nals
 
 
-def _unescape(data: bytes) -> bytes:
-    return re.sub(b"\x00\x00\x03", b"\x00\x00", data)
+def _unescape(data: bytes) -> tuple[bytes, list[int]]:
+    """H.264 RBSP of ``data`` (emulation prevention removed) and each byte's offset in ``data``."""
+    out, where, zeros = bytearray(), [], 0
+    for offset, byte in enumerate(data):
+        if zeros >= 2 and byte == 3:
+            zeros = 0
+            continue
+        out.append(byte)
+        where.append(offset)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out), where
 
 
-def _signing_envelope(nal: bytes) -> bytes | None:
+@dataclass
+class _SigningSei:
+    document: bytes  # what the signature covers: the SEI from its NAL header up to the signature tag
+    signature: bytes | None
+    tags: dict[int, bytes]
+
+
+def _ff(data: bytes, index: int) -> tuple[int, int]:
+    value = 0
+    while index < len(data) and data[index] == 0xFF:
+        value += 255
+        index += 1
+    if index >= len(data):
+        raise ValueError("SEI header runs past the NAL unit")
+    return value + data[index], index + 1
+
+
+def _signing_sei(nal: bytes) -> _SigningSei | None:
+    """The ONVIF Media Signing SEI in ``nal`` (None if it is none); ValueError if it is malformed."""
     if not nal or nal[0] & 0x1F != 6:
         return None
-    rbsp = _unescape(nal[1:])
+    raw = nal.rstrip(b"\x00")
+    rbsp, where = _unescape(raw[1:])
     index = 0
     while index < len(rbsp) and rbsp[index] != 0x80:
-        kind = 0
-        while rbsp[index] == 0xFF:
-            kind += 255
-            index += 1
-        kind += rbsp[index]
-        index += 1
-        size = 0
-        while index < len(rbsp) and rbsp[index] == 0xFF:
-            size += 255
-            index += 1
-        if index >= len(rbsp):
-            return None
-        size += rbsp[index]
-        index += 1
-        content = rbsp[index : index + size]
-        index += size
-        if kind == 5 and content[:16] == SIGNING_SEI_UUID:
-            return content[16:]
+        kind, index = _ff(rbsp, index)
+        size, index = _ff(rbsp, index)
+        begin, index = index, index + size
+        if kind != 5 or rbsp[begin : begin + 16] != MEDIA_SIGNING_UUID:
+            continue
+        if index > len(rbsp) or size < 17:
+            raise ValueError("truncated SEI")
+        reserved, at = rbsp[begin + 16], begin + 17
+        tags: dict[int, bytes] = {}
+        signature, signature_at = None, index
+        while at < index:
+            tag, length = rbsp[at], int.from_bytes(rbsp[at + 1 : at + 3], "big")
+            value = rbsp[at + 3 : at + 3 + length]
+            if len(value) != length:
+                raise ValueError(f"TLV {tag} runs past the SEI")
+            if tag == 3:
+                size_ = int.from_bytes(value[1:3], "big")
+                signature, signature_at = value[3 : 3 + size_], at
+            else:
+                tags.setdefault(tag, value)
+            at += 3 + length
+        if reserved & 0x40:  # emulation prevention applied before signing: the bytes as sent
+            document = raw[: 1 + where[signature_at]] if signature_at < len(where) else raw
+        else:
+            document = raw[:1] + rbsp[:signature_at]
+        return _SigningSei(document, signature, tags)
     return None
 
 
-def _verify_envelope(envelope: bytes, root: x509.Certificate, now: datetime) -> dict[str, Any]:
-    doc = json.loads(envelope)
-    if doc.get("payloadType") != GOP_PAYLOAD_TYPE:
-        raise ValueError(f"payload type “{doc.get('payloadType')}”")
-    payload = base64.b64decode(doc["payload"], validate=True)
-    signature = base64.b64decode(doc["signatures"][0]["sig"], validate=True)
-    chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in doc["certificates"]]
+def _verify_sei(sei: _SigningSei, root: x509.Certificate, now: datetime) -> dict[str, Any]:
+    """Chain to ``root``, ECDSA signature over SHA-256 of the document; the general GOP information."""
+    if sei.signature is None:
+        raise ValueError("the SEI carries no signature")
+    certificates = sei.tags.get(6)
+    if certificates is None or certificates[:2] != b"\x01\x00":
+        raise ValueError("no manufacturer certificate chain in the SEI")
+    chain = x509.load_pem_x509_certificates(certificates[2:])
     for cert, issuer in zip(chain, [*chain[1:], root], strict=True):
         cert.verify_directly_issued_by(issuer)
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise ValueError(f"certificate {cert.subject.rfc4514_string()} is not valid now")
-    kind = GOP_PAYLOAD_TYPE.encode()
-    message = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
     key = chain[0].public_key()
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        key.verify(signature, message)
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
-    else:
-        raise ValueError(f"unexpected signing key {type(key).__name__}")
-    result: dict[str, Any] = json.loads(payload)
-    return result
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError(f"signing key is {type(key).__name__}, not ECDSA")
+    key.verify(sei.signature, hashlib.sha256(sei.document).digest(), ec.ECDSA(Prehashed(hashes.SHA256())))
+    general = sei.tags.get(1)
+    if general is None or general[0] != 2 or len(general) != 27 + 64:
+        raise ValueError("general GOP information is not version 2 with SHA-256 hashes")
+    return {"counter": int.from_bytes(general[21:25], "big"), "count": int.from_bytes(general[25:27], "big"),
+            "gop_hash": general[27:59], "linked": general[59:91]}
 
 
-def _gops(nals: list[bytes]) -> list[tuple[list[bytes], bytes | None]]:
-    """(NAL units without signing SEIs, the signing envelope in it) per GOP; GOPs open at SPS + IDR."""
-    gops: list[tuple[list[bytes], bytes | None]] = []
-    lead: list[bytes] = []
-    signature: bytes | None = None
+def _gop_hashes(nals: list[bytes]) -> list[bytes]:
+    """The linked hashes of a GOP's slices: the IDR's primary slice is the anchor, the rest SHA-256(anchor || H)."""
+    anchor: bytes | None = None
+    out: list[bytes] = []
     for nal in nals:
-        envelope = _signing_envelope(nal)
-        if envelope is not None:
-            signature = envelope
+        kind = nal[0] & 0x1F
+        if kind not in (1, 5):
+            continue
+        digest = hashlib.sha256(nal.rstrip(b"\x00")).digest()
+        if anchor is None:
+            anchor = digest
+            out.append(digest)
+        else:
+            out.append(hashlib.sha256(anchor + digest).digest())
+    return out
+
+
+def _gops(nals: list[bytes]) -> list[tuple[list[bytes], _SigningSei | str | None]]:
+    """(NAL units without signing SEIs, the signing SEI in the GOP's first access unit) per GOP.
+
+    GOPs open at SPS + IDR; the SEI there signs the GOP before. A malformed one is its error text.
+    """
+    gops: list[tuple[list[bytes], _SigningSei | str | None]] = []
+    lead: list[bytes] = []
+    signature: _SigningSei | str | None = None
+    for nal in nals:
+        try:
+            sei = _signing_sei(nal)
+        except (ValueError, IndexError) as exc:
+            signature = str(exc) or type(exc).__name__
+            continue
+        if sei is not None:
+            signature = sei
             continue
         kind = nal[0] & 0x1F
         if kind not in (1, 5):
@@ -502,6 +562,40 @@ def _gops(nals: list[bytes]) -> list[tuple[list[bytes], bytes | None]]:
             gops[-1][0].extend([*lead, nal])
         lead = []
     return gops
+
+
+def _check_signed_gops(
+    gops: list[tuple[list[bytes], _SigningSei | str | None]], root: x509.Certificate, now: datetime
+) -> tuple[int, list[str]]:
+    """How many GOPs' signatures were checked, and what was wrong (the SEI in GOP *i* signs GOP *i - 1*)."""
+    signed = [(i, sig) for i, (_, sig) in enumerate(gops) if sig is not None]
+    problems: list[str] = []
+    checked = 0
+    anchors: dict[int, bytes] = {}
+    counter: int | None = None  # of the SEI before, when it verified
+    for index, sei in signed:
+        if index == 0:
+            continue  # it signs a GOP before the probe joined
+        try:
+            if isinstance(sei, str):
+                raise ValueError(sei)
+            claim = _verify_sei(sei, root, now)
+        except (ValueError, KeyError, TypeError, IndexError, InvalidSignature) as exc:
+            problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
+            continue
+        if counter is not None and claim["counter"] != counter + 1:
+            problems.append(msg("GOP {index}: SEI counter {counter} does not follow {previous}",
+                                index=index - 1, counter=claim["counter"], previous=counter))
+        counter = claim["counter"]
+        covered = _gop_hashes(gops[index - 1][0])
+        if covered:
+            anchors[index - 1] = covered[0]
+        if len(covered) != claim["count"] or hashlib.sha256(b"".join(covered)).digest() != claim["gop_hash"]:
+            problems.append(msg("GOP {index}: NAL hashes differ from the signed ones", index=index - 1))
+        elif index - 2 in anchors and claim["linked"] != anchors[index - 2]:
+            problems.append(msg("GOP {index}: not linked to the GOP before it", index=index - 1))
+        checked += 1
+    return checked, problems
 
 
 @register("RTSP-05", budget=10, order=12, requires=("interface:rtsp",))
@@ -545,20 +639,7 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
         return [failed("a", msg("no signing SEI in {n_gops} GOPs of {path}", n_gops=len(gops), path=path), ev), failed("b", msg("the stream is not signed"), ev)]
     a = passed("a", msg("{n_signed} signing SEIs in {n_gops} GOPs", n_signed=len(signed), n_gops=len(gops)), ev)
     root = x509.load_pem_x509_certificate(open(ctx.options.ca_file, "rb").read())  # noqa: SIM115
-    now = datetime.now(UTC)
-    checked, problems = 0, []
-    for index, envelope in signed:
-        if index == 0:
-            continue  # it signs a GOP before the probe joined
-        try:
-            payload = _verify_envelope(envelope, root, now)
-        except (ValueError, KeyError, TypeError, InvalidSignature) as exc:
-            problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
-            continue
-        covered = [hashlib.sha256(n).hexdigest() for n in gops[index - 1][0]]
-        if covered != payload.get("nal_hashes"):
-            problems.append(msg("GOP {index}: NAL hashes differ from the signed ones", index=index - 1))
-        checked += 1
+    checked, problems = _check_signed_gops(gops, root, datetime.now(UTC))
     ev_b = _evidence("signed GOPs checked", checked=checked, problems=problems)
     if problems:
         return [a, failed("b", joined(problems[:5]), ev_b)]

@@ -94,18 +94,24 @@ def build_streams(
         raise ConfigError("RTSP session caps must satisfy 1 <= --rtsp-max-sessions-per-client <= --rtsp-max-sessions <= 1024")
     if not 5.0 <= args.rtsp_session_timeout <= 3600.0:
         raise ConfigError(f"--rtsp-session-timeout {args.rtsp_session_timeout} must be 5..3600 seconds")
+    from ..stream.signing import StreamSigner
     from ..stream.sources import parse_source_spec
     from .media import H264Stream, MjpegStream
     from .mediasign import GopSigner
 
     spec = parse_source_spec(args.stream_source)
-    signer = pipeline.signer
     flaws: UnsafeFlaws = args.flaws
     factory = None
-    if signer is not None and "unsigned-stream" not in flaws:
+    if "unsigned-stream" not in flaws:
+        # ONVIF Media Signing: ECDSA P-256 whatever --stream-signing says (its validators verify
+        # with EVP_PKEY_verify on a SHA-256 digest, which Ed25519 does not do).
+        signer = StreamSigner.from_identity_dir(
+            handoff.data_dir / "identity", algorithm="ecdsa-p256-sha256", device=handoff.identity.serial
+        )
+        version = handoff.firmware.version
+
         def factory() -> GopSigner:
-            assert signer is not None
-            return GopSigner(signer, session=os.urandom(16))
+            return GopSigner(signer, firmware_version=version)
     fps = spec.fps if spec.kind == "synthetic" else 15.0
     return {
         H264_PATH: H264Stream(

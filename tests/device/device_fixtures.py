@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import os
 import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,8 @@ class PKI:
     chain90_pem: bytes  # leaf (90 days, for Mozilla "modern") + device CA
     stream_key_pem: bytes  # Ed25519 stream-signing key
     stream_pem: bytes  # its certificate + device CA
+    stream_p256_key_pem: bytes  # ECDSA P-256 stream-signing key (ONVIF Media Signing of H.264)
+    stream_p256_pem: bytes  # its certificate + device CA
 
 
 def _pem(cert: Any) -> bytes:
@@ -108,7 +111,16 @@ def device_pki() -> PKI:
         serial=SERIAL, public_key=stream_key.public_key(), device_ca_key=ca_key,
         device_ca_cert=ca, now=NOW_DT - dt.timedelta(days=1),
     )
+    stream_p256_key = ec.generate_private_key(ec.SECP256R1())
+    stream_p256_cert = pki.issue_stream_certificate(
+        serial=SERIAL, public_key=stream_p256_key.public_key(), device_ca_key=ca_key,
+        device_ca_cert=ca, now=NOW_DT - dt.timedelta(days=1),
+    )
     return PKI(
+        stream_p256_key_pem=stream_p256_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        stream_p256_pem=_pem(stream_p256_cert) + _pem(ca),
         stream_key_pem=stream_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
@@ -217,6 +229,9 @@ def make_handoff(state_dir: Path, device_pki: PKI, initial_hash: str, *, tls90: 
     (identity_dir / "stream.key.pem").write_bytes(device_pki.stream_key_pem)
     os.chmod(identity_dir / "stream.key.pem", 0o600)
     (identity_dir / "stream.pem").write_bytes(device_pki.stream_pem)
+    (identity_dir / "stream-p256.key.pem").write_bytes(device_pki.stream_p256_key_pem)
+    os.chmod(identity_dir / "stream-p256.key.pem", 0o600)
+    (identity_dir / "stream-p256.pem").write_bytes(device_pki.stream_p256_pem)
     uds = os.urandom(32)
     bl_digest = hashlib.sha256(b"test bootloader").digest()
     fw_digest = hashlib.sha256(b"test firmware").digest()
@@ -363,3 +378,26 @@ async def device(start_device: StartDevice) -> RunningDevice:
     result: RunningDevice = await start_device()
     return result
 
+
+
+OMS_REFERENCE = Path(__file__).resolve().parents[1] / "third_party" / "media-signing-framework" / "lib"
+
+
+@pytest.fixture(scope="session")
+def oms_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ONVIF's reference Media Signing signer and validator (tests/third_party), built with gcc.
+
+    tests/device/interop/oms_tool.c drives it; `.ci/system-deps.sh` installs gcc and libssl-dev.
+    """
+    out = tmp_path_factory.mktemp("oms") / "oms_tool"
+    sources = [
+        Path(__file__).parent / "interop" / "oms_tool.c",
+        *sorted((OMS_REFERENCE / "src").glob("*.c")),
+        OMS_REFERENCE / "plugins" / "unthreaded-signing" / "plugin.c",
+    ]
+    result = subprocess.run(
+        ["gcc", "-O1", "-w", "-o", str(out), *map(str, sources), f"-I{OMS_REFERENCE / 'src'}", "-lcrypto"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return out

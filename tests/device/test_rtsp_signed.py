@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from device_fixtures import NEW_PASSWORD
+from device_fixtures import NEW_PASSWORD, SERIAL
 from rtsp_fixtures import root_file, rtsp_args, rtsp_extensions, run, server_of, streams_json
 
-from device.rtsp.mediasign import split_gops
 from device.rtsp.rtp import annexb, split_annexb
 
 REFCAM = [sys.executable, "-m", "refcam.cli"]
@@ -35,7 +34,7 @@ async def _verify(path: Path, root: Path) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-async def test_recorded_signed_h264_verifies_and_tampering_is_named(start_device, handoff, device_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_recorded_signed_h264_verifies_and_tampering_is_named(start_device, handoff, device_pki, oms_tool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out, root = await _record(start_device, handoff, device_pki, tmp_path)
     probe = await run("ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(out))
     (video,) = streams_json(probe)
@@ -43,12 +42,16 @@ async def test_recorded_signed_h264_verifies_and_tampering_is_named(start_device
     code, text = await _verify(out, root)
     assert code == 0, text
     assert "GOP 1: authentic" in text and "verdict: authentic" in text
+    assert f"signed by serial {SERIAL}" in text
+    # ONVIF's reference validator agrees: authentic, provenance proven to the manufacturer root
+    reference = await run(str(oms_tool), "validate", str(root), str(out))
+    summary = reference.stdout.splitlines()[-1]
+    assert "authenticity=4 provenance=3" in summary and f"serial={SERIAL}" in summary, reference.stdout
 
     nals = split_annexb(out.read_bytes())
-    gops = split_gops(nals)
-    assert len(gops) >= 4, text
-    # cut GOP at index 2 out of the file
     starts = _gop_nal_starts(nals)
+    assert len(starts) >= 4, text
+    # cut GOP at index 2 out of the file
     cut = nals[: starts[2]] + nals[starts[3] :]
     cut_file = tmp_path / "cut.h264"
     cut_file.write_bytes(annexb(cut))

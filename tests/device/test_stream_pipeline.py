@@ -335,6 +335,8 @@ def test_device_options_build_a_signed_masked_pipeline(handoff: Any, device_pki:
         build_pipeline(parser.parse_args(["--stream-source", "webcam:0"]), handoff)
     with pytest.raises(MaskError, match="is not X,Y,W,H"):
         build_pipeline(parser.parse_args(["--stream-mask", "everything"]), handoff)
+    assert build_pipeline(parser.parse_args(["--stream-signing", "ecdsa-p256-sha256"]), handoff) is not None
+    (identity / "stream-p256.key.pem").unlink()
     with pytest.raises(SigningKeyError, match="cannot load stream signing identity"):
         build_pipeline(parser.parse_args(["--stream-signing", "ecdsa-p256-sha256"]), handoff)
     assert build_pipeline(parser.parse_args(["--stream-source", "none"]), handoff) is None

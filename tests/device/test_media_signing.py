@@ -236,3 +236,16 @@ def test_parse_sei_on_hostile_bytes_raises_only_media_error(tail: bytes) -> None
             for name in ("general", "hash_list", "vendor", "certificate_chain", "hash_oid"):
                 with contextlib.suppress(MediaError):  # anything else escapes and fails the test
                     getattr(sei, name)
+
+
+def test_verify_names_every_mutation_of_a_signing_sei(device_pki, units, p256) -> None:  # type: ignore[no-untyped-def]
+    """Any byte of an SEI changed, or the SEI cut short: a verdict for every GOP, never an exception."""
+    nals = _signed(units, p256)[:80]
+    at = next(i for i, n in enumerate(nals) if parse_sei(n) is not None)
+    root = x509.load_pem_x509_certificate(device_pki.root_pem)
+    sei = nals[at]
+    for offset in range(1, len(sei), 7):
+        for variant in (sei[:offset] + bytes([sei[offset] ^ 0x5A]) + sei[offset + 1 :], sei[:offset]):
+            report = verify_h264(annexb([*nals[:at], variant, *nals[at + 1 :]]), trust_root=root,
+                                 now=datetime.now(UTC))
+            assert report.gops and report.verdict in ("authentic", "not_authentic"), offset

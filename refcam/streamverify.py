@@ -1107,6 +1107,7 @@ def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> 
     gops: list[_RecordedGop] = []
     certificates: bytes | None = None  # from a certificate SEI, for SEIs that carry no chain
     signer: str | None = None
+    seen: set[bytes] = set()  # documents of the SEIs read: a camera may send each twice
     for nal in split_annexb(data):
         try:
             sei = parse_sei(nal)
@@ -1118,8 +1119,9 @@ def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> 
             if sei.certificate_sei:
                 certificates = sei.certificate_chain or certificates
                 continue
-            if not gops:
-                continue  # it signs a GOP before the recording started
+            if not gops or sei.document in seen:
+                continue  # it signs a GOP before the recording started, or repeats one (redundancy)
+            seen.add(sei.document)
             target = _signed_gop(gops, sei)
             try:
                 target.claims.append(_verify_sei(sei, trust, certificates))
@@ -1162,19 +1164,26 @@ class _Claim:
 
 
 def _signed_gop(gops: list[_RecordedGop], sei: MediaSigningSei) -> _RecordedGop:
-    """The GOP an SEI signs: the open one (SEI before the next IDR, as refcam and the reference place it),
-    or the one before it if the SEI came late (after the next IDR) and its GOP hash says so."""
+    """The GOP an SEI signs: the open one (the SEI comes before the next IDR, as refcam and the
+    reference place it), or the one before it when that is still unsigned and the SEI came late
+    (after the next IDR, which the specification allows): told by the GOP hash, else by the count."""
+    from device.rtsp.errors import MediaError
+
     current = gops[-1]
     if len(gops) < 2 or gops[-2].claims:
         return current
-    from device.rtsp.errors import MediaError
-
     try:
         info = sei.general
     except MediaError:  # reported against the open GOP when it is verified
         return current
-    if info is not None and info.gop_hash == gops[-2].hasher.gop_hash() and info.gop_hash != current.hasher.gop_hash():
-        return gops[-2]
+    if info is None:
+        return current
+    previous = gops[-2]
+    for gop in (current, previous):
+        if info.gop_hash == gop.hasher.gop_hash() and info.nal_count == len(gop.hasher.hashes):
+            return gop
+    if info.nal_count == len(previous.hasher.hashes) != len(current.hasher.hashes):
+        return previous
     return current
 
 

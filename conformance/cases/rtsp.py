@@ -534,67 +534,103 @@ def _gop_hashes(nals: list[bytes]) -> list[bytes]:
     return out
 
 
-def _gops(nals: list[bytes]) -> list[tuple[list[bytes], _SigningSei | str | None]]:
-    """(NAL units without signing SEIs, the signing SEI in the GOP's first access unit) per GOP.
+Gop = tuple[list[bytes], list[_SigningSei | str]]
 
-    GOPs open at SPS + IDR; the SEI there signs the GOP before. A malformed one is its error text.
+
+def _gops(nals: list[bytes]) -> list[Gop]:
+    """(NAL units without signing SEIs, the signing SEIs found in it) per GOP; a malformed SEI is its error text.
+
+    GOPs open at SPS + IDR. An SEI in the access unit that opens a GOP (after
+    the parameter sets, before the IDR: the specification's ``SIPPPP``) or
+    later in it (``IPSPPP``, a camera that signs asynchronously) is found in
+    that GOP and signs the GOP before; one placed at the very end of a GOP,
+    before the next parameter sets, signs its own. :func:`_check_signed_gops`
+    tells which by the GOP hash.
     """
-    gops: list[tuple[list[bytes], _SigningSei | str | None]] = []
+    gops: list[Gop] = []
     lead: list[bytes] = []
-    signature: _SigningSei | str | None = None
+    pending: list[_SigningSei | str] = []  # read in the lead of the GOP about to open
     for nal in nals:
         try:
-            sei = _signing_sei(nal)
+            sei: _SigningSei | str | None = _signing_sei(nal)
         except (ValueError, IndexError) as exc:
-            signature = str(exc) or type(exc).__name__
-            continue
+            sei = str(exc) or type(exc).__name__
         if sei is not None:
-            signature = sei
+            (pending if lead or not gops else gops[-1][1]).append(sei)
             continue
         kind = nal[0] & 0x1F
         if kind not in (1, 5):
             lead.append(nal)
             continue
         if kind == 5 and any(n[0] & 0x1F == 7 for n in lead):
-            gops.append(([], signature))
-            signature = None
+            gops.append(([], pending))
+            pending = []
+        elif pending and gops:
+            gops[-1][1].extend(pending)  # an SEI among non-VCL units inside a GOP
+            pending = []
         if gops:
             gops[-1][0].extend([*lead, nal])
         lead = []
     return gops
 
 
-def _check_signed_gops(
-    gops: list[tuple[list[bytes], _SigningSei | str | None]], root: x509.Certificate, now: datetime
-) -> tuple[int, list[str]]:
-    """How many GOPs' signatures were checked, and what was wrong (the SEI in GOP *i* signs GOP *i - 1*)."""
-    signed = [(i, sig) for i, (_, sig) in enumerate(gops) if sig is not None]
+def _digest_of(covered: list[bytes]) -> bytes:
+    return hashlib.sha256(b"".join(covered)).digest()
+
+
+def _check_signed_gops(gops: list[Gop], root: x509.Certificate, now: datetime) -> tuple[int, list[str]]:
+    """How many GOPs' signatures were checked, and what was wrong.
+
+    An SEI found in GOP *i* signs GOP *i - 1*, or GOP *i* itself when its GOP
+    hash says so (an SEI at the end of the GOP it signs). One in the first GOP
+    that signs neither signs a GOP before the probe joined. A repeated SEI
+    (the same document, sent twice for redundancy) is checked once.
+    """
+    hashes = [_gop_hashes(nals) for nals, _ in gops]
     problems: list[str] = []
     checked = 0
     anchors: dict[int, bytes] = {}
     counter: int | None = None  # of the SEI before, when it verified
-    for index, sei in signed:
-        if index == 0:
-            continue  # it signs a GOP before the probe joined
-        try:
-            if isinstance(sei, str):
-                raise ValueError(sei)
-            claim = _verify_sei(sei, root, now)
-        except (ValueError, KeyError, TypeError, IndexError, InvalidSignature) as exc:
-            problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
-            continue
-        if counter is not None and claim["counter"] != counter + 1:
-            problems.append(msg("GOP {index}: SEI counter {counter} does not follow {previous}",
-                                index=index - 1, counter=claim["counter"], previous=counter))
-        counter = claim["counter"]
-        covered = _gop_hashes(gops[index - 1][0])
-        if covered:
-            anchors[index - 1] = covered[0]
-        if len(covered) != claim["count"] or hashlib.sha256(b"".join(covered)).digest() != claim["gop_hash"]:
-            problems.append(msg("GOP {index}: NAL hashes differ from the signed ones", index=index - 1))
-        elif index - 2 in anchors and claim["linked"] != anchors[index - 2]:
-            problems.append(msg("GOP {index}: not linked to the GOP before it", index=index - 1))
-        checked += 1
+    seen: set[bytes] = set()
+    for index, (_, seis) in enumerate(gops):
+        for sei in seis:
+            if isinstance(sei, _SigningSei):
+                if sei.document in seen:
+                    continue
+                seen.add(sei.document)
+            try:
+                if isinstance(sei, str):
+                    raise ValueError(sei)
+                claim = _verify_sei(sei, root, now)
+            except (ValueError, KeyError, TypeError, IndexError, InvalidSignature) as exc:
+                if index > 0:
+                    problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
+                continue
+
+            def signs(target: int, claim: dict[str, Any] = claim) -> bool:
+                covered = hashes[target]
+                return bool(len(covered) == claim["count"] and _digest_of(covered) == claim["gop_hash"])
+
+            complete = index < len(gops) - 1  # the last GOP read may be cut short
+            if index > 0 and signs(index - 1):
+                target = index - 1
+            elif complete and signs(index):
+                target = index
+            elif index == 0:
+                continue  # it signs a GOP before the probe joined
+            else:
+                target = index - 1
+            if counter is not None and claim["counter"] != counter + 1:
+                problems.append(msg("GOP {index}: SEI counter {counter} does not follow {previous}",
+                                    index=target, counter=claim["counter"], previous=counter))
+            counter = claim["counter"]
+            if hashes[target]:
+                anchors[target] = hashes[target][0]
+            if not signs(target):
+                problems.append(msg("GOP {index}: NAL hashes differ from the signed ones", index=target))
+            elif target - 1 in anchors and claim["linked"] != anchors[target - 1]:
+                problems.append(msg("GOP {index}: not linked to the GOP before it", index=target))
+            checked += 1
     return checked, problems
 
 
@@ -633,7 +669,7 @@ def rtsp_stream_signed(ctx: ProbeContext) -> list[UnitResult]:
         client.close()
     nals = _depacketise([packet for channel, packet in media if channel == 0])
     gops = _gops(nals)
-    signed = [(i, sig) for i, (_, sig) in enumerate(gops) if sig is not None]
+    signed = [sei for _, seis in gops for sei in seis]
     ev = _evidence("H.264 stream read", nal_units=len(nals), gops=len(gops), signing_seis=len(signed))
     if not signed:
         return [failed("a", msg("no signing SEI in {n_gops} GOPs of {path}", n_gops=len(gops), path=path), ev), failed("b", msg("the stream is not signed"), ev)]

@@ -84,3 +84,34 @@ def test_another_root_and_a_broken_sei_are_refused(stream) -> None:  # type: ign
     broken[sei_at] = nals[sei_at][:40]  # cut inside its TLVs
     _, problems = rtsp._check_signed_gops(rtsp._gops(broken), root, NOW)
     assert problems and "does not verify" in problems[0]
+
+
+def _moved_seis(nals: list[bytes], *, after: int) -> list[bytes]:
+    """Each signing SEI moved ``after`` slices later (a camera that signs asynchronously: IPSPPP)."""
+    out: list[bytes] = []
+    waiting: list[bytes] = []
+    slices = 0
+    for nal in nals:
+        if rtsp._signing_sei(nal) is not None:
+            waiting.append(nal)
+            slices = 0
+            continue
+        out.append(nal)
+        if nal[0] & 0x1F in (1, 5):
+            slices += 1
+            if waiting and slices >= after:
+                out += waiting
+                waiting = []
+    return out + waiting
+
+
+def test_late_and_repeated_seis_are_read_as_the_specification_allows(stream) -> None:  # type: ignore[no-untyped-def]
+    root, nals = stream
+    late = _moved_seis(nals, after=3)
+    assert (rtsp._check_signed_gops(rtsp._gops(late), root, NOW)) == (4, [])
+    doubled = [m for n in nals for m in ((n, n) if rtsp._signing_sei(n) is not None else (n,))]
+    assert (rtsp._check_signed_gops(rtsp._gops(doubled), root, NOW)) == (4, [])
+    index = _slice_in(late, 1)
+    late[index] = late[index][:-3] + bytes([late[index][-3] ^ 0x10]) + late[index][-2:]
+    _, problems = rtsp._check_signed_gops(rtsp._gops(late), root, NOW)
+    assert problems == ["GOP 1: NAL hashes differ from the signed ones"], problems

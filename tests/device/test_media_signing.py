@@ -249,3 +249,22 @@ def test_verify_names_every_mutation_of_a_signing_sei(device_pki, units, p256) -
             report = verify_h264(annexb([*nals[:at], variant, *nals[at + 1 :]]), trust_root=root,
                                  now=datetime.now(UTC))
             assert report.gops and report.verdict in ("authentic", "not_authentic"), offset
+
+
+def test_verify_reads_late_and_repeated_seis(device_pki, units, p256) -> None:  # type: ignore[no-untyped-def]
+    """The specification lets a camera add the SEI later in the next GOP (IPSPPP), or send it twice."""
+    signed = _signed(units, p256)
+    late: list[bytes] = []
+    waiting: list[bytes] = []
+    for nal in signed:
+        if parse_sei(nal) is not None:
+            waiting.append(nal)
+            continue
+        late.append(nal)
+        if waiting and nal[0] & 0x1F == 1:  # after the IDR and the first P slice of the next GOP
+            late += waiting + waiting
+            waiting = []
+    report = _verify(late, device_pki)
+    assert [g.status for g in report.gops] == ["authentic"] * 3 + ["unsigned"], report.gops
+    changed = _verify(_changed(late, 1), device_pki)
+    assert [g.status for g in changed.gops] == ["authentic", "tampered", "authentic", "unsigned"], changed.gops

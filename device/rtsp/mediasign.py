@@ -419,10 +419,6 @@ class GopSigner:
         self._previous_anchor = bytes(HASH_SIZE)
         self._start_ts = 0
 
-    @property
-    def gop(self) -> int:
-        return self.counter
-
     def add_access_unit(self, nals: list[bytes], *, key: bool, capture_wall_ns: int = 0) -> list[bytes]:
         out = nals
         at = next((i for i, n in enumerate(nals) if opens_gop(n)), None)

@@ -72,6 +72,7 @@ Example::
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import json
 import struct
@@ -1117,7 +1118,9 @@ def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> 
             continue
         if sei is not None:
             if sei.certificate_sei:
-                certificates = sei.certificate_chain or certificates
+                # Only a source of certificates: each is verified to the root when an SEI uses it.
+                with contextlib.suppress(MediaError):  # a malformed one supplies none
+                    certificates = sei.certificate_chain or certificates
                 continue
             if not gops or sei.document in seen:
                 continue  # it signs a GOP before the recording started, or repeats one (redundancy)

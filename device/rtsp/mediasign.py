@@ -385,8 +385,9 @@ def verify_sei_signature(sei: MediaSigningSei, public_key: ec.EllipticCurvePubli
     public_key.verify(sei.signature, document_digest(sei), ec.ECDSA(Prehashed(hashes.SHA256())))
 
 
-def build_sei(tlvs: bytes, key: ec.EllipticCurvePrivateKey, *, reserved: int = RESERVED_EPB_BEFORE_SIGNING) -> bytes:
+def build_sei(tlvs: bytes, key: ec.EllipticCurvePrivateKey, *, certificate_sei: bool = False) -> bytes:
     """A signed SEI NAL unit (emulation prevention applied) around ``tlvs``; the document is signed as sent."""
+    reserved = RESERVED_EPB_BEFORE_SIGNING | (RESERVED_CERTIFICATE_SEI if certificate_sei else 0)
     signature_tlv_size = 3 + 1 + 2 + MAX_SIGNATURE_SIZE
     payload_size = 16 + 1 + len(tlvs) + signature_tlv_size
     body = bytes((USER_DATA_UNREGISTERED,)) + _ff_coded(payload_size) + ONVIF_UUID + bytes((reserved,)) + tlvs

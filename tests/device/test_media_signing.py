@@ -31,6 +31,7 @@ from device.rtsp.mediasign import (
     HASH_SIZE,
     ONVIF_UUID,
     RESERVED_EPB_BEFORE_SIGNING,
+    TAG_CERTIFICATES,
     TAG_GENERAL,
     TAG_HASH_LIST,
     GopInfo,
@@ -268,3 +269,12 @@ def test_verify_reads_late_and_repeated_seis(device_pki, units, p256) -> None:  
     assert [g.status for g in report.gops] == ["authentic"] * 3 + ["unsigned"], report.gops
     changed = _verify(_changed(late, 1), device_pki)
     assert [g.status for g in changed.gops] == ["authentic", "tampered", "authentic", "unsigned"], changed.gops
+
+
+def test_a_malformed_certificate_sei_is_no_chain_and_no_crash(device_pki, units, p256) -> None:  # type: ignore[no-untyped-def]
+    key = p256.key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    broken = build_sei(bytes((TAG_CERTIFICATES,)) + b"\x00\x01\x07", key, certificate_sei=True)
+    signed = _signed(units, p256)
+    report = _verify([broken, *signed], device_pki)
+    assert [g.status for g in report.gops] == ["authentic"] * 3 + ["unsigned"], report.gops

@@ -115,6 +115,7 @@ _UDS_BASE = _offset + 2
 _UDS_LOCK_BIT = _UDS_BASE + UDS_BYTES * 8
 FUSE_BITS = _UDS_LOCK_BIT + 1
 FUSE_BYTES = (FUSE_BITS + 7) // 8
+_BIT_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
 
 _OTP_MAGIC = b"refcam-otp/1\n"
 
@@ -259,13 +260,12 @@ class OTPFuses:
 
     def read(self) -> FuseState:
         bitmap = self._storage.load()
+        bits = int.from_bytes(bitmap, "little")  # bit i of the bank is bit i of this integer
 
         def bits_to_bytes(base: int, count: int) -> bytes:
-            out = bytearray(count)
-            for i in range(count * 8):
-                if self._bit(bitmap, base + i):
-                    out[i // 8] |= 0x80 >> (i % 8)
-            return bytes(out)
+            # fuse bit base + 8j + k is bit 7 - k of byte j (most significant first)
+            field = (bits >> base) & ((1 << count * 8) - 1)
+            return field.to_bytes(count, "little").translate(_BIT_REVERSED)
 
         rot_keys: list[bytes | None] = []
         revoked: list[bool] = []
@@ -275,7 +275,7 @@ class OTPFuses:
             rot_keys.append(bits_to_bytes(base, ROT_HASH_BYTES) if programmed else None)
             revoked.append(self._bit(bitmap, base + ROT_HASH_BYTES * 8 + 1))
         counters = {
-            name: sum(self._bit(bitmap, _COUNTER_OFFSET[name] + i) for i in range(size))
+            name: ((bits >> _COUNTER_OFFSET[name]) & ((1 << size) - 1)).bit_count()
             for name, size in COUNTER_BITS.items()
         }
         return FuseState(

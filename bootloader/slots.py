@@ -58,6 +58,7 @@ from common.verify import (
 )
 
 SLOTS: tuple[Slot, Slot] = ("a", "b")
+_ERASE_CHECK_BYTES = 256 * 1024  # how much of a slot's blank tail is read in one go
 
 
 def is_erased(data: bytes) -> bool:
@@ -203,9 +204,16 @@ class SlotWriter:
             self._buffer.clear()
         self._finished = True
         first_free = -(-length // self._sector)
-        for sector in range(first_free, self._size // self._sector):
-            if not is_erased(self._flash.read(self._partition, sector * self._sector, self._sector)):
-                self._flash.erase(self._partition, sector)
+        sectors = self._size // self._sector
+        run = max(1, _ERASE_CHECK_BYTES // self._sector)  # sectors read at once; most are blank
+        for first in range(first_free, sectors, run):
+            count = min(run, sectors - first)
+            cells = self._flash.read(self._partition, first * self._sector, count * self._sector)
+            if is_erased(cells):
+                continue
+            for index in range(count):
+                if not is_erased(cells[index * self._sector : (index + 1) * self._sector]):
+                    self._flash.erase(self._partition, first + index)
         self.durable = length
         if self._sha is not None:
             if self._covered is not None and self._covered_digest is None and self._hashed == self._covered:

@@ -96,6 +96,35 @@ def test_range_requests_return_206_with_the_requested_bytes(vendor: Vendor) -> N
         assert tail.read_body == data[-5:]  # type: ignore[attr-defined]
 
 
+def test_metadata_validators_match_between_plain_and_conditional_requests(vendor: Vendor) -> None:
+    """A plain GET of small metadata is answered without FileResponse; its ETag and
+    Last-Modified must still be what a conditional request is judged against."""
+    metadata = vendor.repo_dir / "metadata"
+    big = metadata / "9.big.json"  # past SMALL_FILE: the FileResponse path
+    big.write_bytes(b"[" + b"0," * 70_000 + b"0]")
+    with update_server(vendor) as url:
+        for name in ("timestamp.json", "9.big.json"):
+            plain = get(vendor, url, f"/metadata/{name}")
+            assert plain.status == 200
+            assert plain.read_body == (metadata / name).read_bytes()  # type: ignore[attr-defined]
+            assert plain.getheader("Content-Type") == "application/json"
+            etag, modified = plain.getheader("ETag"), plain.getheader("Last-Modified")
+            assert etag and modified
+            assert get(vendor, url, f"/metadata/{name}", {"If-None-Match": etag}).status == 304
+            assert get(vendor, url, f"/metadata/{name}", {"If-Modified-Since": modified}).status == 304
+            assert get(vendor, url, f"/metadata/{name}", {"If-Match": '"other"'}).status == 412
+        # a new version of the file (atomic replace, as the repository writes) has new validators
+        timestamp = metadata / "timestamp.json"
+        before = get(vendor, url, "/metadata/timestamp.json").getheader("ETag")
+        replacement = metadata / ".timestamp.json.new"
+        replacement.write_bytes(timestamp.read_bytes() + b" ")
+        replacement.replace(timestamp)
+        after = get(vendor, url, "/metadata/timestamp.json")
+        assert after.getheader("ETag") != before
+        assert after.read_body == timestamp.read_bytes()  # type: ignore[attr-defined]
+        assert get(vendor, url, "/metadata/timestamp.json", {"If-None-Match": before or ""}).status == 200
+
+
 def test_configuration_and_traversal_paths_are_not_served(vendor: Vendor) -> None:
     with update_server(vendor) as url:
         for path in (

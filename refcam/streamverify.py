@@ -1108,7 +1108,7 @@ def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> 
     gops: list[_RecordedGop] = []
     certificates: bytes | None = None  # from a certificate SEI, for SEIs that carry no chain
     signer: str | None = None
-    seen: set[bytes] = set()  # documents of the SEIs read: a camera may send each twice
+    seen: set[bytes] = set()  # the SEIs read: a camera may send each twice, byte for byte
     for nal in split_annexb(data):
         try:
             sei = parse_sei(nal)
@@ -1122,9 +1122,9 @@ def verify_h264(data: bytes, *, trust_root: x509.Certificate, now: datetime) -> 
                 with contextlib.suppress(MediaError):  # a malformed one supplies none
                     certificates = sei.certificate_chain or certificates
                 continue
-            if not gops or sei.document in seen:
+            if not gops or nal in seen:
                 continue  # it signs a GOP before the recording started, or repeats one (redundancy)
-            seen.add(sei.document)
+            seen.add(nal)
             target = _signed_gop(gops, sei)
             try:
                 target.claims.append(_verify_sei(sei, trust, certificates))
@@ -1167,13 +1167,14 @@ class _Claim:
 
 
 def _signed_gop(gops: list[_RecordedGop], sei: MediaSigningSei) -> _RecordedGop:
-    """The GOP an SEI signs: the open one (the SEI comes before the next IDR, as refcam and the
-    reference place it), or the one before it when that is still unsigned and the SEI came late
-    (after the next IDR, which the specification allows): told by the GOP hash, else by the count."""
+    """The GOP an SEI signs: the open one or the one before it (the SEI comes before the next
+    IDR, as refcam and the reference place it, or after it, which the specification allows).
+    Told by the GOP hash; else, for a GOP whose bytes changed, by the NAL count when the one
+    before is still unsigned; else the open one."""
     from device.rtsp.errors import MediaError
 
     current = gops[-1]
-    if len(gops) < 2 or gops[-2].claims:
+    if len(gops) < 2:
         return current
     try:
         info = sei.general
@@ -1185,7 +1186,7 @@ def _signed_gop(gops: list[_RecordedGop], sei: MediaSigningSei) -> _RecordedGop:
     for gop in (current, previous):
         if info.gop_hash == gop.hasher.gop_hash() and info.nal_count == len(gop.hasher.hashes):
             return gop
-    if info.nal_count == len(previous.hasher.hashes) != len(current.hasher.hashes):
+    if not previous.claims and info.nal_count == len(previous.hasher.hashes) != len(current.hasher.hashes):
         return previous
     return current
 
@@ -1231,7 +1232,7 @@ def _gop_results(gops: list[_RecordedGop]) -> list[GopResult]:
     expected: int | None = None  # the counter the next recorded GOP's SEI should carry
     previous_anchor: bytes | None = None  # of the GOP recorded before, when it verified
     for gop in gops:
-        claim = gop.claims[-1] if gop.claims else None
+        claim = _decisive_claim(gop)
         anchor, previous_anchor = previous_anchor, None
         if isinstance(claim, str):
             results.append(GopResult(gop.index, None, "tampered", gop.frames, f"GOP at {gop.index}: {claim}"))
@@ -1271,6 +1272,21 @@ def _gop_results(gops: list[_RecordedGop]) -> list[GopResult]:
                                      f"GOP {number} (at {gop.index}): {_difference(hashes, claim)}"))
         expected = number + 1
     return results
+
+
+def _decisive_claim(gop: _RecordedGop) -> _Claim | str | None:
+    """What decides a GOP signed by more than one SEI: every SEI that claims it must verify
+    and agree with it. An SEI that fails (or one verified for other bytes) is not outvoted by
+    a good one beside it: a camera repeats an SEI byte for byte (read once), never differently."""
+    failed = [c for c in gop.claims if isinstance(c, str)]
+    if failed:
+        return failed[0]
+    verified = [c for c in gop.claims if isinstance(c, _Claim)]
+    if not verified:
+        return None
+    hashes = list(gop.hasher.hashes)
+    gop_hash = gop.hasher.gop_hash()
+    return next((c for c in verified if c.gop_hash != gop_hash or c.nal_count != len(hashes)), verified[0])
 
 
 def _difference(hashes: list[bytes], claim: _Claim) -> str:

@@ -584,7 +584,8 @@ def _check_signed_gops(gops: list[Gop], root: x509.Certificate, now: datetime) -
     An SEI found in GOP *i* signs GOP *i - 1*, or GOP *i* itself when its GOP
     hash says so (an SEI at the end of the GOP it signs). One in the first GOP
     that signs neither signs a GOP before the probe joined. A repeated SEI
-    (the same document, sent twice for redundancy) is checked once.
+    (the same bytes, sent twice for redundancy) is checked once; a second SEI
+    for the same document with another signature is checked too.
     """
     hashes = [_gop_hashes(nals) for nals, _ in gops]
     problems: list[str] = []
@@ -592,12 +593,14 @@ def _check_signed_gops(gops: list[Gop], root: x509.Certificate, now: datetime) -
     anchors: dict[int, bytes] = {}
     counter: int | None = None  # of the SEI before, when it verified
     seen: set[bytes] = set()
+    signed: set[bytes] = set()  # documents whose signature verified
     for index, (_, seis) in enumerate(gops):
         for sei in seis:
             if isinstance(sei, _SigningSei):
-                if sei.document in seen:
+                sent = sei.document + (sei.signature or b"")  # a repeat is byte for byte the same SEI
+                if sent in seen:
                     continue
-                seen.add(sei.document)
+                seen.add(sent)
             try:
                 if isinstance(sei, str):
                     raise ValueError(sei)
@@ -606,6 +609,9 @@ def _check_signed_gops(gops: list[Gop], root: x509.Certificate, now: datetime) -
                 if index > 0:
                     problems.append(msg("GOP {index}: signature does not verify ({value})", index=index, value=exc or type(exc).__name__))
                 continue
+            if sei.document in signed:
+                continue  # the same document signed anew: a repeat, not another GOP
+            signed.add(sei.document)
 
             def signs(target: int, claim: dict[str, Any] = claim) -> bool:
                 covered = hashes[target]

@@ -115,3 +115,15 @@ def test_late_and_repeated_seis_are_read_as_the_specification_allows(stream) -> 
     late[index] = late[index][:-3] + bytes([late[index][-3] ^ 0x10]) + late[index][-2:]
     _, problems = rtsp._check_signed_gops(rtsp._gops(late), root, NOW)
     assert problems == ["GOP 1: NAL hashes differ from the signed ones"], problems
+
+
+def test_a_forged_copy_of_an_sei_is_checked_not_taken_for_a_repeat(stream) -> None:  # type: ignore[no-untyped-def]
+    """A repeat is the same bytes; the same document with another signature is checked, so a
+    broken signature beside a good one is found in either order."""
+    root, nals = stream
+    at = [i for i, n in enumerate(nals) if rtsp._signing_sei(n) is not None][1]
+    sei = nals[at]
+    forged = sei[:-5] + bytes([sei[-5] ^ 0x01]) + sei[-4:]  # one signature byte; the stop bit kept
+    for pair in ([sei, forged], [forged, sei]):
+        _, problems = rtsp._check_signed_gops(rtsp._gops([*nals[:at], *pair, *nals[at + 1 :]]), root, NOW)
+        assert len(problems) == 1 and "signature does not verify" in problems[0], problems

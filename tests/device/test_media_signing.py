@@ -278,3 +278,34 @@ def test_a_malformed_certificate_sei_is_no_chain_and_no_crash(device_pki, units,
     signed = _signed(units, p256)
     report = _verify([broken, *signed], device_pki)
     assert [g.status for g in report.gops] == ["authentic"] * 3 + ["unsigned"], report.gops
+
+
+def _second_sei(nals: list[bytes]) -> int:
+    return [i for i, n in enumerate(nals) if parse_sei(n) is not None][1]
+
+
+def _forged(sei: bytes) -> bytes:
+    """The SEI with one byte of its signature changed (the trailing stop bit kept)."""
+    return sei[:-5] + bytes([sei[-5] ^ 0x01]) + sei[-4:]
+
+
+@pytest.mark.parametrize("order", ["forged first", "forged after"])
+def test_a_forged_sei_beside_a_good_one_is_not_outvoted(  # type: ignore[no-untyped-def]
+    oms_tool, device_pki, units, p256, order, tmp_path
+) -> None:
+    """Two different SEIs claim GOP 1, one with a broken signature: whichever comes last, the
+    GOP is not authentic (a camera repeats an SEI byte for byte, never differently). The
+    reference validator calls both streams not authentic too."""
+    nals = _signed(units, p256)
+    at = _second_sei(nals)
+    pair = [_forged(nals[at]), nals[at]] if order == "forged first" else [nals[at], _forged(nals[at])]
+    stream = [*nals[:at], *pair, *nals[at + 1 :]]
+    recording = tmp_path / "forged.264"
+    recording.write_bytes(annexb(stream))
+    _, summary = _validate(oms_tool, _root(tmp_path, device_pki), recording)
+    assert summary["authenticity"] == str(AUTHENTICITY_NOT_OK), summary
+    report = _verify(stream, device_pki)
+    statuses = [g.status for g in report.gops]
+    assert statuses == ["authentic", "tampered", "authentic", "unsigned"], report.gops
+    assert "does not verify" in report.gops[1].detail
+    assert report.verdict == "not_authentic"

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from common import listener
+
 if TYPE_CHECKING:
     from common.handoff import BootHandoff
 
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from .audit import AuditLog
     from .config import DeviceConfig
     from .credentials import CredentialStore
-    from .listener import ConnectionGuard
     from .sessions import SessionStore
 
 CONFIG_KEY: web.AppKey[DeviceConfig] = web.AppKey("refcam.config")
@@ -40,5 +41,5 @@ AUDIT_KEY: web.AppKey[AuditLog] = web.AppKey("refcam.audit")
 REBOOT_KEY: web.AppKey[asyncio.Event] = web.AppKey("refcam.reboot")
 # The authenticated caller of this request, set by access.access_middleware.
 USER_KEY: web.RequestKey[AuthenticatedUser] = web.RequestKey("refcam.user")
-# The connection guard of the HTTPS site (listener.GuardedSite): deadlines and the cap.
-CONNECTIONS_KEY: web.AppKey[ConnectionGuard] = web.AppKey("refcam.connections")
+# The connection guard of the HTTPS site (common.listener.GuardedSite): deadlines and the cap.
+CONNECTIONS_KEY = listener.CONNECTIONS_KEY

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from common.atomicfile import private_dir, write_atomic
 from common.flaws import UnsafeFlaws
+from common.listener import ConnectionLimits
 
 from .errors import ConfigError
 
@@ -52,21 +53,6 @@ class ThrottleConfig:
     source_failures: int = 20  # failures per window
     source_window: float = 60.0  # seconds
     device_cookie_max_age: float = 365 * 86400.0  # seconds a device cookie is honoured
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """Slow clients and the connection cap (``device.listener``)."""
-
-    handshake_timeout: float = 10.0  # seconds from accept to an established TLS session
-    header_timeout: float = 10.0  # seconds from the handshake to a complete request head
-    body_timeout: float = 10.0  # seconds: longest pause between body bytes (whole body without a session)
-    idle_timeout: float = 15.0  # seconds a kept-alive connection waits for its next request head
-    max_connections: int = 256  # connections, at most half the file-descriptor limit
-    per_source: int = 32  # connections from one client address
-    new_per_second: float = 10.0  # new connections a second from one address (bursts of per_source)
-    reserve: int = 16  # connections kept for new sessions once the others are busy
-    tick: float = 0.25  # seconds between deadline checks
 
 
 @dataclass(frozen=True)

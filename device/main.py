@@ -51,12 +51,12 @@ from aiohttp import web
 from common import tls
 from common.flaws import PLAINTEXT_FLAW_PORT_OFFSET, UnsafeFlaws
 from common.handoff import EXIT_REBOOT, BootHandoff
+from common.listener import GuardedSite, runner_options
 
 from . import logs
 from .appkeys import AUDIT_KEY, CLOCK_KEY, CONNECTIONS_KEY, REBOOT_KEY
 from .config import PASSWORD_POLICIES, DeviceConfig, check_update_url
 from .errors import ConfigError
-from .listener import GuardedSite, runner_options
 from .rtsp import build_streams, rtsp_extension, rtsp_options
 from .server import Extension, builtin_extensions, create_app, create_redirect_app
 from .stream import build_pipeline, stream_options

@@ -46,6 +46,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from common.handoff import BootHandoff
+from common.listener import ConnectionGuard, ConnectionLimits, connection_middleware
 from common.passwords import PasswordHashFormatError
 from common.sealedsecret import SEALED_SECRET_LABEL
 
@@ -62,7 +63,7 @@ from .appkeys import (
     USER_KEY,
 )
 from .audit import AuditLog
-from .config import ConnectionLimits, DeviceConfig, load_settings
+from .config import DeviceConfig, load_settings
 from .credentials import CredentialStore, PolicyContext
 from .errors import (
     AuditChainError,
@@ -77,7 +78,6 @@ from .errors import (
     UserError,
 )
 from .i18n import SOURCE_LANGUAGE, msg, negotiate, translate
-from .listener import ConnectionGuard, connection_middleware
 from .update.errors import UpdateError
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,11 @@ def builtin_extensions() -> list[Extension]:
     return found
 
 
+def _has_session(request: web.Request) -> bool:
+    """A logged-in caller (the access middleware set the user): its body may take its time."""
+    return request.get(USER_KEY) is not None
+
+
 def create_app(
     config: DeviceConfig,
     *,
@@ -355,7 +360,9 @@ def create_app(
         middlewares=[connection_middleware, error_middleware, access_middleware],
         client_max_size=config.api_max_body,
     )
-    app[CONNECTIONS_KEY] = ConnectionGuard(config.connections, headers=security_headers(config))
+    app[CONNECTIONS_KEY] = ConnectionGuard(
+        config.connections, headers=security_headers(config), trusted=_has_session
+    )
     app[CONFIG_KEY] = config
     app[HANDOFF_KEY] = handoff
     app[CLOCK_KEY] = clock

@@ -8,6 +8,9 @@ what a production deployment (see ``docs/UPDATES.md`` for nginx) must have:
   (:mod:`update_server.tls`); ``Strict-Transport-Security`` on every response;
 * HTTP ``Range`` for resumable downloads (aiohttp's ``FileResponse``, copying
   in chunks so a client leaving mid-download is no traceback: ``TLSFileResponse``);
+* slow clients and connection floods handled as on the camera
+  (:mod:`common.listener`: handshake, head and anonymous-body deadlines,
+  caps per address and in all), since the PSIRT intake faces anyone;
 * cache headers: ``timestamp.json`` and the ``root.json`` copy must be
   revalidated every time, every versioned or hash-prefixed file is immutable;
 * a periodic task re-signing snapshot and timestamp before they expire
@@ -42,6 +45,14 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_request import BaseRequest
 
 from common import tls as device_tls
+from common.listener import (
+    CONNECTIONS_KEY,
+    ConnectionGuard,
+    ConnectionLimits,
+    GuardedSite,
+    connection_middleware,
+    runner_options,
+)
 
 from .errors import ServerConfigError, UpdateServerError
 from .repo import TUFRepository
@@ -70,6 +81,8 @@ class UpdateServerConfig:
     refresh_interval: float = 3600.0  # seconds between re-signing checks; 0 disables
     passphrase: bytes | None = field(default=None, repr=False)  # for encrypted key files
     hsts_max_age: int = 31536000  # seconds (1 year)
+    # slow clients and the connection cap (common.listener): the PSIRT intake faces anyone
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 CONFIG_KEY = web.AppKey[UpdateServerConfig]("update_server.config")
@@ -166,11 +179,16 @@ async def target_file(request: web.Request) -> web.StreamResponse:
     )
 
 
+def security_headers(config: UpdateServerConfig) -> dict[str, str]:
+    return {
+        "Strict-Transport-Security": f"max-age={config.hsts_max_age}",
+        "X-Content-Type-Options": "nosniff",
+        "Server": "refcam-update",  # no software versions (fingerprinting)
+    }
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    config = request.app[CONFIG_KEY]
-    response.headers["Strict-Transport-Security"] = f"max-age={config.hsts_max_age}"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Server"] = "refcam-update"  # no software versions (fingerprinting)
+    response.headers.update(security_headers(request.app[CONFIG_KEY]))
 
 
 def refresh_repository(config: UpdateServerConfig, now: datetime) -> str:
@@ -227,7 +245,10 @@ def create_app(
         raise ServerConfigError(
             f"{config.repo_dir} has no metadata/timestamp.json; run 'refcam repo init' first"
         )
-    app = web.Application()
+    app = web.Application(middlewares=[connection_middleware])
+    # Deadlines and the cap apply where the app is served through a GuardedSite (run,
+    # serve_in_thread(guarded=True)); the headers also go on the parser's own 400s.
+    app[CONNECTIONS_KEY] = ConnectionGuard(config.connections, headers=security_headers(config))
     app[CONFIG_KEY] = config
     app[CLOCK_KEY] = clock
     app[REFRESH_LOG_KEY] = []
@@ -259,9 +280,9 @@ def run(config: UpdateServerConfig, *, extensions: Iterable[Extension] = ()) -> 
     app = create_app(config, extensions=extensions)
 
     async def serve() -> None:
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, keepalive_timeout=runner_options(config.connections)["keepalive_timeout"])
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
+        site = GuardedSite(runner, config.host, config.port, guard=app[CONNECTIONS_KEY], ssl_context=context)
         try:
             await site.start()
         except OSError as exc:
@@ -281,20 +302,28 @@ def run(config: UpdateServerConfig, *, extensions: Iterable[Extension] = ()) -> 
 
 @contextlib.contextmanager
 def serve_in_thread(
-    app: web.Application, *, ssl_context: ssl.SSLContext | None, host: str = "127.0.0.1"
+    app: web.Application, *, ssl_context: ssl.SSLContext | None, host: str = "127.0.0.1", guarded: bool = False
 ) -> Iterator[int]:
     """Run ``app`` on a free loopback port in a background thread; yields the port.
 
-    For synchronous callers (the TUF client, tests, benchmarks).
+    For synchronous callers (the TUF client, tests, benchmarks). ``guarded``:
+    through a :class:`GuardedSite` with the app's ``CONNECTIONS_KEY`` guard, as
+    :func:`run` serves it (slow clients cut, connections capped).
     """
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
+    guard = app[CONNECTIONS_KEY] if guarded else None
+    runner = web.AppRunner(app, **({} if guard is None else {
+        "keepalive_timeout": runner_options(guard.limits)["keepalive_timeout"]}))
     started = threading.Event()
     port_box: list[int] = []
 
     async def start() -> None:
         await runner.setup()
-        site = web.TCPSite(runner, host, 0, ssl_context=ssl_context)
+        site: web.BaseSite
+        if guard is not None:
+            site = GuardedSite(runner, host, 0, guard=guard, ssl_context=ssl_context)
+        else:
+            site = web.TCPSite(runner, host, 0, ssl_context=ssl_context)
         await site.start()
         server = site._server
         assert server is not None and isinstance(server, asyncio.base_events.Server)

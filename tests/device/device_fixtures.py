@@ -38,11 +38,11 @@ from common.handoff import (
     MeasurementEvent,
     SlotStatus,
 )
+from common.listener import GuardedSite, runner_options
 from common.passwords import hash_password, label_fold
 from common.sealedsecret import SEALED_SECRET_LABEL, seal_secret
 from device.appkeys import CONNECTIONS_KEY
 from device.config import DeviceConfig, SessionConfig, ThrottleConfig
-from device.listener import GuardedSite, runner_options
 from device.server import create_app
 
 # Real time: the TLS certificates must be valid for the real clock of the TLS client.

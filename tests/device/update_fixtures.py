@@ -137,7 +137,7 @@ def update_server(vendor: Vendor, *, repo_dir: Path | None = None) -> Iterator[s
     config = UpdateServerConfig(
         repo_dir=repo_dir or vendor.repo_dir, keys_dir=vendor.keys_dir, refresh_interval=0
     )
-    with serve_in_thread(create_app(config), ssl_context=server_context(vendor)) as port:
+    with serve_in_thread(create_app(config), ssl_context=server_context(vendor), guarded=True) as port:
         yield f"https://localhost:{port}"
 
 

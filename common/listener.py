@@ -3,7 +3,8 @@
 aiohttp alone never closes a TLS connection that is idle, that trickles its
 request head or its body, and it accepts until the process runs out of file
 descriptors (then ``accept`` fails and every client waits). A camera has a
-1024-descriptor limit, so :class:`GuardedSite` wraps each TCP connection in a
+1024-descriptor limit, and the vendor's update and PSIRT server faces anyone
+who finds it, so both serve through a :class:`GuardedSite`, which wraps each TCP connection in a
 :class:`GuardedConnection` that is counted from ``accept`` to close and goes
 through these phases, each with a deadline (:class:`ConnectionLimits`):
 
@@ -12,8 +13,9 @@ through these phases, each with a deadline (:class:`ConnectionLimits`):
                handshake (``idle_timeout`` after a previous response: keep-alive);
 ``request``    the handler runs (:func:`connection_middleware` marks it); while the
                body is not all in, a pause between body bytes longer than
-               ``body_timeout`` ends it, and a caller without a session must send
-               the whole body within ``body_timeout``.
+               ``body_timeout`` ends it, and a caller the application has not
+               authenticated (``ConnectionGuard(trusted=...)``: on the device, a
+               session) must send the whole body within ``body_timeout``.
 
 The caps: at most ``per_source`` connections from one address and
 ``max_connections`` in all (never more than half the descriptor limit). A new
@@ -21,19 +23,20 @@ connection beyond its address's cap evicts that address's oldest connection
 the client is slow with (handshake, request head, or an anonymous body still
 coming); from ``max_connections - reserve`` on, it evicts the oldest slow
 connection of the address holding the most. An address that holds a
-quarter of its cap (or any, once the device holds half of its) may open
+quarter of its cap (or any, once the server holds half of its) may open
 ``new_per_second`` connections a second (bursts of ``per_source``); beyond
 that a connection is closed at accept, before any TLS work. So clients holding or churning
 connections from a few addresses only ever push out their own, and a new admin
 session from elsewhere gets in. When every connection is busy with real work
 the last ``reserve`` slots fill, and beyond the cap a new connection is closed
-at once. (Clients sharing one address are one client to the device.) Nothing here logs per
+at once. (Clients sharing one address are one client to the server.) Nothing here logs per
 connection: closing a slow client is normal work, and counts are in
 :meth:`ConnectionGuard.stats`.
 
 Example::
 
-    guard = app[CONNECTIONS_KEY]  # made by server.create_app
+    guard = ConnectionGuard(ConnectionLimits(), trusted=lambda request: USER_KEY in request)
+    app[CONNECTIONS_KEY] = guard  # and connection_middleware first in app.middlewares
     site = GuardedSite(runner, "127.0.0.1", 8443, ssl_context=ctx, guard=guard)
     await site.start()
 """
@@ -46,6 +49,7 @@ import contextlib
 import resource
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
@@ -54,11 +58,23 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_runner import BaseRunner, BaseSite
 from aiohttp.web_server import Server
 
-from .appkeys import CONNECTIONS_KEY, USER_KEY
-from .config import ConnectionLimits
-
 Phase = Literal["handshake", "head", "request"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Slow clients and the connection cap."""
+
+    handshake_timeout: float = 10.0  # seconds from accept to an established TLS session
+    header_timeout: float = 10.0  # seconds from the handshake to a complete request head
+    body_timeout: float = 10.0  # seconds: longest pause between body bytes (whole body if not trusted)
+    idle_timeout: float = 15.0  # seconds a kept-alive connection waits for its next request head
+    max_connections: int = 256  # connections, at most half the file-descriptor limit
+    per_source: int = 32  # connections from one client address
+    new_per_second: float = 10.0  # new connections a second from one address (bursts of per_source)
+    reserve: int = 16  # connections kept for new sessions once the others are busy
+    tick: float = 0.25  # seconds between deadline checks
 
 
 def descriptor_cap(requested: int) -> int:
@@ -179,7 +195,7 @@ class GuardedConnection(asyncio.Protocol):
                 self.raw.abort()
 
     def busy(self) -> bool:
-        """Doing the device's work (the request is all in, or a logged-in caller's): not evicted.
+        """Doing the server's work (the request is all in, or a trusted caller's): not evicted.
 
         What is evicted near the cap is a connection the client is slow with: a
         handshake, a request head, or an anonymous request body still coming.
@@ -187,7 +203,7 @@ class GuardedConnection(asyncio.Protocol):
         request = self.request
         if self.phase != "request" or request is None:
             return False
-        return request.content.is_eof() or request.get(USER_KEY) is not None
+        return request.content.is_eof() or self.guard.trusted(request)
 
     def overdue(self, now: float) -> str | None:
         """Which deadline this connection missed at ``now``, if any."""
@@ -202,7 +218,7 @@ class GuardedConnection(asyncio.Protocol):
             return None  # the handler is working or streaming a response: not the client's fault
         if now - self.last_data > limits.body_timeout:
             return "body"
-        if request.get(USER_KEY) is None and now - self.since > limits.body_timeout:
+        if not self.guard.trusted(request) and now - self.since > limits.body_timeout:
             return "body"
         return None
 
@@ -216,8 +232,12 @@ class ConnectionGuard:
         *,
         headers: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
+        trusted: Callable[[web.Request], bool] = lambda request: False,
     ) -> None:
         self.limits = limits
+        # a caller the application authenticated: its body may take longer than body_timeout
+        # in all (only pauses count), and near the cap its connection is never evicted
+        self.trusted = trusted
         # on every response, parser-level errors included (which no app middleware sees)
         self.error_headers: dict[str, str] = dict(headers or {"Server": "refcam"})
         self.cap = descriptor_cap(limits.max_connections)
@@ -244,7 +264,7 @@ class ConnectionGuard:
         own = self.by_source.get(conn.source, none)
         pressed = len(own) >= max(2, self.per_source // 4) or len(self.connections) >= self.cap // 2
         if pressed and not self._take_token(conn.source):
-            self.count("rate_limited")  # closed before any TLS work: cheap for the device
+            self.count("rate_limited")  # closed before any TLS work: cheap for the server
             return False
         if len(own) >= self.per_source and not self._evict(own):
             self.count("refused")
@@ -320,6 +340,10 @@ class ConnectionGuard:
         return self.handlers.get(protocol) if protocol is not None else None
 
 
+# The guard of the app's site (GuardedSite): connection_middleware finds it here.
+CONNECTIONS_KEY: web.AppKey[ConnectionGuard] = web.AppKey("refcam.connections", ConnectionGuard)
+
+
 def _no_handler() -> asyncio.Protocol:
     raise RuntimeError("ConnectionGuard used before a site started")
 
@@ -327,7 +351,7 @@ def _no_handler() -> asyncio.Protocol:
 @web.middleware
 async def connection_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Marks the request phase of the connection (outermost middleware)."""
-    guard = request.app.get(CONNECTIONS_KEY)
+    guard = request.config_dict.get(CONNECTIONS_KEY)  # also for the routes of a sub-application
     conn = guard.connection_for(request) if guard is not None else None
     if conn is None:  # a connection not made by a GuardedSite (tests, aiohttp test client)
         return await handler(request)
@@ -341,10 +365,11 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
         conn.enter("head")
 
 
-class DeviceRequestHandler(RequestHandler):
-    """aiohttp's request handler, but a request its parser refuses gets the device's
-    answer: JSON, ``Server: refcam`` and the security headers, no parser detail, no
-    ``Python/3.x aiohttp/x.y`` (aiohttp's own 400 bypasses every app hook)."""
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's request handler, but a request its parser refuses gets the server's
+    answer: JSON, the guard's ``error_headers`` (``Server`` and the security headers),
+    no parser detail, no ``Python/3.x aiohttp/x.y`` (aiohttp's own 400 bypasses every
+    app hook)."""
 
     __slots__ = ("_refcam_headers",)
     _refcam_headers: dict[str, str]
@@ -352,7 +377,15 @@ class DeviceRequestHandler(RequestHandler):
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs it (one line, see device.logs)
+        if status < 500 and exc is not None:
+            # The client's malformed request, which anyone can send: one line, no traceback
+            # (one template, so the device's log filter counts them as one message).
+            reason = " ".join(str(exc).split())  # aiohttp's parser errors span lines
+            self.logger.warning("Error handling request from %s: %s: %s", request.remote, type(exc).__name__, reason)
+        else:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        if request.writer.output_size > 0:  # part of a response went out: the connection is broken
+            raise ConnectionError("response is sent already, cannot send the error response")
         code = {400: "bad_request", 413: "payload_too_large", 431: "headers_too_large"}.get(status, "http_error")
         text = "malformed HTTP request" if status < 500 else "internal error"
         response = web.json_response({"error": code if status < 500 else "internal", "message": text}, status=status)
@@ -362,13 +395,13 @@ class DeviceRequestHandler(RequestHandler):
 
 
 def _handler_factory(server: Server, guard: ConnectionGuard) -> Callable[[], asyncio.Protocol]:
-    """Request handlers of ``server``'s kind, as :class:`DeviceRequestHandler`."""
+    """Request handlers of ``server``'s kind, as :class:`GuardedRequestHandler`."""
     loop, kwargs = getattr(server, "_loop", None), getattr(server, "_kwargs", None)
     if loop is None or kwargs is None:  # a future aiohttp: plain handlers (only the 400s lose our headers)
         return server
 
     def make() -> asyncio.Protocol:
-        handler = DeviceRequestHandler(server, loop=loop, **kwargs)
+        handler = GuardedRequestHandler(server, loop=loop, **kwargs)
         handler._refcam_headers = guard.error_headers
         return handler
 
